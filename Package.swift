@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+// fairtune: a multi-process distributed trainer for the fairness of fine-tuning strategies in SSL.
+import PackageDescription
+
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+  name: "fairtune",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "fairtune", targets: ["fairtune"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
+    .systemLibrary(name: "CZstd", pkgConfig: "libzstd"),
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c"),
+    .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
+    .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
+    .target(name: "NN", dependencies: ["Tensors"], swiftSettings: optimized),
+    .executableTarget(
+      name: "fairtune",
+      dependencies: [
+        "NN", "Tensors",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: optimized),
+    .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+    .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

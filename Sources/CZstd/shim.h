@@ -1,0 +1,2 @@
+// zstd: one-shot and streaming compression, used for checkpoints.
+#include <zstd.h>

@@ -1,0 +1,34 @@
+// The residual join: out = ReLU(main + shortcut), and its backward, which feeds both branches.
+import Tensors
+
+public final class ResidualAddReLU {
+  private var output = Workspace()
+  private var outputGradient = Workspace()
+  private var shape: FeatureMap?
+
+  public init() {}
+
+  public func forward(_ main: FeatureMap, _ shortcut: FeatureMap) -> FeatureMap {
+    precondition(main.count == shortcut.count, "residual shapes differ")
+    let y = output.pointer(count: main.count)
+    let a = main.data
+    let b = shortcut.data
+    Parallel.forEach(main.count, grain: 1 << 14) { range in
+      for i in range { y[i] = max(a[i] + b[i], 0) }
+    }
+    let out = main.with(data: y)
+    shape = out
+    return out
+  }
+
+  /// The gradient at the sum (dy masked by the ReLU): the same tensor flows into both branches.
+  public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    guard let out = shape else { preconditionFailure("backward before forward") }
+    let d = outputGradient.pointer(count: out.count)
+    let y = out.data
+    Parallel.forEach(out.count, grain: 1 << 14) { range in
+      for i in range { d[i] = y[i] > 0 ? dy[i] : 0 }
+    }
+    return d
+  }
+}

@@ -1,0 +1,276 @@
+// BatchNorm2d (optionally with the ReLU that follows it fused in) as a forward/backward pair.
+import Tensors
+
+/// Sums per-channel statistics over every replica: the only thing a synchronized BatchNorm
+/// changes. `Distributed` provides the MPI implementation; without one, statistics are local.
+public protocol StatisticsReducer: AnyObject {
+  /// Replaces `values[0..<count]` with their sum over all replicas.
+  func sumAcrossReplicas(_ values: UnsafeMutablePointer<Double>, count: Int)
+}
+
+public final class BatchNorm2d {
+  public let channels: Int
+  public let weight: Parameter
+  public let bias: Parameter
+  public let runningMean: Parameter
+  public let runningVariance: Parameter
+  public let batchesTracked: Parameter
+  public let appliesReLU: Bool
+  public var momentum: Float = 0.1
+  public var epsilon: Float = 1e-5
+  /// Batch statistics (and running-statistics updates) when true, running statistics when false.
+  public var training = true
+  public var computesInputGradient = true
+  public var reducer: StatisticsReducer?
+
+  private var input: FeatureMap?
+  private var usedBatchStatistics = true
+  private var output = Workspace()
+  private var inputGradient = Workspace()
+  /// mean[C], inverse standard deviation[C] of the last forward.
+  private var mean = Workspace()
+  private var inverseStd = Workspace()
+  /// Per-chunk accumulators, and the [2C + 1] Doubles that are reduced across replicas.
+  private var partials = [[Double]]()
+  private var totals = [Double]()
+
+  public init(
+    _ registry: ParameterRegistry, name: String, channels: Int, appliesReLU: Bool = false,
+    group: ParameterGroup = .backbone
+  ) {
+    self.channels = channels
+    self.appliesReLU = appliesReLU
+    weight = registry.parameter("\(name).weight", shape: [channels], kind: .normalization, group: group)
+    bias = registry.parameter("\(name).bias", shape: [channels], kind: .normalization, group: group)
+    runningMean = registry.buffer("\(name).running_mean", shape: [channels], group: group)
+    runningVariance = registry.buffer("\(name).running_var", shape: [channels], group: group)
+    batchesTracked = registry.buffer("\(name).num_batches_tracked", shape: [], group: group)
+  }
+
+  public func initialize(zeroGamma: Bool = false) {
+    weight.value.update(repeating: zeroGamma ? 0 : 1, count: channels)
+    bias.value.update(repeating: 0, count: channels)
+    runningMean.value.update(repeating: 0, count: channels)
+    runningVariance.value.update(repeating: 1, count: channels)
+    batchesTracked.value[0] = 0
+  }
+
+  /// Sums over the rows of the [rows, C] matrices `a` and (if given) `a * b`, over all
+  /// replicas; the result is in `totals`: [sum a (C), sum a*b (C), rows].
+  private func reduceColumns(
+    _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?, mask: UnsafePointer<Float>?, rows: Int
+  ) {
+    let c = channels
+    let chunks = Parallel.chunkCount(rows, grain: 64)
+    if partials.count < chunks || partials.first?.count != 2 * c {
+      partials = Array(repeating: [Double](repeating: 0, count: 2 * c), count: max(chunks, Parallel.workers))
+    }
+    Parallel.forEachChunk(rows, grain: 64) { chunk, range in
+      partials[chunk].withUnsafeMutableBufferPointer { acc in
+        let sums = acc.baseAddress!
+        sums.update(repeating: 0, count: 2 * c)
+        // Float partial sums over short runs of rows keep the loop vectorised; the runs are
+        // added in Double, so the error does not grow with the batch.
+        var floatSums = [Float](repeating: 0, count: 2 * c)
+        floatSums.withUnsafeMutableBufferPointer { f in
+          let fs = f.baseAddress!
+          let fp = fs + c
+          var row = range.lowerBound
+          while row < range.upperBound {
+            let end = min(row + 32, range.upperBound)
+            fs.update(repeating: 0, count: 2 * c)
+            for r in row..<end {
+              let pa = a + r * c
+              if let mask {
+                let pm = mask + r * c
+                if let b {
+                  let pb = b + r * c
+                  for ch in 0..<c {
+                    let v = pm[ch] > 0 ? pa[ch] : 0
+                    fs[ch] += v
+                    fp[ch] += v * pb[ch]
+                  }
+                } else {
+                  for ch in 0..<c { fs[ch] += pm[ch] > 0 ? pa[ch] : 0 }
+                }
+              } else if let b {
+                let pb = b + r * c
+                for ch in 0..<c {
+                  fs[ch] += pa[ch]
+                  fp[ch] += pa[ch] * pb[ch]
+                }
+              } else {
+                for ch in 0..<c { fs[ch] += pa[ch] }
+              }
+            }
+            for ch in 0..<(2 * c) { sums[ch] += Double(fs[ch]) }
+            row = end
+          }
+        }
+      }
+    }
+    if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
+    for ch in 0..<(2 * c) {
+      var s = 0.0
+      for chunk in 0..<chunks { s += partials[chunk][ch] }
+      totals[ch] = s
+    }
+    totals[2 * c] = Double(rows)
+  }
+
+  private func reduceAcrossReplicas() {
+    guard let reducer else { return }
+    totals.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0.baseAddress!, count: $0.count) }
+  }
+
+  /// Per-channel mean and inverse standard deviation of `x` over the batch (over the global
+  /// batch when a reducer is set), and the running-statistics update. This is the one place
+  /// statistics are computed; synchronized BatchNorm only supplies the reducer.
+  public func batchStatistics(_ x: FeatureMap) {
+    let c = channels
+    reduceColumns(x.data, times: x.data, mask: nil, rows: x.pixels)
+    reduceAcrossReplicas()
+    let count = totals[2 * c]
+    let m = mean.pointer(count: c)
+    let s = inverseStd.pointer(count: c)
+    let unbias = count > 1 ? count / (count - 1) : 1
+    let mom = Double(momentum)
+    for ch in 0..<c {
+      let mu = totals[ch] / count
+      let variance = max(totals[c + ch] / count - mu * mu, 0)
+      m[ch] = Float(mu)
+      s[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
+      runningMean.value[ch] = Float((1 - mom) * Double(runningMean.value[ch]) + mom * mu)
+      runningVariance.value[ch] = Float(
+        (1 - mom) * Double(runningVariance.value[ch]) + mom * variance * unbias)
+    }
+    batchesTracked.value[0] += 1
+  }
+
+  private func runningStatistics() {
+    let m = mean.pointer(count: channels)
+    let s = inverseStd.pointer(count: channels)
+    for ch in 0..<channels {
+      m[ch] = runningMean.value[ch]
+      s[ch] = 1 / (runningVariance.value[ch] + epsilon).squareRoot()
+    }
+  }
+
+  // x: [N, H, W, C] -> y: [N, H, W, C]
+  public func forward(_ x: FeatureMap) -> FeatureMap {
+    precondition(x.channels == channels, "batchnorm expects \(channels) channels, got \(x.channels)")
+    input = x
+    usedBatchStatistics = training
+    if training { batchStatistics(x) } else { runningStatistics() }
+    let c = channels
+    let y = output.pointer(count: x.count)
+    let m = mean.tensor!.data
+    let s = inverseStd.tensor!.data
+    var scale = [Float](repeating: 0, count: c)
+    var shift = [Float](repeating: 0, count: c)
+    for ch in 0..<c {
+      scale[ch] = weight.value[ch] * s[ch]
+      shift[ch] = bias.value[ch] - m[ch] * scale[ch]
+    }
+    let relu = appliesReLU
+    scale.withUnsafeBufferPointer { scale in
+      shift.withUnsafeBufferPointer { shift in
+        let sc = scale.baseAddress!
+        let sh = shift.baseAddress!
+        Parallel.forEach(x.pixels, grain: 64) { range in
+          for r in range {
+            let px = x.data + r * c
+            let py = y + r * c
+            if relu {
+              for ch in 0..<c { py[ch] = max(px[ch] * sc[ch] + sh[ch], 0) }
+            } else {
+              for ch in 0..<c { py[ch] = px[ch] * sc[ch] + sh[ch] }
+            }
+          }
+        }
+      }
+    }
+    return x.with(data: y)
+  }
+
+  /// dy: [N, H, W, C] (the gradient of the ReLU's output when fused). Accumulates dgamma and
+  /// dbeta when they train; returns dx when `computesInputGradient`.
+  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+    guard let x = input else { preconditionFailure("backward before forward") }
+    let c = channels
+    let rows = x.pixels
+    let m = mean.tensor!.data
+    let s = inverseStd.tensor!.data
+    let mask: UnsafePointer<Float>? = appliesReLU ? UnsafePointer(output.tensor!.data) : nil
+    // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
+    // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
+    reduceColumns(dy, times: x.data, mask: mask, rows: rows)
+    var sumDy = [Double](repeating: 0, count: c)
+    var sumDyXhat = [Double](repeating: 0, count: c)
+    for ch in 0..<c {
+      sumDy[ch] = totals[ch]
+      sumDyXhat[ch] = Double(s[ch]) * (totals[c + ch] - Double(m[ch]) * totals[ch])
+    }
+    if weight.requiresGradient {
+      for ch in 0..<c { weight.gradient[ch] += Float(sumDyXhat[ch]) }
+    }
+    if bias.requiresGradient {
+      for ch in 0..<c { bias.gradient[ch] += Float(sumDy[ch]) }
+    }
+    guard computesInputGradient else { return nil }
+
+    // dx = a * dy + b * x + d per channel (dy masked by the ReLU).
+    var a = [Float](repeating: 0, count: c)
+    var b = [Float](repeating: 0, count: c)
+    var d = [Float](repeating: 0, count: c)
+    if usedBatchStatistics {
+      if reducer != nil {
+        for ch in 0..<c {
+          totals[ch] = sumDy[ch]
+          totals[c + ch] = sumDyXhat[ch]
+        }
+        reduceAcrossReplicas()
+      } else {
+        for ch in 0..<c { totals[c + ch] = sumDyXhat[ch] }
+      }
+      let count = totals[2 * c]
+      for ch in 0..<c {
+        let g = Double(weight.value[ch]) * Double(s[ch])
+        let meanDy = totals[ch] / count
+        let meanDyXhat = totals[c + ch] / count
+        a[ch] = Float(g)
+        b[ch] = Float(-g * Double(s[ch]) * meanDyXhat)
+        d[ch] = Float(-g * meanDy + g * Double(s[ch]) * Double(m[ch]) * meanDyXhat)
+      }
+    } else {
+      for ch in 0..<c { a[ch] = weight.value[ch] * s[ch] }
+    }
+    let dx = inputGradient.pointer(count: x.count)
+    a.withUnsafeBufferPointer { a in
+      b.withUnsafeBufferPointer { b in
+        d.withUnsafeBufferPointer { d in
+          let pa = a.baseAddress!
+          let pb = b.baseAddress!
+          let pd = d.baseAddress!
+          Parallel.forEach(rows, grain: 64) { range in
+            for r in range {
+              let pdy = dy + r * c
+              let px = x.data + r * c
+              let pdx = dx + r * c
+              if let mask {
+                let pm = mask + r * c
+                for ch in 0..<c {
+                  let g = pm[ch] > 0 ? pdy[ch] : 0
+                  pdx[ch] = pa[ch] * g + pb[ch] * px[ch] + pd[ch]
+                }
+              } else {
+                for ch in 0..<c { pdx[ch] = pa[ch] * pdy[ch] + pb[ch] * px[ch] + pd[ch] }
+              }
+            }
+          }
+        }
+      }
+    }
+    return x.with(data: dx)
+  }
+}

@@ -1,0 +1,405 @@
+// ResNet-18/34/50 in torchvision's layout and parameter names, NHWC, forward and backward.
+//
+// He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016); the stride
+// of a bottleneck sits on its 3x3 convolution, as in torchvision ("ResNet v1.5").
+import Tensors
+
+public enum ModelError: Error, CustomStringConvertible {
+  case unknownModel(String)
+  case unknownStem(String)
+  case invalidWidth(Double)
+  case invalidSize(String, Int)
+
+  public var description: String {
+    switch self {
+    case .unknownModel(let name):
+      return "unknown model '\(name)': use one of \(ResNetDepth.allCases.map(\.rawValue).joined(separator: ", "))"
+    case .unknownStem(let name):
+      return "unknown stem '\(name)': use imagenet or small"
+    case .invalidWidth(let width):
+      return "width \(width) leaves a layer with no channels: use a width of at least \(1.0 / 64)"
+    case .invalidSize(let what, let value):
+      return "\(what) must be positive (got \(value))"
+    }
+  }
+}
+
+public enum ResNetDepth: String, CaseIterable, Sendable {
+  case resnet18, resnet34, resnet50
+
+  public var layerBlockSizes: [Int] {
+    switch self {
+    case .resnet18: return [2, 2, 2, 2]
+    case .resnet34, .resnet50: return [3, 4, 6, 3]
+    }
+  }
+
+  public var usesBottleneck: Bool { self == .resnet50 }
+  public var expansion: Int { usesBottleneck ? 4 : 1 }
+}
+
+public enum Stem: String, CaseIterable, Sendable {
+  /// 7x7 stride-2 convolution and a 3x3 stride-2 max-pool, for 224 px images.
+  case imagenet
+  /// 3x3 stride-1 convolution and no max-pool, for 32-64 px images.
+  case small
+}
+
+public struct ResNetConfiguration: Equatable, Sendable {
+  public var depth: ResNetDepth
+  public var stem: Stem
+  public var width: Double
+  /// Outputs of the `fc` head; nil builds the backbone alone (features out).
+  public var classes: Int?
+  public var inputChannels: Int
+
+  public init(depth: ResNetDepth, stem: Stem = .imagenet, width: Double = 1, classes: Int? = 40, inputChannels: Int = 3) {
+    self.depth = depth
+    self.stem = stem
+    self.width = width
+    self.classes = classes
+    self.inputChannels = inputChannels
+  }
+
+  /// Channels of a layer whose full-width count is `base`.
+  public func channels(_ base: Int) throws -> Int {
+    let c = Int((Double(base) * width).rounded())
+    guard width > 0, c >= 1 else { throw ModelError.invalidWidth(width) }
+    return c
+  }
+}
+
+/// A residual block: a main path and a shortcut, joined by an add and a ReLU.
+public protocol ResidualBlock: AnyObject {
+  var convolutions: [Conv2d] { get }
+  var batchNorms: [BatchNorm2d] { get }
+  func forward(_ x: FeatureMap) -> FeatureMap
+  /// Returns the gradient for the block's input when `computesInputGradient`.
+  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap?
+  /// Chooses which gradients backward computes, from which parameters train.
+  func configureGradients(inputGradient: Bool)
+  var needsBackward: Bool { get }
+}
+
+/// The shortcut projection: 1x1 convolution with stride, then BatchNorm (`downsample.0/1`).
+public final class Downsample {
+  public let convolution: Conv2d
+  public let batchNorm: BatchNorm2d
+
+  init(_ registry: ParameterRegistry, inputChannels: Int, outputChannels: Int, stride: Int) {
+    convolution = registry.scope("downsample") {
+      Conv2d(
+        registry, name: "0", inputChannels: inputChannels, outputChannels: outputChannels,
+        kernelSize: 1, stride: stride, group: .shortcut)
+    }
+    batchNorm = registry.scope("downsample") {
+      BatchNorm2d(registry, name: "1", channels: outputChannels, group: .shortcut)
+    }
+  }
+
+  func forward(_ x: FeatureMap) -> FeatureMap {
+    let y = Profiler.time(.convolution) { convolution.forward(x) }
+    return Profiler.time(.batchnorm) { batchNorm.forward(y) }
+  }
+
+  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+    guard let d = Profiler.time(.batchnorm, { batchNorm.backward(dy) }) else { return nil }
+    return Profiler.time(.convolution) { convolution.backward(d.data) }
+  }
+}
+
+/// Runs a chain of (convolution, BatchNorm) pairs forward and backward.
+private struct ConvBNChain {
+  let pairs: [(Conv2d, BatchNorm2d)]
+
+  func forward(_ x: FeatureMap) -> FeatureMap {
+    var h = x
+    for (conv, bn) in pairs {
+      let y = Profiler.time(.convolution) { conv.forward(h) }
+      h = Profiler.time(.batchnorm) { bn.forward(y) }
+    }
+    return h
+  }
+
+  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+    var g: UnsafePointer<Float> = dy
+    var result: FeatureMap?
+    for (conv, bn) in pairs.reversed() {
+      guard let d = Profiler.time(.batchnorm, { bn.backward(g) }) else { return nil }
+      guard let dx = Profiler.time(.convolution, { conv.backward(d.data) }) else { return nil }
+      g = UnsafePointer(dx.data)
+      result = dx
+    }
+    return result
+  }
+
+  /// Sets the input-gradient flags of the chain; returns whether anything in it trains.
+  func configure(inputGradient: Bool) -> Bool {
+    var below = inputGradient
+    for (conv, bn) in pairs {
+      conv.computesInputGradient = below
+      below = below || conv.weight.requiresGradient
+      bn.computesInputGradient = below
+      below = below || bn.weight.requiresGradient || bn.bias.requiresGradient
+    }
+    return below
+  }
+}
+
+public final class BasicBlock: ResidualBlock {
+  public let conv1: Conv2d
+  public let bn1: BatchNorm2d
+  public let conv2: Conv2d
+  public let bn2: BatchNorm2d
+  public let downsample: Downsample?
+  private let join = ResidualAddReLU()
+  private let main: ConvBNChain
+  public private(set) var needsBackward = true
+  private var computesInputGradient = true
+
+  init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
+    conv1 = Conv2d(registry, name: "conv1", inputChannels: inputChannels, outputChannels: planes, kernelSize: 3, stride: stride, padding: 1)
+    bn1 = BatchNorm2d(registry, name: "bn1", channels: planes, appliesReLU: true)
+    conv2 = Conv2d(registry, name: "conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3, padding: 1)
+    bn2 = BatchNorm2d(registry, name: "bn2", channels: planes)
+    downsample = stride != 1 || inputChannels != planes
+      ? Downsample(registry, inputChannels: inputChannels, outputChannels: planes, stride: stride) : nil
+    main = ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2)])
+  }
+
+  public var convolutions: [Conv2d] { [conv1, conv2] + (downsample.map { [$0.convolution] } ?? []) }
+  public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsample.map { [$0.batchNorm] } ?? []) }
+
+  public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
+
+  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient)
+  }
+
+  public func configureGradients(inputGradient: Bool) {
+    computesInputGradient = inputGradient
+    needsBackward = configureResidual(main: main, downsample: downsample, inputGradient: inputGradient)
+  }
+}
+
+public final class Bottleneck: ResidualBlock {
+  public let conv1: Conv2d
+  public let bn1: BatchNorm2d
+  public let conv2: Conv2d
+  public let bn2: BatchNorm2d
+  public let conv3: Conv2d
+  public let bn3: BatchNorm2d
+  public let downsample: Downsample?
+  private let join = ResidualAddReLU()
+  private let main: ConvBNChain
+  public private(set) var needsBackward = true
+  private var computesInputGradient = true
+
+  init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
+    let out = planes * 4
+    conv1 = Conv2d(registry, name: "conv1", inputChannels: inputChannels, outputChannels: planes, kernelSize: 1)
+    bn1 = BatchNorm2d(registry, name: "bn1", channels: planes, appliesReLU: true)
+    conv2 = Conv2d(registry, name: "conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3, stride: stride, padding: 1)
+    bn2 = BatchNorm2d(registry, name: "bn2", channels: planes, appliesReLU: true)
+    conv3 = Conv2d(registry, name: "conv3", inputChannels: planes, outputChannels: out, kernelSize: 1)
+    bn3 = BatchNorm2d(registry, name: "bn3", channels: out)
+    downsample = stride != 1 || inputChannels != out
+      ? Downsample(registry, inputChannels: inputChannels, outputChannels: out, stride: stride) : nil
+    main = ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2), (conv3, bn3)])
+  }
+
+  public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample.map { [$0.convolution] } ?? []) }
+  public var batchNorms: [BatchNorm2d] { [bn1, bn2, bn3] + (downsample.map { [$0.batchNorm] } ?? []) }
+
+  public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
+
+  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient)
+  }
+
+  public func configureGradients(inputGradient: Bool) {
+    computesInputGradient = inputGradient
+    needsBackward = configureResidual(main: main, downsample: downsample, inputGradient: inputGradient)
+  }
+}
+
+private func residualForward(
+  _ x: FeatureMap, main: ConvBNChain, downsample: Downsample?, join: ResidualAddReLU
+) -> FeatureMap {
+  let m = main.forward(x)
+  let s = downsample?.forward(x) ?? x
+  return Profiler.time(.residual) { join.forward(m, s) }
+}
+
+private func residualBackward(
+  _ dy: UnsafePointer<Float>, main: ConvBNChain, downsample: Downsample?, join: ResidualAddReLU,
+  inputGradient: Bool
+) -> FeatureMap? {
+  let d = Profiler.time(.residual) { join.backward(dy) }
+  let dMain = main.backward(d)
+  let dShortcut = downsample.map { $0.backward(d) } ?? nil
+  guard inputGradient, let dx = dMain else { return nil }
+  Profiler.time(.residual) {
+    Elementwise.add(dShortcut.map { UnsafePointer($0.data) } ?? UnsafePointer(d), into: dx.data, count: dx.count)
+  }
+  return dx
+}
+
+private func configureResidual(main: ConvBNChain, downsample: Downsample?, inputGradient: Bool) -> Bool {
+  let mainTrains = main.configure(inputGradient: inputGradient)
+  var shortcutTrains = inputGradient
+  if let downsample {
+    shortcutTrains = ConvBNChain(pairs: [(downsample.convolution, downsample.batchNorm)])
+      .configure(inputGradient: inputGradient)
+  }
+  return mainTrains || shortcutTrains
+}
+
+public final class ResNet {
+  public let configuration: ResNetConfiguration
+  public let registry = ParameterRegistry()
+  public let conv1: Conv2d
+  public let bn1: BatchNorm2d
+  public let maxPool: MaxPool2d?
+  public let layers: [[ResidualBlock]]
+  public let pool = GlobalAveragePool()
+  public let fc: Linear?
+  /// Channels of the pooled features (the input of `fc`).
+  public let featureDimension: Int
+  private var stemComputesInputGradient = true
+  private var lastFeatures: FeatureMap?
+
+  public init(_ configuration: ResNetConfiguration, seed: UInt64 = 0) throws {
+    self.configuration = configuration
+    let c = configuration
+    guard c.inputChannels > 0 else { throw ModelError.invalidSize("input channels", c.inputChannels) }
+    if let classes = c.classes, classes <= 0 { throw ModelError.invalidSize("classes", classes) }
+    let registry = self.registry
+    let stemChannels = try c.channels(64)
+    switch c.stem {
+    case .imagenet:
+      conv1 = Conv2d(registry, name: "conv1", inputChannels: c.inputChannels, outputChannels: stemChannels, kernelSize: 7, stride: 2, padding: 3)
+      maxPool = MaxPool2d()
+    case .small:
+      conv1 = Conv2d(registry, name: "conv1", inputChannels: c.inputChannels, outputChannels: stemChannels, kernelSize: 3, stride: 1, padding: 1)
+      maxPool = nil
+    }
+    conv1.computesInputGradient = false
+    bn1 = BatchNorm2d(registry, name: "bn1", channels: stemChannels, appliesReLU: true)
+    var inputChannels = stemChannels
+    var stages: [[ResidualBlock]] = []
+    for (index, blocks) in c.depth.layerBlockSizes.enumerated() {
+      let planes = try c.channels(64 << index)
+      var stage: [ResidualBlock] = []
+      for b in 0..<blocks {
+        let stride = (index > 0 && b == 0) ? 2 : 1
+        let block: ResidualBlock = registry.scope("layer\(index + 1)") {
+          registry.scope("\(b)") {
+            c.depth.usesBottleneck
+              ? Bottleneck(registry, inputChannels: inputChannels, planes: planes, stride: stride) as ResidualBlock
+              : BasicBlock(registry, inputChannels: inputChannels, planes: planes, stride: stride)
+          }
+        }
+        inputChannels = planes * c.depth.expansion
+        stage.append(block)
+      }
+      stages.append(stage)
+    }
+    layers = stages
+    featureDimension = inputChannels
+    fc = c.classes.map { Linear(registry, name: "fc", inputFeatures: inputChannels, outputFeatures: $0) }
+    registry.allocate()
+    var rng = SplitMix64(seed: seed)
+    for conv in convolutions { conv.initialize(&rng) }
+    for bn in batchNorms { bn.initialize() }
+    fc?.initialize(&rng)
+    configureGradients()
+  }
+
+  public var blocks: [ResidualBlock] { layers.flatMap { $0 } }
+  public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
+  public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) }
+
+  /// BatchNorm layers use batch statistics (true) or running statistics (false).
+  public func setBatchNormTraining(_ training: Bool) {
+    for bn in batchNorms { bn.training = training }
+  }
+
+  /// Recomputes which gradients backward computes, after `requiresGradient` flags change:
+  /// nothing below the lowest trainable parameter is differentiated.
+  public func configureGradients() {
+    var below = false  // the input image needs no gradient
+    conv1.computesInputGradient = below
+    below = below || conv1.weight.requiresGradient
+    bn1.computesInputGradient = below
+    below = below || bn1.weight.requiresGradient || bn1.bias.requiresGradient
+    maxPool?.computesInputGradient = below
+    stemComputesInputGradient = below
+    for block in blocks {
+      block.configureGradients(inputGradient: below)
+      below = below || block.needsBackward
+    }
+    pool.computesInputGradient = below
+    fc?.computesInputGradient = below
+  }
+
+  /// images: [N, H, W, Cin] -> logits [N, classes] (or pooled features [N, featureDimension]
+  /// without a head).
+  public func forward(_ images: FeatureMap) -> UnsafeMutablePointer<Float> {
+    let features = forwardFeatures(images)
+    guard let fc else { return features.data }
+    return Profiler.time(.linear) { fc.forward(features.data, batch: features.batch) }
+  }
+
+  /// images -> pooled features [N, featureDimension].
+  public func forwardFeatures(_ images: FeatureMap) -> FeatureMap {
+    var h = Profiler.time(.convolution) { conv1.forward(images) }
+    h = Profiler.time(.batchnorm) { bn1.forward(h) }
+    if let maxPool { h = Profiler.time(.pooling) { maxPool.forward(h) } }
+    for block in blocks { h = block.forward(h) }
+    let features = Profiler.time(.pooling) { pool.forward(h) }
+    lastFeatures = features
+    return features
+  }
+
+  /// Backward from dL/dlogits (or dL/dfeatures without a head); accumulates into the
+  /// registry's gradients.
+  public func backward(_ dOutput: UnsafePointer<Float>) {
+    var g = dOutput
+    if let fc {
+      guard let d = Profiler.time(.linear, { fc.backward(dOutput) }) else { return }
+      g = UnsafePointer(d)
+    }
+    guard let d = Profiler.time(.pooling, { pool.backward(g) }) else { return }
+    g = UnsafePointer(d.data)
+    for block in blocks.reversed() {
+      guard block.needsBackward else { return }
+      guard let d = block.backward(g) else { return }
+      g = UnsafePointer(d.data)
+    }
+    if stemComputesInputGradient, let maxPool {
+      guard let d = Profiler.time(.pooling, { maxPool.backward(g) }) else { return }
+      g = UnsafePointer(d.data)
+    }
+    guard let d = Profiler.time(.batchnorm, { bn1.backward(g) }) else { return }
+    _ = Profiler.time(.convolution) { conv1.backward(d.data) }
+  }
+
+  /// FLOPs of the last forward pass (convolutions and the head) and of a training step with
+  /// the current gradient configuration (dW for trained weights, dX where it is propagated).
+  public var lastFLOPs: (forward: Double, training: Double) {
+    var forward = 0.0
+    var training = 0.0
+    for conv in convolutions {
+      let f = conv.lastForwardFLOPs
+      forward += f
+      training += f * Double(1 + (conv.weight.requiresGradient ? 1 : 0) + (conv.computesInputGradient ? 1 : 0))
+    }
+    if let fc {
+      let f = fc.lastForwardFLOPs
+      forward += f
+      training += f * Double(1 + (fc.weight.requiresGradient ? 1 : 0) + (fc.computesInputGradient ? 1 : 0))
+    }
+    return (forward, training)
+  }
+}
