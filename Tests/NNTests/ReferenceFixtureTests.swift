@@ -1,0 +1,152 @@
+// ResNet-18/50 forward, loss, every gradient and the running statistics against PyTorch fixtures.
+import Foundation
+import NN
+import Tensors
+import XCTest
+
+/// The weight pattern of scripts/make_reference.py, computed independently here.
+enum Pattern {
+  static func fnv1a(_ name: String) -> UInt64 {
+    var h: UInt32 = 0x811C_9DC5
+    for byte in name.utf8 { h = (h ^ UInt32(byte)) &* 0x0100_0193 }
+    return UInt64(h)
+  }
+
+  static func uniform(_ name: String, _ count: Int) -> [Double] {
+    let seed = fnv1a(name)
+    return (0..<count).map { i in
+      var h = UInt32(truncatingIfNeeded: UInt64(i) &* 2_654_435_761 &+ seed)
+      h ^= h >> 16
+      h = h &* 0x85EB_CA6B
+      h ^= h >> 13
+      h = h &* 0xC2B2_AE35
+      h ^= h >> 16
+      return Double(h) / Double(1 << 32) - 0.5
+    }
+  }
+
+  /// Values for a state-dict entry, by the script's rules.
+  static func values(name: String, shape: [Int]) -> [Float] {
+    let count = shape.reduce(1, *)
+    if name.hasSuffix("num_batches_tracked") { return [3] }
+    let u = uniform(name, count)
+    let isNorm = name.contains("bn") || name.contains("downsample.1")
+    if name.hasSuffix("running_var") { return u.map { Float(1.0 + $0) } }
+    if name.hasSuffix("running_mean") || (isNorm && name.hasSuffix("bias")) { return u.map { Float(0.4 * $0) } }
+    if name.hasSuffix("bn3.weight") { return u.map { Float(0.25 + 0.1 * $0) } }
+    if isNorm && name.hasSuffix("weight") { return u.map { Float(1.0 + 0.4 * $0) } }
+    if name == "fc.bias" { return u.map { Float(0.2 * $0) } }
+    let fanIn = Double(shape.dropFirst().reduce(1, *))
+    let scale = 2.0 * pow(6.0 / fanIn, 0.5)
+    return u.map { Float($0 * scale) }
+  }
+}
+
+final class ReferenceFixtureTests: XCTestCase {
+  struct Case {
+    let file: String
+    let depth: ResNetDepth
+    let stem: Stem
+    let training: Bool
+  }
+
+  static let tolerance: Float = 1e-4
+
+  func fixture(_ name: String) throws -> SafeTensors {
+    let url = try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures"))
+    return try SafeTensors(contentsOf: url.path)
+  }
+
+  /// max |ours - torch| / (max |torch| + 1e-6)
+  func relativeError(_ ours: [Float], _ torch: [Float]) -> Float {
+    precondition(ours.count == torch.count)
+    var diff: Float = 0
+    var scale: Float = 0
+    for i in 0..<ours.count {
+      diff = max(diff, abs(ours[i] - torch[i]))
+      scale = max(scale, abs(torch[i]))
+    }
+    return diff / (scale + 1e-6)
+  }
+
+  func run(_ c: Case) throws {
+    let f = try fixture(c.file)
+    let config = ResNetConfiguration(depth: c.depth, stem: c.stem, width: 4.0 / 64.0, classes: 40)
+    let model = try ResNet(config)
+    var checksum = 0.0
+    for entry in model.registry.entries {
+      let values = Pattern.values(name: entry.name, shape: entry.shape)
+      values.withUnsafeBufferPointer { entry.setTorchOrdered($0) }
+      if !entry.name.hasSuffix("num_batches_tracked") { checksum += values.reduce(0.0) { $0 + Double($1) } }
+    }
+    let expectedChecksum = Double(try f.floats("weights_checksum")[0])
+    XCTAssertEqual(checksum, expectedChecksum, accuracy: 1e-3 * max(1, abs(expectedChecksum)), "weight pattern differs from the script's")
+
+    let inputShape = try f.floats("input_shape").map { Int($0) }
+    let (n, channels, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    let nchw = Pattern.uniform("input", n * channels * h * w).map { Float($0) * 4 }
+    XCTAssertEqual(Double(nchw.reduce(0, +)), Double(try f.floats("input_checksum")[0]), accuracy: 1e-2)
+    let images = Tensor(shape: [n, h, w, channels])
+    for b in 0..<n { for ch in 0..<channels { for y in 0..<h { for x in 0..<w {
+      images.data[((b * h + y) * w + x) * channels + ch] = nchw[((b * channels + ch) * h + y) * w + x]
+    } } } }
+    let targets = Pattern.uniform("targets", n * 40).map { $0 > 0.1 ? Float(1) : 0 }
+    model.setBatchNormTraining(c.training)
+    model.registry.zeroGradients()
+    let logits = model.forward(FeatureMap(data: images.data, batch: n, height: h, width: w, channels: channels))
+    let gradient = Tensor(shape: [n, 40])
+    let loss = targets.withUnsafeBufferPointer {
+      Losses.binaryCrossEntropyWithLogits(logits: logits, targets: $0.baseAddress!, count: n * 40, gradient: gradient.data)
+    }
+    model.backward(gradient.data)
+
+    var errors: [(String, Float)] = []
+    errors.append(("logits", relativeError(Array(UnsafeBufferPointer(start: logits, count: n * 40)), try f.floats("logits"))))
+    errors.append(("loss", relativeError([loss], try f.floats("loss"))))
+    for p in model.registry.parameters {
+      errors.append(("grad." + p.name, relativeError(p.torchOrderedGradient(), try f.floats("grad." + p.name, shape: p.shape))))
+    }
+    for b in model.registry.buffers where !b.name.hasSuffix("num_batches_tracked") {
+      errors.append(("after." + b.name, relativeError(b.torchOrdered(), try f.floats("after." + b.name, shape: b.shape))))
+    }
+    XCTAssertEqual(errors.count, 2 + model.registry.parameters.count + model.registry.buffers.count - model.batchNorms.count)
+    let worst = errors.max { $0.1 < $1.1 }!
+    print(String(format: "%@ (%@): %d tensors, worst relative error %.2e in %@", c.file, c.training ? "train" : "eval", errors.count, Double(worst.1), worst.0))
+    for (name, error) in errors where error > Self.tolerance {
+      XCTFail("\(c.file): \(name) relative error \(error) > \(Self.tolerance)")
+    }
+  }
+
+  func testResNet18Training() throws { try run(Case(file: "resnet18-train", depth: .resnet18, stem: .imagenet, training: true)) }
+  func testResNet18Eval() throws { try run(Case(file: "resnet18-eval", depth: .resnet18, stem: .imagenet, training: false)) }
+  func testResNet50Training() throws { try run(Case(file: "resnet50-train", depth: .resnet50, stem: .imagenet, training: true)) }
+  func testResNet50Eval() throws { try run(Case(file: "resnet50-eval", depth: .resnet50, stem: .imagenet, training: false)) }
+  func testResNet18SmallStemTraining() throws { try run(Case(file: "resnet18-small-train", depth: .resnet18, stem: .small, training: true)) }
+
+  func testParameterNamesAndCountsMatchTorchvision() throws {
+    let model = try ResNet(ResNetConfiguration(depth: .resnet50, classes: 40))
+    let backbone = model.registry.parameters.filter { $0.group != .head }.reduce(0) { $0 + $1.count }
+    XCTAssertEqual(backbone, 23_508_032)
+    XCTAssertEqual(model.batchNorms.count, 53)
+    XCTAssertEqual(model.batchNorms.reduce(0) { $0 + $1.channels }, 26_560)
+    let shortcut = model.registry.parameters.filter { $0.group == .shortcut }.reduce(0) { $0 + $1.count }
+    XCTAssertEqual(shortcut, 2_776_576)
+    let affine = model.registry.parameters.filter { $0.kind == .normalization }.reduce(0) { $0 + $1.count }
+    XCTAssertEqual(affine, 53_120)
+    let head = model.registry.parameters.filter { $0.group == .head }.reduce(0) { $0 + $1.count }
+    XCTAssertEqual(head, 81_960)
+    XCTAssertNotNil(model.registry.entry(named: "layer2.0.downsample.0.weight"))
+    XCTAssertNotNil(model.registry.entry(named: "layer4.2.bn3.running_var"))
+    XCTAssertEqual(model.registry.entry(named: "conv1.weight")?.shape, [64, 3, 7, 7])
+    let r18 = try ResNet(ResNetConfiguration(depth: .resnet18, classes: 1000))
+    XCTAssertEqual(r18.registry.parameterCount, 11_689_512)
+    let r34 = try ResNet(ResNetConfiguration(depth: .resnet34, classes: 1000))
+    XCTAssertEqual(r34.registry.parameterCount, 21_797_672)
+  }
+
+  func testWidthThatRoundsToZeroIsAnError() {
+    XCTAssertThrowsError(try ResNet(ResNetConfiguration(depth: .resnet18, width: 0.001))) { error in
+      XCTAssertTrue("\(error)".contains("width"))
+    }
+  }
+}
