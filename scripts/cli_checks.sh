@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Command-line checks: help, a short bench run with its JSON line, and bad options that must
+# fail with a message naming the option (exit status 64 from the argument parser, never a trap).
+set -uo pipefail
+bin=${1:-.build/release/fairtune}
+passed=0
+failed=0
+
+check() {
+  local name=$1 expected_status=$2 expected_text=$3
+  shift 3
+  local output status
+  output=$("$@" 2>&1)
+  status=$?
+  if [ "$status" -eq "$expected_status" ] && grep -q -- "$expected_text" <<<"$output"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: status $status (expected $expected_status), output:"
+    echo "$output" | head -5
+  fi
+}
+
+check "help" 0 "bench" "$bin" --help
+check "bench help" 0 "--image-size" "$bin" bench --help
+check "bench json" 0 '"images_per_second"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 2 --warmup 1 --json
+check "unknown model" 64 "--model" "$bin" bench --model resnet19
+check "zero batch" 64 "--batch" "$bin" bench --batch 0
+check "negative size" 64 "--image-size" "$bin" bench --image-size -4
+check "zero width" 64 "--width" "$bin" bench --width 0
+check "width rounds to zero" 64 "--width" "$bin" bench --width 0.001
+check "unknown stem" 64 "--stem" "$bin" bench --stem tiny
+check "zero threads" 64 "--threads" "$bin" bench --threads 0
+
+echo "cli checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
