@@ -30,6 +30,7 @@ check "negative size" 64 "--image-size" "$bin" bench --image-size -4
 check "zero width" 64 "--width" "$bin" bench --width 0
 check "width rounds to zero" 64 "--width" "$bin" bench --width 0.001
 check "unknown stem" 64 "--stem" "$bin" bench --stem tiny
+check "unknown algorithm" 64 "--conv" "$bin" bench --conv fft
 check "zero threads" 64 "--threads" "$bin" bench --threads 0
 
 echo "cli checks: $passed passed, $failed failed"

@@ -1,6 +1,15 @@
 // Conv2d (no bias) as a forward/backward pair, lowered to sgemm over NHWC activations.
 import Tensors
 
+/// How a convolution is computed. Winograd applies to 3x3, stride-1, padding-1 convolutions
+/// (F(4x4, 3x3), or F(2x2, 3x3) on maps of 2 pixels or less); others always use GEMM.
+public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
+  /// im2col (none for 1x1 stride-1) and one sgemm per pass.
+  case gemm
+  /// Winograd where it applies, GEMM elsewhere.
+  case winograd
+}
+
 public final class Conv2d {
   public let inputChannels: Int
   public let outputChannels: Int
@@ -11,8 +20,16 @@ public final class Conv2d {
   public let weight: Parameter
   /// False for the first layer, and for every layer below the lowest one that trains.
   public var computesInputGradient = true
+  public var algorithm = ConvolutionAlgorithm.winograd
 
   private var input: FeatureMap?
+  /// The Winograd transform used by the last forward, nil for GEMM.
+  private var winograd: WinogradTransform?
+  private var transformedInput = Workspace()  // V[t*t, P, Cin], kept for dW
+  private var transformedWeights = Workspace()  // U[t*t, Cout, Cin]
+  private var transformedOutput = Workspace()  // M, then dM [t*t, P, Cout]
+  private var transformedWeightGradient = Workspace()  // dU[t*t, Cout, Cin]
+  private var scratch = Workspace()
   private var geometry: ConvGeometry?
   private var output = Workspace()
   private var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
@@ -58,6 +75,13 @@ public final class Conv2d {
     input = x
     geometry = g
     let y = output.pointer(count: g.rows * outputChannels)
+    winograd = nil
+    if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
+      let transform = min(x.height, x.width) <= 2 ? WinogradTransform.f2 : WinogradTransform.f4
+      winograd = transform
+      winogradForward(x, transform, into: y)
+      return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)
+    }
     let col: UnsafePointer<Float>
     if g.isPointwise {
       col = UnsafePointer(x.data)
@@ -77,6 +101,7 @@ public final class Conv2d {
   /// `computesInputGradient`, else nil.
   public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
+    if let transform = winograd { return winogradBackward(dy, x, transform) }
     let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
     if weight.requiresGradient {
       BLAS.sgemm(
@@ -90,6 +115,56 @@ public final class Conv2d {
       m: g.rows, n: g.columns, k: outputChannels,
       a: dy, lda: outputChannels, b: weight.value, ldb: g.columns, c: dcol, ldc: g.columns)
     if !g.isPointwise { Im2Col.scatter(dcol, g, into: dx) }
+    return x.with(data: dx)
+  }
+
+  private func winogradForward(_ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>) {
+    let (th, tw) = w.tiles(height: x.height, width: x.width)
+    let p = x.batch * th * tw
+    let xi = w.inputTile * w.inputTile
+    let (cin, cout) = (inputChannels, outputChannels)
+    let s = scratch.pointer(count: w.scratchCount(channels: max(cin, cout)))
+    let u = transformedWeights.pointer(count: xi * cout * cin)
+    let v = transformedInput.pointer(count: xi * p * cin)
+    let m = transformedOutput.pointer(count: xi * p * cout)
+    w.transformWeights(weight.value, outputChannels: cout, inputChannels: cin, into: u, scratch: s)
+    w.transformInput(x.data, batch: x.batch, height: x.height, width: x.width, channels: cin, into: v, scratch: s)
+    w.batchedProducts { k in
+      BLAS.sgemm(
+        transposeB: true, m: p, n: cout, k: cin, a: v + k * p * cin, lda: cin,
+        b: u + k * cout * cin, ldb: cin, c: m + k * p * cout, ldc: cout, parallel: false)
+    }
+    w.transformOutput(m, batch: x.batch, height: x.height, width: x.width, channels: cout, into: y, scratch: s)
+  }
+
+  private func winogradBackward(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform) -> FeatureMap? {
+    let (th, tw) = w.tiles(height: x.height, width: x.width)
+    let p = x.batch * th * tw
+    let xi = w.inputTile * w.inputTile
+    let (cin, cout) = (inputChannels, outputChannels)
+    let s = scratch.tensor!.data
+    let u = transformedWeights.tensor!.data
+    let v = transformedInput.tensor!.data
+    let dm = transformedOutput.tensor!.data
+    w.transformOutputGradient(dy, batch: x.batch, height: x.height, width: x.width, channels: cout, into: dm, scratch: s)
+    if weight.requiresGradient {
+      let du = transformedWeightGradient.pointer(count: xi * cout * cin)
+      w.batchedProducts { k in
+        BLAS.sgemm(
+          transposeA: true, m: cout, n: cin, k: p, a: dm + k * p * cout, lda: cout,
+          b: v + k * p * cin, ldb: cin, c: du + k * cout * cin, ldc: cin, parallel: false)
+      }
+      w.accumulateWeightGradient(du, outputChannels: cout, inputChannels: cin, into: weight.gradient, scratch: s)
+    }
+    guard computesInputGradient else { return nil }
+    // V is no longer needed: dV overwrites it.
+    w.batchedProducts { k in
+      BLAS.sgemm(
+        m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
+        b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
+    }
+    let dx = inputGradient.pointer(count: x.count)
+    w.transformInputGradient(v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s)
     return x.with(data: dx)
   }
 }

@@ -320,6 +320,11 @@ public final class ResNet {
   public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
   public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) }
 
+  /// Chooses GEMM or Winograd for the 3x3 stride-1 convolutions.
+  public func setConvolutionAlgorithm(_ algorithm: ConvolutionAlgorithm) {
+    for conv in convolutions { conv.algorithm = algorithm }
+  }
+
   /// BatchNorm layers use batch statistics (true) or running statistics (false).
   public func setBatchNormTraining(_ training: Bool) {
     for bn in batchNorms { bn.training = training }

@@ -2,14 +2,39 @@
 import CBLAS
 
 public enum BLAS {
-  /// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, all row-major.
-  @inlinable
+  /// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, all row-major. The product is split
+  /// over `Parallel.workers` by rows of C (or by columns when C has few rows), each part a
+  /// single-threaded OpenBLAS call: one pool of threads for GEMMs and elementwise work alike,
+  /// so OpenBLAS's idle threads never spin against the elementwise loops.
   public static func sgemm(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true
   ) {
     if m == 0 || n == 0 { return }
+    let work = Double(m) * Double(n) * Double(k)
+    let parts = work < 4e6 || !parallel ? 1 : Parallel.workers
+    if parts <= 1 {
+      serialSgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    } else if m >= n || m >= 64 * parts {
+      Parallel.forEach(m, grain: max(1, m / parts)) { rows in
+        let aPart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+        serialSgemm(transposeA, transposeB, rows.count, n, k, alpha, aPart, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
+      }
+    } else {
+      Parallel.forEach(n, grain: max(1, n / parts)) { columns in
+        let bPart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+        serialSgemm(transposeA, transposeB, m, columns.count, k, alpha, a, lda, bPart, ldb, beta, c + columns.lowerBound, ldc)
+      }
+    }
+  }
+
+  @inline(__always)
+  static func serialSgemm(
+    _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+  ) {
     cblas_sgemm(
       CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
       Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -20,9 +45,10 @@ public enum BLAS {
     set { openblas_set_num_threads(Int32(newValue)) }
   }
 
-  /// Sets OpenBLAS's threads and the elementwise workers together.
+  /// Sets the workers that split GEMMs and elementwise loops; OpenBLAS itself runs one thread
+  /// per call.
   public static func setThreads(_ count: Int) {
-    threads = count
+    threads = 1
     Parallel.workers = count
   }
 

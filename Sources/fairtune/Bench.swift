@@ -32,6 +32,9 @@ struct Bench: ParsableCommand {
   @Option(help: "Outputs of the head (40 for the CelebA attributes).")
   var classes: Int = 40
 
+  @Option(help: "Convolution algorithm: winograd (for 3x3 stride-1, GEMM elsewhere) or gemm (im2col + sgemm everywhere).")
+  var conv: String = "winograd"
+
   @Flag(help: "End with one line of JSON.")
   var json = false
 
@@ -41,12 +44,16 @@ struct Bench: ParsableCommand {
     guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative (got \(warmup)).") }
     guard threads > 0 else { throw ValidationError("--threads must be positive (got \(threads)).") }
     guard classes > 0 else { throw ValidationError("--classes must be positive (got \(classes)).") }
+    guard ConvolutionAlgorithm(rawValue: conv) != nil else {
+      throw ValidationError("--conv '\(conv)' is not an algorithm: use winograd or gemm.")
+    }
   }
 
   func run() throws {
     BLAS.setThreads(threads)
     let size = modelOptions.imageSize
     let model = try ResNet(modelOptions.configuration(classes: classes), seed: 1)
+    model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
     let images = Tensor(shape: [batch, size, size, 3])
     let targets = Tensor(shape: [batch, classes])
     var rng = SplitMix64(seed: 2)
@@ -85,7 +92,7 @@ struct Bench: ParsableCommand {
     let gflops = flops.training / stepTime / 1e9
     let total = times.reduce(0, +)
     let c = modelOptions
-    print("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(threads) threads, \(model.registry.parameterCount) parameters")
+    print("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(threads) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters")
     print(String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", stepTime * 1000, steps, imagesPerSecond, loss))
     print(String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
       flops.training / Double(batch) / 1e9, gflops, sgemm, 100 * gflops / sgemm))
@@ -98,7 +105,7 @@ struct Bench: ParsableCommand {
     if json {
       var object: [String: Any] = [
         "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
-        "threads": threads, "steps": steps, "step_seconds": stepTime, "images_per_second": imagesPerSecond,
+        "threads": threads, "steps": steps, "conv": conv, "step_seconds": stepTime, "images_per_second": imagesPerSecond,
         "gflops": gflops, "sgemm_gflops": sgemm, "gflop_per_image": flops.training / Double(batch) / 1e9,
         "parameters": model.registry.parameterCount, "loss": Double(loss),
       ]

@@ -48,6 +48,7 @@ final class ReferenceFixtureTests: XCTestCase {
     let depth: ResNetDepth
     let stem: Stem
     let training: Bool
+    var algorithm = ConvolutionAlgorithm.winograd
   }
 
   static let tolerance: Float = 1e-4
@@ -73,6 +74,7 @@ final class ReferenceFixtureTests: XCTestCase {
     let f = try fixture(c.file)
     let config = ResNetConfiguration(depth: c.depth, stem: c.stem, width: 4.0 / 64.0, classes: 40)
     let model = try ResNet(config)
+    model.setConvolutionAlgorithm(c.algorithm)
     var checksum = 0.0
     for entry in model.registry.entries {
       let values = Pattern.values(name: entry.name, shape: entry.shape)
@@ -111,7 +113,7 @@ final class ReferenceFixtureTests: XCTestCase {
     }
     XCTAssertEqual(errors.count, 2 + model.registry.parameters.count + model.registry.buffers.count - model.batchNorms.count)
     let worst = errors.max { $0.1 < $1.1 }!
-    print(String(format: "%@ (%@): %d tensors, worst relative error %.2e in %@", c.file, c.training ? "train" : "eval", errors.count, Double(worst.1), worst.0))
+    print(String(format: "%@ (%@, %@): %d tensors, worst relative error %.2e in %@", c.file, c.training ? "train" : "eval", c.algorithm.rawValue, errors.count, Double(worst.1), worst.0))
     for (name, error) in errors where error > Self.tolerance {
       XCTFail("\(c.file): \(name) relative error \(error) > \(Self.tolerance)")
     }
@@ -122,6 +124,12 @@ final class ReferenceFixtureTests: XCTestCase {
   func testResNet50Training() throws { try run(Case(file: "resnet50-train", depth: .resnet50, stem: .imagenet, training: true)) }
   func testResNet50Eval() throws { try run(Case(file: "resnet50-eval", depth: .resnet50, stem: .imagenet, training: false)) }
   func testResNet18SmallStemTraining() throws { try run(Case(file: "resnet18-small-train", depth: .resnet18, stem: .small, training: true)) }
+  func testResNet18TrainingWithGEMM() throws {
+    try run(Case(file: "resnet18-train", depth: .resnet18, stem: .imagenet, training: true, algorithm: .gemm))
+  }
+  func testResNet50TrainingWithGEMM() throws {
+    try run(Case(file: "resnet50-train", depth: .resnet50, stem: .imagenet, training: true, algorithm: .gemm))
+  }
 
   func testParameterNamesAndCountsMatchTorchvision() throws {
     let model = try ResNet(ResNetConfiguration(depth: .resnet50, classes: 40))
