@@ -2,7 +2,17 @@
 // fairtune: a multi-process distributed trainer for the fairness of fine-tuning strategies in SSL.
 import PackageDescription
 
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Kernels are compiled for AVX2 + FMA (Haswell and later: every x86 server since 2013): the hot loops
+// vectorise 8 floats wide instead of SSE's 4.
+#if arch(x86_64)
+  let cpuFlags = ["-target-cpu", "haswell"]
+#else
+  let cpuFlags: [String] = []
+#endif
+let optimized: [SwiftSetting] = [
+  .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+  .unsafeFlags(cpuFlags),
+]
 
 let package = Package(
   name: "fairtune",

@@ -30,9 +30,15 @@ public final class BatchNorm2d {
   /// mean[C], inverse standard deviation[C] of the last forward.
   private var mean = Workspace()
   private var inverseStd = Workspace()
-  /// Per-chunk accumulators, and the [2C + 1] Doubles that are reduced across replicas.
-  private var partials = [[Double]]()
+  /// Per-channel coefficients of the elementwise passes (3C floats).
+  private var coefficients = Workspace()
+  /// Per-chunk accumulators: 2C Doubles per chunk, and 2C Floats per chunk for short runs.
+  private var partials = [Double]()
+  private var runSums = Workspace()
+  /// [sum a (C), sum a*b (C), count]: what is reduced across replicas.
   private var totals = [Double]()
+  /// Local sum(dy) and sum(dy * xhat) of the last backward (2C).
+  private var localGradientSums = [Double]()
 
   public init(
     _ registry: ParameterRegistry, name: String, channels: Int, appliesReLU: Bool = false,
@@ -62,58 +68,56 @@ public final class BatchNorm2d {
   ) {
     let c = channels
     let chunks = Parallel.chunkCount(rows, grain: 64)
-    if partials.count < chunks || partials.first?.count != 2 * c {
-      partials = Array(repeating: [Double](repeating: 0, count: 2 * c), count: max(chunks, Parallel.workers))
-    }
-    Parallel.forEachChunk(rows, grain: 64) { chunk, range in
-      partials[chunk].withUnsafeMutableBufferPointer { acc in
-        let sums = acc.baseAddress!
+    let slots = max(chunks, Parallel.workers)
+    if partials.count < slots * 2 * c { partials = [Double](repeating: 0, count: slots * 2 * c) }
+    let floats = runSums.pointer(count: slots * 2 * c)
+    partials.withUnsafeMutableBufferPointer { all in
+      let accumulators = all.baseAddress!
+      Parallel.forEachChunk(rows, grain: 64) { chunk, range in
+        let sums = accumulators + chunk * 2 * c
         sums.update(repeating: 0, count: 2 * c)
         // Float partial sums over short runs of rows keep the loop vectorised; the runs are
         // added in Double, so the error does not grow with the batch.
-        var floatSums = [Float](repeating: 0, count: 2 * c)
-        floatSums.withUnsafeMutableBufferPointer { f in
-          let fs = f.baseAddress!
-          let fp = fs + c
-          var row = range.lowerBound
-          while row < range.upperBound {
-            let end = min(row + 32, range.upperBound)
-            fs.update(repeating: 0, count: 2 * c)
-            for r in row..<end {
-              let pa = a + r * c
-              if let mask {
-                let pm = mask + r * c
-                if let b {
-                  let pb = b + r * c
-                  for ch in 0..<c {
-                    let v = pm[ch] > 0 ? pa[ch] : 0
-                    fs[ch] += v
-                    fp[ch] += v * pb[ch]
-                  }
-                } else {
-                  for ch in 0..<c { fs[ch] += pm[ch] > 0 ? pa[ch] : 0 }
-                }
-              } else if let b {
+        let fs = floats + chunk * 2 * c
+        let fp = fs + c
+        var row = range.lowerBound
+        while row < range.upperBound {
+          let end = min(row + 32, range.upperBound)
+          fs.update(repeating: 0, count: 2 * c)
+          for r in row..<end {
+            let pa = a + r * c
+            if let mask {
+              let pm = mask + r * c
+              if let b {
                 let pb = b + r * c
                 for ch in 0..<c {
-                  fs[ch] += pa[ch]
-                  fp[ch] += pa[ch] * pb[ch]
+                  let v = pm[ch] > 0 ? pa[ch] : 0
+                  fs[ch] += v
+                  fp[ch] += v * pb[ch]
                 }
               } else {
-                for ch in 0..<c { fs[ch] += pa[ch] }
+                for ch in 0..<c { fs[ch] += pm[ch] > 0 ? pa[ch] : 0 }
               }
+            } else if let b {
+              let pb = b + r * c
+              for ch in 0..<c {
+                fs[ch] += pa[ch]
+                fp[ch] += pa[ch] * pb[ch]
+              }
+            } else {
+              for ch in 0..<c { fs[ch] += pa[ch] }
             }
-            for ch in 0..<(2 * c) { sums[ch] += Double(fs[ch]) }
-            row = end
           }
+          for ch in 0..<(2 * c) { sums[ch] += Double(fs[ch]) }
+          row = end
         }
       }
-    }
-    if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
-    for ch in 0..<(2 * c) {
-      var s = 0.0
-      for chunk in 0..<chunks { s += partials[chunk][ch] }
-      totals[ch] = s
+      if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
+      for ch in 0..<(2 * c) {
+        var s = 0.0
+        for chunk in 0..<chunks { s += accumulators[chunk * 2 * c + ch] }
+        totals[ch] = s
+      }
     }
     totals[2 * c] = Double(rows)
   }
@@ -166,27 +170,21 @@ public final class BatchNorm2d {
     let y = output.pointer(count: x.count)
     let m = mean.tensor!.data
     let s = inverseStd.tensor!.data
-    var scale = [Float](repeating: 0, count: c)
-    var shift = [Float](repeating: 0, count: c)
+    let sc = coefficients.pointer(count: 3 * c)
+    let sh = sc + c
     for ch in 0..<c {
-      scale[ch] = weight.value[ch] * s[ch]
-      shift[ch] = bias.value[ch] - m[ch] * scale[ch]
+      sc[ch] = weight.value[ch] * s[ch]
+      sh[ch] = bias.value[ch] - m[ch] * sc[ch]
     }
     let relu = appliesReLU
-    scale.withUnsafeBufferPointer { scale in
-      shift.withUnsafeBufferPointer { shift in
-        let sc = scale.baseAddress!
-        let sh = shift.baseAddress!
-        Parallel.forEach(x.pixels, grain: 64) { range in
-          for r in range {
-            let px = x.data + r * c
-            let py = y + r * c
-            if relu {
-              for ch in 0..<c { py[ch] = max(px[ch] * sc[ch] + sh[ch], 0) }
-            } else {
-              for ch in 0..<c { py[ch] = px[ch] * sc[ch] + sh[ch] }
-            }
-          }
+    Parallel.forEach(x.pixels, grain: 64) { range in
+      for r in range {
+        let px = x.data + r * c
+        let py = y + r * c
+        if relu {
+          for ch in 0..<c { py[ch] = max(px[ch] * sc[ch] + sh[ch], 0) }
+        } else {
+          for ch in 0..<c { py[ch] = px[ch] * sc[ch] + sh[ch] }
         }
       }
     }
@@ -205,34 +203,26 @@ public final class BatchNorm2d {
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
     reduceColumns(dy, times: x.data, mask: mask, rows: rows)
-    var sumDy = [Double](repeating: 0, count: c)
-    var sumDyXhat = [Double](repeating: 0, count: c)
+    if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
     for ch in 0..<c {
-      sumDy[ch] = totals[ch]
-      sumDyXhat[ch] = Double(s[ch]) * (totals[c + ch] - Double(m[ch]) * totals[ch])
+      localGradientSums[ch] = totals[ch]
+      localGradientSums[c + ch] = Double(s[ch]) * (totals[c + ch] - Double(m[ch]) * totals[ch])
     }
     if weight.requiresGradient {
-      for ch in 0..<c { weight.gradient[ch] += Float(sumDyXhat[ch]) }
+      for ch in 0..<c { weight.gradient[ch] += Float(localGradientSums[c + ch]) }
     }
     if bias.requiresGradient {
-      for ch in 0..<c { bias.gradient[ch] += Float(sumDy[ch]) }
+      for ch in 0..<c { bias.gradient[ch] += Float(localGradientSums[ch]) }
     }
     guard computesInputGradient else { return nil }
 
     // dx = a * dy + b * x + d per channel (dy masked by the ReLU).
-    var a = [Float](repeating: 0, count: c)
-    var b = [Float](repeating: 0, count: c)
-    var d = [Float](repeating: 0, count: c)
+    let a = coefficients.pointer(count: 3 * c)
+    let b = a + c
+    let d = b + c
     if usedBatchStatistics {
-      if reducer != nil {
-        for ch in 0..<c {
-          totals[ch] = sumDy[ch]
-          totals[c + ch] = sumDyXhat[ch]
-        }
-        reduceAcrossReplicas()
-      } else {
-        for ch in 0..<c { totals[c + ch] = sumDyXhat[ch] }
-      }
+      for ch in 0..<(2 * c) { totals[ch] = localGradientSums[ch] }
+      reduceAcrossReplicas()
       let count = totals[2 * c]
       for ch in 0..<c {
         let g = Double(weight.value[ch]) * Double(s[ch])
@@ -243,31 +233,26 @@ public final class BatchNorm2d {
         d[ch] = Float(-g * meanDy + g * Double(s[ch]) * Double(m[ch]) * meanDyXhat)
       }
     } else {
-      for ch in 0..<c { a[ch] = weight.value[ch] * s[ch] }
+      for ch in 0..<c {
+        a[ch] = weight.value[ch] * s[ch]
+        b[ch] = 0
+        d[ch] = 0
+      }
     }
     let dx = inputGradient.pointer(count: x.count)
-    a.withUnsafeBufferPointer { a in
-      b.withUnsafeBufferPointer { b in
-        d.withUnsafeBufferPointer { d in
-          let pa = a.baseAddress!
-          let pb = b.baseAddress!
-          let pd = d.baseAddress!
-          Parallel.forEach(rows, grain: 64) { range in
-            for r in range {
-              let pdy = dy + r * c
-              let px = x.data + r * c
-              let pdx = dx + r * c
-              if let mask {
-                let pm = mask + r * c
-                for ch in 0..<c {
-                  let g = pm[ch] > 0 ? pdy[ch] : 0
-                  pdx[ch] = pa[ch] * g + pb[ch] * px[ch] + pd[ch]
-                }
-              } else {
-                for ch in 0..<c { pdx[ch] = pa[ch] * pdy[ch] + pb[ch] * px[ch] + pd[ch] }
-              }
-            }
+    Parallel.forEach(rows, grain: 64) { range in
+      for r in range {
+        let pdy = dy + r * c
+        let px = x.data + r * c
+        let pdx = dx + r * c
+        if let mask {
+          let pm = mask + r * c
+          for ch in 0..<c {
+            let g = pm[ch] > 0 ? pdy[ch] : 0
+            pdx[ch] = a[ch] * g + b[ch] * px[ch] + d[ch]
           }
+        } else {
+          for ch in 0..<c { pdx[ch] = a[ch] * pdy[ch] + b[ch] * px[ch] + d[ch] }
         }
       }
     }

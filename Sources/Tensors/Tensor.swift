@@ -5,6 +5,10 @@
 /// channels. Convolution weights are stored OHWI for the same reason; the safetensors I/O
 /// converts to and from torchvision's OIHW.
 public final class Tensor {
+  /// Storage allocations so far in this process: a test checks that a training step after the
+  /// first allocates none.
+  nonisolated(unsafe) public private(set) static var allocations = 0
+
   public let shape: [Int]
   public let count: Int
   public let data: UnsafeMutablePointer<Float>
@@ -20,6 +24,7 @@ public final class Tensor {
       byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
     data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     data.initialize(repeating: 0, count: max(count, 1))
+    Tensor.allocations += 1
     owner = nil
     owned = true
   }

@@ -311,3 +311,30 @@ final class GradientCheckTests: XCTestCase {
     XCTAssertEqual(Elementwise.maxAbs(model.conv1.weight.gradient, count: model.conv1.weight.count), 0)
   }
 }
+
+final class TrainingStepTests: XCTestCase {
+  /// After the first step has sized every buffer, further steps allocate no tensor storage.
+  func testStepsAfterTheFirstAllocateNothing() throws {
+    for depth in [ResNetDepth.resnet18, .resnet50] {
+      let model = try ResNet(ResNetConfiguration(depth: depth, stem: .imagenet, width: 0.125, classes: 40))
+      let x = randomTensor([4, 32, 32, 3], seed: 67)
+      let targets = Tensor(shape: [4, 40])
+      let gradient = Tensor(shape: [4, 40])
+      let optimizer = SGD(learningRate: 0.1)
+      var losses: [Float] = []
+      func step() {
+        model.registry.zeroGradients()
+        let logits = model.forward(FeatureMap(data: x.data, batch: 4, height: 32, width: 32, channels: 3))
+        losses.append(Losses.binaryCrossEntropyWithLogits(logits: logits, targets: targets.data, count: 160, gradient: gradient.data))
+        model.backward(gradient.data)
+        optimizer.step(model.registry)
+      }
+      step()
+      let before = Tensor.allocations
+      for _ in 0..<3 { step() }
+      XCTAssertEqual(Tensor.allocations, before, "\(depth) allocated during steps 2-4")
+      // All-zero targets: SGD on the same batch must drive the loss down.
+      XCTAssertLessThan(losses.last!, losses.first!, "\(depth) loss did not fall: \(losses)")
+    }
+  }
+}
