@@ -32,6 +32,15 @@ public struct ConvGeometry: Equatable {
 }
 
 public enum Im2Col {
+  /// The taps kw in `valid` of a kernel row starting at input column `x0` fall inside the image;
+  /// they are contiguous in NHWC, so each kernel row is one copy.
+  @inline(__always)
+  static func validTaps(x0: Int, kernel k: Int, width w: Int) -> Range<Int> {
+    let lo = max(0, -x0)
+    let hi = min(k, w - x0)
+    return lo < hi ? lo..<hi : 0..<0
+  }
+
   /// col[N*OH*OW, K*K*C] from x[N, H, W, C]; out-of-image taps are zero.
   public static func lower(
     _ x: UnsafePointer<Float>, _ g: ConvGeometry, into col: UnsafeMutablePointer<Float>
@@ -47,23 +56,21 @@ public enum Im2Col {
         let y = nh % oh
         let image = x + n * g.height * g.width * c
         for xo in 0..<ow {
-          var dst = col + (nh * ow + xo) * rowLength
+          let dst = col + (nh * ow + xo) * rowLength
+          let x0 = xo * g.stride - g.padding
+          let taps = validTaps(x0: x0, kernel: k, width: g.width)
           for kh in 0..<k {
+            let row = dst + kh * k * c
             let iy = y * g.stride - g.padding + kh
-            if iy < 0 || iy >= g.height {
-              dst.update(repeating: 0, count: k * c)
-              dst += k * c
+            if iy < 0 || iy >= g.height || taps.isEmpty {
+              row.update(repeating: 0, count: k * c)
               continue
             }
-            let rowBase = image + iy * g.width * c
-            for kw in 0..<k {
-              let ix = xo * g.stride - g.padding + kw
-              if ix < 0 || ix >= g.width {
-                dst.update(repeating: 0, count: c)
-              } else {
-                dst.update(from: rowBase + ix * c, count: c)
-              }
-              dst += c
+            if taps.lowerBound > 0 { row.update(repeating: 0, count: taps.lowerBound * c) }
+            (row + taps.lowerBound * c).update(
+              from: image + (iy * g.width + x0 + taps.lowerBound) * c, count: taps.count * c)
+            if taps.upperBound < k {
+              (row + taps.upperBound * c).update(repeating: 0, count: (k - taps.upperBound) * c)
             }
           }
         }
@@ -87,21 +94,16 @@ public enum Im2Col {
         image.update(repeating: 0, count: imageSize)
         for y in 0..<oh {
           for xo in 0..<ow {
-            var src = col + ((n * oh + y) * ow + xo) * rowLength
+            let src = col + ((n * oh + y) * ow + xo) * rowLength
+            let x0 = xo * g.stride - g.padding
+            let taps = validTaps(x0: x0, kernel: k, width: g.width)
+            if taps.isEmpty { continue }
             for kh in 0..<k {
               let iy = y * g.stride - g.padding + kh
-              if iy < 0 || iy >= g.height {
-                src += k * c
-                continue
-              }
-              for kw in 0..<k {
-                let ix = xo * g.stride - g.padding + kw
-                if ix >= 0 && ix < g.width {
-                  let dst = image + (iy * g.width + ix) * c
-                  for ch in 0..<c { dst[ch] += src[ch] }
-                }
-                src += c
-              }
+              if iy < 0 || iy >= g.height { continue }
+              let from = src + (kh * k + taps.lowerBound) * c
+              let to = image + (iy * g.width + x0 + taps.lowerBound) * c
+              for i in 0..<(taps.count * c) { to[i] += from[i] }
             }
           }
         }
