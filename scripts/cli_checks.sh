@@ -33,5 +33,5 @@ check "unknown stem" 64 "--stem" "$bin" bench --stem tiny
 check "unknown algorithm" 64 "--conv" "$bin" bench --conv fft
 check "zero threads" 64 "--threads" "$bin" bench --threads 0
 
-echo "cli checks: $passed passed, $failed failed"
+echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
