@@ -30,15 +30,18 @@ let package = Package(
     .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
     .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
     .target(name: "NN", dependencies: ["Tensors"], swiftSettings: optimized),
+    .target(name: "Distributed", dependencies: ["CMPI", "NN", "Tensors"], swiftSettings: optimized),
+    .target(name: "Data", dependencies: ["CTurboJPEG", "Tensors"], swiftSettings: optimized),
     .executableTarget(
       name: "fairtune",
       dependencies: [
-        "NN", "Tensors",
+        "NN", "Tensors", "Distributed", "Data",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: optimized),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],
   swiftLanguageModes: [.v5]

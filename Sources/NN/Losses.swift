@@ -7,13 +7,16 @@
 
 public enum Losses {
   /// mean over N*K of BCE(sigmoid(z), t); writes dL/dz into `gradient` when given.
-  /// logits, targets: [N, K]
+  /// logits, targets: [N, K]. With data parallelism, `meanOver` is the global batch's N*K, so
+  /// that summing the ranks' gradients gives the gradient of the global mean (each rank
+  /// weighted by its share of the batch); the returned loss is then this rank's share.
   public static func binaryCrossEntropyWithLogits(
     logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, count: Int,
-    gradient: UnsafeMutablePointer<Float>?
+    gradient: UnsafeMutablePointer<Float>?, meanOver: Int? = nil
   ) -> Float {
     var total: Double = 0
-    let scale = 1 / Float(count)
+    let denominator = meanOver ?? count
+    let scale = 1 / Float(denominator)
     for i in 0..<count {
       let z = logits[i]
       let t = targets[i]
@@ -24,7 +27,7 @@ public enum Losses {
         gradient[i] = (sigmoid - t) * scale
       }
     }
-    return Float(total / Double(count))
+    return Float(total / Double(denominator))
   }
 
   /// mean over N rows of -log softmax(z)[label]; logits: [N, K], labels: [N].

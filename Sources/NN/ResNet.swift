@@ -69,13 +69,18 @@ public struct ResNetConfiguration: Equatable, Sendable {
   }
 }
 
+/// Told during backward that every gradient at offsets >= the argument is final, so a
+/// data-parallel reducer can start sending those while backward goes on.
+public typealias GradientObserver = (Int) -> Void
+
 /// A residual block: a main path and a shortcut, joined by an add and a ReLU.
 public protocol ResidualBlock: AnyObject {
   var convolutions: [Conv2d] { get }
   var batchNorms: [BatchNorm2d] { get }
   func forward(_ x: FeatureMap) -> FeatureMap
-  /// Returns the gradient for the block's input when `computesInputGradient`.
-  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap?
+  /// Returns the gradient for the block's input when `computesInputGradient`; calls `observer`
+  /// each time the gradients from some parameter offset on are final.
+  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap?
   /// Chooses which gradients backward computes, from which parameters train.
   func configureGradients(inputGradient: Bool)
   var needsBackward: Bool { get }
@@ -102,7 +107,8 @@ public final class Downsample {
     return Profiler.time(.batchnorm) { batchNorm.forward(y) }
   }
 
-  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+    defer { observer?(convolution.weight.offset) }
     guard let d = Profiler.time(.batchnorm, { batchNorm.backward(dy) }) else { return nil }
     return Profiler.time(.convolution) { convolution.backward(d.data) }
   }
@@ -121,10 +127,11 @@ private struct ConvBNChain {
     return h
   }
 
-  func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
     var g: UnsafePointer<Float> = dy
     var result: FeatureMap?
     for (conv, bn) in pairs.reversed() {
+      defer { observer?(conv.weight.offset) }
       guard let d = Profiler.time(.batchnorm, { bn.backward(g) }) else { return nil }
       guard let dx = Profiler.time(.convolution, { conv.backward(d.data) }) else { return nil }
       g = UnsafePointer(dx.data)
@@ -172,8 +179,8 @@ public final class BasicBlock: ResidualBlock {
 
   public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
 
-  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
-    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient)
+  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient, observer: observer)
   }
 
   public func configureGradients(inputGradient: Bool) {
@@ -213,8 +220,8 @@ public final class Bottleneck: ResidualBlock {
 
   public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
 
-  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
-    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient)
+  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient, observer: observer)
   }
 
   public func configureGradients(inputGradient: Bool) {
@@ -233,11 +240,13 @@ private func residualForward(
 
 private func residualBackward(
   _ dy: UnsafePointer<Float>, main: ConvBNChain, downsample: Downsample?, join: ResidualAddReLU,
-  inputGradient: Bool
+  inputGradient: Bool, observer: GradientObserver?
 ) -> FeatureMap? {
   let d = Profiler.time(.residual) { join.backward(dy) }
-  let dMain = main.backward(d)
-  let dShortcut = downsample.map { $0.backward(d) } ?? nil
+  // The shortcut's parameters are registered after the main path's: doing it first completes
+  // the gradients in descending offset order.
+  let dShortcut = downsample.map { $0.backward(d, observer: observer) } ?? nil
+  let dMain = main.backward(d, observer: observer)
   guard inputGradient, let dx = dMain else { return nil }
   Profiler.time(.residual) {
     Elementwise.add(dShortcut.map { UnsafePointer($0.data) } ?? UnsafePointer(d), into: dx.data, count: dx.count)
@@ -368,10 +377,11 @@ public final class ResNet {
   }
 
   /// Backward from dL/dlogits (or dL/dfeatures without a head); accumulates into the
-  /// registry's gradients.
-  public func backward(_ dOutput: UnsafePointer<Float>) {
+  /// registry's gradients. `observer` hears of each completed suffix of the gradient buffer.
+  public func backward(_ dOutput: UnsafePointer<Float>, observer: GradientObserver? = nil) {
     var g = dOutput
     if let fc {
+      defer { observer?(fc.weight.offset) }
       guard let d = Profiler.time(.linear, { fc.backward(dOutput) }) else { return }
       g = UnsafePointer(d)
     }
@@ -379,13 +389,14 @@ public final class ResNet {
     g = UnsafePointer(d.data)
     for block in blocks.reversed() {
       guard block.needsBackward else { return }
-      guard let d = block.backward(g) else { return }
+      guard let d = block.backward(g, observer: observer) else { return }
       g = UnsafePointer(d.data)
     }
     if stemComputesInputGradient, let maxPool {
       guard let d = Profiler.time(.pooling, { maxPool.backward(g) }) else { return }
       g = UnsafePointer(d.data)
     }
+    defer { observer?(0) }
     guard let d = Profiler.time(.batchnorm, { bn1.backward(g) }) else { return }
     _ = Profiler.time(.convolution) { conv1.backward(d.data) }
   }

@@ -45,6 +45,9 @@ public enum BLAS {
     set { openblas_set_num_threads(Int32(newValue)) }
   }
 
+  /// The workers of this process (see `setThreads`).
+  public static var threadsPerRank: Int { Parallel.workers }
+
   /// Sets the workers that split GEMMs and elementwise loops; OpenBLAS itself runs one thread
   /// per call.
   public static func setThreads(_ count: Int) {

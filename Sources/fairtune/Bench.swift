@@ -1,6 +1,8 @@
-// `fairtune bench`: training-step throughput, achieved GFLOP/s against the sgemm ceiling, and
-// where the time goes.
+// `fairtune bench`: training-step throughput, achieved GFLOP/s against the sgemm ceiling, where
+// the time goes, and (under mpirun) how much communication costs and how much of it is hidden.
 import ArgumentParser
+import Data
+import Distributed
 import Foundation
 import NN
 import Tensors
@@ -13,11 +15,19 @@ struct Bench: ParsableCommand {
       linear FLOPs of forward, dW and dX), the sgemm GFLOP/s of a 1024^3 product measured in the
       same run (the ceiling), and the share of step time per layer type. With --json the last
       line is one JSON object with images_per_second, gflops, sgemm_gflops and more.
+
+      Under `mpirun -np N`, --batch is the global batch split over the ranks, and an MPI section
+      follows: step time split into compute, exposed gradient all-reduce and synchronized
+      BatchNorm; all-reduce calls per step; the all-reduce bandwidth against a plain
+      MPI_Allreduce of the same bytes; and the fraction of the gradient all-reduce hidden behind
+      backward. --dump FILE writes the loss of every step and the final weights (safetensors),
+      for comparing runs over different rank counts.
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var distributed: DistributedOptions
 
-  @Option(help: "Images per step.")
+  @Option(help: "Images per step (the global batch, split over the ranks).")
   var batch: Int = 64
 
   @Option(help: "Timed steps (after the warm-up steps).")
@@ -26,14 +36,17 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed warm-up steps (the first one sizes every buffer).")
   var warmup: Int = 2
 
-  @Option(help: "Threads for OpenBLAS and the elementwise kernels.")
-  var threads: Int = 2
-
   @Option(help: "Outputs of the head (40 for the CelebA attributes).")
   var classes: Int = 40
 
   @Option(help: "Convolution algorithm: winograd (for 3x3 stride-1, GEMM elsewhere) or gemm (im2col + sgemm everywhere).")
   var conv: String = "winograd"
+
+  @Option(help: "SGD learning rate (the benchmark trains on one fixed random batch).")
+  var learningRate: Float = 0.01
+
+  @Option(help: "Write every step's loss and the final weights to this safetensors file (rank 0).")
+  var dump: String?
 
   @Flag(help: "End with one line of JSON.")
   var json = false
@@ -42,7 +55,6 @@ struct Bench: ParsableCommand {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard steps > 0 else { throw ValidationError("--steps must be positive (got \(steps)).") }
     guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative (got \(warmup)).") }
-    guard threads > 0 else { throw ValidationError("--threads must be positive (got \(threads)).") }
     guard classes > 0 else { throw ValidationError("--classes must be positive (got \(classes)).") }
     guard ConvolutionAlgorithm(rawValue: conv) != nil else {
       throw ValidationError("--conv '\(conv)' is not an algorithm: use winograd or gemm.")
@@ -50,70 +62,181 @@ struct Bench: ParsableCommand {
   }
 
   func run() throws {
-    BLAS.setThreads(threads)
+    let launch: Launch
+    do {
+      launch = try Launch.start(distributed)
+    } catch {
+      throw ValidationError("\(error)")
+    }
+    do {
+      try measure(launch)
+    } catch {
+      launch.fail(error)
+    }
+  }
+
+  private func measure(_ launch: Launch) throws {
+    let comm = launch.communicator
+    guard batch >= comm.size else {
+      throw CommunicatorError.mismatch("--batch \(batch) is smaller than the \(comm.size) ranks: every rank needs at least one image")
+    }
     let size = modelOptions.imageSize
     let model = try ResNet(modelOptions.configuration(classes: classes), seed: 1)
     model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
-    let images = Tensor(shape: [batch, size, size, 3])
-    let targets = Tensor(shape: [batch, classes])
-    var rng = SplitMix64(seed: 2)
-    for i in 0..<images.count { images.data[i] = rng.normal() }
-    for i in 0..<targets.count { targets.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
-    let logitGradient = Tensor(shape: [batch, classes])
-    let optimizer = SGD(learningRate: 0.01, momentum: 0.9)
-    let input = FeatureMap(data: images.data, batch: batch, height: size, width: size, channels: 3)
+    try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
+    let statistics = launch.synchronizeBatchNorm(model, mode: distributed.bn)
+    let reducer = GradientReducer(communicator: comm, registry: model.registry, bucketBytes: distributed.bucketBytes)
 
-    var loss: Float = 0
-    func step() {
-      model.registry.zeroGradients()
-      let logits = model.forward(input)
-      loss = Profiler.time(.loss) {
-        Losses.binaryCrossEntropyWithLogits(
-          logits: logits, targets: targets.data, count: batch * classes, gradient: logitGradient.data)
+    // One global batch, the same on every rank; each rank trains on its share.
+    let local = DataParallelShare(batch: batch, rank: comm.rank, ranks: comm.size)
+    let pixels = size * size * 3
+    let images = Tensor(shape: [local.count, size, size, 3])
+    let targets = Tensor(shape: [local.count, classes])
+    var rng = SplitMix64(seed: 2)
+    for n in 0..<batch {
+      for i in 0..<pixels {
+        let v = rng.normal()
+        if local.range.contains(n) { images.data[(n - local.offset) * pixels + i] = v }
       }
-      model.backward(logitGradient.data)
+    }
+    for n in 0..<batch {
+      for k in 0..<classes {
+        let t: Float = rng.uniform() < 0.3 ? 1 : 0
+        if local.range.contains(n) { targets.data[(n - local.offset) * classes + k] = t }
+      }
+    }
+    let logitGradient = Tensor(shape: [local.count, classes])
+    let optimizer = SGD(learningRate: learningRate, momentum: 0.9)
+    let input = FeatureMap(data: images.data, batch: local.count, height: size, width: size, channels: 3)
+
+    var losses: [Double] = []
+    func step() throws {
+      model.registry.zeroGradients()
+      reducer.beginStep()
+      statistics?.resetFigures()
+      let logits = model.forward(input)
+      let loss = Profiler.time(.loss) {
+        Losses.binaryCrossEntropyWithLogits(
+          logits: logits, targets: targets.data, count: local.count * classes, gradient: logitGradient.data,
+          meanOver: batch * classes)
+      }
+      var failure: Error?
+      model.backward(logitGradient.data) { offset in
+        do { try reducer.gradientsReady(from: offset) } catch { failure = failure ?? error }
+      }
+      if let failure { throw failure }
+      try reducer.finish()
+      try statistics?.check()
       Profiler.time(.optimizer) { optimizer.step(model.registry) }
+      losses.append(try comm.sum(Double(loss)))
     }
 
     let sgemm = BLAS.measureGFLOPs()
-    for _ in 0..<warmup { step() }
+    for _ in 0..<warmup { try step() }
     Profiler.reset()
     Profiler.enabled = true
     var times: [Double] = []
+    var exposed: [Double] = []
+    var syncBN: [Double] = []
     for _ in 0..<steps {
+      try comm.barrier()
       let start = Clock.now()
-      step()
+      try step()
       times.append(Clock.now() - start)
+      exposed.append(reducer.exposedSeconds)
+      syncBN.append(statistics?.seconds ?? 0)
     }
     Profiler.enabled = false
     let stepTime = median(times)
     let flops = model.lastFLOPs
     let imagesPerSecond = Double(batch) / stepTime
-    let gflops = flops.training / stepTime / 1e9
+    // FLOPs of the whole global batch: every rank does its share.
+    let gflops = try comm.sum(flops.training) / stepTime / 1e9
     let total = times.reduce(0, +)
     let c = modelOptions
-    print("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(threads) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters")
-    print(String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", stepTime * 1000, steps, imagesPerSecond, loss))
-    print(String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
-      flops.training / Double(batch) / 1e9, gflops, sgemm, 100 * gflops / sgemm))
+    launch.say("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(comm.size) rank(s) x \(BLAS.threadsPerRank) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters")
+    launch.say(String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", stepTime * 1000, steps, imagesPerSecond, losses.last ?? .nan))
+    launch.say(String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
+      flops.training / Double(local.count) / 1e9, gflops, sgemm, 100 * gflops / sgemm))
     let profiled = Profiler.seconds.values.reduce(0, +)
     for type in LayerType.allCases {
       let s = Profiler.seconds[type, default: 0]
-      print(String(format: "  %-12@ %6.1f%%", type.rawValue as NSString, 100 * s / total))
+      launch.say(String(format: "  %-12@ %6.1f%%", type.rawValue as NSString, 100 * s / total))
     }
-    print(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (total - profiled) / total))
-    if json {
-      var object: [String: Any] = [
-        "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
-        "threads": threads, "steps": steps, "conv": conv, "step_seconds": stepTime, "images_per_second": imagesPerSecond,
-        "gflops": gflops, "sgemm_gflops": sgemm, "gflop_per_image": flops.training / Double(batch) / 1e9,
-        "parameters": model.registry.parameterCount, "loss": Double(loss),
-      ]
-      var shares: [String: Double] = [:]
-      for type in LayerType.allCases { shares[type.rawValue] = Profiler.seconds[type, default: 0] / total }
-      object["time_share"] = shares
+    launch.say(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (total - profiled) / total))
+
+    var object: [String: Any] = [
+      "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
+      "threads": BLAS.threadsPerRank, "ranks": comm.size, "steps": steps, "conv": conv, "step_seconds": stepTime,
+      "images_per_second": imagesPerSecond, "gflops": gflops, "sgemm_gflops": sgemm,
+      "gflop_per_image": flops.training / Double(local.count) / 1e9,
+      "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan,
+    ]
+    var shares: [String: Double] = [:]
+    for type in LayerType.allCases { shares[type.rawValue] = Profiler.seconds[type, default: 0] / total }
+    object["time_share"] = shares
+
+    if comm.size > 1 {
+      let plain = try plainAllReduceSeconds(comm, floats: reducer.reducedFloats)
+      let bytes = Double(reducer.reducedFloats * 4)
+      let exposedTime = median(exposed)
+      let syncTime = median(syncBN)
+      let hidden = plain > 0 ? max(0, 1 - exposedTime / plain) : 1
+      let calls = reducer.buckets.count + (statistics?.calls ?? 0)
+      launch.say("MPI: \(comm.size) ranks, bn \(distributed.bn), \(reducer.buckets.count) gradient buckets (\(distributed.bucketMb) MB)")
+      launch.say(String(format: "  compute %.1f ms, exposed all-reduce %.1f ms, sync BN %.1f ms (%d all-reduces), per step",
+        (stepTime - exposedTime - syncTime) * 1000, exposedTime * 1000, syncTime * 1000, statistics?.calls ?? 0))
+      launch.say(String(format: "  gradient all-reduce: %.1f MB, plain MPI_Allreduce %.1f ms (%.2f GB/s), %.0f%% hidden behind backward",
+        bytes / 1e6, plain * 1000, bytes / plain / 1e9, 100 * hidden))
+      launch.say("  all-reduce calls per step: \(calls) (\(reducer.buckets.count) gradient, \(statistics?.calls ?? 0) BatchNorm)")
+      object["mpi"] = [
+        "ranks": comm.size, "bn": distributed.bn, "buckets": reducer.buckets.count,
+        "exposed_allreduce_seconds": exposedTime, "sync_bn_seconds": syncTime,
+        "compute_seconds": stepTime - exposedTime - syncTime, "plain_allreduce_seconds": plain,
+        "allreduce_gb_per_second": bytes / plain / 1e9, "hidden_fraction": hidden,
+        "allreduce_calls_per_step": calls, "batchnorm_allreduce_calls": statistics?.calls ?? 0,
+      ] as [String: Any]
+    }
+    if json, launch.isRoot {
       let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
       print(String(decoding: data, as: UTF8.self))
     }
+    if let dump, launch.isRoot {
+      var tensors: [(name: String, dtype: SafeTensors.DType, shape: [Int], bytes: Data)] = [
+        ("losses", .f64, [losses.count], losses.withUnsafeBufferPointer { Data(buffer: $0) })
+      ]
+      for entry in model.registry.entries {
+        tensors.append((entry.name, .f32, entry.shape, SafeTensors.bytes(of: entry.torchOrdered())))
+      }
+      try SafeTensors.write(tensors, metadata: ["ranks": "\(comm.size)", "bn": distributed.bn], to: dump)
+    }
   }
+
+  /// Median time of a blocking all-reduce of `floats` floats: what the gradient reduction would
+  /// cost if nothing of it were hidden.
+  private func plainAllReduceSeconds(_ comm: Communicator, floats: Int) throws -> Double {
+    guard floats > 0 else { return 0 }
+    let buffer = Tensor(shape: [floats])
+    var times: [Double] = []
+    for _ in 0..<5 {
+      try comm.barrier()
+      let start = Clock.now()
+      try comm.allReduceSum(buffer.data, count: floats)
+      times.append(Clock.now() - start)
+    }
+    return median(times)
+  }
+}
+
+/// This rank's part of a global batch.
+struct DataParallelShare {
+  let offset: Int
+  let count: Int
+
+  init(batch: Int, rank: Int, ranks: Int) {
+    offset = DistributedSampler.offset(of: batch, rank: rank, ranks: ranks)
+    count = DistributedSampler.share(of: batch, rank: rank, ranks: ranks)
+  }
+
+  var range: Range<Int> { offset..<(offset + count) }
 }

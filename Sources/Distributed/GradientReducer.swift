@@ -1,0 +1,161 @@
+// Bucketed gradient all-reduce, started during backward as buckets fill and waited for by the
+// optimizer: PyTorch DDP's design, over the registry's one contiguous gradient buffer.
+import NN
+import Tensors
+
+public final class GradientReducer {
+  /// A run of consecutive trainable parameters: one contiguous range of the gradient buffer.
+  public struct Bucket {
+    public let range: Range<Int>
+  }
+
+  public let communicator: Communicator
+  public let registry: ParameterRegistry
+  public let bucketBytes: Int
+  /// In the order backward completes them: from the end of the buffer to its start.
+  public private(set) var buckets: [Bucket] = []
+  private var pending: [PendingReduction?] = []
+  private var started = 0
+
+  /// Figures of the last step.
+  public private(set) var startedDuringBackward = 0
+  public private(set) var exposedSeconds = 0.0
+  public private(set) var reducedFloats = 0
+
+  /// `bucketBytes` caps a bucket (PyTorch DDP's default is 25 MB); a parameter larger than
+  /// that is a bucket of its own.
+  public init(communicator: Communicator, registry: ParameterRegistry, bucketBytes: Int = 25 << 20) {
+    precondition(bucketBytes > 0)
+    self.communicator = communicator
+    self.registry = registry
+    self.bucketBytes = bucketBytes
+    rebuild()
+  }
+
+  /// Regroups the buckets after `requiresGradient` flags change; frozen parameters are never
+  /// communicated.
+  public func rebuild() {
+    buckets = []
+    let capacity = max(1, bucketBytes / MemoryLayout<Float>.stride)
+    var current: Range<Int>?
+    for p in registry.parameters.reversed() {
+      guard p.requiresGradient else {
+        if let c = current { buckets.append(Bucket(range: c)) }
+        current = nil
+        continue
+      }
+      let range = p.offset..<(p.offset + p.count)
+      if let c = current, c.lowerBound == range.upperBound, c.count + range.count <= capacity {
+        current = range.lowerBound..<c.upperBound
+      } else {
+        if let c = current { buckets.append(Bucket(range: c)) }
+        current = range
+      }
+    }
+    if let c = current { buckets.append(Bucket(range: c)) }
+    pending = Array(repeating: nil, count: buckets.count)
+  }
+
+  public func beginStep() {
+    started = 0
+    startedDuringBackward = 0
+    exposedSeconds = 0
+    reducedFloats = 0
+    for i in pending.indices { pending[i] = nil }
+  }
+
+  /// Called by backward whenever every gradient at offsets >= `offset` is final: starts the
+  /// buckets that became complete and progresses those in flight (OpenMPI advances
+  /// nonblocking collectives only inside MPI calls).
+  public func gradientsReady(from offset: Int) throws {
+    guard communicator.size > 1 else { return }
+    while started < buckets.count && buckets[started].range.lowerBound >= offset {
+      try start(started)
+      startedDuringBackward += 1
+    }
+    for i in 0..<started {
+      if let p = pending[i] { _ = try p.test() }
+    }
+  }
+
+  private func start(_ index: Int) throws {
+    let range = buckets[index].range
+    pending[index] = try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count)
+    reducedFloats += range.count
+    started += 1
+  }
+
+  /// Starts what backward did not reach and waits for everything: afterwards every rank holds
+  /// the summed gradients.
+  public func finish() throws {
+    guard communicator.size > 1 else { return }
+    let begin = Clock.now()
+    while started < buckets.count { try start(started) }
+    for p in pending { try p?.wait() }
+    exposedSeconds = Clock.now() - begin
+  }
+}
+
+/// Makes BatchNorm synchronized: per-channel sums are added over the group's ranks.
+public final class SynchronizedStatistics: StatisticsReducer {
+  public let communicator: Communicator
+  public private(set) var calls = 0
+  public private(set) var seconds = 0.0
+  /// The first communication error, rethrown by `check()` (BatchNorm's interface cannot throw).
+  private var failure: Error?
+
+  public init(communicator: Communicator) {
+    self.communicator = communicator
+  }
+
+  public func sumAcrossReplicas(_ values: UnsafeMutablePointer<Double>, count: Int) {
+    guard failure == nil else { return }
+    let begin = Clock.now()
+    do {
+      try communicator.allReduceSum(values, count: count)
+    } catch {
+      failure = error
+    }
+    calls += 1
+    seconds += Clock.now() - begin
+  }
+
+  public func resetFigures() {
+    calls = 0
+    seconds = 0
+  }
+
+  public func check() throws {
+    if let failure { throw failure }
+  }
+}
+
+public enum Replicas {
+  /// Makes every rank's parameters and running statistics rank 0's, then checks a digest of
+  /// each replica against rank 0's. `perturbRank` (tests only) alters one rank's replica after
+  /// the broadcast, to show that the check catches it.
+  public static func synchronize(_ registry: ParameterRegistry, communicator: Communicator, perturbRank: Int? = nil) throws {
+    for tensor in [registry.values, registry.state] {
+      try communicator.broadcast(UnsafeMutableRawBufferPointer(start: tensor.data, count: tensor.count * 4), root: 0)
+    }
+    if perturbRank == communicator.rank, registry.values.count > 0 { registry.values.data[0] += 1e-3 }
+    let mine = digest(UnsafeRawBufferPointer(start: registry.values.data, count: registry.values.count * 4),
+      seed: digest(UnsafeRawBufferPointer(start: registry.state.data, count: registry.state.count * 4)))
+    let all = try communicator.allGather(mine)
+    let differing = all.indices.filter { all[$0] != all[0] }
+    guard differing.isEmpty else {
+      throw CommunicatorError.mismatch(
+        "replica check failed: rank(s) \(differing.map(String.init).joined(separator: ", ")) hold different weights than rank 0 after the broadcast")
+    }
+  }
+
+  /// Stops with an error if the ranks were not started with the same configuration.
+  public static func checkConfiguration(_ description: String, communicator: Communicator) throws {
+    let all = try communicator.allGather(digest(description))
+    let differing = all.indices.filter { all[$0] != all[0] }
+    guard differing.isEmpty else {
+      throw CommunicatorError.mismatch(
+        "rank(s) \(differing.map(String.init).joined(separator: ", ")) were started with different options than rank 0: every rank must run the same command")
+    }
+  }
+}

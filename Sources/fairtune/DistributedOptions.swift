@@ -1,0 +1,93 @@
+// Options of every command that runs data-parallel, and the start-up they share.
+import ArgumentParser
+import Distributed
+import Foundation
+import NN
+import Tensors
+
+struct DistributedOptions: ParsableArguments {
+  @Option(help: "BatchNorm statistics: sync (over all ranks of the group; the default) or local (per rank, like plain DDP).")
+  var bn: String = "sync"
+
+  @Option(help: "Gradient all-reduce bucket size in MB (PyTorch DDP's default is 25).")
+  var bucketMb: Double = 25
+
+  @Option(help: ArgumentHelp(
+    "Seconds a collective may wait for the other ranks before this rank stops the job (also FAIRTUNE_COMM_TIMEOUT).",
+    discussion: "When a rank dies or hangs, the others give up after this long, say so, and exit non-zero."))
+  var commTimeout: Double?
+
+  @Option(help: "Threads per rank for GEMMs and loops (default: cores on this node / ranks on this node).")
+  var threads: Int?
+
+  @Option(help: .hidden)
+  var debugPerturbRank: Int?
+
+  func validate() throws {
+    guard bn == "sync" || bn == "local" else {
+      throw ValidationError("--bn '\(bn)' is not a mode: use sync or local.")
+    }
+    guard bucketMb > 0, bucketMb.isFinite else {
+      throw ValidationError("--bucket-mb must be positive (got \(bucketMb)).")
+    }
+    if let t = commTimeout, !(t > 0) {
+      throw ValidationError("--comm-timeout must be a positive number of seconds (got \(t)).")
+    }
+    if let t = threads, t <= 0 {
+      throw ValidationError("--threads must be positive (got \(t)).")
+    }
+  }
+
+  var timeout: Double {
+    if let commTimeout { return commTimeout }
+    if let env = ProcessInfo.processInfo.environment["FAIRTUNE_COMM_TIMEOUT"], let t = Double(env), t > 0 { return t }
+    return 300
+  }
+
+  var bucketBytes: Int { max(1, Int(bucketMb * 1_048_576)) }
+
+  /// The threads each rank uses: the node's cores shared among the node's ranks.
+  var threadsPerRank: Int {
+    if let threads { return threads }
+    let localRanks = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+    return max(1, ProcessInfo.processInfo.activeProcessorCount / max(localRanks, 1))
+  }
+}
+
+/// A process's place in the job: its communicator and how it reports.
+struct Launch {
+  let communicator: Communicator
+
+  /// Joins the job (or runs alone without a launcher), sets the threads, and checks that every
+  /// rank runs the same command.
+  static func start(_ options: DistributedOptions) throws -> Launch {
+    let communicator = try MPICommunicator.world(timeout: options.timeout)
+    BLAS.setThreads(options.threadsPerRank)
+    try Replicas.checkConfiguration(CommandLine.arguments.dropFirst().joined(separator: " "), communicator: communicator)
+    return Launch(communicator: communicator)
+  }
+
+  var isRoot: Bool { communicator.rank == 0 }
+
+  /// Prints on rank 0 only.
+  func say(_ line: String) {
+    if isRoot { print(line) }
+  }
+
+  /// Synchronized BatchNorm over the group when asked and when there is more than one rank.
+  func synchronizeBatchNorm(_ model: ResNet, mode: String) -> SynchronizedStatistics? {
+    guard mode == "sync", communicator.size > 1 else { return nil }
+    let statistics = SynchronizedStatistics(communicator: communicator)
+    for bn in model.batchNorms { bn.reducer = statistics }
+    return statistics
+  }
+
+  /// Reports a fatal error on this rank and stops the whole job, so no rank waits forever.
+  func fail(_ error: Error) -> Never {
+    FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): \(error)\n".utf8))
+    if let mpi = communicator as? MPICommunicator, communicator.size > 1, case CommunicatorError.timeout = error {
+      mpi.abort(1)
+    }
+    exit(1)
+  }
+}
