@@ -20,15 +20,19 @@ let package = Package(
     .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
     .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
     .target(name: "NN", dependencies: ["Tensors"], swiftSettings: optimized),
+    .target(name: "Fairness", swiftSettings: optimized),
+    .target(name: "Report", dependencies: ["Fairness"], swiftSettings: optimized),
     .executableTarget(
       name: "fairtune",
       dependencies: [
-        "NN", "Tensors",
+        "NN", "Tensors", "Fairness", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: optimized),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
+    .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],
   swiftLanguageModes: [.v5]
