@@ -14,8 +14,8 @@ enum JSONValue {
 
   init(_ value: Double?) { self = value.map { .number($0) } ?? .null }
 
-  /// Arrays of scalars go on one line (a matrix prints one row per line); everything else is
-  /// indented by two spaces per level.
+  /// Arrays of numbers go on one line (a matrix prints one row per line), and so do short arrays
+  /// of strings; everything else is indented by two spaces per level.
   func serialized(indent: Int = 0) -> String {
     let padding = String(repeating: " ", count: indent + 2)
     switch self {
@@ -25,7 +25,10 @@ enum JSONValue {
     case .number(let value): return value.isFinite ? "\(value)" : "null"
     case .string(let value): return Self.quoted(value)
     case .array(let values):
-      if values.allSatisfy(\.isScalar) { return "[" + values.map { $0.serialized() }.joined(separator: ", ") + "]" }
+      let inline = values.map { $0.serialized() }.joined(separator: ", ")
+      if values.allSatisfy(\.isNumeric) || (values.allSatisfy(\.isScalar) && inline.count <= 100) {
+        return "[" + inline + "]"
+      }
       return "[\n" + values.map { padding + $0.serialized(indent: indent + 2) }.joined(separator: ",\n")
         + "\n" + String(repeating: " ", count: indent) + "]"
     case .object(let members):
@@ -39,6 +42,13 @@ enum JSONValue {
     switch self {
     case .array, .object: false
     default: true
+    }
+  }
+
+  private var isNumeric: Bool {
+    switch self {
+    case .null, .bool, .integer, .number: true
+    default: false
     }
   }
 
@@ -71,7 +81,8 @@ extension FairnessEvaluation {
     "gap(c) and worst(c) are the means over the tasks t != c of |F1(t|c) - F1(t|-c)| and min(F1(t|c), F1(t|-c)); they are null when c is true on every test image or on none. all is their median over the attributes that have them.",
     "rho(c) = min(N(c), N(-c)) / (N(c) + N(-c)) on the test split.",
     "pairs: row = condition c, column = task t, in attribute order; null on the diagonal and where a subgroup is empty.",
-    "intervals: percentile bootstrap over the test images resampled with replacement; resamples is the number of resamples in which the statistic exists; differences are this model minus the compared one on the same resamples.",
+    "intervals: percentile bootstrap over the test images resampled with replacement; mean is the mean over the resamples and resamples the number of resamples in which the statistic exists; differences are this model minus the compared one on the same resamples.",
+    "bootstrap bias: a gap is an absolute difference of noisy F1s, so resampling inflates it and its interval can lie above the estimate (a worst, a minimum, is pulled down); mean - estimate shows by how much. To tell two models apart use the paired difference (--compare), where the inflation of both models largely cancels.",
   ]
 
   /// fairness.json.
@@ -185,7 +196,8 @@ extension FairnessEvaluation {
   private static func interval(_ interval: Interval?) -> JSONValue {
     guard let interval else { return .null }
     return .object([
-      ("low", .number(interval.low)), ("high", .number(interval.high)), ("resamples", .integer(interval.resamples)),
+      ("low", .number(interval.low)), ("high", .number(interval.high)), ("mean", .number(interval.mean)),
+      ("resamples", .integer(interval.resamples)),
     ])
   }
 }

@@ -115,6 +115,7 @@ public enum Figure1 {
       parts.append(text(left - 6, tick + 4, compact(pow(10, Double(decade))), anchor: "end"))
     }
     parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
+    parts.append(verticalLabel("values updated", plotTop: plotTop, plotBottom: plotBottom))
     let groupWidth = (width - left - right) / Double(max(models.count, 1))
     let barWidth = min(36, groupWidth * 0.32)
     for (index, model) in models.enumerated() {
@@ -152,7 +153,7 @@ public enum Figure1 {
       parts.append(text(left - 6, y(tick) + 4, String(format: "%.1f", tick), anchor: "end"))
     }
     parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
-    parts.append("<text transform=\"translate(\(f(left - 45)) \(f((plotTop + plotBottom) / 2))) rotate(-90)\" text-anchor=\"middle\">F1worst</text>")
+    parts.append(verticalLabel("F1worst", plotTop: plotTop, plotBottom: plotBottom))
     let groupWidth = (width - left - right) / Double(max(models.count, 1))
     let boxWidth = min(60, groupWidth * 0.5)
     for (index, model) in models.enumerated() {
@@ -179,6 +180,11 @@ public enum Figure1 {
       }
     }
     return parts
+  }
+
+  private static func verticalLabel(_ content: String, plotTop: Double, plotBottom: Double) -> String {
+    let y = (plotTop + plotBottom) / 2
+    return "<text transform=\"translate(\(f(left - 55)) \(f(y))) rotate(-90)\" text-anchor=\"middle\">\(escapedXML(content))</text>"
   }
 
   private static func axes(plotTop: Double, plotBottom: Double) -> String {

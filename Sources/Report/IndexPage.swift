@@ -35,13 +35,14 @@ public enum IndexPage {
       th:first-child, td:first-child { text-align: left; }
       thead { background: #f0f0f0; }
       figure { margin: 1em 0; }
+      .interval { color: #666; font-size: 11px; white-space: nowrap; }
       </style>
       </head>
       <body>
       <h1>\(escapedXML(title))</h1>
       <p>Fairness of fine-tuning strategies: for each attribute c, the F1 gap is the mean over the other tasks t of
       |F1(t|c) - F1(t|-c)| (lower is fairer) and the worst-group F1 the mean of min(F1(t|c), F1(t|-c)) (higher is
-      better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(bootstrapped ? " Brackets: 95% bootstrap intervals." : "")</p>
+      better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(bootstrapped ? " " + escapedXML(Table1.intervalNote) : "")</p>
       <h2>Figure 1</h2>
       <figure>
       \(figure)

@@ -118,8 +118,8 @@ public struct RunRecord: Sendable {
       updatedParameters: try required(contents.updated_parameters, "updated_parameters"),
       updatedBuffers: try required(contents.updated_buffers, "updated_buffers"),
       trainingSeconds: try required(contents.training_seconds, "training_seconds"),
-      attributesFile: contents.data.map { URL(fileURLWithPath: $0.attributes, relativeTo: directory).standardizedFileURL },
-      partitionFile: contents.data.map { URL(fileURLWithPath: $0.partition, relativeTo: directory).standardizedFileURL })
+      attributesFile: contents.data.map { Self.resolve($0.attributes, in: directory) },
+      partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) })
   }
 
   /// run.json for this record, as the trainer writes it.
@@ -134,6 +134,12 @@ public struct RunRecord: Sendable {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return try encoder.encode(contents)
+  }
+
+  /// An absolute path as it is, a relative one from inside the run directory.
+  private static func resolve(_ path: String, in directory: URL) -> URL {
+    let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : directory.appendingPathComponent(path)
+    return url.standardizedFileURL
   }
 
   private static var strategyNames: String { Strategy.allCases.map(\.rawValue).joined(separator: ", ") }

@@ -31,9 +31,17 @@ struct TextTable {
     ([header] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
   }
 
+  /// An interval written after a value, "0.123 [0.101, 0.140]", goes on a line of its own in
+  /// smaller type, so that wide tables of many models stay legible.
   var html: String {
+    func cell(_ text: String) -> String {
+      guard let bracket = text.range(of: " [") else { return escapedXML(text) }
+      let value = escapedXML(String(text[..<bracket.lowerBound]))
+      let interval = escapedXML("[" + String(text[bracket.upperBound...]))
+      return "\(value)<br/><span class=\"interval\">\(interval)</span>"
+    }
     let head = "<tr>" + header.map { "<th>\(escapedXML($0))</th>" }.joined() + "</tr>"
-    let body = rows.map { "<tr>" + $0.map { "<td>\(escapedXML($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
+    let body = rows.map { "<tr>" + $0.map { "<td>\(cell($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
     return "<table>\n<thead>\(head)</thead>\n<tbody>\n\(body)\n</tbody>\n</table>\n"
   }
 }
@@ -44,6 +52,10 @@ public enum Table1 {
     "Bald", "Double_Chin", "Chubby", "Wearing_Necktie", "Wearing_Necklace", "No_Beard", "Straight_Hair",
     "Big_Lips", "Wavy_Hair", "Male", "Wearing_Lipstick",
   ]
+
+  /// How to read the bootstrap intervals, under every table that shows them.
+  public static let intervalNote =
+    "Brackets: 95% percentile bootstrap intervals over resampled test images. A gap is an absolute difference of noisy F1s, so resampling inflates it and its interval can lie above the estimate; compare two models with the paired difference (fairtune fairness --compare)."
 
   /// The attribute indices of the paper's rows that the dataset has, or of every attribute.
   static func rows(_ names: [String], paperOnly: Bool) -> [Int] {
@@ -110,7 +122,7 @@ public enum Table1 {
     var text = "# Table 1: F1 gap (lower is fairer) and worst-group F1 (higher is better)\n\n"
     text += "For each attribute c: the mean over the other tasks t of |F1(t|c) - F1(t|-c)| (gap) and of "
     text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
-    if models.contains(where: { $0.intervals != nil }) { text += " Brackets: 95% bootstrap intervals." }
+    if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
     text += "\n\n" + display(models, paperOnly: true).markdown
     text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown
     return text

@@ -10,15 +10,15 @@ struct FairnessCommand: ParsableCommand {
     commandName: "fairness",
     abstract: "F1 gap and worst-group F1 over all ordered attribute pairs, for any model's scores.",
     discussion: """
-      Thresholds maximise train F1 per attribute; the metrics are computed on the test split for
-      every ordered pair (t, c) of attributes. Writes OUT/fairness.json (thresholds, per-attribute
-      gap, worst and rho, the pair matrices, and the conventions used), OUT/table1.md,
+      Thresholds maximise train F1 per attribute; the metrics are computed on the test split for \
+      every ordered pair (t, c) of attributes. Writes OUT/fairness.json (thresholds, per-attribute \
+      gap, worst and rho, the pair matrices, and the conventions used), OUT/table1.md, \
       OUT/table1.csv and OUT/table1-full.csv, and with --compare OUT/comparison.md.
 
-      The scores CSV has a header `image,<the 40 attribute names>` and one row per train and test
+      The scores CSV has a header `image,<the 40 attribute names>` and one row per train and test \
       image (logits or probabilities).
 
-      --bench ignores the files and times the fast paths against one pass per attribute pair on
+      --bench ignores the files and times the fast paths against one pass per attribute pair on \
       synthetic CelebA-sized data (162,770 train and 19,962 test images unless told otherwise).
       """)
 

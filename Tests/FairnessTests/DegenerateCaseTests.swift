@@ -74,7 +74,7 @@ final class DegenerateCaseTests: XCTestCase {
     let evaluation = try FairnessEvaluation(
       splits, bootstrap: BootstrapOptions(resamples: 50, seed: 1), compared: (name: "same", splits: splits))
     let differences = try XCTUnwrap(evaluation.comparison?.differenceIntervals)
-    XCTAssertEqual(differences.allGap, Interval(low: 0, high: 0, resamples: 50))
+    XCTAssertEqual(differences.allGap, Interval(low: 0, high: 0, mean: 0, resamples: 50))
     XCTAssertTrue(differences.worst.allSatisfy { $0?.low == 0 && $0?.high == 0 })
     XCTAssertEqual(evaluation.comparison?.intervals?.allGap, evaluation.intervals?.allGap)
   }
