@@ -122,7 +122,8 @@ public struct CelebAPartition {
       if file.isBlank(range) { return }
       let fields = file.whitespaceFields(range)
       guard fields.count == 2 else {
-        throw InputError(file: file.name, line: number, "should be `IMAGE SPLIT` (two fields), but has \(fields.count).")
+        throw InputError(
+          file: file.name, line: number, "should be `IMAGE SPLIT` (two fields), but has \(fields.count).")
       }
       let image = file.string(fields[0])
       guard let code = file.integer(fields[1]), let split = CelebASplit(rawValue: code) else {
@@ -152,7 +153,8 @@ extension CelebAAttributes {
     guard names.count == CelebA.attributeNames.count else {
       throw InputError(
         file: file, line: headerLine,
-        "names \(names.count) attributes; CelebA's format has \(CelebA.attributeNames.count) (5_o_Clock_Shadow ... Young).")
+        "names \(names.count) attributes; CelebA's format has \(CelebA.attributeNames.count) (5_o_Clock_Shadow ... Young)."
+      )
     }
   }
 }

@@ -49,13 +49,15 @@ public struct FairnessEvaluation: Sendable {
   /// `compared` must hold the same test images in the same order as `splits`, which is so when
   /// both were joined with the same attribute and partition files.
   public init(
-    _ splits: EvaluationSplits, bootstrap: BootstrapOptions? = nil, compared: (name: String, splits: EvaluationSplits)? = nil
+    _ splits: EvaluationSplits, bootstrap: BootstrapOptions? = nil,
+    compared: (name: String, splits: EvaluationSplits)? = nil
   ) throws {
     if let compared {
       guard compared.splits.test.images == splits.test.images, compared.splits.test.labels == splits.test.labels else {
         throw InputError(
           file: compared.name, line: nil,
-          "does not cover the same test images with the same labels as the model it is compared with; compare scores of the same dataset.")
+          "does not cover the same test images with the same labels as the model it is compared with; compare scores of the same dataset."
+        )
       }
     }
     attributeNames = splits.test.attributeNames
@@ -72,7 +74,8 @@ public struct FairnessEvaluation: Sendable {
     let level = bootstrap?.level ?? 0.95
     intervals = statistics.first.map { BootstrapIntervals($0, level: level) }
     if let compared, let other {
-      let differences = statistics.count == 2 ? zip(statistics[0], statistics[1]).map { ResampleStatistic(difference: $0, $1) } : nil
+      let differences =
+        statistics.count == 2 ? zip(statistics[0], statistics[1]).map { ResampleStatistic(difference: $0, $1) } : nil
       comparison = Comparison(
         name: compared.name, model: other,
         intervals: statistics.count == 2 ? BootstrapIntervals(statistics[1], level: level) : nil,

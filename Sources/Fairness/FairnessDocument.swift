@@ -7,6 +7,7 @@ enum JSONValue {
   case null
   case bool(Bool)
   case integer(Int)
+  case unsigned(UInt64)
   case number(Double)
   case string(String)
   case array([JSONValue])
@@ -22,6 +23,7 @@ enum JSONValue {
     case .null: return "null"
     case .bool(let value): return value ? "true" : "false"
     case .integer(let value): return String(value)
+    case .unsigned(let value): return String(value)
     case .number(let value): return value.isFinite ? "\(value)" : "null"
     case .string(let value): return Self.quoted(value)
     case .array(let values):
@@ -33,7 +35,8 @@ enum JSONValue {
         + "\n" + String(repeating: " ", count: indent) + "]"
     case .object(let members):
       if members.isEmpty { return "{}" }
-      return "{\n" + members.map { padding + Self.quoted($0.0) + ": " + $0.1.serialized(indent: indent + 2) }
+      return "{\n"
+        + members.map { padding + Self.quoted($0.0) + ": " + $0.1.serialized(indent: indent + 2) }
         .joined(separator: ",\n") + "\n" + String(repeating: " ", count: indent) + "}"
     }
   }
@@ -47,7 +50,7 @@ enum JSONValue {
 
   private var isNumeric: Bool {
     switch self {
-    case .null, .bool, .integer, .number: true
+    case .null, .bool, .integer, .unsigned, .number: true
     default: false
     }
   }
@@ -95,10 +98,13 @@ extension FairnessEvaluation {
     ]
     if let bootstrap, bootstrap.resamples > 0 {
       members.append(
-        ("bootstrap", .object([
-          ("resamples", .integer(bootstrap.resamples)), ("seed", .integer(Int(truncatingIfNeeded: bootstrap.seed))),
-          ("level", .number(bootstrap.level)),
-        ])))
+        (
+          "bootstrap",
+          .object([
+            ("resamples", .integer(bootstrap.resamples)), ("seed", .unsigned(bootstrap.seed)),
+            ("level", .number(bootstrap.level)),
+          ])
+        ))
     }
     members += modelMembers(model, intervals: intervals)
     if let comparison {
@@ -152,13 +158,14 @@ extension FairnessEvaluation {
       ),
       (
         "zero_division",
-        .array(summary.zeroDivisions.map { zero in
-          .object([
-            ("task", .string(attributeNames[zero.task])),
-            ("condition", .string(attributeNames[zero.condition])),
-            ("subgroup", .string(zero.conditionValue ? "c" : "not c")),
-          ])
-        })
+        .array(
+          summary.zeroDivisions.map { zero in
+            .object([
+              ("task", .string(attributeNames[zero.task])),
+              ("condition", .string(attributeNames[zero.condition])),
+              ("subgroup", .string(zero.conditionValue ? "c" : "not c")),
+            ])
+          })
       ),
     ]
   }

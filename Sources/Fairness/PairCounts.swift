@@ -26,7 +26,8 @@ public struct Outcomes: Sendable {
     for index in 0..<split.scores.count {
       predictions[index] = thresholds[index % attributeCount].predicts(split.scores[index])
     }
-    self.init(attributeCount: attributeCount, imageCount: split.imageCount, labels: split.labels, predictions: predictions)
+    self.init(
+      attributeCount: attributeCount, imageCount: split.imageCount, labels: split.labels, predictions: predictions)
   }
 }
 

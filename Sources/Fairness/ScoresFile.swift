@@ -37,7 +37,8 @@ public struct ScoreTable {
         guard fields.count >= 2, file.string(fields[0]) == "image" else {
           throw InputError(
             file: file.name, line: number,
-            "the header should be `image,` followed by the attribute names, but starts with '\(file.string(fields[0]))'.")
+            "the header should be `image,` followed by the attribute names, but starts with '\(file.string(fields[0]))'."
+          )
         }
         names = fields.dropFirst().map(file.string)
         if let empty = names.firstIndex(of: "") {
@@ -76,7 +77,8 @@ public struct ScoreTable {
       lines.append(number)
     }
     guard let headerLine else {
-      throw InputError(file: file.name, line: nil, "is empty; it needs a header `image,<attribute names>` and a row per image.")
+      throw InputError(
+        file: file.name, line: nil, "is empty; it needs a header `image,<attribute names>` and a row per image.")
     }
     self.file = file.name
     self.names = names

@@ -56,7 +56,8 @@ public struct EvaluationSplits: Sendable {
       let expected = column < attributes.names.count ? "'\(attributes.names[column])'" : "nothing"
       throw InputError(
         file: scores.file, line: scores.headerLine,
-        "attribute \(column + 1) of the header is \(found) but \(attributes.file) line \(attributes.headerLine) has \(expected) there; the scores must name the attribute file's \(attributes.names.count) attributes in the same order.")
+        "attribute \(column + 1) of the header is \(found) but \(attributes.file) line \(attributes.headerLine) has \(expected) there; the scores must name the attribute file's \(attributes.names.count) attributes in the same order."
+      )
     }
     for (row, image) in scores.images.enumerated() where attributes.imageIndex[image] == nil {
       throw InputError(
@@ -86,7 +87,8 @@ public struct EvaluationSplits: Sendable {
       values.append(contentsOf: scores.scores[scoreRow * attributeCount..<(scoreRow + 1) * attributeCount])
     }
     guard !images.isEmpty else {
-      throw InputError(file: partition.file, line: nil, "puts no image in the \(split.name) split (code \(split.rawValue)).")
+      throw InputError(
+        file: partition.file, line: nil, "puts no image in the \(split.name) split (code \(split.rawValue)).")
     }
     return LabeledScores(attributeNames: attributes.names, images: images, labels: labels, scores: values)
   }

@@ -70,7 +70,9 @@ public enum Thresholds {
         best = (value, truePositives, predicted)
       }
     }
-    return Threshold(value: best.value, trainF1: f1(truePositives: best.truePositives, predicted: best.predicted, positives: positiveCount))
+    return Threshold(
+      value: best.value,
+      trainF1: f1(truePositives: best.truePositives, predicted: best.predicted, positives: positiveCount))
   }
 }
 

@@ -77,12 +77,15 @@ public enum Figure1 {
     left + (width - left - right) * (Double(index) + 0.5) / Double(max(count, 1))
   }
 
-  private static func text(_ x: Double, _ y: Double, _ content: String, anchor: String = "middle", size: Int? = nil, weight: String? = nil)
+  private static func text(
+    _ x: Double, _ y: Double, _ content: String, anchor: String = "middle", size: Int? = nil, weight: String? = nil
+  )
     -> String
   {
     let sizeAttribute = size.map { " font-size=\"\($0)\"" } ?? ""
     let weightAttribute = weight.map { " font-weight=\"\($0)\"" } ?? ""
-    return "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\"\(sizeAttribute)\(weightAttribute)>\(escapedXML(content))</text>"
+    return
+      "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\"\(sizeAttribute)\(weightAttribute)>\(escapedXML(content))</text>"
   }
 
   private static func f(_ value: Double) -> String { String(format: "%.1f", value) }
@@ -100,7 +103,11 @@ public enum Figure1 {
   private static func updatedCountsPanel(_ models: [FigureModel], top: Double, plotTop: Double, plotBottom: Double)
     -> [String]
   {
-    var parts = [text(left, top + 12, "Parameters and buffers updated per model (log scale)", anchor: "start", size: 14, weight: "bold")]
+    var parts = [
+      text(
+        left, top + 12, "Parameters and buffers updated per model (log scale)", anchor: "start", size: 14,
+        weight: "bold")
+    ]
     let values = models.flatMap { [$0.updatedParameters, $0.updatedBuffers] }.filter { $0 > 0 }.map(Double.init)
     var lowDecade = floor(log10(values.min() ?? 1))
     var highDecade = ceil(log10(values.max() ?? 10))
@@ -111,7 +118,8 @@ public enum Figure1 {
     }
     for decade in Int(lowDecade)...Int(highDecade) {
       let tick = y(pow(10, Double(decade)))
-      parts.append("<line x1=\"\(f(left))\" y1=\"\(f(tick))\" x2=\"\(f(width - right))\" y2=\"\(f(tick))\" stroke=\"#e0e0e0\"/>")
+      parts.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(tick))\" x2=\"\(f(width - right))\" y2=\"\(f(tick))\" stroke=\"#e0e0e0\"/>")
       parts.append(text(left - 6, tick + 4, compact(pow(10, Double(decade))), anchor: "end"))
     }
     parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
@@ -120,12 +128,15 @@ public enum Figure1 {
     let barWidth = min(36, groupWidth * 0.32)
     for (index, model) in models.enumerated() {
       let middle = center(index, of: models.count)
-      for (offset, value, color) in [(-1.0, model.updatedParameters, parameterColor), (0.0, model.updatedBuffers, bufferColor)] {
+      for (offset, value, color) in [
+        (-1.0, model.updatedParameters, parameterColor), (0.0, model.updatedBuffers, bufferColor),
+      ] {
         let x = middle + offset * barWidth + (offset < 0 ? -2 : 2)
         if value > 0 {
           let barTop = y(Double(value))
           parts.append(
-            "<rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(plotBottom - barTop))\" fill=\"\(color)\"><title>\(escapedXML(model.label)): \(grouped(value))</title></rect>")
+            "<rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(plotBottom - barTop))\" fill=\"\(color)\"><title>\(escapedXML(model.label)): \(grouped(value))</title></rect>"
+          )
           parts.append(text(x + barWidth / 2, barTop - 4, compact(Double(value)), size: 10))
         } else {
           parts.append(text(x + barWidth / 2, plotBottom - 4, "0", size: 10))
@@ -134,9 +145,13 @@ public enum Figure1 {
       parts.append(text(middle, plotBottom + 16, model.label))
     }
     let legendY = top + 30
-    parts.append("<rect x=\"\(f(width - right - 230))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(parameterColor)\"/>")
+    parts.append(
+      "<rect x=\"\(f(width - right - 230))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(parameterColor)\"/>"
+    )
     parts.append(text(width - right - 213, legendY, "parameters", anchor: "start"))
-    parts.append("<rect x=\"\(f(width - right - 125))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(bufferColor)\"/>")
+    parts.append(
+      "<rect x=\"\(f(width - right - 125))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(bufferColor)\"/>"
+    )
     parts.append(text(width - right - 108, legendY, "buffers", anchor: "start"))
     return parts
   }
@@ -145,11 +160,15 @@ public enum Figure1 {
     _ models: [FigureModel], pairCount: Int, top: Double, plotTop: Double, plotBottom: Double
   ) -> [String] {
     var parts = [
-      text(left, top + 12, "F1worst = min(F1(t|c), F1(t|-c)) over the \(grouped(pairCount)) (t, c) pairs", anchor: "start", size: 14, weight: "bold")
+      text(
+        left, top + 12, "F1worst = min(F1(t|c), F1(t|-c)) over the \(grouped(pairCount)) (t, c) pairs", anchor: "start",
+        size: 14, weight: "bold")
     ]
     func y(_ value: Double) -> Double { plotBottom - value * (plotBottom - plotTop) }
     for tick in stride(from: 0.0, through: 1.0, by: 0.2) {
-      parts.append("<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#e0e0e0\"/>")
+      parts.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#e0e0e0\"/>"
+      )
       parts.append(text(left - 6, y(tick) + 4, String(format: "%.1f", tick), anchor: "end"))
     }
     parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
@@ -165,18 +184,24 @@ public enum Figure1 {
       }
       let x0 = middle - boxWidth / 2
       parts.append(
-        "<line x1=\"\(f(middle))\" y1=\"\(f(y(box.lowerWhisker)))\" x2=\"\(f(middle))\" y2=\"\(f(y(box.upperWhisker)))\" stroke=\"#333\"/>")
+        "<line x1=\"\(f(middle))\" y1=\"\(f(y(box.lowerWhisker)))\" x2=\"\(f(middle))\" y2=\"\(f(y(box.upperWhisker)))\" stroke=\"#333\"/>"
+      )
       for whisker in [box.lowerWhisker, box.upperWhisker] {
         parts.append(
-          "<line x1=\"\(f(middle - boxWidth / 4))\" y1=\"\(f(y(whisker)))\" x2=\"\(f(middle + boxWidth / 4))\" y2=\"\(f(y(whisker)))\" stroke=\"#333\"/>")
+          "<line x1=\"\(f(middle - boxWidth / 4))\" y1=\"\(f(y(whisker)))\" x2=\"\(f(middle + boxWidth / 4))\" y2=\"\(f(y(whisker)))\" stroke=\"#333\"/>"
+        )
       }
       parts.append(
-        "<rect x=\"\(f(x0))\" y=\"\(f(y(box.upperQuartile)))\" width=\"\(f(boxWidth))\" height=\"\(f(max(y(box.lowerQuartile) - y(box.upperQuartile), 0.5)))\" fill=\"\(boxColor)\" stroke=\"#333\"><title>\(escapedXML(model.label)): quartiles \(formatted(box.lowerQuartile)), \(formatted(box.median)), \(formatted(box.upperQuartile)) over \(model.pairWorst.count) pairs</title></rect>")
+        "<rect x=\"\(f(x0))\" y=\"\(f(y(box.upperQuartile)))\" width=\"\(f(boxWidth))\" height=\"\(f(max(y(box.lowerQuartile) - y(box.upperQuartile), 0.5)))\" fill=\"\(boxColor)\" stroke=\"#333\"><title>\(escapedXML(model.label)): quartiles \(formatted(box.lowerQuartile)), \(formatted(box.median)), \(formatted(box.upperQuartile)) over \(model.pairWorst.count) pairs</title></rect>"
+      )
       parts.append(
-        "<line x1=\"\(f(x0))\" y1=\"\(f(y(box.median)))\" x2=\"\(f(x0 + boxWidth))\" y2=\"\(f(y(box.median)))\" stroke=\"#111\" stroke-width=\"2\"/>")
+        "<line x1=\"\(f(x0))\" y1=\"\(f(y(box.median)))\" x2=\"\(f(x0 + boxWidth))\" y2=\"\(f(y(box.median)))\" stroke=\"#111\" stroke-width=\"2\"/>"
+      )
       parts.append(text(x0 + boxWidth + 3, y(box.median) + 4, formatted(box.median), anchor: "start", size: 10))
       for outlier in box.outliers {
-        parts.append("<circle cx=\"\(f(middle))\" cy=\"\(f(y(outlier)))\" r=\"2\" fill=\"none\" stroke=\"#555\" stroke-opacity=\"0.6\"/>")
+        parts.append(
+          "<circle cx=\"\(f(middle))\" cy=\"\(f(y(outlier)))\" r=\"2\" fill=\"none\" stroke=\"#555\" stroke-opacity=\"0.6\"/>"
+        )
       }
     }
     return parts
@@ -184,7 +209,8 @@ public enum Figure1 {
 
   private static func verticalLabel(_ content: String, plotTop: Double, plotBottom: Double) -> String {
     let y = (plotTop + plotBottom) / 2
-    return "<text transform=\"translate(\(f(left - 55)) \(f(y))) rotate(-90)\" text-anchor=\"middle\">\(escapedXML(content))</text>"
+    return
+      "<text transform=\"translate(\(f(left - 55)) \(f(y))) rotate(-90)\" text-anchor=\"middle\">\(escapedXML(content))</text>"
   }
 
   private static func axes(plotTop: Double, plotBottom: Double) -> String {

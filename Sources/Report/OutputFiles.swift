@@ -18,7 +18,8 @@ public enum OutputFiles {
     do {
       try manager.createDirectory(at: directory, withIntermediateDirectories: true)
     } catch {
-      throw OutputError(path: directory.path, reason: "\(error.localizedDescription); check that the parent directory is writable.")
+      throw OutputError(
+        path: directory.path, reason: "\(error.localizedDescription); check that the parent directory is writable.")
     }
     let token = UUID().uuidString
     var written: [(temporary: URL, final: URL)] = []

@@ -36,7 +36,8 @@ public enum ReportBuilder {
     var attributeFiles: [URL: CelebAAttributes] = [:]
     var partitionFiles: [URL: CelebAPartition] = [:]
     return try records.map { record in
-      guard let attributesURL = attributes ?? record.attributesFile, let partitionURL = partition ?? record.partitionFile
+      guard let attributesURL = attributes ?? record.attributesFile,
+        let partitionURL = partition ?? record.partitionFile
       else {
         throw InputError(
           file: record.directory.appendingPathComponent("run.json").path, line: nil,
@@ -50,8 +51,10 @@ public enum ReportBuilder {
       let splits = try EvaluationSplits(
         attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: record.scoresFile))
       let shared = records.filter { $0.strategy == record.strategy }.count > 1
-      let label = shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue
-      return EvaluatedRun(label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap))
+      let label =
+        shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue
+      return EvaluatedRun(
+        label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap))
     }
   }
 

@@ -71,10 +71,18 @@ public struct RunRecord: Sendable {
       var partition: String
     }
     var strategy: String?
-    var updated_parameters: Int?
-    var updated_buffers: Int?
-    var training_seconds: Double?
+    var updatedParameters: Int?
+    var updatedBuffers: Int?
+    var trainingSeconds: Double?
     var data: DataFiles?
+
+    enum CodingKeys: String, CodingKey {
+      case strategy
+      case updatedParameters = "updated_parameters"
+      case updatedBuffers = "updated_buffers"
+      case trainingSeconds = "training_seconds"
+      case data
+    }
   }
 
   /// Reads `directory/run.json`.
@@ -85,7 +93,8 @@ public struct RunRecord: Sendable {
     do {
       data = try Data(contentsOf: file)
     } catch {
-      throw InputError(file: name, line: nil, "cannot be read (\(error.localizedDescription)); is \(directory.path) a run directory?")
+      throw InputError(
+        file: name, line: nil, "cannot be read (\(error.localizedDescription)); is \(directory.path) a run directory?")
     }
     let contents: Contents
     do {
@@ -95,12 +104,14 @@ public struct RunRecord: Sendable {
       throw InputError(file: name, line: nil, "\"\(key)\" should be \(Self.describe(type)).")
     } catch DecodingError.keyNotFound(let key, let context) {
       let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-      throw InputError(file: name, line: nil, "has no \"\(path)\"; \"data\" needs both \"attributes\" and \"partition\".")
+      throw InputError(
+        file: name, line: nil, "has no \"\(path)\"; \"data\" needs both \"attributes\" and \"partition\".")
     } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
       let key = context.codingPath.map(\.stringValue).joined(separator: ".")
       throw InputError(file: name, line: nil, "\"\(key)\" has a value of the wrong kind (\(context.debugDescription)).")
     } catch {
-      throw InputError(file: name, line: nil, "is not a JSON object of the run-directory contract (\(error.localizedDescription)).")
+      throw InputError(
+        file: name, line: nil, "is not a JSON object of the run-directory contract (\(error.localizedDescription)).")
     }
     guard let strategyName = contents.strategy else {
       throw InputError(file: name, line: nil, "has no \"strategy\"; use one of \(Self.strategyNames).")
@@ -110,14 +121,16 @@ public struct RunRecord: Sendable {
     }
     func required<Value: Comparable & Numeric>(_ value: Value?, _ key: String) throws -> Value {
       guard let value else { throw InputError(file: name, line: nil, "has no \"\(key)\".") }
-      guard value >= 0 else { throw InputError(file: name, line: nil, "\"\(key)\" is \(value); it cannot be negative.") }
+      guard value >= 0 else {
+        throw InputError(file: name, line: nil, "\"\(key)\" is \(value); it cannot be negative.")
+      }
       return value
     }
     self.init(
       directory: directory, strategy: strategy,
-      updatedParameters: try required(contents.updated_parameters, "updated_parameters"),
-      updatedBuffers: try required(contents.updated_buffers, "updated_buffers"),
-      trainingSeconds: try required(contents.training_seconds, "training_seconds"),
+      updatedParameters: try required(contents.updatedParameters, "updated_parameters"),
+      updatedBuffers: try required(contents.updatedBuffers, "updated_buffers"),
+      trainingSeconds: try required(contents.trainingSeconds, "training_seconds"),
       attributesFile: contents.data.map { Self.resolve($0.attributes, in: directory) },
       partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) })
   }
@@ -129,8 +142,8 @@ public struct RunRecord: Sendable {
       data = Contents.DataFiles(attributes: attributesFile.path, partition: partitionFile.path)
     }
     let contents = Contents(
-      strategy: strategy.rawValue, updated_parameters: updatedParameters, updated_buffers: updatedBuffers,
-      training_seconds: trainingSeconds, data: data)
+      strategy: strategy.rawValue, updatedParameters: updatedParameters, updatedBuffers: updatedBuffers,
+      trainingSeconds: trainingSeconds, data: data)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return try encoder.encode(contents)

@@ -83,7 +83,10 @@ public enum Table1 {
     rows.append(
       ["all", ""]
         + models.flatMap { model in
-          [cell(model.summary.allGap, model.intervals?.allGap), cell(model.summary.allWorst, model.intervals?.allWorst)]
+          [
+            cell(model.summary.allGap, model.intervals?.allGap),
+            cell(model.summary.allWorst, model.intervals?.allWorst),
+          ]
         })
     return TextTable(header: header, rows: rows)
   }
@@ -93,7 +96,8 @@ public enum Table1 {
     guard let first = models.first else { return TextTable(header: [], rows: []) }
     let bootstrapped = models.contains { $0.intervals != nil }
     func columns(_ label: String, _ metric: String) -> [String] {
-      bootstrapped ? ["\(label) \(metric)", "\(label) \(metric) low", "\(label) \(metric) high"] : ["\(label) \(metric)"]
+      bootstrapped
+        ? ["\(label) \(metric)", "\(label) \(metric) low", "\(label) \(metric) high"] : ["\(label) \(metric)"]
     }
     func cells(_ value: Double?, _ interval: Interval??) -> [String] {
       let text = value.map { "\($0)" } ?? ""
@@ -112,7 +116,8 @@ public enum Table1 {
     rows.append(
       ["all", ""]
         + models.flatMap { model in
-          cells(model.summary.allGap, model.intervals?.allGap) + cells(model.summary.allWorst, model.intervals?.allWorst)
+          cells(model.summary.allGap, model.intervals?.allGap)
+            + cells(model.summary.allWorst, model.intervals?.allWorst)
         })
     return TextTable(header: header, rows: rows)
   }
@@ -166,12 +171,14 @@ public enum ComparisonTable {
     ])
     let table = TextTable(
       header: [
-        "attribute", "rho", "\(label) gap", "compared gap", "difference", "\(label) worst", "compared worst", "difference",
+        "attribute", "rho", "\(label) gap", "compared gap", "difference", "\(label) worst", "compared worst",
+        "difference",
       ], rows: rows)
     var text = "# \(label) compared with \(comparison.name)\n\n"
     text += "Differences are \(label) minus the compared model"
     if differences != nil {
-      text += ", with 95% intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
+      text +=
+        ", with 95% intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
     }
     return text + ".\n\n" + table.markdown
   }

@@ -31,7 +31,10 @@ public enum TimingTable {
         let missing = [ratio.numerator, ratio.denominator].filter { strategy in
           !runs.contains { $0.record.strategy == strategy }
         }
-        let reason = missing.isEmpty ? "the \(ratio.denominator.rawValue) run took 0 s" : "no \(missing.map(\.rawValue).joined(separator: " or ")) run"
+        let reason =
+          missing.isEmpty
+          ? "the \(ratio.denominator.rawValue) run took 0 s"
+          : "no \(missing.map(\.rawValue).joined(separator: " or ")) run"
         text += "- \(name): n/a (\(reason); paper: \(ratio.paper))\n"
       }
     }

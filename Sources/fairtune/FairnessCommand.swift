@@ -80,7 +80,9 @@ struct FairnessCommand: ParsableCommand {
     let missing = [("--attributes", attributes), ("--partition", partition), ("--scores", scores), ("--out", out)]
       .filter { $0.1 == nil }.map(\.0)
     guard missing.isEmpty else {
-      throw ValidationError("Missing \(missing.joined(separator: ", ")): the metrics need the attribute, partition and scores files and an output directory.")
+      throw ValidationError(
+        "Missing \(missing.joined(separator: ", ")): the metrics need the attribute, partition and scores files and an output directory."
+      )
     }
     if compareTrain != nil && compare == nil {
       throw ValidationError("--compare-train needs --compare: it gives the train scores of the compared model.")
@@ -95,7 +97,8 @@ struct FairnessCommand: ParsableCommand {
     let partitionFile = try CelebAPartition(contentsOf: URL(fileURLWithPath: partition))
     func splits(_ scores: String, train: String?) throws -> EvaluationSplits {
       try EvaluationSplits(
-        attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: URL(fileURLWithPath: scores)),
+        attributes: attributeFile, partition: partitionFile,
+        scores: ScoreTable(contentsOf: URL(fileURLWithPath: scores)),
         trainScores: train.map { try ScoreTable(contentsOf: URL(fileURLWithPath: $0)) })
     }
     let compared = try compare.map { (name: $0, splits: try splits($0, train: compareTrain)) }
@@ -122,24 +125,37 @@ struct FairnessCommand: ParsableCommand {
 
   private func printSummary(_ evaluation: FairnessEvaluation, out: String, files: [String]) {
     let summary = evaluation.model.summary
-    print("\(evaluation.trainImages) train images (thresholds), \(evaluation.testImages) test images, \(evaluation.attributeNames.count) attributes")
+    print(
+      "\(evaluation.trainImages) train images (thresholds), \(evaluation.testImages) test images, \(evaluation.attributeNames.count) attributes"
+    )
     for (attribute, threshold) in evaluation.model.thresholds.enumerated() where !threshold.value.isFinite {
-      print("note: \(evaluation.attributeNames[attribute]) has no positive train image: no test image is predicted positive for it")
+      print(
+        "note: \(evaluation.attributeNames[attribute]) has no positive train image: no test image is predicted positive for it"
+      )
     }
     for (attribute, gap) in summary.gap.enumerated() where gap == nil {
-      print("note: \(evaluation.attributeNames[attribute]) is true on every test image or on none: it has no gap or worst and is left out of all")
+      print(
+        "note: \(evaluation.attributeNames[attribute]) is true on every test image or on none: it has no gap or worst and is left out of all"
+      )
     }
     if !summary.zeroDivisions.isEmpty {
-      print("note: \(summary.zeroDivisions.count) subgroups have no positive and no predicted positive for their task: F1 counted as 0 (listed in fairness.json)")
+      print(
+        "note: \(summary.zeroDivisions.count) subgroups have no positive and no predicted positive for their task: F1 counted as 0 (listed in fairness.json)"
+      )
     }
     func withInterval(_ value: Double?, _ interval: Interval??) -> String {
       let text = value.map { String(format: "%.3f", $0) } ?? "n/a"
       guard let interval = interval ?? nil else { return text }
       return text + String(format: " [%.3f, %.3f]", interval.low, interval.high)
     }
-    print("all: gap \(withInterval(summary.allGap, evaluation.intervals?.allGap)), worst \(withInterval(summary.allWorst, evaluation.intervals?.allWorst))")
-    if let comparison = evaluation.comparison, let first = summary.allGap, let second = comparison.model.summary.allGap {
-      print("compared with \(comparison.name): all gap difference \(withInterval(first - second, comparison.differenceIntervals?.allGap))")
+    print(
+      "all: gap \(withInterval(summary.allGap, evaluation.intervals?.allGap)), worst \(withInterval(summary.allWorst, evaluation.intervals?.allWorst))"
+    )
+    if let comparison = evaluation.comparison, let first = summary.allGap, let second = comparison.model.summary.allGap
+    {
+      print(
+        "compared with \(comparison.name): all gap difference \(withInterval(first - second, comparison.differenceIntervals?.allGap))"
+      )
     }
     print("wrote \(files.map { "\(out)/\($0)" }.joined(separator: ", "))")
   }
@@ -149,14 +165,20 @@ struct FairnessCommand: ParsableCommand {
     let result = FairnessBenchmark.run(
       trainImages: benchTrainImages, testImages: benchTestImages, resamples: resamples,
       baselineResamples: benchBaselineResamples ?? resamples, seed: seed)
-    print("synthetic CelebA-like data: \(result.trainImages) train and \(result.testImages) test images, 40 attributes, \(result.cores) cores")
+    print(
+      "synthetic CelebA-like data: \(result.trainImages) train and \(result.testImages) test images, 40 attributes, \(result.cores) cores"
+    )
     print(String(format: "thresholds, exact train-F1 sweep:            %8.3f s", result.thresholdSeconds))
-    print(String(format: "1,560 pair counts, popcount on packed bits:  %8.4f s   one pass per pair: %8.3f s (%.0fx)",
-      result.countsSeconds, result.baselineCountsSeconds, result.baselineCountsSeconds / result.countsSeconds))
+    print(
+      String(
+        format: "1,560 pair counts, popcount on packed bits:  %8.4f s   one pass per pair: %8.3f s (%.0fx)",
+        result.countsSeconds, result.baselineCountsSeconds, result.baselineCountsSeconds / result.countsSeconds))
     let scaled = result.baselineResamples < result.resamples ? " (measured on \(result.baselineResamples), scaled)" : ""
-    print(String(format: "bootstrap, %d resamples, weighted counts:  %8.3f s   one pass per pair: %8.3f s (%.0fx)%@",
-      result.resamples, result.bootstrapSeconds, result.baselineBootstrapSecondsForAllResamples,
-      result.baselineBootstrapSecondsForAllResamples / result.bootstrapSeconds, scaled))
+    print(
+      String(
+        format: "bootstrap, %d resamples, weighted counts:  %8.3f s   one pass per pair: %8.3f s (%.0fx)%@",
+        result.resamples, result.bootstrapSeconds, result.baselineBootstrapSecondsForAllResamples,
+        result.baselineBootstrapSecondsForAllResamples / result.bootstrapSeconds, scaled))
     print("fast and per-pair paths give identical counts and statistics: \(result.agree ? "yes" : "NO")")
   }
 }

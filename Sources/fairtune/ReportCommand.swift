@@ -49,7 +49,8 @@ struct ReportCommand: ParsableCommand {
   func run() throws {
     let evaluated = try ReportBuilder.evaluate(
       runs: runs.map { URL(fileURLWithPath: $0) }, attributes: attributes.map { URL(fileURLWithPath: $0) },
-      partition: partition.map { URL(fileURLWithPath: $0) }, bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed))
+      partition: partition.map { URL(fileURLWithPath: $0) },
+      bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed))
     let files = ReportBuilder.files(evaluated)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
     for run in evaluated {

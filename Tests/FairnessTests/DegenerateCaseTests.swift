@@ -48,7 +48,8 @@ final class DegenerateCaseTests: XCTestCase {
   }
 
   func testNoAttributeWithAGapMeansNoAll() {
-    let outcomes = Outcomes(attributeCount: 2, imageCount: 2, labels: [true, false, true, false], predictions: [true, false, true, false])
+    let outcomes = Outcomes(
+      attributeCount: 2, imageCount: 2, labels: [true, false, true, false], predictions: [true, false, true, false])
     let summary = FairnessSummary(PairCounts.count(outcomes))
     XCTAssertNil(summary.allGap)
     XCTAssertNil(summary.allWorst)
@@ -106,7 +107,8 @@ final class DegenerateCaseTests: XCTestCase {
     let other = randomSplit(images: 41, attributes: 3, seed: 2)
     XCTAssertThrowsError(
       try FairnessEvaluation(
-        EvaluationSplits(train: train, test: test), compared: (name: "other.csv", splits: EvaluationSplits(train: train, test: other)))
+        EvaluationSplits(train: train, test: test),
+        compared: (name: "other.csv", splits: EvaluationSplits(train: train, test: other)))
     ) { error in
       XCTAssertEqual((error as? InputError)?.file, "other.csv")
     }

@@ -10,8 +10,12 @@ final class HandComputedTests: XCTestCase {
   // predicted a0: 1  0  1  0  1  0  1  0
   //           a1: 1  0  1  1  0  0  0  1
   //           a2: 0  0  1  0  0  0  1  0
-  let labels: [[Int]] = [[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]]
-  let predictions: [[Int]] = [[1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 1], [0, 1, 0]]
+  let labels: [[Int]] = [
+    [1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0],
+  ]
+  let predictions: [[Int]] = [
+    [1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 1], [0, 1, 0],
+  ]
 
   var summary: FairnessSummary {
     let outcomes = Outcomes(

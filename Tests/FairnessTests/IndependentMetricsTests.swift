@@ -105,7 +105,8 @@ final class IndependentMetricsTests: XCTestCase {
       XCTAssertEqual(summary.gap[condition]!, gaps.reduce(0, +) / Double(gaps.count), accuracy: 1e-12)
       XCTAssertEqual(summary.worst[condition]!, worsts.reduce(0, +) / Double(worsts.count), accuracy: 1e-12)
       let positives = (0..<test.imageCount).filter { test.labels[$0 * attributes + condition] }.count
-      XCTAssertEqual(summary.rho[condition], Double(min(positives, test.imageCount - positives)) / Double(test.imageCount))
+      XCTAssertEqual(
+        summary.rho[condition], Double(min(positives, test.imageCount - positives)) / Double(test.imageCount))
     }
     XCTAssertEqual(checked, attributes * (attributes - 1))
     let gaps = summary.gap.map { $0! }.sorted()

@@ -68,7 +68,8 @@ final class InputFileTests: XCTestCase {
   func testNaNScore() {
     let error = error { try ScoreTable(name: "scores.csv", text: "image,a,b\n1.jpg,0.5,0.1\n2.jpg,nan,0.2\n") }
     XCTAssertEqual(error?.line, 3)
-    XCTAssertEqual(error?.description, "scores.csv:3: score for a of 2.jpg is nan; every score must be a finite number.")
+    XCTAssertEqual(
+      error?.description, "scores.csv:3: score for a of 2.jpg is nan; every score must be a finite number.")
   }
 
   func testScoreThatIsNotANumber() {
@@ -97,7 +98,8 @@ final class InputFileTests: XCTestCase {
     XCTAssertEqual(error?.line, 1)
     XCTAssertEqual(
       error?.message,
-      "attribute 2 of the header is 'Bald' but list_attr.txt line 2 has 'Male' there; the scores must name the attribute file's 3 attributes in the same order.")
+      "attribute 2 of the header is 'Bald' but list_attr.txt line 2 has 'Male' there; the scores must name the attribute file's 3 attributes in the same order."
+    )
   }
 
   func testScoresForAnImageTheAttributeFileDoesNotHave() {

@@ -2,8 +2,9 @@
 // index.html parse as XML; and the run-directory contract's errors.
 import Fairness
 import Foundation
-@testable import Report
 import XCTest
+
+@testable import Report
 
 #if canImport(FoundationXML)
   import FoundationXML
@@ -164,7 +165,8 @@ final class ReportTests: XCTestCase {
     let dataset = try writeDataset(train: 60, test: 40)
     let data = (dataset.attributes, dataset.partition)
     let runs = try ["seed1", "seed2"].map {
-      try writeRun($0, strategy: .full, parameters: 1, buffers: 1, seconds: 1, noise: 0.1, splits: dataset.splits, data: data)
+      try writeRun(
+        $0, strategy: .full, parameters: 1, buffers: 1, seconds: 1, noise: 0.1, splits: dataset.splits, data: data)
     }
     let evaluated = try ReportBuilder.evaluate(runs: runs, attributes: nil, partition: nil, bootstrap: nil)
     XCTAssertEqual(evaluated.map(\.label), ["full (seed1)", "full (seed2)"])
@@ -187,17 +189,23 @@ final class ReportTests: XCTestCase {
       }
     }
     let valid = #""updated_parameters": 5, "updated_buffers": 0, "training_seconds": 2.5"#
-    XCTAssertTrue(error(#"{"strategy": "linear", \#(valid)}"#).contains("strategy \"linear\" is not one of frozen, bn-stats"))
+    XCTAssertTrue(
+      error(#"{"strategy": "linear", \#(valid)}"#).contains("strategy \"linear\" is not one of frozen, bn-stats"))
     XCTAssertTrue(error(#"{\#(valid)}"#).contains("has no \"strategy\""))
-    XCTAssertTrue(error(#"{"strategy": "full", "updated_parameters": -1, "updated_buffers": 0, "training_seconds": 1}"#)
-      .contains("\"updated_parameters\" is -1; it cannot be negative."))
-    XCTAssertTrue(error(#"{"strategy": "full", "updated_parameters": "many", "updated_buffers": 0, "training_seconds": 1}"#)
-      .contains("\"updated_parameters\" should be a non-negative integer."))
-    XCTAssertTrue(error(#"{"strategy": "full", "updated_parameters": 1, "updated_buffers": 0}"#).contains("has no \"training_seconds\""))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": -1, "updated_buffers": 0, "training_seconds": 1}"#)
+        .contains("\"updated_parameters\" is -1; it cannot be negative."))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": "many", "updated_buffers": 0, "training_seconds": 1}"#)
+        .contains("\"updated_parameters\" should be a non-negative integer."))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": 1, "updated_buffers": 0}"#).contains(
+        "has no \"training_seconds\""))
     XCTAssertTrue(error(#"{"strategy": "full", \#(valid), "data": {"attributes": "a"}}"#).contains("data.partition"))
     XCTAssertTrue(error("[1, 2").contains("is not a JSON object"))
 
-    try #"{"strategy": "bn-stats-skip", \#(valid), "data": {"attributes": "../d/a.txt", "partition": "/p.txt"}, "extra": 1}"#
+    try
+      #"{"strategy": "bn-stats-skip", \#(valid), "data": {"attributes": "../d/a.txt", "partition": "/p.txt"}, "extra": 1}"#
       .write(to: file, atomically: true, encoding: .utf8)
     let record = try RunRecord(directory: run)
     XCTAssertEqual(record.strategy, .bnStatsSkip)
@@ -210,7 +218,9 @@ final class ReportTests: XCTestCase {
 
   func testFailedWriteLeavesNoOutput() throws {
     let out = directory.appendingPathComponent("out")
-    let files: [(name: String, contents: Data)] = [("table1.md", Data("x".utf8)), ("missing/figure1.svg", Data("y".utf8))]
+    let files: [(name: String, contents: Data)] = [
+      ("table1.md", Data("x".utf8)), ("missing/figure1.svg", Data("y".utf8)),
+    ]
     XCTAssertThrowsError(try OutputFiles.write(files, into: out))
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
   }
