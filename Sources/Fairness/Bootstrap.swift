@@ -110,6 +110,7 @@ public enum Bootstrap {
   public static func resample(
     _ models: [Outcomes], count: Int, seed: UInt64, lanes: Int = 64
   ) -> [[ResampleStatistic]] {
+    precondition(lanes > 0, "a block holds at least one resample")
     guard let first = models.first, count > 0 else { return models.map { _ in [] } }
     let imageCount = first.imageCount
     let attributeCount = first.attributeCount

@@ -60,7 +60,7 @@ public struct CelebAAttributes {
         default:
           throw InputError(
             file: file.name, line: number,
-            "value '\(file.string(field))' for \(names[column]) of \(image) is not 1, -1 or 0.")
+            "value '\(file.excerpt(field))' for \(names[column]) of \(image) is not 1, -1 or 0.")
         }
       }
       imageIndex[image] = images.count
@@ -129,7 +129,7 @@ public struct CelebAPartition {
       guard let code = file.integer(fields[1]), let split = CelebASplit(rawValue: code) else {
         throw InputError(
           file: file.name, line: number,
-          "split '\(file.string(fields[1]))' of \(image) is not 0 (train), 1 (validation) or 2 (test).")
+          "split '\(file.excerpt(fields[1]))' of \(image) is not 0 (train), 1 (validation) or 2 (test).")
       }
       if let first = seen[image] {
         throw InputError(file: file.name, line: number, "repeats image \(image), already on line \(first).")

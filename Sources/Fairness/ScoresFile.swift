@@ -37,7 +37,7 @@ public struct ScoreTable {
         guard fields.count >= 2, file.string(fields[0]) == "image" else {
           throw InputError(
             file: file.name, line: number,
-            "the header should be `image,` followed by the attribute names, but starts with '\(file.string(fields[0]))'."
+            "the header should be `image,` followed by the attribute names, but starts with '\(file.excerpt(fields[0]))'."
           )
         }
         names = fields.dropFirst().map(file.string)
@@ -63,7 +63,7 @@ public struct ScoreTable {
         guard let value = file.double(field) else {
           throw InputError(
             file: file.name, line: number,
-            "score '\(file.string(field))' for \(names[column]) of \(image) is not a number.")
+            "score '\(file.excerpt(field))' for \(names[column]) of \(image) is not a number.")
         }
         guard value.isFinite else {
           throw InputError(

@@ -44,6 +44,13 @@ struct TextFile {
     String(decoding: bytes[range], as: UTF8.self)
   }
 
+  /// The field as it should appear in a message: control characters as '?', and cut after 40
+  /// characters, so that a binary file passed by mistake gives a readable error.
+  func excerpt(_ range: Range<Int>) -> String {
+    let text = String(string(range).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? "?" : $0 })
+    return text.count > 40 ? String(text.prefix(40)) + "..." : text
+  }
+
   func isBlank(_ range: Range<Int>) -> Bool {
     range.allSatisfy { bytes[$0] == UInt8(ascii: " ") || bytes[$0] == UInt8(ascii: "\t") }
   }
