@@ -32,16 +32,20 @@ let package = Package(
     .target(name: "NN", dependencies: ["Tensors"], swiftSettings: optimized),
     .target(name: "Distributed", dependencies: ["CMPI", "NN", "Tensors"], swiftSettings: optimized),
     .target(name: "Data", dependencies: ["CTurboJPEG", "Tensors"], swiftSettings: optimized),
+    .target(name: "Fairness", swiftSettings: optimized),
+    .target(name: "Report", dependencies: ["Fairness"], swiftSettings: optimized),
     .executableTarget(
       name: "fairtune",
       dependencies: [
-        "NN", "Tensors", "Distributed", "Data",
+        "NN", "Tensors", "Distributed", "Data", "Fairness", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: optimized),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
+    .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
+    .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],
   swiftLanguageModes: [.v5]

@@ -1,0 +1,209 @@
+// Bootstrap confidence intervals: resamples of the test images as multinomial weights, the pair
+// counts of all resamples accumulated together, and percentile intervals.
+import Dispatch
+
+/// A two-sided percentile interval, the mean over the resamples, and how many resamples had the
+/// statistic (a resample in which an attribute is true on every image or on none has no gap or
+/// worst for it). The mean minus the estimate is the bootstrap's bias: a gap is an absolute
+/// difference of noisy F1s, so resampling inflates it, and the interval of a gap can lie above
+/// its estimate; a worst (a minimum) is pulled the other way.
+public struct Interval: Equatable, Sendable {
+  public let low: Double
+  public let high: Double
+  public let mean: Double
+  public let resamples: Int
+
+  public init(low: Double, high: Double, mean: Double, resamples: Int) {
+    self.low = low
+    self.high = high
+    self.mean = mean
+    self.resamples = resamples
+  }
+}
+
+/// The per-attribute and "all" statistics of one resample of one model.
+public struct ResampleStatistic: Sendable {
+  public let gap: [Double?]
+  public let worst: [Double?]
+  public let allGap: Double?
+  public let allWorst: Double?
+
+  public init(_ summary: FairnessSummary) {
+    gap = summary.gap
+    worst = summary.worst
+    allGap = summary.allGap
+    allWorst = summary.allWorst
+  }
+
+  /// `first - second`, statistic by statistic: a paired comparison on the same resample.
+  public init(difference first: ResampleStatistic, _ second: ResampleStatistic) {
+    func subtract(_ a: Double?, _ b: Double?) -> Double? {
+      guard let a, let b else { return nil }
+      return a - b
+    }
+    gap = zip(first.gap, second.gap).map(subtract)
+    worst = zip(first.worst, second.worst).map(subtract)
+    allGap = subtract(first.allGap, second.allGap)
+    allWorst = subtract(first.allWorst, second.allWorst)
+  }
+}
+
+/// Intervals for every per-attribute gap and worst and for "all".
+public struct BootstrapIntervals: Sendable {
+  public let gap: [Interval?]
+  public let worst: [Interval?]
+  public let allGap: Interval?
+  public let allWorst: Interval?
+
+  public init(_ statistics: [ResampleStatistic], level: Double) {
+    let attributeCount = statistics.first?.gap.count ?? 0
+    gap = (0..<attributeCount).map { attribute in
+      percentileInterval(statistics.compactMap { $0.gap[attribute] }, level: level)
+    }
+    worst = (0..<attributeCount).map { attribute in
+      percentileInterval(statistics.compactMap { $0.worst[attribute] }, level: level)
+    }
+    allGap = percentileInterval(statistics.compactMap(\.allGap), level: level)
+    allWorst = percentileInterval(statistics.compactMap(\.allWorst), level: level)
+  }
+}
+
+/// The central `level` interval of `values` from the (1 - level) / 2 and (1 + level) / 2
+/// quantiles, interpolated linearly between order statistics (NumPy's default); nil when empty.
+public func percentileInterval(_ values: [Double], level: Double) -> Interval? {
+  guard !values.isEmpty else { return nil }
+  let sorted = values.sorted()
+  func quantile(_ probability: Double) -> Double {
+    let position = probability * Double(sorted.count - 1)
+    let below = Int(position.rounded(.down))
+    let above = min(below + 1, sorted.count - 1)
+    return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
+  }
+  return Interval(
+    low: quantile((1 - level) / 2), high: quantile((1 + level) / 2),
+    mean: sorted.reduce(0, +) / Double(sorted.count), resamples: sorted.count)
+}
+
+public enum Bootstrap {
+  /// Calls `body` with the index of each of the `imageCount` draws, with replacement, of
+  /// resample `resample`. Every resample has its own random stream of `seed`, so a resample is
+  /// the same whichever thread draws it and whichever models it is applied to.
+  static func forEachDraw(seed: UInt64, resample: Int, imageCount: Int, _ body: (Int) -> Void) {
+    var generator = SplitMix64(seed: seed, stream: UInt64(resample))
+    for _ in 0..<imageCount { body(generator.index(below: imageCount)) }
+  }
+
+  /// The statistics of each model on `count` resamples of its test images; all models must be
+  /// outcomes of the same images, and resample r is the same draw for every model.
+  ///
+  /// A resample is a vector of multinomial weights (how often each image was drawn), and a
+  /// weighted count adds an image's weight to every pair it belongs to. Images are visited once
+  /// per block of `lanes` resamples: each image's weights for the block sit side by side, and
+  /// the image adds that vector to the (task, condition) rows named by its positive labels and
+  /// predictions, so the work follows the sparsity of the labels (about 9 of CelebA's 40 are
+  /// positive per image). Blocks run in parallel on all cores.
+  ///
+  /// Measured on CelebA-sized data (19,962 images, 40 attributes), per resample and core: this
+  /// kernel about 0.7 ms; the alternative of 4-bit weight planes, one popcount per plane, pair and
+  /// 64-image word, 3.4 ms (1.3 ms with a hardware popcount, which the portable build does not
+  /// get); one pass over the resampled images per pair (`PerPairBaseline`) about 180 ms.
+  public static func resample(
+    _ models: [Outcomes], count: Int, seed: UInt64, lanes: Int = 64
+  ) -> [[ResampleStatistic]] {
+    precondition(lanes > 0, "a block holds at least one resample")
+    guard let first = models.first, count > 0 else { return models.map { _ in [] } }
+    let imageCount = first.imageCount
+    let attributeCount = first.attributeCount
+    let patterns = models.map(ImagePatterns.init)
+    let rowCount = (attributeCount + 1) * attributeCount * 3
+    let blockCount = (count + lanes - 1) / lanes
+    let placeholder = ResampleStatistic(FairnessSummary(PairCounts(attributeCount: attributeCount, imageCount: 0)))
+    var results = [ResampleStatistic](repeating: placeholder, count: models.count * count)
+    results.withUnsafeMutableBufferPointer { output in
+      let output = output
+      DispatchQueue.concurrentPerform(iterations: blockCount) { block in
+        let firstResample = block * lanes
+        let width = min(lanes, count - firstResample)
+        let weights = UnsafeMutablePointer<UInt32>.allocate(capacity: imageCount * width)
+        let accumulator = UnsafeMutablePointer<UInt32>.allocate(capacity: rowCount * width)
+        defer {
+          weights.deallocate()
+          accumulator.deallocate()
+        }
+        weights.initialize(repeating: 0, count: imageCount * width)
+        for lane in 0..<width {
+          forEachDraw(seed: seed, resample: firstResample + lane, imageCount: imageCount) { image in
+            weights[image * width + lane] += 1
+          }
+        }
+        for (model, pattern) in patterns.enumerated() {
+          accumulator.initialize(repeating: 0, count: rowCount * width)
+          pattern.accumulate(weights: weights, lanes: width, into: accumulator)
+          for lane in 0..<width {
+            var counts = PairCounts(attributeCount: attributeCount, imageCount: imageCount)
+            for pair in 0..<(rowCount / 3) {
+              counts.truePositives[pair] = Int(accumulator[(pair * 3) * width + lane])
+              counts.predictedPositives[pair] = Int(accumulator[(pair * 3 + 1) * width + lane])
+              counts.positives[pair] = Int(accumulator[(pair * 3 + 2) * width + lane])
+            }
+            output[model * count + firstResample + lane] = ResampleStatistic(FairnessSummary(counts))
+          }
+        }
+      }
+    }
+    return (0..<models.count).map { model in Array(results[model * count..<(model + 1) * count]) }
+  }
+}
+
+/// Each image's true positives, positive predictions and positive labels as lists of attribute
+/// indices, one after the other: for image i, kind k (0 true positive, 1 predicted, 2 positive)
+/// is `attributes[bounds[3 i + k]..<bounds[3 i + k + 1]]`.
+struct ImagePatterns {
+  let attributeCount: Int
+  let imageCount: Int
+  private(set) var bounds: [Int] = [0]
+  private(set) var attributes: [Int32] = []
+
+  init(_ outcomes: Outcomes) {
+    attributeCount = outcomes.attributeCount
+    imageCount = outcomes.imageCount
+    for image in 0..<imageCount {
+      let row = image * attributeCount
+      for kind in 0..<3 {
+        for attribute in 0..<attributeCount {
+          let label = outcomes.labels[row + attribute]
+          let prediction = outcomes.predictions[row + attribute]
+          let member = kind == 0 ? label && prediction : kind == 1 ? prediction : label
+          if member { attributes.append(Int32(attribute)) }
+        }
+        bounds.append(attributes.count)
+      }
+    }
+  }
+
+  /// Adds each image's `lanes` weights to the accumulator rows (condition, task, kind) of its
+  /// pairs, the conditions being its positive labels and the all-images row. Accumulator layout:
+  /// `[((condition * attributeCount + task) * 3 + kind) * lanes + lane]`.
+  func accumulate(weights: UnsafePointer<UInt32>, lanes: Int, into accumulator: UnsafeMutablePointer<UInt32>) {
+    let attributeCount = attributeCount
+    bounds.withUnsafeBufferPointer { bounds in
+      attributes.withUnsafeBufferPointer { attributes in
+        for image in 0..<imageCount {
+          let weight = weights + image * lanes
+          let positivesStart = bounds[3 * image + 2]
+          let positivesEnd = bounds[3 * image + 3]
+          for conditionSlot in positivesStart...positivesEnd {
+            let condition = conditionSlot < positivesEnd ? Int(attributes[conditionSlot]) : attributeCount
+            let conditionRow = accumulator + condition * attributeCount * 3 * lanes
+            for kind in 0..<3 {
+              for slot in bounds[3 * image + kind]..<bounds[3 * image + kind + 1] {
+                let row = conditionRow + (Int(attributes[slot]) * 3 + kind) * lanes
+                for lane in 0..<lanes { row[lane] &+= weight[lane] }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

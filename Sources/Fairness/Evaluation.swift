@@ -1,0 +1,87 @@
+// One evaluation end to end: thresholds from train, pair metrics on test, bootstrap intervals,
+// and the paired comparison with a second model on the same resamples.
+
+/// Thresholds, test outcomes and fairness summary of one model.
+public struct ModelEvaluation: Sendable {
+  public let thresholds: [Threshold]
+  public let outcomes: Outcomes
+  public let summary: FairnessSummary
+
+  public init(_ splits: EvaluationSplits) {
+    thresholds = Thresholds.calibrate(splits.train)
+    outcomes = Outcomes(splits.test, thresholds: thresholds)
+    summary = FairnessSummary(PairCounts.count(outcomes))
+  }
+}
+
+/// How to resample: `resamples` bootstrap draws of the test images from random stream `seed`,
+/// and the coverage of the intervals.
+public struct BootstrapOptions: Sendable {
+  public let resamples: Int
+  public let seed: UInt64
+  public let level: Double
+
+  public init(resamples: Int, seed: UInt64, level: Double = 0.95) {
+    self.resamples = resamples
+    self.seed = seed
+    self.level = level
+  }
+}
+
+/// A second model evaluated on the same test images, and the intervals of the differences
+/// (first model minus this one) over the same resamples.
+public struct Comparison: Sendable {
+  public let name: String
+  public let model: ModelEvaluation
+  public let intervals: BootstrapIntervals?
+  public let differenceIntervals: BootstrapIntervals?
+}
+
+public struct FairnessEvaluation: Sendable {
+  public let attributeNames: [String]
+  public let trainImages: Int
+  public let testImages: Int
+  public let model: ModelEvaluation
+  public let bootstrap: BootstrapOptions?
+  public let intervals: BootstrapIntervals?
+  public let comparison: Comparison?
+
+  /// `compared` must hold the same test images in the same order as `splits`, which is so when
+  /// both were joined with the same attribute and partition files.
+  public init(
+    _ splits: EvaluationSplits, bootstrap: BootstrapOptions? = nil,
+    compared: (name: String, splits: EvaluationSplits)? = nil
+  ) throws {
+    if let compared {
+      guard compared.splits.test.images == splits.test.images, compared.splits.test.labels == splits.test.labels else {
+        throw InputError(
+          file: compared.name, line: nil,
+          "does not cover the same test images with the same labels as the model it is compared with; compare scores of the same dataset."
+        )
+      }
+    }
+    attributeNames = splits.test.attributeNames
+    trainImages = splits.train.imageCount
+    testImages = splits.test.imageCount
+    model = ModelEvaluation(splits)
+    let other = compared.map { ModelEvaluation($0.splits) }
+    self.bootstrap = bootstrap
+    var statistics: [[ResampleStatistic]] = []
+    if let bootstrap, bootstrap.resamples > 0 {
+      statistics = Bootstrap.resample(
+        [model.outcomes] + (other.map { [$0.outcomes] } ?? []), count: bootstrap.resamples, seed: bootstrap.seed)
+    }
+    let level = bootstrap?.level ?? 0.95
+    intervals = statistics.first.map { BootstrapIntervals($0, level: level) }
+    if let compared, let other {
+      let differences =
+        statistics.count == 2 ? zip(statistics[0], statistics[1]).map { ResampleStatistic(difference: $0, $1) } : nil
+      comparison = Comparison(
+        name: compared.name, model: other,
+        intervals: statistics.count == 2 ? BootstrapIntervals(statistics[1], level: level) : nil,
+        differenceIntervals: differences.map { BootstrapIntervals($0, level: level) })
+    } else {
+      comparison = nil
+    }
+  }
+}

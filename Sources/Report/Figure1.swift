@@ -1,0 +1,219 @@
+// Figure 1 as a self-contained SVG: parameters and buffers updated per model (log scale) above,
+// the distribution of F1worst over all (task, condition) pairs per model below.
+import Foundation
+
+/// What Figure 1 shows of one model.
+public struct FigureModel: Sendable {
+  public let label: String
+  public let updatedParameters: Int
+  public let updatedBuffers: Int
+  /// min(F1(t|c), F1(t|-c)) for every pair that has both subgroups.
+  public let pairWorst: [Double]
+
+  public init(label: String, updatedParameters: Int, updatedBuffers: Int, pairWorst: [Double]) {
+    self.label = label
+    self.updatedParameters = updatedParameters
+    self.updatedBuffers = updatedBuffers
+    self.pairWorst = pairWorst
+  }
+}
+
+/// The five numbers of a box plot (Tukey's: whiskers at the most extreme values within 1.5
+/// interquartile ranges of the box) and the values beyond the whiskers.
+struct BoxSummary {
+  let lowerQuartile: Double
+  let median: Double
+  let upperQuartile: Double
+  let lowerWhisker: Double
+  let upperWhisker: Double
+  let outliers: [Double]
+
+  init?(_ values: [Double]) {
+    guard !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    func quantile(_ probability: Double) -> Double {
+      let position = probability * Double(sorted.count - 1)
+      let below = Int(position.rounded(.down))
+      let above = min(below + 1, sorted.count - 1)
+      return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
+    }
+    let lower = quantile(0.25)
+    let upper = quantile(0.75)
+    let reach = 1.5 * (upper - lower)
+    let inside = sorted.filter { $0 >= lower - reach && $0 <= upper + reach }
+    lowerQuartile = lower
+    median = quantile(0.5)
+    upperQuartile = upper
+    lowerWhisker = inside.first ?? lower
+    upperWhisker = inside.last ?? upper
+    outliers = sorted.filter { $0 < lower - reach || $0 > upper + reach }
+  }
+}
+
+public enum Figure1 {
+  static let width = 760.0
+  static let left = 90.0
+  static let right = 20.0
+  static let parameterColor = "#4c72b0"
+  static let bufferColor = "#dd8452"
+  static let boxColor = "#9ebcda"
+
+  public static func svg(_ models: [FigureModel]) -> String {
+    let height = 660.0
+    let pairCount = models.map(\.pairWorst.count).max() ?? 0
+    var parts: [String] = [
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
+      "<title>Figure 1: parameters and buffers updated per model, and the distribution of F1worst over \(grouped(pairCount)) attribute pairs</title>",
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+    ]
+    parts += updatedCountsPanel(models, top: 20, plotTop: 60, plotBottom: 270)
+    parts += worstDistributionPanel(models, pairCount: pairCount, top: 330, plotTop: 370, plotBottom: 610)
+    parts.append("</svg>")
+    return parts.joined(separator: "\n") + "\n"
+  }
+
+  /// The horizontal centre of model `index` of `count`.
+  private static func center(_ index: Int, of count: Int) -> Double {
+    left + (width - left - right) * (Double(index) + 0.5) / Double(max(count, 1))
+  }
+
+  private static func text(
+    _ x: Double, _ y: Double, _ content: String, anchor: String = "middle", size: Int? = nil, weight: String? = nil
+  )
+    -> String
+  {
+    let sizeAttribute = size.map { " font-size=\"\($0)\"" } ?? ""
+    let weightAttribute = weight.map { " font-weight=\"\($0)\"" } ?? ""
+    return
+      "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\"\(sizeAttribute)\(weightAttribute)>\(escapedXML(content))</text>"
+  }
+
+  private static func f(_ value: Double) -> String { String(format: "%.1f", value) }
+
+  /// 1, 10, 100, 1k, ... 100M: tick labels that stay short on a log axis.
+  static func compact(_ value: Double) -> String {
+    let units: [(Double, String)] = [(1e9, "G"), (1e6, "M"), (1e3, "k")]
+    for (scale, suffix) in units where value >= scale {
+      let scaled = value / scale
+      return (scaled == scaled.rounded() ? String(Int(scaled)) : String(format: "%.1f", scaled)) + suffix
+    }
+    return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+  }
+
+  private static func updatedCountsPanel(_ models: [FigureModel], top: Double, plotTop: Double, plotBottom: Double)
+    -> [String]
+  {
+    var parts = [
+      text(
+        left, top + 12, "Parameters and buffers updated per model (log scale)", anchor: "start", size: 14,
+        weight: "bold")
+    ]
+    let values = models.flatMap { [$0.updatedParameters, $0.updatedBuffers] }.filter { $0 > 0 }.map(Double.init)
+    var lowDecade = floor(log10(values.min() ?? 1))
+    var highDecade = ceil(log10(values.max() ?? 10))
+    if highDecade <= lowDecade { highDecade = lowDecade + 1 }
+    lowDecade = max(0, lowDecade)
+    func y(_ value: Double) -> Double {
+      plotBottom - (log10(value) - lowDecade) / (highDecade - lowDecade) * (plotBottom - plotTop)
+    }
+    for decade in Int(lowDecade)...Int(highDecade) {
+      let tick = y(pow(10, Double(decade)))
+      parts.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(tick))\" x2=\"\(f(width - right))\" y2=\"\(f(tick))\" stroke=\"#e0e0e0\"/>")
+      parts.append(text(left - 6, tick + 4, compact(pow(10, Double(decade))), anchor: "end"))
+    }
+    parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
+    parts.append(verticalLabel("values updated", plotTop: plotTop, plotBottom: plotBottom))
+    let groupWidth = (width - left - right) / Double(max(models.count, 1))
+    let barWidth = min(36, groupWidth * 0.32)
+    for (index, model) in models.enumerated() {
+      let middle = center(index, of: models.count)
+      for (offset, value, color) in [
+        (-1.0, model.updatedParameters, parameterColor), (0.0, model.updatedBuffers, bufferColor),
+      ] {
+        let x = middle + offset * barWidth + (offset < 0 ? -2 : 2)
+        if value > 0 {
+          let barTop = y(Double(value))
+          parts.append(
+            "<rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(plotBottom - barTop))\" fill=\"\(color)\"><title>\(escapedXML(model.label)): \(grouped(value))</title></rect>"
+          )
+          parts.append(text(x + barWidth / 2, barTop - 4, compact(Double(value)), size: 10))
+        } else {
+          parts.append(text(x + barWidth / 2, plotBottom - 4, "0", size: 10))
+        }
+      }
+      parts.append(text(middle, plotBottom + 16, model.label))
+    }
+    let legendY = top + 30
+    parts.append(
+      "<rect x=\"\(f(width - right - 230))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(parameterColor)\"/>"
+    )
+    parts.append(text(width - right - 213, legendY, "parameters", anchor: "start"))
+    parts.append(
+      "<rect x=\"\(f(width - right - 125))\" y=\"\(f(legendY - 10))\" width=\"12\" height=\"12\" fill=\"\(bufferColor)\"/>"
+    )
+    parts.append(text(width - right - 108, legendY, "buffers", anchor: "start"))
+    return parts
+  }
+
+  private static func worstDistributionPanel(
+    _ models: [FigureModel], pairCount: Int, top: Double, plotTop: Double, plotBottom: Double
+  ) -> [String] {
+    var parts = [
+      text(
+        left, top + 12, "F1worst = min(F1(t|c), F1(t|-c)) over the \(grouped(pairCount)) (t, c) pairs", anchor: "start",
+        size: 14, weight: "bold")
+    ]
+    func y(_ value: Double) -> Double { plotBottom - value * (plotBottom - plotTop) }
+    for tick in stride(from: 0.0, through: 1.0, by: 0.2) {
+      parts.append(
+        "<line x1=\"\(f(left))\" y1=\"\(f(y(tick)))\" x2=\"\(f(width - right))\" y2=\"\(f(y(tick)))\" stroke=\"#e0e0e0\"/>"
+      )
+      parts.append(text(left - 6, y(tick) + 4, String(format: "%.1f", tick), anchor: "end"))
+    }
+    parts.append(axes(plotTop: plotTop, plotBottom: plotBottom))
+    parts.append(verticalLabel("F1worst", plotTop: plotTop, plotBottom: plotBottom))
+    let groupWidth = (width - left - right) / Double(max(models.count, 1))
+    let boxWidth = min(60, groupWidth * 0.5)
+    for (index, model) in models.enumerated() {
+      let middle = center(index, of: models.count)
+      parts.append(text(middle, plotBottom + 16, model.label))
+      guard let box = BoxSummary(model.pairWorst) else {
+        parts.append(text(middle, (plotTop + plotBottom) / 2, "no pairs", size: 10))
+        continue
+      }
+      let x0 = middle - boxWidth / 2
+      parts.append(
+        "<line x1=\"\(f(middle))\" y1=\"\(f(y(box.lowerWhisker)))\" x2=\"\(f(middle))\" y2=\"\(f(y(box.upperWhisker)))\" stroke=\"#333\"/>"
+      )
+      for whisker in [box.lowerWhisker, box.upperWhisker] {
+        parts.append(
+          "<line x1=\"\(f(middle - boxWidth / 4))\" y1=\"\(f(y(whisker)))\" x2=\"\(f(middle + boxWidth / 4))\" y2=\"\(f(y(whisker)))\" stroke=\"#333\"/>"
+        )
+      }
+      parts.append(
+        "<rect x=\"\(f(x0))\" y=\"\(f(y(box.upperQuartile)))\" width=\"\(f(boxWidth))\" height=\"\(f(max(y(box.lowerQuartile) - y(box.upperQuartile), 0.5)))\" fill=\"\(boxColor)\" stroke=\"#333\"><title>\(escapedXML(model.label)): quartiles \(formatted(box.lowerQuartile)), \(formatted(box.median)), \(formatted(box.upperQuartile)) over \(model.pairWorst.count) pairs</title></rect>"
+      )
+      parts.append(
+        "<line x1=\"\(f(x0))\" y1=\"\(f(y(box.median)))\" x2=\"\(f(x0 + boxWidth))\" y2=\"\(f(y(box.median)))\" stroke=\"#111\" stroke-width=\"2\"/>"
+      )
+      parts.append(text(x0 + boxWidth + 3, y(box.median) + 4, formatted(box.median), anchor: "start", size: 10))
+      for outlier in box.outliers {
+        parts.append(
+          "<circle cx=\"\(f(middle))\" cy=\"\(f(y(outlier)))\" r=\"2\" fill=\"none\" stroke=\"#555\" stroke-opacity=\"0.6\"/>"
+        )
+      }
+    }
+    return parts
+  }
+
+  private static func verticalLabel(_ content: String, plotTop: Double, plotBottom: Double) -> String {
+    let y = (plotTop + plotBottom) / 2
+    return
+      "<text transform=\"translate(\(f(left - 55)) \(f(y))) rotate(-90)\" text-anchor=\"middle\">\(escapedXML(content))</text>"
+  }
+
+  private static func axes(plotTop: Double, plotBottom: Double) -> String {
+    "<path d=\"M\(f(left)) \(f(plotTop)) V\(f(plotBottom)) H\(f(width - right))\" fill=\"none\" stroke=\"#333\"/>"
+  }
+}

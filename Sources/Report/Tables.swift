@@ -1,0 +1,185 @@
+// Table 1 (per-attribute F1 gap and worst-group F1 of each model) and the comparison table, as
+// Markdown, CSV and HTML built from one layout.
+import Fairness
+
+/// One model's fairness results under a display label.
+public struct ModelResult: Sendable {
+  public let label: String
+  public let attributeNames: [String]
+  public let summary: FairnessSummary
+  public let intervals: BootstrapIntervals?
+
+  public init(label: String, attributeNames: [String], summary: FairnessSummary, intervals: BootstrapIntervals?) {
+    self.label = label
+    self.attributeNames = attributeNames
+    self.summary = summary
+    self.intervals = intervals
+  }
+}
+
+/// A header and rows of text cells, rendered three ways.
+struct TextTable {
+  var header: [String]
+  var rows: [[String]]
+
+  var markdown: String {
+    let lines = [header, header.map { _ in "---" }] + rows
+    return lines.map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+  }
+
+  var csv: String {
+    ([header] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
+  }
+
+  /// An interval written after a value, "0.123 [0.101, 0.140]", goes on a line of its own in
+  /// smaller type, so that wide tables of many models stay legible.
+  var html: String {
+    func cell(_ text: String) -> String {
+      guard let bracket = text.range(of: " [") else { return escapedXML(text) }
+      let value = escapedXML(String(text[..<bracket.lowerBound]))
+      let interval = escapedXML("[" + String(text[bracket.upperBound...]))
+      return "\(value)<br/><span class=\"interval\">\(interval)</span>"
+    }
+    let head = "<tr>" + header.map { "<th>\(escapedXML($0))</th>" }.joined() + "</tr>"
+    let body = rows.map { "<tr>" + $0.map { "<td>\(cell($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
+    return "<table>\n<thead>\(head)</thead>\n<tbody>\n\(body)\n</tbody>\n</table>\n"
+  }
+}
+
+public enum Table1 {
+  /// The paper's rows: 11 attributes spread over rho, in the paper's order (rho from .02 to .47).
+  public static let paperAttributes = [
+    "Bald", "Double_Chin", "Chubby", "Wearing_Necktie", "Wearing_Necklace", "No_Beard", "Straight_Hair",
+    "Big_Lips", "Wavy_Hair", "Male", "Wearing_Lipstick",
+  ]
+
+  /// How to read the bootstrap intervals, under every table that shows them.
+  public static let intervalNote =
+    "Brackets: 95% percentile bootstrap intervals over resampled test images. A gap is an absolute difference of noisy F1s, so resampling inflates it and its interval can lie above the estimate; compare two models with the paired difference (fairtune fairness --compare)."
+
+  /// The attribute indices of the paper's rows that the dataset has, or of every attribute.
+  static func rows(_ names: [String], paperOnly: Bool) -> [Int] {
+    paperOnly ? paperAttributes.compactMap { names.firstIndex(of: $0) } : Array(names.indices)
+  }
+
+  /// attribute, rho, then per model "gap" and "worst", each with its interval when bootstrapped;
+  /// a last row "all" holds the medians.
+  static func display(_ models: [ModelResult], paperOnly: Bool) -> TextTable {
+    guard let first = models.first else { return TextTable(header: [], rows: []) }
+    let header = ["attribute", "rho"] + models.flatMap { ["\($0.label) gap ↓", "\($0.label) worst ↑"] }
+    func cell(_ value: Double?, _ interval: Interval??) -> String {
+      guard let interval = interval ?? nil else { return formatted(value) }
+      return "\(formatted(value)) [\(formatted(interval.low)), \(formatted(interval.high))]"
+    }
+    var rows = rows(first.attributeNames, paperOnly: paperOnly).map { attribute in
+      [first.attributeNames[attribute], formatted(first.summary.rho[attribute], decimals: 2)]
+        + models.flatMap { model in
+          [
+            cell(model.summary.gap[attribute], model.intervals?.gap[attribute]),
+            cell(model.summary.worst[attribute], model.intervals?.worst[attribute]),
+          ]
+        }
+    }
+    rows.append(
+      ["all", ""]
+        + models.flatMap { model in
+          [
+            cell(model.summary.allGap, model.intervals?.allGap),
+            cell(model.summary.allWorst, model.intervals?.allWorst),
+          ]
+        })
+    return TextTable(header: header, rows: rows)
+  }
+
+  /// The same numbers with full precision and intervals in columns of their own, for analysis.
+  static func numeric(_ models: [ModelResult], paperOnly: Bool) -> TextTable {
+    guard let first = models.first else { return TextTable(header: [], rows: []) }
+    let bootstrapped = models.contains { $0.intervals != nil }
+    func columns(_ label: String, _ metric: String) -> [String] {
+      bootstrapped
+        ? ["\(label) \(metric)", "\(label) \(metric) low", "\(label) \(metric) high"] : ["\(label) \(metric)"]
+    }
+    func cells(_ value: Double?, _ interval: Interval??) -> [String] {
+      let text = value.map { "\($0)" } ?? ""
+      guard bootstrapped else { return [text] }
+      let interval = interval ?? nil
+      return [text, interval.map { "\($0.low)" } ?? "", interval.map { "\($0.high)" } ?? ""]
+    }
+    let header = ["attribute", "rho"] + models.flatMap { columns($0.label, "gap") + columns($0.label, "worst") }
+    var rows = rows(first.attributeNames, paperOnly: paperOnly).map { attribute in
+      [first.attributeNames[attribute], "\(first.summary.rho[attribute])"]
+        + models.flatMap { model in
+          cells(model.summary.gap[attribute], model.intervals?.gap[attribute])
+            + cells(model.summary.worst[attribute], model.intervals?.worst[attribute])
+        }
+    }
+    rows.append(
+      ["all", ""]
+        + models.flatMap { model in
+          cells(model.summary.allGap, model.intervals?.allGap)
+            + cells(model.summary.allWorst, model.intervals?.allWorst)
+        })
+    return TextTable(header: header, rows: rows)
+  }
+
+  /// table1.md: the paper's rows, then all attributes.
+  public static func markdown(_ models: [ModelResult]) -> String {
+    var text = "# Table 1: F1 gap (lower is fairer) and worst-group F1 (higher is better)\n\n"
+    text += "For each attribute c: the mean over the other tasks t of |F1(t|c) - F1(t|-c)| (gap) and of "
+    text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
+    if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
+    text += "\n\n" + display(models, paperOnly: true).markdown
+    text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown
+    return text
+  }
+
+  /// table1.csv (the paper's rows) and table1-full.csv (all attributes).
+  public static func csv(_ models: [ModelResult], paperOnly: Bool) -> String {
+    numeric(models, paperOnly: paperOnly).csv
+  }
+}
+
+public enum ComparisonTable {
+  /// comparison.md: both models' gap and worst per attribute and the paired difference (first
+  /// minus second) with its interval; a star marks an interval that excludes 0.
+  public static func markdown(_ evaluation: FairnessEvaluation, label: String) -> String {
+    guard let comparison = evaluation.comparison else { return "" }
+    let names = evaluation.attributeNames
+    let first = evaluation.model.summary
+    let second = comparison.model.summary
+    let differences = comparison.differenceIntervals
+    func difference(_ a: Double?, _ b: Double?, _ interval: Interval??) -> String {
+      guard let a, let b else { return "n/a" }
+      guard let interval = interval ?? nil else { return formatted(a - b) }
+      let excludesZero = interval.low > 0 || interval.high < 0
+      return "\(formatted(a - b)) [\(formatted(interval.low)), \(formatted(interval.high))]\(excludesZero ? " *" : "")"
+    }
+    var rows = names.indices.map { attribute in
+      [
+        names[attribute], formatted(first.rho[attribute], decimals: 2),
+        formatted(first.gap[attribute]), formatted(second.gap[attribute]),
+        difference(first.gap[attribute], second.gap[attribute], differences?.gap[attribute]),
+        formatted(first.worst[attribute]), formatted(second.worst[attribute]),
+        difference(first.worst[attribute], second.worst[attribute], differences?.worst[attribute]),
+      ]
+    }
+    rows.append([
+      "all", "", formatted(first.allGap), formatted(second.allGap),
+      difference(first.allGap, second.allGap, differences?.allGap),
+      formatted(first.allWorst), formatted(second.allWorst),
+      difference(first.allWorst, second.allWorst, differences?.allWorst),
+    ])
+    let table = TextTable(
+      header: [
+        "attribute", "rho", "\(label) gap", "compared gap", "difference", "\(label) worst", "compared worst",
+        "difference",
+      ], rows: rows)
+    var text = "# \(label) compared with \(comparison.name)\n\n"
+    text += "Differences are \(label) minus the compared model"
+    if differences != nil {
+      text +=
+        ", with 95% intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
+    }
+    return text + ".\n\n" + table.markdown
+  }
+}

@@ -1,0 +1,41 @@
+// fairness.json parses as JSON and says what the numbers are: null thresholds, zero-division
+// subgroups, pair matrices, intervals.
+import Fairness
+import Foundation
+import XCTest
+
+final class DocumentTests: XCTestCase {
+  func testDocumentHoldsThresholdsMetricsPairsAndIntervals() throws {
+    // a2 has no train positive; in the test split a2 is never true either.
+    let names = ["a0", "a1", "a2"]
+    let train = LabeledScores(
+      attributeNames: names, images: ["1", "2", "3", "4"],
+      labels: [true, false, false, false, true, false, true, true, false, false, false, false],
+      scores: [0.9, 0.2, 0.5, 0.1, 0.8, 0.4, 0.7, 0.6, 0.3, 0.2, 0.1, 0.9])
+    let test = LabeledScores(
+      attributeNames: names, images: ["5", "6", "7", "8"],
+      labels: [true, false, false, false, true, false, true, true, false, false, false, false],
+      scores: [0.95, 0.1, 0.2, 0.3, 0.9, 0.1, 0.1, 0.85, 0.1, 0.2, 0.1, 0.3])
+    let evaluation = try FairnessEvaluation(
+      EvaluationSplits(train: train, test: test), bootstrap: BootstrapOptions(resamples: 30, seed: 2))
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: evaluation.document()) as? [String: Any])
+    XCTAssertEqual(object["attributes"] as? [String], names)
+    let thresholds = try XCTUnwrap(object["thresholds"] as? [Any])
+    XCTAssertEqual(thresholds.count, 3)
+    XCTAssertTrue(thresholds[2] is NSNull, "no train positive: +infinity, written as null")
+    XCTAssertEqual(object["test_images"] as? Int, 4)
+    let perAttribute = try XCTUnwrap(object["per_attribute"] as? [[String: Any]])
+    XCTAssertEqual(perAttribute.map { $0["attribute"] as? String }, names)
+    XCTAssertTrue(perAttribute[2]["gap"] is NSNull, "a2 is never true in the test split")
+    XCTAssertEqual(perAttribute[0]["rho"] as? Double, 0.5)
+    XCTAssertNotNil(perAttribute[0]["gap_interval"] as? [String: Any])
+    let pairs = try XCTUnwrap(object["pairs"] as? [String: Any])
+    let given = try XCTUnwrap(pairs["f1_given_c"] as? [[Any]])
+    XCTAssertEqual(given.count, 3)
+    XCTAssertTrue(given[0][0] is NSNull, "diagonal")
+    let zeroDivisions = try XCTUnwrap(object["zero_division"] as? [[String: String]])
+    XCTAssertTrue(zeroDivisions.contains(["task": "a2", "condition": "a0", "subgroup": "c"]))
+    XCTAssertEqual((object["conventions"] as? [String])?.count, FairnessEvaluation.conventions.count)
+    XCTAssertEqual((object["bootstrap"] as? [String: Any])?["resamples"] as? Int, 30)
+  }
+}

@@ -1,0 +1,233 @@
+// `fairtune report` from six run directories: tables, timing ratios, and that figure1.svg and
+// index.html parse as XML; and the run-directory contract's errors.
+import Fairness
+import Foundation
+import XCTest
+
+@testable import Report
+
+#if canImport(FoundationXML)
+  import FoundationXML
+#endif
+
+/// Counts elements by name and remembers external references while parsing.
+final class ElementCounter: NSObject, XMLParserDelegate {
+  var counts: [String: Int] = [:]
+  var root: String?
+  var externalReferences: [String] = []
+
+  func parser(
+    _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
+    attributes: [String: String] = [:]
+  ) {
+    if root == nil { root = elementName }
+    counts[elementName, default: 0] += 1
+    for (name, value) in attributes where (name == "src" || name == "href") && value.contains(":") {
+      externalReferences.append(value)
+    }
+  }
+}
+
+func parseXML(_ url: URL) throws -> ElementCounter {
+  let parser = try XCTUnwrap(XMLParser(contentsOf: url))
+  let counter = ElementCounter()
+  parser.delegate = counter
+  XCTAssertTrue(parser.parse(), "\(url.lastPathComponent): \(String(describing: parser.parserError))")
+  return counter
+}
+
+final class ReportTests: XCTestCase {
+  var directory: URL!
+
+  override func setUpWithError() throws {
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(at: directory)
+  }
+
+  /// A CelebA-format dataset of `train` + `test` synthetic images, written to `data/`.
+  func writeDataset(train: Int, test: Int) throws -> (attributes: URL, partition: URL, splits: LabeledScores) {
+    let all = SyntheticScores.split(imageCount: train + test, seed: 4)
+    let names = all.attributeNames
+    var attributes = "\(all.imageCount)\n" + names.joined(separator: " ") + "\n"
+    var partition = ""
+    for image in 0..<all.imageCount {
+      let labels = (0..<names.count).map { all.labels[image * names.count + $0] ? " 1" : "-1" }
+      attributes += all.images[image] + " " + labels.joined(separator: " ") + "\n"
+      partition += all.images[image] + (image < train ? " 0\n" : " 2\n")
+    }
+    let data = directory.appendingPathComponent("data")
+    try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+    let attributesURL = data.appendingPathComponent("list_attr_celeba.txt")
+    let partitionURL = data.appendingPathComponent("list_eval_partition.txt")
+    try attributes.write(to: attributesURL, atomically: true, encoding: .utf8)
+    try partition.write(to: partitionURL, atomically: true, encoding: .utf8)
+    return (attributesURL, partitionURL, all)
+  }
+
+  /// A run directory with run.json and scores.csv: the synthetic scores plus `noise` times a
+  /// fixed pseudo-random pattern, so each run's model differs.
+  func writeRun(
+    _ name: String, strategy: Strategy, parameters: Int, buffers: Int, seconds: Double, noise: Double,
+    splits: LabeledScores, data: (attributes: URL, partition: URL)?
+  ) throws -> URL {
+    let run = directory.appendingPathComponent(name)
+    try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+    let record = RunRecord(
+      directory: run, strategy: strategy, updatedParameters: parameters, updatedBuffers: buffers,
+      trainingSeconds: seconds, attributesFile: data?.attributes, partitionFile: data?.partition)
+    try record.json().write(to: run.appendingPathComponent("run.json"))
+    let count = splits.attributeCount
+    var csv = "image," + splits.attributeNames.joined(separator: ",") + "\n"
+    for image in 0..<splits.imageCount {
+      let row = (0..<count).map { attribute -> String in
+        let index = image * count + attribute
+        return "\(splits.scores[index] + noise * sin(Double(index) * 12.9898))"
+      }
+      csv += splits.images[image] + "," + row.joined(separator: ",") + "\n"
+    }
+    try csv.write(to: run.appendingPathComponent("scores.csv"), atomically: true, encoding: .utf8)
+    return run
+  }
+
+  func testReportFromSixRuns() throws {
+    let dataset = try writeDataset(train: 400, test: 300)
+    let data = (dataset.attributes, dataset.partition)
+    let specifications: [(Strategy, Int, Int, Double, Double)] = [
+      (.supervised, 23_590_000, 53_120, 4400, 0.2),
+      (.full, 23_590_000, 53_120, 1330, 0.4),
+      (.frozen, 81_960, 0, 900, 1.5),
+      (.bnStats, 81_960, 53_120, 1000, 1.2),
+      (.bnStatsAffine, 135_080, 53_120, 1100, 1.0),
+      (.bnStatsSkip, 2_911_656, 53_120, 1000, 0.8),
+    ]
+    let runs = try specifications.map { strategy, parameters, buffers, seconds, noise in
+      try writeRun(
+        strategy.rawValue, strategy: strategy, parameters: parameters, buffers: buffers, seconds: seconds, noise: noise,
+        splits: dataset.splits, data: strategy == .frozen ? nil : data)
+    }
+    let evaluated = try ReportBuilder.evaluate(
+      runs: runs, attributes: dataset.attributes, partition: dataset.partition,
+      bootstrap: BootstrapOptions(resamples: 20, seed: 1))
+    XCTAssertEqual(evaluated.map(\.label), Strategy.allCases.map(\.rawValue), "ordered by strategy")
+    XCTAssertEqual(evaluated[0].evaluation.testImages, 300)
+    let out = directory.appendingPathComponent("out")
+    try OutputFiles.write(ReportBuilder.files(evaluated), into: out)
+    let written = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
+    XCTAssertEqual(written, ["figure1.svg", "index.html", "table1-full.csv", "table1.csv", "table1.md", "timing.md"])
+
+    let svg = try parseXML(out.appendingPathComponent("figure1.svg"))
+    XCTAssertEqual(svg.root, "svg")
+    let svgText = try String(contentsOf: out.appendingPathComponent("figure1.svg"), encoding: .utf8)
+    XCTAssertEqual(svgText.components(separatedBy: "quartiles").count - 1, 6, "one box per model")
+    XCTAssertTrue(svgText.contains("over the 1,560 (t, c) pairs"))
+    XCTAssertTrue(svgText.contains(">23.6M<"), "parameter bar label")
+
+    let html = try parseXML(out.appendingPathComponent("index.html"))
+    XCTAssertEqual(html.root, "html")
+    XCTAssertEqual(html.counts["svg"], 1, "the figure is inline")
+    XCTAssertEqual(html.counts["table"], 3)
+    XCTAssertEqual(html.counts["script"], nil)
+    XCTAssertEqual(html.externalReferences, [], "nothing to fetch from the network")
+
+    let table = try String(contentsOf: out.appendingPathComponent("table1.md"), encoding: .utf8)
+    let paperTable = table.components(separatedBy: "## All attributes")[0]
+    for attribute in Table1.paperAttributes + ["all"] {
+      XCTAssertTrue(paperTable.contains("| \(attribute) |"), attribute)
+    }
+    XCTAssertTrue(paperTable.contains("| attribute | rho | frozen gap ↓ | frozen worst ↑ | bn-stats gap ↓"))
+    let csv = try String(contentsOf: out.appendingPathComponent("table1.csv"), encoding: .utf8)
+    let csvLines = csv.split(separator: "\n")
+    XCTAssertEqual(csvLines.count, 13, "header, 11 attributes and all")
+    XCTAssertEqual(csvLines[0].split(separator: ",").count, 2 + 6 * 2 * 3, "gap and worst with low and high per model")
+    let full = try String(contentsOf: out.appendingPathComponent("table1-full.csv"), encoding: .utf8)
+    XCTAssertEqual(full.split(separator: "\n").count, 42)
+
+    let timing = try String(contentsOf: out.appendingPathComponent("timing.md"), encoding: .utf8)
+    XCTAssertTrue(timing.contains("supervised / bn-stats: 4.40x"), timing)
+    XCTAssertTrue(timing.contains("full / bn-stats-skip: 1.33x"), timing)
+    XCTAssertTrue(timing.contains("| supervised | supervised | 1:13:20 | 4400.0 | 23,590,000 | 53,120 |"), timing)
+  }
+
+  func testRunWithoutDataNeedsTheOptions() throws {
+    let dataset = try writeDataset(train: 60, test: 40)
+    let run = try writeRun(
+      "alone", strategy: .full, parameters: 1, buffers: 1, seconds: 1, noise: 0, splits: dataset.splits, data: nil)
+    XCTAssertThrowsError(try ReportBuilder.evaluate(runs: [run], attributes: nil, partition: nil, bootstrap: nil)) {
+      XCTAssertTrue("\($0)".contains("pass --attributes and --partition"), "\($0)")
+    }
+  }
+
+  func testTwoRunsOfOneStrategyAreLabelledByDirectory() throws {
+    let dataset = try writeDataset(train: 60, test: 40)
+    let data = (dataset.attributes, dataset.partition)
+    let runs = try ["seed1", "seed2"].map {
+      try writeRun(
+        $0, strategy: .full, parameters: 1, buffers: 1, seconds: 1, noise: 0.1, splits: dataset.splits, data: data)
+    }
+    let evaluated = try ReportBuilder.evaluate(runs: runs, attributes: nil, partition: nil, bootstrap: nil)
+    XCTAssertEqual(evaluated.map(\.label), ["full (seed1)", "full (seed2)"])
+    let timing = TimingTable.markdown(evaluated.map { ($0.label, $0.record) })
+    XCTAssertTrue(timing.contains("supervised / bn-stats: n/a (no supervised or bn-stats run"), timing)
+  }
+
+  func testRunJSONContract() throws {
+    let run = directory.appendingPathComponent("run")
+    try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+    let file = run.appendingPathComponent("run.json")
+    func error(_ json: String) -> String {
+      do {
+        try json.write(to: file, atomically: true, encoding: .utf8)
+        _ = try RunRecord(directory: run)
+        return "no error"
+      } catch {
+        XCTAssertEqual((error as? InputError)?.file, file.path)
+        return "\(error)"
+      }
+    }
+    let valid = #""updated_parameters": 5, "updated_buffers": 0, "training_seconds": 2.5"#
+    XCTAssertTrue(
+      error(#"{"strategy": "linear", \#(valid)}"#).contains("strategy \"linear\" is not one of frozen, bn-stats"))
+    XCTAssertTrue(error(#"{\#(valid)}"#).contains("has no \"strategy\""))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": -1, "updated_buffers": 0, "training_seconds": 1}"#)
+        .contains("\"updated_parameters\" is -1; it cannot be negative."))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": "many", "updated_buffers": 0, "training_seconds": 1}"#)
+        .contains("\"updated_parameters\" should be a non-negative integer."))
+    XCTAssertTrue(
+      error(#"{"strategy": "full", "updated_parameters": 1, "updated_buffers": 0}"#).contains(
+        "has no \"training_seconds\""))
+    XCTAssertTrue(error(#"{"strategy": "full", \#(valid), "data": {"attributes": "a"}}"#).contains("data.partition"))
+    XCTAssertTrue(error("[1, 2").contains("is not a JSON object"))
+
+    try
+      #"{"strategy": "bn-stats-skip", \#(valid), "data": {"attributes": "../d/a.txt", "partition": "/p.txt"}, "extra": 1}"#
+      .write(to: file, atomically: true, encoding: .utf8)
+    let record = try RunRecord(directory: run)
+    XCTAssertEqual(record.strategy, .bnStatsSkip)
+    XCTAssertEqual(record.updatedParameters, 5)
+    XCTAssertEqual(record.trainingSeconds, 2.5)
+    XCTAssertEqual(record.attributesFile?.path, directory.appendingPathComponent("d/a.txt").standardizedFileURL.path)
+    XCTAssertEqual(record.partitionFile?.path, "/p.txt")
+    XCTAssertEqual(record.scoresFile.lastPathComponent, "scores.csv")
+  }
+
+  func testFailedWriteLeavesNoOutput() throws {
+    let out = directory.appendingPathComponent("out")
+    let files: [(name: String, contents: Data)] = [
+      ("table1.md", Data("x".utf8)), ("missing/figure1.svg", Data("y".utf8)),
+    ]
+    XCTAssertThrowsError(try OutputFiles.write(files, into: out))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+  }
+
+  func testCompactTickLabels() {
+    XCTAssertEqual(Figure1.compact(1), "1")
+    XCTAssertEqual(Figure1.compact(53_120), "53.1k")
+    XCTAssertEqual(Figure1.compact(1e6), "1M")
+  }
+}
