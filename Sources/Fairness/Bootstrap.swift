@@ -68,17 +68,21 @@ public struct BootstrapIntervals: Sendable {
   }
 }
 
+/// The `probability` quantile of ascending `sorted` values, interpolated linearly between order
+/// statistics (NumPy's default).
+public func interpolatedQuantile(sorted: [Double], _ probability: Double) -> Double {
+  let position = probability * Double(sorted.count - 1)
+  let below = Int(position.rounded(.down))
+  let above = min(below + 1, sorted.count - 1)
+  return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
+}
+
 /// The central `level` interval of `values` from the (1 - level) / 2 and (1 + level) / 2
 /// quantiles, interpolated linearly between order statistics (NumPy's default); nil when empty.
 public func percentileInterval(_ values: [Double], level: Double) -> Interval? {
   guard !values.isEmpty else { return nil }
   let sorted = values.sorted()
-  func quantile(_ probability: Double) -> Double {
-    let position = probability * Double(sorted.count - 1)
-    let below = Int(position.rounded(.down))
-    let above = min(below + 1, sorted.count - 1)
-    return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
-  }
+  func quantile(_ probability: Double) -> Double { interpolatedQuantile(sorted: sorted, probability) }
   return Interval(
     low: quantile((1 - level) / 2), high: quantile((1 + level) / 2),
     mean: sorted.reduce(0, +) / Double(sorted.count), resamples: sorted.count)

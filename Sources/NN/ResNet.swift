@@ -115,7 +115,7 @@ public final class Downsample {
 }
 
 /// Runs a chain of (convolution, BatchNorm) pairs forward and backward.
-private struct ConvBNChain {
+struct ConvBNChain {
   let pairs: [(Conv2d, BatchNorm2d)]
 
   func forward(_ x: FeatureMap) -> FeatureMap {
@@ -153,54 +153,78 @@ private struct ConvBNChain {
   }
 }
 
-public final class BasicBlock: ResidualBlock {
+/// What basic and bottleneck blocks share: a chain of (convolution, BatchNorm) pairs, an
+/// optional projection shortcut, and the join.
+public class ResidualUnit {
+  public let downsample: Downsample?
+  private let main: ConvBNChain
+  private let join = ResidualAddReLU()
+  public private(set) var needsBackward = true
+  private var computesInputGradient = true
+
+  fileprivate init(main: ConvBNChain, downsample: Downsample?) {
+    self.main = main
+    self.downsample = downsample
+  }
+
+  public var convolutions: [Conv2d] { main.pairs.map(\.0) + (downsample.map { [$0.convolution] } ?? []) }
+  public var batchNorms: [BatchNorm2d] { main.pairs.map(\.1) + (downsample.map { [$0.batchNorm] } ?? []) }
+
+  public func forward(_ x: FeatureMap) -> FeatureMap {
+    let m = main.forward(x)
+    let s = downsample?.forward(x) ?? x
+    return Profiler.time(.residual) { join.forward(m, s) }
+  }
+
+  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+    let d = Profiler.time(.residual) { join.backward(dy) }
+    // The shortcut's parameters are registered after the main path's: doing it first completes
+    // the gradients in descending offset order.
+    let dShortcut = downsample.map { $0.backward(d, observer: observer) } ?? nil
+    let dMain = main.backward(d, observer: observer)
+    guard computesInputGradient, let dx = dMain else { return nil }
+    Profiler.time(.residual) {
+      Elementwise.add(dShortcut.map { UnsafePointer($0.data) } ?? UnsafePointer(d), into: dx.data, count: dx.count)
+    }
+    return dx
+  }
+
+  public func configureGradients(inputGradient: Bool) {
+    computesInputGradient = inputGradient
+    let mainTrains = main.configure(inputGradient: inputGradient)
+    var shortcutTrains = inputGradient
+    if let downsample {
+      shortcutTrains = ConvBNChain(pairs: [(downsample.convolution, downsample.batchNorm)])
+        .configure(inputGradient: inputGradient)
+    }
+    needsBackward = mainTrains || shortcutTrains
+  }
+}
+
+public final class BasicBlock: ResidualUnit, ResidualBlock {
   public let conv1: Conv2d
   public let bn1: BatchNorm2d
   public let conv2: Conv2d
   public let bn2: BatchNorm2d
-  public let downsample: Downsample?
-  private let join = ResidualAddReLU()
-  private let main: ConvBNChain
-  public private(set) var needsBackward = true
-  private var computesInputGradient = true
 
   init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
     conv1 = Conv2d(registry, name: "conv1", inputChannels: inputChannels, outputChannels: planes, kernelSize: 3, stride: stride, padding: 1)
     bn1 = BatchNorm2d(registry, name: "bn1", channels: planes, appliesReLU: true)
     conv2 = Conv2d(registry, name: "conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3, padding: 1)
     bn2 = BatchNorm2d(registry, name: "bn2", channels: planes)
-    downsample = stride != 1 || inputChannels != planes
+    let downsample = stride != 1 || inputChannels != planes
       ? Downsample(registry, inputChannels: inputChannels, outputChannels: planes, stride: stride) : nil
-    main = ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2)])
-  }
-
-  public var convolutions: [Conv2d] { [conv1, conv2] + (downsample.map { [$0.convolution] } ?? []) }
-  public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsample.map { [$0.batchNorm] } ?? []) }
-
-  public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
-
-  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
-    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient, observer: observer)
-  }
-
-  public func configureGradients(inputGradient: Bool) {
-    computesInputGradient = inputGradient
-    needsBackward = configureResidual(main: main, downsample: downsample, inputGradient: inputGradient)
+    super.init(main: ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2)]), downsample: downsample)
   }
 }
 
-public final class Bottleneck: ResidualBlock {
+public final class Bottleneck: ResidualUnit, ResidualBlock {
   public let conv1: Conv2d
   public let bn1: BatchNorm2d
   public let conv2: Conv2d
   public let bn2: BatchNorm2d
   public let conv3: Conv2d
   public let bn3: BatchNorm2d
-  public let downsample: Downsample?
-  private let join = ResidualAddReLU()
-  private let main: ConvBNChain
-  public private(set) var needsBackward = true
-  private var computesInputGradient = true
 
   init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
     let out = planes * 4
@@ -210,58 +234,10 @@ public final class Bottleneck: ResidualBlock {
     bn2 = BatchNorm2d(registry, name: "bn2", channels: planes, appliesReLU: true)
     conv3 = Conv2d(registry, name: "conv3", inputChannels: planes, outputChannels: out, kernelSize: 1)
     bn3 = BatchNorm2d(registry, name: "bn3", channels: out)
-    downsample = stride != 1 || inputChannels != out
+    let downsample = stride != 1 || inputChannels != out
       ? Downsample(registry, inputChannels: inputChannels, outputChannels: out, stride: stride) : nil
-    main = ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2), (conv3, bn3)])
+    super.init(main: ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2), (conv3, bn3)]), downsample: downsample)
   }
-
-  public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample.map { [$0.convolution] } ?? []) }
-  public var batchNorms: [BatchNorm2d] { [bn1, bn2, bn3] + (downsample.map { [$0.batchNorm] } ?? []) }
-
-  public func forward(_ x: FeatureMap) -> FeatureMap { residualForward(x, main: main, downsample: downsample, join: join) }
-
-  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
-    residualBackward(dy, main: main, downsample: downsample, join: join, inputGradient: computesInputGradient, observer: observer)
-  }
-
-  public func configureGradients(inputGradient: Bool) {
-    computesInputGradient = inputGradient
-    needsBackward = configureResidual(main: main, downsample: downsample, inputGradient: inputGradient)
-  }
-}
-
-private func residualForward(
-  _ x: FeatureMap, main: ConvBNChain, downsample: Downsample?, join: ResidualAddReLU
-) -> FeatureMap {
-  let m = main.forward(x)
-  let s = downsample?.forward(x) ?? x
-  return Profiler.time(.residual) { join.forward(m, s) }
-}
-
-private func residualBackward(
-  _ dy: UnsafePointer<Float>, main: ConvBNChain, downsample: Downsample?, join: ResidualAddReLU,
-  inputGradient: Bool, observer: GradientObserver?
-) -> FeatureMap? {
-  let d = Profiler.time(.residual) { join.backward(dy) }
-  // The shortcut's parameters are registered after the main path's: doing it first completes
-  // the gradients in descending offset order.
-  let dShortcut = downsample.map { $0.backward(d, observer: observer) } ?? nil
-  let dMain = main.backward(d, observer: observer)
-  guard inputGradient, let dx = dMain else { return nil }
-  Profiler.time(.residual) {
-    Elementwise.add(dShortcut.map { UnsafePointer($0.data) } ?? UnsafePointer(d), into: dx.data, count: dx.count)
-  }
-  return dx
-}
-
-private func configureResidual(main: ConvBNChain, downsample: Downsample?, inputGradient: Bool) -> Bool {
-  let mainTrains = main.configure(inputGradient: inputGradient)
-  var shortcutTrains = inputGradient
-  if let downsample {
-    shortcutTrains = ConvBNChain(pairs: [(downsample.convolution, downsample.batchNorm)])
-      .configure(inputGradient: inputGradient)
-  }
-  return mainTrains || shortcutTrains
 }
 
 public final class ResNet {

@@ -1,5 +1,6 @@
 // Figure 1 as a self-contained SVG: parameters and buffers updated per model (log scale) above,
 // the distribution of F1worst over all (task, condition) pairs per model below.
+import Fairness
 import Foundation
 
 /// What Figure 1 shows of one model.
@@ -31,12 +32,7 @@ struct BoxSummary {
   init?(_ values: [Double]) {
     guard !values.isEmpty else { return nil }
     let sorted = values.sorted()
-    func quantile(_ probability: Double) -> Double {
-      let position = probability * Double(sorted.count - 1)
-      let below = Int(position.rounded(.down))
-      let above = min(below + 1, sorted.count - 1)
-      return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
-    }
+    func quantile(_ probability: Double) -> Double { interpolatedQuantile(sorted: sorted, probability) }
     let lower = quantile(0.25)
     let upper = quantile(0.75)
     let reach = 1.5 * (upper - lower)
