@@ -2,7 +2,8 @@
 import Tensors
 
 /// How a convolution is computed. Winograd applies to 3x3, stride-1, padding-1 convolutions
-/// (F(4x4, 3x3), or F(2x2, 3x3) on maps of 2 pixels or less); others always use GEMM.
+/// (F(4x4, 3x3), or F(2x2, 3x3) on maps of 4 pixels or less, where F(4x4)'s larger weight
+/// transforms cost more than its fewer multiplications save); others always use GEMM.
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
   /// im2col (none for 1x1 stride-1) and one sgemm per pass.
   case gemm
@@ -77,7 +78,7 @@ public final class Conv2d {
     let y = output.pointer(count: g.rows * outputChannels)
     winograd = nil
     if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
-      let transform = min(x.height, x.width) <= 2 ? WinogradTransform.f2 : WinogradTransform.f4
+      let transform = min(x.height, x.width) <= 4 ? WinogradTransform.f2 : WinogradTransform.f4
       winograd = transform
       winogradForward(x, transform, into: y)
       return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)

@@ -20,6 +20,37 @@ final class TensorsTests: XCTestCase {
     }
   }
 
+  /// Large products take the parallel paths (split by rows, by columns, or by the reduction);
+  /// each must equal the definition, with beta accumulation.
+  func testParallelSgemmPathsMatchTheDefinition() {
+    Parallel.workers = 2
+    var rng = SplitMix64(seed: 3)
+    // (m, n, k): rows split, columns split, reduction split.
+    for (m, n, k) in [(300, 40, 400), (40, 300, 400), (24, 40, 6000)] {
+      for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = (0..<(m * k)).map { _ in rng.normal() }
+        let b = (0..<(k * n)).map { _ in rng.normal() }
+        var c = (0..<(m * n)).map { _ in rng.normal() }
+        let c0 = c
+        BLAS.sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k,
+          b: b, ldb: tb ? k : n, beta: 1, c: &c, ldc: n)
+        var worst = 0.0
+        for i in 0..<m {
+          for j in 0..<n {
+            var s = 0.0
+            for p in 0..<k {
+              let av = Double(ta ? a[p * m + i] : a[i * k + p])
+              let bv = Double(tb ? b[j * k + p] : b[p * n + j])
+              s += av * bv
+            }
+            worst = max(worst, abs(0.5 * s + Double(c0[i * n + j]) - Double(c[i * n + j])))
+          }
+        }
+        XCTAssertLessThan(worst, 1e-3, "m \(m) n \(n) k \(k) transposeA \(ta) transposeB \(tb)")
+      }
+    }
+  }
+
   /// <scatter(c), x> == <c, lower(x)> for every geometry: col2im is im2col's adjoint.
   func testIm2ColScatterAreAdjoint() {
     var rng = SplitMix64(seed: 1)
