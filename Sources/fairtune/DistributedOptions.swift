@@ -20,8 +20,16 @@ struct DistributedOptions: ParsableArguments {
   @Option(help: "Threads per rank for GEMMs and loops (default: cores on this node / ranks on this node).")
   var threads: Int?
 
+  /// Test-only fault injection: alter this rank's replica after the broadcast, make it hang,
+  /// or make it die, to show that start-up checks and timeouts catch each.
   @Option(help: .hidden)
   var debugPerturbRank: Int?
+
+  @Option(help: .hidden)
+  var debugStallRank: Int?
+
+  @Option(help: .hidden)
+  var debugExitRank: Int?
 
   func validate() throws {
     guard bn == "sync" || bn == "local" else {
@@ -80,6 +88,18 @@ struct Launch {
     let statistics = SynchronizedStatistics(communicator: communicator)
     for bn in model.batchNorms { bn.reducer = statistics }
     return statistics
+  }
+
+  /// The injected faults of `--debug-stall-rank` and `--debug-exit-rank`, at the first step.
+  func injectFaults(_ options: DistributedOptions) {
+    if options.debugExitRank == communicator.rank {
+      FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): exiting as asked by --debug-exit-rank\n".utf8))
+      exit(3)
+    }
+    if options.debugStallRank == communicator.rank {
+      FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): stalling as asked by --debug-stall-rank\n".utf8))
+      while true { sleep(3600) }
+    }
   }
 
   /// Reports a fatal error on this rank and stops the whole job, so no rank waits forever.
