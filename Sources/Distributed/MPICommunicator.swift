@@ -101,8 +101,13 @@ public final class MPICommunicator: Communicator {
 
     func wait() throws {
       let deadline = Clock.now() + owner.timeout
+      var polls = 0
       while try !test() {
-        if Clock.now() > deadline {
+        polls += 1
+        // After a short spin, give the core away between polls: with every core busy (ranks
+        // >= cores), spinning ranks starve the kernel threads that deliver TCP traffic.
+        if polls > 200 { sched_yield() }
+        if polls % 1024 == 0, Clock.now() > deadline {
           throw CommunicatorError.timeout(call: call, seconds: owner.timeout, rank: owner.rank)
         }
       }
