@@ -1,38 +1,236 @@
-// SGD with momentum and weight decay, torch.optim.SGD's update, over the registry's parameters.
+// Optimizers (SGD with momentum/Nesterov, Adam, AdamW, LARS) with torch.optim's update rules;
+// each acts only on the parameters its filter selected, which is what a fine-tuning strategy is.
 import Tensors
 
-public final class SGD {
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Updates the parameters it was given from their gradients. `learningRate` is set by the
+/// schedule before each step.
+public protocol Optimizer: AnyObject {
+  var learningRate: Float { get set }
+  var parameters: [Parameter] { get }
+  func step()
+  /// Per-parameter state (momentum buffers, moments) and the step count, for checkpoints.
+  var state: [Tensor] { get }
+  var stepCount: Int { get set }
+}
+
+public enum OptimizerKind: String, CaseIterable, Sendable {
+  case sgd, adam, adamw, lars
+}
+
+/// The hyper-parameters of every optimizer kind.
+public struct OptimizerSettings: Equatable, Codable, Sendable {
+  public var kind: String
   public var learningRate: Float
   public var momentum: Float
+  public var nesterov: Bool
   public var weightDecay: Float
-  private var velocity: Tensor?
-  private var started = false
+  public var beta1: Float
+  public var beta2: Float
+  public var epsilon: Float
+  /// LARS's trust coefficient (SimCLR uses 0.001).
+  public var trustCoefficient: Float
 
-  public init(learningRate: Float, momentum: Float = 0.9, weightDecay: Float = 0) {
+  public init(
+    kind: OptimizerKind, learningRate: Float, momentum: Float = 0.9, nesterov: Bool = false,
+    weightDecay: Float = 0, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+    trustCoefficient: Float = 0.001
+  ) {
+    self.kind = kind.rawValue
     self.learningRate = learningRate
     self.momentum = momentum
+    self.nesterov = nesterov
     self.weightDecay = weightDecay
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+    self.trustCoefficient = trustCoefficient
   }
 
-  /// v = mu v + (g + wd p) (v = g + wd p on the first step); p -= lr v. Only parameters that
-  /// require gradients move.
-  public func step(_ registry: ParameterRegistry) {
-    if velocity == nil { velocity = Tensor(shape: [registry.parameterCount]) }
-    let v = velocity!.data
-    let (lr, mu, wd, first) = (learningRate, momentum, weightDecay, !started)
-    for p in registry.parameters where p.requiresGradient {
+  /// Builds the optimizer over `parameters`.
+  public func make(_ parameters: [Parameter]) -> Optimizer {
+    switch OptimizerKind(rawValue: kind) ?? .sgd {
+    case .sgd:
+      return SGD(parameters, learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+    case .adam, .adamw:
+      return Adam(parameters, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+        weightDecay: weightDecay, decoupled: kind == OptimizerKind.adamw.rawValue)
+    case .lars:
+      return LARS(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
+        trustCoefficient: trustCoefficient)
+    }
+  }
+}
+
+/// One state buffer per parameter (allocated with the optimizer, so steps allocate nothing).
+private func stateBuffers(_ parameters: [Parameter], copies: Int) -> [Tensor] {
+  (0..<copies).flatMap { _ in parameters.map { Tensor(shape: [$0.count]) } }
+}
+
+/// torch.optim.SGD: g += wd p; v = mu v + g (v = g on the first step); p -= lr (g + mu v) with
+/// Nesterov, p -= lr v without.
+public final class SGD: Optimizer {
+  public var learningRate: Float
+  public let momentum: Float
+  public let nesterov: Bool
+  public let weightDecay: Float
+  public let parameters: [Parameter]
+  public let state: [Tensor]
+  public var stepCount = 0
+
+  public init(_ parameters: [Parameter], learningRate: Float, momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float = 0) {
+    self.parameters = parameters
+    self.learningRate = learningRate
+    self.momentum = momentum
+    self.nesterov = nesterov
+    self.weightDecay = weightDecay
+    state = stateBuffers(parameters, copies: momentum == 0 ? 0 : 1)
+  }
+
+  /// Every parameter of the registry that requires a gradient.
+  public convenience init(_ registry: ParameterRegistry, learningRate: Float, momentum: Float = 0.9) {
+    self.init(registry.parameters { $0.requiresGradient }, learningRate: learningRate, momentum: momentum)
+  }
+
+  public func step() {
+    let (lr, mu, wd, first, nesterov) = (learningRate, momentum, weightDecay, stepCount == 0, nesterov)
+    for (index, p) in parameters.enumerated() {
       let value = p.value!
       let grad = p.gradient!
-      let vel = v + p.offset
+      if mu == 0 {
+        Parallel.forEach(p.count, grain: 1 << 14) { range in
+          for i in range { value[i] -= lr * (grad[i] + wd * value[i]) }
+        }
+        continue
+      }
+      let velocity = state[index].data
       Parallel.forEach(p.count, grain: 1 << 14) { range in
         for i in range {
           let g = grad[i] + wd * value[i]
-          let m = first ? g : mu * vel[i] + g
-          vel[i] = m
-          value[i] -= lr * m
+          let v = first ? g : mu * velocity[i] + g
+          velocity[i] = v
+          value[i] -= lr * (nesterov ? g + mu * v : v)
         }
       }
     }
-    started = true
+    stepCount += 1
+  }
+}
+
+/// torch.optim.Adam (L2 weight decay added to the gradient) and AdamW (decoupled: p *= 1 - lr wd).
+public final class Adam: Optimizer {
+  public var learningRate: Float
+  public let beta1: Float
+  public let beta2: Float
+  public let epsilon: Float
+  public let weightDecay: Float
+  public let decoupled: Bool
+  public let parameters: [Parameter]
+  /// First moments, then second moments, one tensor per parameter each.
+  public let state: [Tensor]
+  public var stepCount = 0
+
+  public init(
+    _ parameters: [Parameter], learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
+    epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false
+  ) {
+    self.parameters = parameters
+    self.learningRate = learningRate
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+    self.weightDecay = weightDecay
+    self.decoupled = decoupled
+    state = stateBuffers(parameters, copies: 2)
+  }
+
+  public func step() {
+    stepCount += 1
+    let t = Float(stepCount)
+    let correction1 = 1 - powf(beta1, t)
+    let correction2 = 1 - powf(beta2, t)
+    let stepSize = learningRate / correction1
+    let root2 = correction2.squareRoot()
+    let (b1, b2, eps, wd, lr, decoupled) = (beta1, beta2, epsilon, weightDecay, learningRate, decoupled)
+    for (index, p) in parameters.enumerated() {
+      let value = p.value!
+      let grad = p.gradient!
+      let m = state[index].data
+      let v = state[parameters.count + index].data
+      Parallel.forEach(p.count, grain: 1 << 14) { range in
+        for i in range {
+          var g = grad[i]
+          if decoupled { value[i] *= 1 - lr * wd } else { g += wd * value[i] }
+          m[i] = b1 * m[i] + (1 - b1) * g
+          v[i] = b2 * v[i] + (1 - b2) * g * g
+          value[i] -= stepSize * m[i] / (v[i].squareRoot() / root2 + eps)
+        }
+      }
+    }
+  }
+}
+
+/// LARS as in SimCLR's reference code: for a weight tensor, g += wd w, then the layer's learning
+/// rate is lr * eta * ||w|| / ||g|| (1 when either norm is 0); v = mu v + lr' g; w -= v.
+/// BatchNorm and bias parameters are excluded from both weight decay and adaptation.
+public final class LARS: Optimizer {
+  public var learningRate: Float
+  public let momentum: Float
+  public let weightDecay: Float
+  public let trustCoefficient: Float
+  public let parameters: [Parameter]
+  public let state: [Tensor]
+  public var stepCount = 0
+
+  public init(_ parameters: [Parameter], learningRate: Float, momentum: Float = 0.9, weightDecay: Float = 1e-6, trustCoefficient: Float = 0.001) {
+    self.parameters = parameters
+    self.learningRate = learningRate
+    self.momentum = momentum
+    self.weightDecay = weightDecay
+    self.trustCoefficient = trustCoefficient
+    state = stateBuffers(parameters, copies: 1)
+  }
+
+  /// BatchNorm parameters and biases are neither decayed nor adapted.
+  public static func isExcluded(_ p: Parameter) -> Bool {
+    p.kind == .normalization || p.name.hasSuffix(".bias")
+  }
+
+  public func step() {
+    for (index, p) in parameters.enumerated() {
+      let value = p.value!
+      let grad = p.gradient!
+      let velocity = state[index].data
+      let adapted = !Self.isExcluded(p)
+      let wd = adapted ? weightDecay : 0
+      var rate = learningRate
+      if adapted {
+        var weightNorm = 0.0
+        var gradientNorm = 0.0
+        for i in 0..<p.count {
+          let g = Double(grad[i]) + Double(wd) * Double(value[i])
+          weightNorm += Double(value[i]) * Double(value[i])
+          gradientNorm += g * g
+        }
+        weightNorm = weightNorm.squareRoot()
+        gradientNorm = gradientNorm.squareRoot()
+        if weightNorm > 0 && gradientNorm > 0 {
+          rate *= Float(Double(trustCoefficient) * weightNorm / gradientNorm)
+        }
+      }
+      let mu = momentum
+      Parallel.forEach(p.count, grain: 1 << 14) { range in
+        for i in range {
+          let g = grad[i] + wd * value[i]
+          let v = mu * velocity[i] + rate * g
+          velocity[i] = v
+          value[i] -= v
+        }
+      }
+    }
+    stepCount += 1
   }
 }

@@ -36,6 +36,8 @@ public final class Parameter {
   public var requiresGradient = true
   public fileprivate(set) var value: UnsafeMutablePointer<Float>!
   public fileprivate(set) var gradient: UnsafeMutablePointer<Float>!
+  /// The tensors `value` and `gradient` point into, kept alive as long as the parameter is.
+  fileprivate var backing: [Tensor] = []
 
   init(name: String, shape: [Int], kind: ParameterKind, group: ParameterGroup, storage: Storage) {
     self.name = name
@@ -95,6 +97,7 @@ public final class ParameterRegistry {
         p.offset = offset
         p.value = tensor.data + offset
         p.gradient = gradients.map { $0.data + offset }
+        p.backing = [tensor] + (gradients.map { [$0] } ?? [])
         offset += p.count
       }
     }

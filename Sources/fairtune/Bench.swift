@@ -106,7 +106,7 @@ struct Bench: ParsableCommand {
       }
     }
     let logitGradient = Tensor(shape: [local.count, classes])
-    let optimizer = SGD(learningRate: learningRate, momentum: 0.9)
+    let optimizer = SGD(model.registry, learningRate: learningRate, momentum: 0.9)
     let input = FeatureMap(data: images.data, batch: local.count, height: size, width: size, channels: 3)
 
     var losses: [Double] = []
@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
       if let failure { throw failure }
       try reducer.finish()
       try statistics?.check()
-      Profiler.time(.optimizer) { optimizer.step(model.registry) }
+      Profiler.time(.optimizer) { optimizer.step() }
       losses.append(try comm.sum(Double(loss)))
     }
 

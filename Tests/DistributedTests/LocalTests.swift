@@ -80,7 +80,7 @@ final class ReducerTests: XCTestCase {
       for i in 0..<x.count { x.data[i] = rng.normal() }
       let targets = Tensor(shape: [3, 4], values: (0..<12).map { Float($0 % 2) })
       let g = Tensor(shape: [3, 4])
-      let optimizer = SGD(learningRate: 0.1)
+      let optimizer = SGD(model.registry, learningRate: 0.1)
       var losses: [Float] = []
       for _ in 0..<3 {
         model.registry.zeroGradients()
@@ -93,7 +93,7 @@ final class ReducerTests: XCTestCase {
         } else {
           model.backward(g.data)
         }
-        optimizer.step(model.registry)
+        optimizer.step()
       }
       return (losses, model.registry.values.array + model.registry.state.array)
     }

@@ -320,14 +320,14 @@ final class TrainingStepTests: XCTestCase {
       let x = randomTensor([4, 32, 32, 3], seed: 67)
       let targets = Tensor(shape: [4, 40])
       let gradient = Tensor(shape: [4, 40])
-      let optimizer = SGD(learningRate: 0.1)
+      let optimizer = SGD(model.registry, learningRate: 0.1)
       var losses: [Float] = []
       func step() {
         model.registry.zeroGradients()
         let logits = model.forward(FeatureMap(data: x.data, batch: 4, height: 32, width: 32, channels: 3))
         losses.append(Losses.binaryCrossEntropyWithLogits(logits: logits, targets: targets.data, count: 160, gradient: gradient.data))
         model.backward(gradient.data)
-        optimizer.step(model.registry)
+        optimizer.step()
       }
       step()
       let before = Tensor.allocations

@@ -1,0 +1,98 @@
+// Optimizer updates and learning-rate schedules against PyTorch (and SimCLR's LARS) fixtures.
+import Foundation
+import NN
+import Tensors
+import XCTest
+
+final class OptimizerTests: XCTestCase {
+  func fixture() throws -> SafeTensors {
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "optimizers", withExtension: "safetensors", subdirectory: "Fixtures"))
+    return try SafeTensors(contentsOf: url.path)
+  }
+
+  /// The three parameters of the fixture, with the registry's kinds.
+  func parameters() -> (ParameterRegistry, [Parameter]) {
+    let registry = ParameterRegistry()
+    let conv = registry.parameter("layer1.0.conv1.weight", shape: [4, 3], kind: .convolution, group: .backbone)
+    let bn = registry.parameter("bn1.weight", shape: [4], kind: .normalization, group: .backbone)
+    let bias = registry.parameter("fc.bias", shape: [4], kind: .linear, group: .head)
+    registry.allocate()
+    return (registry, [conv, bn, bias])
+  }
+
+  func check(_ key: String, _ settings: OptimizerSettings) throws {
+    let f = try fixture()
+    let (_, params) = parameters()
+    for p in params {
+      let values = try f.floats("init.\(p.name)")
+      for i in 0..<p.count { p.value[i] = values[i] }
+    }
+    let optimizer = settings.make(params)
+    var worst: Float = 0
+    for step in 0..<4 {
+      for p in params {
+        let g = try f.floats("grad.\(step).\(p.name)")
+        for i in 0..<p.count { p.gradient[i] = g[i] }
+      }
+      optimizer.step()
+      for p in params {
+        let expected = try f.floats("\(key).\(step).\(p.name)")
+        let initial = try f.floats("init.\(p.name)")
+        XCTAssertGreaterThan(Elementwise.maxAbsDifference(expected, initial, count: p.count), 0, "\(key) must move \(p.name)")
+        worst = max(worst, Elementwise.maxAbsDifference(p.value, expected, count: p.count) / Elementwise.maxAbs(expected, count: p.count))
+      }
+    }
+    print(String(format: "%@: worst relative difference from the reference over 4 steps %.2e", key, Double(worst)))
+    XCTAssertLessThan(worst, 1e-5, key)
+  }
+
+  func testSGD() throws { try check("sgd", OptimizerSettings(kind: .sgd, learningRate: 0.1, momentum: 0, weightDecay: 1e-2)) }
+  func testSGDMomentum() throws { try check("sgd-momentum", OptimizerSettings(kind: .sgd, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-2)) }
+  func testSGDNesterov() throws {
+    try check("sgd-nesterov", OptimizerSettings(kind: .sgd, learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-2))
+  }
+  func testAdam() throws { try check("adam", OptimizerSettings(kind: .adam, learningRate: 0.01, weightDecay: 1e-2)) }
+  func testAdamW() throws { try check("adamw", OptimizerSettings(kind: .adamw, learningRate: 0.01, weightDecay: 1e-1)) }
+  func testLARS() throws {
+    try check("lars", OptimizerSettings(kind: .lars, learningRate: 0.5, momentum: 0.9, weightDecay: 1e-2, trustCoefficient: 0.001))
+  }
+
+  func testSchedulesMatchPyTorch() throws {
+    let f = try fixture()
+    let cases: [(String, Schedule)] = [
+      ("step", Schedule(kind: .step, baseLearningRate: 0.4, totalSteps: 20, milestones: [5, 12], gamma: 0.1)),
+      ("cosine", Schedule(kind: .cosine, baseLearningRate: 0.4, totalSteps: 20)),
+      ("onecycle", Schedule(kind: .onecycle, baseLearningRate: 0.4, totalSteps: 20)),
+    ]
+    for (name, schedule) in cases {
+      let expected = try f.floats("lr.\(name)")
+      for step in 0..<20 {
+        XCTAssertEqual(schedule.learningRate(step: step), expected[step], accuracy: 1e-6 * 0.4 + 1e-9, "\(name) step \(step)")
+      }
+    }
+  }
+
+  func testWarmupIsLinearThenCosineDecays() {
+    let s = Schedule(kind: .cosine, baseLearningRate: 1, totalSteps: 110, warmupSteps: 10)
+    XCTAssertEqual(s.learningRate(step: 0), 0.1, accuracy: 1e-6)
+    XCTAssertEqual(s.learningRate(step: 9), 1, accuracy: 1e-6)
+    XCTAssertEqual(s.learningRate(step: 10), 1, accuracy: 1e-6)
+    XCTAssertEqual(s.learningRate(step: 60), 0.5, accuracy: 1e-6)
+    XCTAssertEqual(s.learningRate(step: 109), 0.5 * (1 + Float(cos(Double.pi * 99 / 100))), accuracy: 1e-6)
+  }
+
+  func testOptimizerTouchesOnlyItsParameters() {
+    let (_, params) = parameters()
+    for p in params {
+      for i in 0..<p.count {
+        p.value[i] = 1
+        p.gradient[i] = 1
+      }
+    }
+    let optimizer = SGD([params[1]], learningRate: 0.1, momentum: 0)
+    optimizer.step()
+    XCTAssertEqual(params[0].value[0], 1)
+    XCTAssertEqual(params[2].value[0], 1)
+    XCTAssertEqual(params[1].value[0], 0.9, accuracy: 1e-7)
+  }
+}
