@@ -31,6 +31,9 @@ public final class Conv2d {
   private var transformedOutput = Workspace()  // M, then dM [t*t, P, Cout]
   private var transformedWeightGradient = Workspace()  // dU[t*t, Cout, Cin]
   private var scratch = Workspace()
+  /// The transform `transformedWeights` holds, while the weight is frozen: frozen weights are
+  /// transformed once, not every step.
+  private var cachedTransform: Int?
   private var geometry: ConvGeometry?
   private var output = Workspace()
   private var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
@@ -50,6 +53,9 @@ public final class Conv2d {
       "\(name).weight", shape: [outputChannels, inputChannels, kernelSize, kernelSize],
       kind: .convolution, group: group, storage: .ohwi)
   }
+
+  /// Forgets whatever was derived from the weights (call after replacing them).
+  public func weightsChanged() { cachedTransform = nil }
 
   /// Kaiming-normal (fan-out, ReLU gain) like torchvision's ResNet.
   public func initialize(_ rng: inout SplitMix64) {
@@ -125,10 +131,15 @@ public final class Conv2d {
     let xi = w.inputTile * w.inputTile
     let (cin, cout) = (inputChannels, outputChannels)
     let s = scratch.pointer(count: w.scratchCount(channels: max(cin, cout)))
+    let previous = transformedWeights.tensor?.data
     let u = transformedWeights.pointer(count: xi * cout * cin)
+    if u != previous { cachedTransform = nil }
     let v = transformedInput.pointer(count: xi * p * cin)
     let m = transformedOutput.pointer(count: xi * p * cout)
-    w.transformWeights(weight.value, outputChannels: cout, inputChannels: cin, into: u, scratch: s)
+    if weight.requiresGradient || cachedTransform != w.outputTile {
+      w.transformWeights(weight.value, outputChannels: cout, inputChannels: cin, into: u, scratch: s)
+      cachedTransform = weight.requiresGradient ? nil : w.outputTile
+    }
     w.transformInput(x.data, batch: x.batch, height: x.height, width: x.width, channels: cin, into: v, scratch: s)
     w.batchedProducts { k in
       BLAS.sgemm(

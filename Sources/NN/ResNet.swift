@@ -305,6 +305,12 @@ public final class ResNet {
   public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
   public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) }
 
+  /// Tells the layers that weights were replaced from outside the optimizer (a checkpoint, an
+  /// import), so nothing derived from the old weights is reused.
+  public func weightsChanged() {
+    for conv in convolutions { conv.weightsChanged() }
+  }
+
   /// Chooses GEMM or Winograd for the 3x3 stride-1 convolutions.
   public func setConvolutionAlgorithm(_ algorithm: ConvolutionAlgorithm) {
     for conv in convolutions { conv.algorithm = algorithm }
@@ -318,6 +324,7 @@ public final class ResNet {
   /// Recomputes which gradients backward computes, after `requiresGradient` flags change:
   /// nothing below the lowest trainable parameter is differentiated.
   public func configureGradients() {
+    weightsChanged()
     var below = false  // the input image needs no gradient
     conv1.computesInputGradient = below
     below = below || conv1.weight.requiresGradient

@@ -1,0 +1,49 @@
+// The strategies: the paper's parameter counts, and each one changes exactly what it should.
+import NN
+import Tensors
+import Training
+import XCTest
+
+final class StrategyTests: XCTestCase {
+  func testResNet50CountsAreThePapers() throws {
+    let model = try ResNet(ResNetConfiguration(depth: .resnet50, classes: 40))
+    XCTAssertEqual(model.registry.parameterCount, 23_589_992)
+    let expected: [Strategy: (Int, Int)] = [
+      .frozen: (81_960, 0), .bnStats: (81_960, 53_120), .bnStatsAffine: (81_960 + 53_120, 53_120),
+      .bnStatsSkip: (2_903_976, 53_120), .full: (23_589_992, 53_120), .supervised: (23_589_992, 53_120),
+    ]
+    for strategy in Strategy.allCases {
+      let counts = strategy.updatedCounts(model)
+      XCTAssertEqual(counts.parameters, expected[strategy]!.0, strategy.rawValue)
+      XCTAssertEqual(counts.buffers, expected[strategy]!.1, strategy.rawValue)
+    }
+    XCTAssertEqual(Double(81_960) / 23_589_992 * 100, 0.347, accuracy: 0.001)
+    XCTAssertEqual(Double(2_903_976) / 23_589_992 * 100, 12.31, accuracy: 0.01)
+  }
+
+  /// One SGD step under each strategy: the tensors that may change do, the others stay bit-identical.
+  func testEachStrategyChangesExactlyItsTensors() throws {
+    for strategy in Strategy.allCases {
+      let model = try ResNet(ResNetConfiguration(depth: .resnet18, stem: .small, width: 0.0625, classes: 3), seed: 5)
+      strategy.apply(to: model)
+      let before = Dictionary(uniqueKeysWithValues: model.namedTensors().map { ($0.name, $0.values) })
+      var rng = SplitMix64(seed: 3)
+      let x = Tensor(shape: [4, 8, 8, 3])
+      for i in 0..<x.count { x.data[i] = rng.normal() }
+      let targets = Tensor(shape: [4, 3], values: (0..<12).map { Float($0 % 2) })
+      let g = Tensor(shape: [4, 3])
+      let optimizer = SGD(model.registry.parameters { $0.requiresGradient }, learningRate: 0.1, momentum: 0)
+      model.registry.zeroGradients()
+      let logits = model.forward(FeatureMap(data: x.data, batch: 4, height: 8, width: 8, channels: 3))
+      _ = Losses.binaryCrossEntropyWithLogits(logits: logits, targets: targets.data, count: 12, gradient: g.data)
+      model.backward(g.data)
+      optimizer.step()
+      for entry in model.registry.entries {
+        let changed = entry.torchOrdered() != before[entry.name]!
+        let isBuffer = model.registry.buffers.contains { $0 === entry }
+        let shouldChange = isBuffer ? strategy.updatesBatchNormStatistics : strategy.trains(entry)
+        XCTAssertEqual(changed, shouldChange, "\(strategy.rawValue): \(entry.name)")
+      }
+    }
+  }
+}
