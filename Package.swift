@@ -45,7 +45,7 @@ let package = Package(
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Tensors"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
     .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),

@@ -33,5 +33,18 @@ check "unknown stem" 64 "--stem" "$bin" bench --stem tiny
 check "unknown algorithm" 64 "--conv" "$bin" bench --conv fft
 check "zero threads" 64 "--threads" "$bin" bench --threads 0
 
+fixtures=Tests/TrainingTests/Fixtures
+tmp=$(mktemp -d)
+check "import" 0 "40-way head" "$bin" import --safetensors $fixtures/torchvision-resnet18.safetensors --model resnet18 --out "$tmp/a.ckpt"
+check "inspect" 0 "every checksum verified" "$bin" inspect "$tmp/a.ckpt"
+check "export" 0 "122 tensors" "$bin" export "$tmp/a.ckpt" --safetensors "$tmp/a.safetensors"
+check "import wrong depth" 1 "layer1.2" "$bin" import --safetensors $fixtures/torchvision-resnet18.safetensors --model resnet34 --out "$tmp/b.ckpt"
+check "import missing file" 64 "no such file" "$bin" import --safetensors "$tmp/none.safetensors" --model resnet18 --out "$tmp/b.ckpt"
+head -c 500 "$tmp/a.ckpt" >"$tmp/cut.ckpt"
+check "inspect truncated" 1 "truncated" "$bin" inspect "$tmp/cut.ckpt"
+check "inspect not a checkpoint" 1 "not a fairtune checkpoint" "$bin" inspect $fixtures/torchvision-resnet18.safetensors
+[ -e "$tmp/b.ckpt" ] && { echo "FAIL: a failed import left $tmp/b.ckpt behind"; failed=$((failed + 1)); }
+rm -rf "$tmp"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -90,7 +90,11 @@ public struct Checkpoint {
       append(&out, UInt8(t.shape.count))
       for d in t.shape { append(&out, UInt64(d)) }
       let raw = t.values.withUnsafeBytes { Self.shuffle(Array($0)) }
-      let compressed = try Self.compress(raw, level: level)
+      var compressed = try Self.compress(raw, level: level)
+      // Tiny tensors do not compress (zstd's frame costs more than it saves): kept as planes.
+      let stored = compressed.count < raw.count
+      if !stored { compressed = raw }
+      append(&out, UInt8(stored ? 1 : 0))
       append(&out, UInt64(raw.count))
       append(&out, UInt64(compressed.count))
       append(&out, t.values.withUnsafeBytes { fastHash($0) })
@@ -195,6 +199,8 @@ public struct Checkpoint {
           guard d < (1 << 40) else { throw CheckpointError.damagedTensor(path: path, name: name) }
           shape.append(Int(d))
         }
+        let encoding: UInt8 = try reader.read()
+        guard encoding <= 1 else { throw CheckpointError.damagedTensor(path: path, name: name) }
         let rawBytes: UInt64 = try reader.read()
         let compressedBytes: UInt64 = try reader.read()
         let checksum: UInt64 = try reader.read()
@@ -204,7 +210,7 @@ public struct Checkpoint {
         var values: [Float] = []
         var matches = false
         if verifyTensors {
-          guard let raw = decompress(Array(compressed), size: Int(rawBytes)) else {
+          guard let raw = encoding == 0 ? (compressed.count == Int(rawBytes) ? Array(compressed) : nil) : decompress(Array(compressed), size: Int(rawBytes)) else {
             throw CheckpointError.damagedTensor(path: path, name: name)
           }
           values = [Float](repeating: 0, count: elements)

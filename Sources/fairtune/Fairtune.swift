@@ -10,5 +10,8 @@ struct Fairtune: ParsableCommand {
       Run under `mpirun -np N fairtune <command>` for data-parallel training, or directly for a
       single process. See `fairtune help <command>` for each command's options.
       """,
-    subcommands: [Bench.self, FairnessCommand.self, ReportCommand.self])
+    subcommands: [
+      Bench.self, ImportCommand.self, ExportCommand.self, InspectCommand.self, FairnessCommand.self,
+      ReportCommand.self,
+    ])
 }

@@ -1,0 +1,94 @@
+// Checkpoint metadata, and weights to and from safetensors files with torchvision's names.
+import Foundation
+import NN
+import Tensors
+
+public enum InterchangeError: Error, CustomStringConvertible {
+  case cannotInfer(source: String, reason: String)
+  case badMetadata(source: String, reason: String)
+
+  public var description: String {
+    switch self {
+    case .cannotInfer(let source, let reason):
+      return "\(source): \(reason)"
+    case .badMetadata(let source, let reason):
+      return "\(source): the checkpoint's metadata is unusable: \(reason)"
+    }
+  }
+}
+
+extension ResNetConfiguration {
+  /// The JSON form kept in checkpoints.
+  public var metadata: [String: Any] {
+    var m: [String: Any] = ["model": depth.rawValue, "stem": stem.rawValue, "width": width]
+    if let classes { m["classes"] = classes }
+    return m
+  }
+
+  public init(metadata: Any?, source: String) throws {
+    guard let m = metadata as? [String: Any], let model = m["model"] as? String, let depth = ResNetDepth(rawValue: model),
+      let stemName = m["stem"] as? String, let stem = Stem(rawValue: stemName), let width = (m["width"] as? NSNumber)?.doubleValue
+    else {
+      throw InterchangeError.badMetadata(source: source, reason: "no usable model description (model, stem, width)")
+    }
+    self.init(depth: depth, stem: stem, width: width, classes: (m["classes"] as? NSNumber)?.intValue)
+  }
+
+  /// Stem, width and head read off torchvision-named tensors for a model of `depth`.
+  public static func infer(depth: ResNetDepth, from tensors: [String: NamedTensor], source: String) throws -> ResNetConfiguration {
+    guard let conv1 = tensors["conv1.weight"], conv1.shape.count == 4 else {
+      throw InterchangeError.cannotInfer(source: source, reason: "no 4-D 'conv1.weight': not a torchvision ResNet state dict")
+    }
+    let stem: Stem
+    switch conv1.shape[2] {
+    case 7: stem = .imagenet
+    case 3: stem = .small
+    default:
+      throw InterchangeError.cannotInfer(source: source, reason: "'conv1.weight' has a \(conv1.shape[2])x\(conv1.shape[3]) kernel; fairtune knows 7x7 (imagenet) and 3x3 (small) stems")
+    }
+    let classes = tensors["fc.weight"].map { $0.shape[0] }
+    return ResNetConfiguration(depth: depth, stem: stem, width: Double(conv1.shape[0]) / 64, classes: classes, inputChannels: conv1.shape[1])
+  }
+}
+
+public enum Interchange {
+  /// A model built from a torchvision-named safetensors file.
+  public static func importSafeTensors(_ path: String, depth: ResNetDepth) throws -> ResNet {
+    let tensors = try SafeTensors(contentsOf: path).namedTensors()
+    let configuration = try ResNetConfiguration.infer(depth: depth, from: tensors, source: path)
+    let model = try ResNet(configuration)
+    try model.load(tensors, source: path)
+    return model
+  }
+
+  /// Writes every parameter and buffer with torchvision's names, shapes and dtypes
+  /// (num_batches_tracked as int64, as torch keeps it).
+  public static func exportSafeTensors(_ model: ResNet, to path: String, metadata: [String: String] = [:]) throws {
+    var tensors: [(name: String, dtype: SafeTensors.DType, shape: [Int], bytes: Data)] = []
+    for t in model.namedTensors() {
+      if t.name.hasSuffix("num_batches_tracked") {
+        var count = Int64(t.values.first ?? 0).littleEndian
+        tensors.append((t.name, .i64, t.shape, Data(bytes: &count, count: 8)))
+      } else {
+        tensors.append((t.name, .f32, t.shape, SafeTensors.bytes(of: t.values)))
+      }
+    }
+    try SafeTensors.write(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: path)
+  }
+
+  /// A checkpoint holding only a model (no training state): what `import` writes.
+  public static func modelCheckpoint(_ model: ResNet, kind: String, extra: [String: Any] = [:]) -> Checkpoint {
+    var metadata: [String: Any] = ["format": "fairtune", "kind": kind, "model": model.configuration.metadata]
+    for (k, v) in extra { metadata[k] = v }
+    return Checkpoint(metadata: metadata, tensors: model.namedTensors())
+  }
+
+  /// The model a checkpoint describes, with its weights.
+  public static func model(from checkpoint: Checkpoint, source: String) throws -> ResNet {
+    let configuration = try ResNetConfiguration(metadata: checkpoint.metadata["model"], source: source)
+    let model = try ResNet(configuration)
+    let tensors = Dictionary(checkpoint.tensors.map { ($0.name, $0) }) { a, _ in a }
+    try model.load(tensors, source: source, allowExtra: true)
+    return model
+  }
+}

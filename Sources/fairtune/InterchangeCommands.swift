@@ -1,0 +1,97 @@
+// `fairtune import`, `fairtune export` and `fairtune inspect`: weights in and out, and what a
+// checkpoint holds.
+import ArgumentParser
+import Foundation
+import NN
+import Tensors
+import Training
+
+struct ImportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "import",
+    abstract: "Make a checkpoint from torchvision weights (a safetensors file of a ResNet state dict).",
+    discussion: """
+      Names, shapes and element order are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
+      `fc.weight`, ...). The stem, the width and the head size are read off the tensors; --model
+      says which depth. A file without `fc.*` gives a backbone checkpoint (a head is added when
+      fine-tuning).
+      """)
+
+  @Option(help: "The safetensors file to read.")
+  var safetensors: String
+
+  @Option(help: "Architecture: resnet18, resnet34 or resnet50.")
+  var model: String
+
+  @Option(help: "The checkpoint to write.")
+  var out: String
+
+  func validate() throws {
+    guard ResNetDepth(rawValue: model) != nil else {
+      throw ValidationError("--model '\(model)' is not a model: use resnet18, resnet34 or resnet50.")
+    }
+    guard FileManager.default.fileExists(atPath: safetensors) else {
+      throw ValidationError("--safetensors \(safetensors): no such file.")
+    }
+  }
+
+  func run() throws {
+    let resnet = try Interchange.importSafeTensors(safetensors, depth: ResNetDepth(rawValue: model)!)
+    try Interchange.modelCheckpoint(resnet, kind: "import", extra: ["source": (safetensors as NSString).lastPathComponent]).write(to: out)
+    let c = resnet.configuration
+    print("\(out): \(c.depth.rawValue), stem \(c.stem.rawValue), width \(c.width), \(c.classes.map { "\($0)-way head" } ?? "no head"), \(resnet.registry.parameterCount) parameters")
+  }
+}
+
+struct ExportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export",
+    abstract: "Write a checkpoint's model as safetensors with torchvision's names (for torch's load_state_dict).")
+
+  @Argument(help: "The checkpoint to read.")
+  var checkpoint: String
+
+  @Option(help: "The safetensors file to write.")
+  var safetensors: String
+
+  func run() throws {
+    let model = try Interchange.model(from: try Checkpoint.read(checkpoint), source: checkpoint)
+    try Interchange.exportSafeTensors(model, to: safetensors)
+    print("\(safetensors): \(model.registry.entries.count) tensors")
+  }
+}
+
+struct InspectCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "inspect",
+    abstract: "Show a checkpoint's metadata, tensors, sizes, compression ratio and checksum status.")
+
+  @Argument(help: "The checkpoint to read.")
+  var checkpoint: String
+
+  @Flag(help: "List every tensor (default: the first 20).")
+  var all = false
+
+  func run() throws {
+    let bytes: [UInt8]
+    do {
+      bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
+    } catch {
+      throw CheckpointError.unreadable(path: checkpoint, reason: error.localizedDescription)
+    }
+    let (ckpt, records) = try Checkpoint.decode(bytes, path: checkpoint)
+    let metadata = try JSONSerialization.data(withJSONObject: ckpt.metadata, options: [.prettyPrinted, .sortedKeys])
+    print("\(checkpoint): fairtune checkpoint version \(Checkpoint.version), \(bytes.count) bytes, every checksum verified")
+    print(String(decoding: metadata, as: UTF8.self))
+    let raw = records.reduce(0) { $0 + $1.rawBytes }
+    let compressed = records.reduce(0) { $0 + $1.compressedBytes }
+    print(String(format: "%d tensors, %d floats, %.1f MB raw, %.1f MB stored: compression %.3fx", records.count, raw / 4,
+      Double(raw) / 1e6, Double(compressed) / 1e6, Double(raw) / Double(max(compressed, 1))))
+    for r in records.prefix(all ? records.count : 20) {
+      let name = r.name.padding(toLength: max(45, r.name.count), withPad: " ", startingAt: 0)
+      let shape = "\(r.shape)".padding(toLength: 20, withPad: " ", startingAt: 0)
+      print("  \(name) \(shape) \(String(format: "%10d -> %10d bytes", r.rawBytes, r.compressedBytes))  \(r.checksumMatches ? "ok" : "BAD")")
+    }
+    if !all && records.count > 20 { print("  ... \(records.count - 20) more (--all lists them)") }
+  }
+}
