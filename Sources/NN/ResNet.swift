@@ -49,15 +49,21 @@ public struct ResNetConfiguration: Equatable, Sendable {
   public var depth: ResNetDepth
   public var stem: Stem
   public var width: Double
-  /// Outputs of the `fc` head; nil builds the backbone alone (features out).
+  /// Outputs of the `fc` head; nil builds no classifier.
   public var classes: Int?
+  /// SimCLR's projection head instead of a classifier (pretraining).
+  public var projection: ProjectionSize?
   public var inputChannels: Int
 
-  public init(depth: ResNetDepth, stem: Stem = .imagenet, width: Double = 1, classes: Int? = 40, inputChannels: Int = 3) {
+  public init(
+    depth: ResNetDepth, stem: Stem = .imagenet, width: Double = 1, classes: Int? = 40,
+    projection: ProjectionSize? = nil, inputChannels: Int = 3
+  ) {
     self.depth = depth
     self.stem = stem
     self.width = width
     self.classes = classes
+    self.projection = projection
     self.inputChannels = inputChannels
   }
 
@@ -249,6 +255,7 @@ public final class ResNet {
   public let layers: [[ResidualBlock]]
   public let pool = GlobalAveragePool()
   public let fc: Linear?
+  public let projection: ProjectionHead?
   /// Channels of the pooled features (the input of `fc`).
   public let featureDimension: Int
   private var stemComputesInputGradient = true
@@ -292,18 +299,24 @@ public final class ResNet {
     }
     layers = stages
     featureDimension = inputChannels
+    if let size = c.projection {
+      guard c.classes == nil else { throw ModelError.invalidSize("classes with a projection head (a model has one head)", c.classes!) }
+      guard size.hidden > 0, size.output > 0 else { throw ModelError.invalidSize("projection size", min(size.hidden, size.output)) }
+    }
     fc = c.classes.map { Linear(registry, name: "fc", inputFeatures: inputChannels, outputFeatures: $0) }
+    projection = c.projection.map { ProjectionHead(registry, inputFeatures: inputChannels, size: $0) }
     registry.allocate()
     var rng = SplitMix64(seed: seed)
     for conv in convolutions { conv.initialize(&rng) }
     for bn in batchNorms { bn.initialize() }
     fc?.initialize(&rng)
+    projection?.initialize(&rng)
     configureGradients()
   }
 
   public var blocks: [ResidualBlock] { layers.flatMap { $0 } }
   public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
-  public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) }
+  public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) + (projection.map { [$0.norm] } ?? []) }
 
   /// Tells the layers that weights were replaced from outside the optimizer (a checkpoint, an
   /// import), so nothing derived from the old weights is reused.
@@ -338,15 +351,20 @@ public final class ResNet {
     }
     pool.computesInputGradient = below
     fc?.computesInputGradient = below
+    projection?.configureGradients(inputGradient: below)
   }
 
-  /// images: [N, H, W, Cin] -> logits [N, classes] (or pooled features [N, featureDimension]
-  /// without a head).
+  /// images: [N, H, W, Cin] -> logits [N, classes], or embeddings [N, output] with a projection
+  /// head, or pooled features [N, featureDimension] without a head.
   public func forward(_ images: FeatureMap) -> UnsafeMutablePointer<Float> {
     let features = forwardFeatures(images)
+    if let projection { return projection.forward(features.data, batch: features.batch) }
     guard let fc else { return features.data }
     return Profiler.time(.linear) { fc.forward(features.data, batch: features.batch) }
   }
+
+  /// Width of `forward`'s output rows.
+  public var outputDimension: Int { configuration.projection?.output ?? configuration.classes ?? featureDimension }
 
   /// images -> pooled features [N, featureDimension].
   public func forwardFeatures(_ images: FeatureMap) -> FeatureMap {
@@ -363,6 +381,11 @@ public final class ResNet {
   /// registry's gradients. `observer` hears of each completed suffix of the gradient buffer.
   public func backward(_ dOutput: UnsafePointer<Float>, observer: GradientObserver? = nil) {
     var g = dOutput
+    if let projection {
+      defer { observer?(projection.first.weight.offset) }
+      guard let d = projection.backward(dOutput) else { return }
+      g = UnsafePointer(d)
+    }
     if let fc {
       defer { observer?(fc.weight.offset) }
       guard let d = Profiler.time(.linear, { fc.backward(dOutput) }) else { return }
@@ -394,10 +417,10 @@ public final class ResNet {
       forward += f
       training += f * Double(1 + (conv.weight.requiresGradient ? 1 : 0) + (conv.computesInputGradient ? 1 : 0))
     }
-    if let fc {
-      let f = fc.lastForwardFLOPs
+    for linear in [fc, projection?.first, projection?.second].compactMap({ $0 }) {
+      let f = linear.lastForwardFLOPs
       forward += f
-      training += f * Double(1 + (fc.weight.requiresGradient ? 1 : 0) + (fc.computesInputGradient ? 1 : 0))
+      training += f * Double(1 + (linear.weight.requiresGradient ? 1 : 0) + (linear.computesInputGradient ? 1 : 0))
     }
     return (forward, training)
   }

@@ -22,6 +22,7 @@ extension ResNetConfiguration {
   public var metadata: [String: Any] {
     var m: [String: Any] = ["model": depth.rawValue, "stem": stem.rawValue, "width": width]
     if let classes { m["classes"] = classes }
+    if let projection { m["projection"] = [projection.hidden, projection.output] }
     return m
   }
 
@@ -31,7 +32,8 @@ extension ResNetConfiguration {
     else {
       throw InterchangeError.badMetadata(source: source, reason: "no usable model description (model, stem, width)")
     }
-    self.init(depth: depth, stem: stem, width: width, classes: (m["classes"] as? NSNumber)?.intValue)
+    let projection = (m["projection"] as? [NSNumber]).flatMap { $0.count == 2 ? ProjectionSize(hidden: $0[0].intValue, output: $0[1].intValue) : nil }
+    self.init(depth: depth, stem: stem, width: width, classes: (m["classes"] as? NSNumber)?.intValue, projection: projection)
   }
 
   /// Stem, width and head read off torchvision-named tensors for a model of `depth`.
