@@ -1,0 +1,289 @@
+// The data-parallel training loop shared by pretrain and finetune: forward, loss (BCE over the
+// attributes or SimCLR's NT-Xent with global negatives), backward with overlapped gradient
+// all-reduce, optimizer and schedule, metrics, progress, checkpoints and exact resume.
+import Data
+import Distributed
+import Foundation
+import NN
+import Tensors
+
+/// One rank's share of a global batch, as NHWC floats.
+public struct TrainingBatch {
+  /// [count, S, S, 3]; for SimCLR, [2 * count, S, S, 3]: every image's first view, then every
+  /// image's second view.
+  public var images: UnsafeMutablePointer<Float>
+  /// [count, 40] in {0, 1} (nil for SimCLR).
+  public var labels: UnsafeMutablePointer<Float>?
+  /// Images (not views) in this rank's share.
+  public var count: Int
+
+  public init(images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Float>?, count: Int) {
+    self.images = images
+    self.labels = labels
+    self.count = count
+  }
+}
+
+/// Where batches come from: the loader over packed shards, or a fixed batch in tests.
+public protocol BatchSource: AnyObject {
+  var imageSize: Int { get }
+  var stepsPerEpoch: Int { get }
+  /// The rank's share of global batch `step` of `epoch` (deterministic in both, so that a
+  /// resumed run sees the same data).
+  func batch(epoch: Int, step: Int) throws -> TrainingBatch
+  /// Seconds the training thread has waited for data so far.
+  var waitSeconds: Double { get }
+}
+
+public enum Objective: Equatable, Sendable {
+  /// Binary cross-entropy over the attributes (mean over the global batch and the outputs).
+  case attributes
+  /// NT-Xent over both views of the global batch, every other embedding a negative.
+  case simclr(temperature: Float)
+}
+
+public struct TrainingPlan: Sendable {
+  public var epochs: Int
+  /// Stop after this many steps (counted from the start of training), if set.
+  public var maxSteps: Int?
+  public var globalBatch: Int
+  public var checkpointEvery: Int
+  public var keep: Int
+
+  public init(epochs: Int, maxSteps: Int?, globalBatch: Int, checkpointEvery: Int, keep: Int) {
+    self.epochs = epochs
+    self.maxSteps = maxSteps
+    self.globalBatch = globalBatch
+    self.checkpointEvery = checkpointEvery
+    self.keep = keep
+  }
+}
+
+public final class Trainer {
+  public let model: ResNet
+  public let objective: Objective
+  public let optimizer: Optimizer
+  public let schedule: Schedule
+  public let communicator: Communicator
+  public let reducer: GradientReducer
+  public let statistics: SynchronizedStatistics?
+  public let source: BatchSource
+  public let run: RunDirectory
+  public let plan: TrainingPlan
+  /// Added to every checkpoint's metadata (options, strategy, model).
+  public let metadata: [String: Any]
+  /// Progress lines (rank 0 only).
+  public var say: (String) -> Void = { print($0) }
+
+  public private(set) var step = 0
+  public private(set) var trainingSeconds = 0.0
+  private let writer = CheckpointWriter()
+  private var scratch = Workspace()
+  private var gathered = Workspace()
+  private var outputGradient = Workspace()
+
+  public init(
+    model: ResNet, objective: Objective, optimizer: Optimizer, schedule: Schedule, communicator: Communicator,
+    reducer: GradientReducer, statistics: SynchronizedStatistics?, source: BatchSource, run: RunDirectory,
+    plan: TrainingPlan, metadata: [String: Any]
+  ) {
+    self.model = model
+    self.objective = objective
+    self.optimizer = optimizer
+    self.schedule = schedule
+    self.communicator = communicator
+    self.reducer = reducer
+    self.statistics = statistics
+    self.source = source
+    self.run = run
+    self.plan = plan
+    self.metadata = metadata
+  }
+
+  public var totalSteps: Int {
+    let all = plan.epochs * source.stepsPerEpoch
+    return min(all, plan.maxSteps ?? all)
+  }
+
+  // MARK: Checkpoints and resume
+
+  /// Model, optimizer state and position: everything an exact resume needs.
+  func checkpoint() -> Checkpoint {
+    var tensors = model.namedTensors()
+    for (i, t) in optimizer.state.enumerated() {
+      tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: t.array))
+    }
+    var meta = metadata
+    meta["format"] = "fairtune"
+    meta["model"] = model.configuration.metadata
+    meta["step"] = step
+    meta["epoch"] = step / max(source.stepsPerEpoch, 1)
+    meta["optimizer_steps"] = optimizer.stepCount
+    meta["training_seconds"] = trainingSeconds
+    return Checkpoint(metadata: meta, tensors: tensors)
+  }
+
+  /// Continues from the newest good checkpoint of the run, if any (rank 0 chooses, every rank
+  /// reads the same file: the run directory must be on a shared file system).
+  public func resume() throws {
+    var chosen: Int64 = -1
+    var found: (path: String, checkpoint: Checkpoint)?
+    if communicator.rank == 0 {
+      found = run.newestGoodCheckpoint { self.say("warning: \($0)") }
+      chosen = Int64((found?.checkpoint.metadata["step"] as? Int) ?? -1)
+    }
+    try communicator.broadcast(&chosen)
+    guard chosen >= 0 else { return }
+    if communicator.rank != 0 {
+      let path = run.checkpoints + "/" + RunDirectory.checkpointName(step: Int(chosen))
+      found = (path, try Checkpoint.read(path))
+    }
+    guard let (path, ckpt) = found else { return }
+    try restore(ckpt, source: path)
+    say("resuming from \(path) (step \(step))")
+  }
+
+  func restore(_ ckpt: Checkpoint, source: String) throws {
+    let tensors = Dictionary(ckpt.tensors.map { ($0.name, $0) }) { a, _ in a }
+    try model.load(tensors, source: source, allowExtra: true)
+    for (i, t) in optimizer.state.enumerated() {
+      guard let saved = tensors["optimizer.\(i)"], saved.values.count == t.count else {
+        throw ModelStateError.missing(source: source, name: "optimizer.\(i)")
+      }
+      saved.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+    }
+    step = ckpt.metadata["step"] as? Int ?? 0
+    optimizer.stepCount = ckpt.metadata["optimizer_steps"] as? Int ?? step
+    trainingSeconds = (ckpt.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
+  }
+
+  // MARK: The loop
+
+  /// Trains to the end of the plan; returns the number of steps run now.
+  @discardableResult
+  public func train() throws -> Int {
+    let metrics = communicator.rank == 0 ? try MetricsLog(path: run.metricsFile) : nil
+    let total = totalSteps
+    let first = step
+    var lastReport = Clock.now()
+    var windowImages = 0
+    var windowSeconds = 0.0
+    while step < total {
+      let epoch = step / source.stepsPerEpoch
+      let waitBefore = source.waitSeconds
+      let start = Clock.now()
+      let batch = try source.batch(epoch: epoch, step: step % source.stepsPerEpoch)
+      optimizer.learningRate = schedule.learningRate(step: step)
+      let (loss, correct) = try trainStep(batch)
+      let seconds = Clock.now() - start
+      trainingSeconds += seconds
+      step += 1
+      windowImages += plan.globalBatch
+      windowSeconds += seconds
+      let imagesPerSecond = Double(plan.globalBatch) / seconds
+      var record: [String: Any] = [
+        "step": step, "epoch": epoch, "loss": loss, "lr": Double(optimizer.learningRate),
+        "images_per_second": imagesPerSecond, "step_seconds": seconds,
+        "data_wait_seconds": source.waitSeconds - waitBefore,
+        "exposed_allreduce_seconds": reducer.exposedSeconds,
+      ]
+      if let correct { record["contrastive_top1"] = correct }
+      metrics?.append(record)
+      if step % plan.checkpointEvery == 0 && step < total { try saveCheckpoint() }
+      let now = Clock.now()
+      if communicator.rank == 0 && (now - lastReport > 10 || step == total || step == first + 1) {
+        let rate = Double(windowImages) / max(windowSeconds, 1e-9)
+        let eta = Double(total - step) * Double(plan.globalBatch) / max(rate, 1e-9)
+        say(String(format: "epoch %d, step %d/%d, loss %.4f, %.1f img/s, ETA %@", epoch + 1, step, total, loss, rate, Self.duration(eta)))
+        lastReport = now
+        windowImages = 0
+        windowSeconds = 0
+      }
+    }
+    try writer.finish()
+    if communicator.rank == 0 {
+      try checkpoint().write(to: run.finalCheckpoint)
+    }
+    try communicator.barrier()
+    return step - first
+  }
+
+  private func saveCheckpoint() throws {
+    try writer.check()
+    guard communicator.rank == 0 else { return }
+    let path = run.checkpoints + "/" + RunDirectory.checkpointName(step: step)
+    let keep = plan.keep
+    let run = self.run
+    writer.write(checkpoint(), to: path) { run.prune(keep: keep) }
+  }
+
+  /// One optimisation step on this rank's share; returns the global mean loss (and, for
+  /// SimCLR, how many of the global anchors ranked their positive first).
+  func trainStep(_ batch: TrainingBatch) throws -> (Double, Int?) {
+    let size = source.imageSize
+    model.registry.zeroGradients()
+    reducer.beginStep()
+    statistics?.resetFigures()
+    let rows = objective == .attributes ? batch.count : 2 * batch.count
+    let output = model.forward(FeatureMap(data: batch.images, batch: rows, height: size, width: size, channels: 3))
+    let width = model.outputDimension
+    let dOutput = outputGradient.pointer(count: rows * width)
+    var localLoss = 0.0
+    var correct: Int?
+    switch objective {
+    case .attributes:
+      guard let labels = batch.labels else { preconditionFailure("attribute training needs labels") }
+      localLoss = Double(Losses.binaryCrossEntropyWithLogits(
+        logits: output, targets: labels, count: rows * width, gradient: dOutput, meanOver: plan.globalBatch * width))
+    case .simclr(let temperature):
+      (localLoss, correct) = try contrastive(output, images: batch.count, dimension: width, temperature: temperature, gradient: dOutput)
+    }
+    var failure: Error?
+    model.backward(dOutput) { offset in
+      do { try self.reducer.gradientsReady(from: offset) } catch { failure = failure ?? error }
+    }
+    if let failure { throw failure }
+    try reducer.finish()
+    try statistics?.check()
+    optimizer.step()
+    var totals = [localLoss, Double(correct ?? 0)]
+    try communicator.allReduceSum(&totals, count: 2)
+    return (totals[0], correct == nil ? nil : Int(totals[1]))
+  }
+
+  /// NT-Xent with global negatives: every rank's embeddings are gathered, each rank takes the
+  /// loss of its own anchors against all of them, and the gradient parts are summed so that
+  /// each rank gets the whole gradient of its own embeddings.
+  private func contrastive(
+    _ embeddings: UnsafeMutablePointer<Float>, images: Int, dimension d: Int, temperature: Float,
+    gradient: UnsafeMutablePointer<Float>
+  ) throws -> (Double, Int) {
+    let ranks = communicator.size
+    let shares = (0..<ranks).map { DistributedSampler.share(of: plan.globalBatch, rank: $0, ranks: ranks) }
+    var starts = [0]
+    for s in shares { starts.append(starts.last! + 2 * s) }
+    let m = starts.last!
+    let all = gathered.pointer(count: 2 * m * d)
+    let parts = all + m * d
+    try communicator.allGatherVariable(embeddings, count: 2 * images * d, into: all, counts: shares.map { 2 * $0 * d })
+    let mine = starts[communicator.rank]..<starts[communicator.rank + 1]
+    let (loss, correct) = Losses.ntXent(
+      embeddings: all, rows: m, dimension: d, anchors: mine,
+      positive: { i in
+        var r = 0
+        while starts[r + 1] <= i { r += 1 }
+        let j = i - starts[r]
+        return starts[r] + (j < shares[r] ? j + shares[r] : j - shares[r])
+      },
+      temperature: temperature, normalizer: m, gradient: parts, scratch: &scratch)
+    try communicator.allReduceSum(parts, count: m * d)
+    gradient.update(from: parts + mine.lowerBound * d, count: mine.count * d)
+    return (loss, correct)
+  }
+
+  static func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%dm%02ds", s / 60, s % 60)
+  }
+}
