@@ -1,0 +1,154 @@
+// The sweep journal: every trial's start and end appended to journal.jsonl and fsynced before it
+// is acted on; replaying it tells a re-run what is finished, what was interrupted, and what to
+// draw next, so each strategy ends with exactly N finished trials.
+import Foundation
+
+public enum TrialStatus: String, Sendable {
+  case running, finished, failed, interrupted
+}
+
+/// One trial as the journal knows it.
+public struct TrialRecord: Sendable {
+  public let id: String
+  public let index: Int
+  public var settings: TrialSettings
+  public var status: TrialStatus
+  public var metric: Double?
+  public var seconds: Double
+  public var group: Int
+  public var attempts: Int
+  public var reason: String?
+}
+
+public final class Journal {
+  public let path: String
+  public private(set) var trials: [String: TrialRecord] = [:]
+  /// Trial ids in the order they were first started.
+  public private(set) var order: [String] = []
+  private let descriptor: Int32
+
+  public static func trialID(strategy: String, index: Int) -> String { "\(strategy)-\(index)" }
+
+  /// Opens (or creates) the journal and replays it. A trial that started and never ended was
+  /// interrupted: it is recorded so, and will run again.
+  public init(path: String) throws {
+    self.path = path
+    descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard descriptor >= 0 else { throw RunError.unwritable(path: path, reason: String(cString: strerror(errno))) }
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    var lineNumber = 0
+    var endsWithNewline = true
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+      lineNumber += 1
+      if line.isEmpty { continue }
+      guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+        // Only a torn last line (a crash mid-write) is forgiven.
+        if lineNumber == text.split(separator: "\n", omittingEmptySubsequences: false).count {
+          endsWithNewline = false
+          continue
+        }
+        throw RunError.unreadable(path: "\(path):\(lineNumber)", reason: "not a journal record; the journal was edited or damaged: restore it or use another --out")
+      }
+      try replay(object, at: "\(path):\(lineNumber)")
+    }
+    if !endsWithNewline { _ = Glibc.write(descriptor, "\n", 1) }
+    for id in order where trials[id]!.status == .running {
+      try append(["event": "end", "trial": id, "status": TrialStatus.interrupted.rawValue, "reason": "the sweep stopped while it ran"])
+    }
+  }
+
+  deinit { close(descriptor) }
+
+  private func replay(_ object: [String: Any], at location: String) throws {
+    guard let event = object["event"] as? String, let id = object["trial"] as? String else {
+      throw RunError.unreadable(path: location, reason: "a record without event or trial")
+    }
+    switch event {
+    case "start":
+      guard let settingsObject = object["settings"],
+        let data = try? JSONSerialization.data(withJSONObject: settingsObject),
+        let settings = try? JSONDecoder().decode(TrialSettings.self, from: data),
+        let index = object["index"] as? Int
+      else { throw RunError.unreadable(path: location, reason: "a start record without settings") }
+      let group = object["group"] as? Int ?? 0
+      if var existing = trials[id] {
+        existing.status = .running
+        existing.attempts += 1
+        existing.group = group
+        trials[id] = existing
+      } else {
+        trials[id] = TrialRecord(id: id, index: index, settings: settings, status: .running, metric: nil, seconds: 0, group: group, attempts: 1, reason: nil)
+        order.append(id)
+      }
+    case "end":
+      guard var record = trials[id], let statusName = object["status"] as? String, let status = TrialStatus(rawValue: statusName) else {
+        throw RunError.unreadable(path: location, reason: "an end record for a trial that never started")
+      }
+      record.status = status
+      record.metric = (object["metric"] as? NSNumber)?.doubleValue
+      record.seconds += (object["seconds"] as? NSNumber)?.doubleValue ?? 0
+      record.reason = object["reason"] as? String
+      trials[id] = record
+    default:
+      throw RunError.unreadable(path: location, reason: "unknown event '\(event)'")
+    }
+  }
+
+  /// Appends a record and fsyncs it; only then is the event applied (and acted on by the caller).
+  public func append(_ object: [String: Any]) throws {
+    var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    data.append(UInt8(ascii: "\n"))
+    let ok = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) == $0.count }
+    guard ok, fsync(descriptor) == 0 else { throw RunError.unwritable(path: path, reason: String(cString: strerror(errno))) }
+    try replay(object, at: path)
+  }
+
+  public func start(_ settings: TrialSettings, index: Int, group: Int) throws -> String {
+    let id = Journal.trialID(strategy: settings.strategy, index: index)
+    let encoded = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(settings))
+    try append(["event": "start", "trial": id, "index": index, "group": group, "settings": encoded, "time": Date().timeIntervalSince1970])
+    return id
+  }
+
+  public func end(_ id: String, status: TrialStatus, metric: Double?, seconds: Double, reason: String? = nil) throws {
+    var object: [String: Any] = ["event": "end", "trial": id, "status": status.rawValue, "seconds": seconds]
+    if let metric, metric.isFinite { object["metric"] = metric }
+    if let reason { object["reason"] = reason }
+    try append(object)
+  }
+
+  public func records(strategy: String) -> [TrialRecord] {
+    order.compactMap { trials[$0] }.filter { $0.settings.strategy == strategy }
+  }
+
+  /// What a strategy needs next: an interrupted trial to run again, a new index to draw, or
+  /// nothing (enough finished or running; or too many failures).
+  public enum Next: Equatable { case rerun(String), draw(Int), none }
+
+  public func next(strategy: String, target: Int, maxFailures: Int, excluding running: Set<String>) -> Next {
+    let records = records(strategy: strategy)
+    let finished = records.filter { $0.status == .finished }.count
+    let inFlight = records.filter { $0.status == .running || running.contains($0.id) }.count
+    guard finished + inFlight < target else { return .none }
+    if let again = records.first(where: { $0.status == .interrupted && !running.contains($0.id) }) { return .rerun(again.id) }
+    guard records.filter({ $0.status == .failed }).count <= maxFailures else { return .none }
+    return .draw((records.map(\.index).max() ?? -1) + 1)
+  }
+
+  /// trials.csv: one row per trial, its latest status.
+  public func csv() -> String {
+    var lines = ["trial,strategy,status,optimizer,learning_rate,schedule,weight_decay,epochs,warmup_epochs,seed,validation_mean_f1,seconds,group,attempts,reason"]
+    for id in order {
+      let r = trials[id]!
+      let s = r.settings
+      let reason = (r.reason ?? "").replacingOccurrences(of: "\"", with: "'")
+      lines.append([
+        r.id, s.strategy, r.status.rawValue, s.optimizer, String(format: "%.6g", s.learningRate), s.schedule,
+        String(format: "%.6g", s.weightDecay), "\(s.epochs)", "\(s.warmupEpochs)", "\(s.seed)",
+        r.metric.map { String(format: "%.6f", $0) } ?? "", String(format: "%.1f", r.seconds), "\(r.group)", "\(r.attempts)",
+        reason.isEmpty ? "" : "\"\(reason)\"",
+      ].joined(separator: ","))
+    }
+    return lines.joined(separator: "\n") + "\n"
+  }
+}

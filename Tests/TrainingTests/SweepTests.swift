@@ -1,0 +1,119 @@
+// Sweep bookkeeping: seeded trial draws, the space file, and the journal's exactly-N guarantee
+// across failures and interruptions.
+import Foundation
+import Training
+import XCTest
+
+final class SweepTests: XCTestCase {
+  func journalPath(_ name: String) -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-journal-\(getpid())-\(name).jsonl").path
+    try? FileManager.default.removeItem(atPath: path)
+    return path
+  }
+
+  func testDrawsDependOnlyOnSeedStrategyAndIndex() {
+    let space = SearchSpace.standard
+    let a = (0..<20).map { space.draw(seed: 7, strategy: "full", index: $0, maxEpochs: 10) }
+    // Drawn in another order (as groups would ask for them), the trials are the same.
+    let b = (0..<20).reversed().map { space.draw(seed: 7, strategy: "full", index: $0, maxEpochs: 10) }.reversed()
+    XCTAssertEqual(a, Array(b))
+    XCTAssertNotEqual(a, (0..<20).map { space.draw(seed: 8, strategy: "full", index: $0, maxEpochs: 10) })
+    XCTAssertNotEqual(a[0], space.draw(seed: 7, strategy: "bn-stats", index: 0, maxEpochs: 10))
+    for t in a {
+      XCTAssertTrue((1...10).contains(t.epochs))
+      XCTAssertTrue(space.optimizers[t.optimizer]!.contains(t.learningRate))
+      XCTAssertTrue(t.warmupEpochs <= t.epochs / 5)
+    }
+    XCTAssertGreaterThan(Set(a.map(\.optimizer)).count, 2, "twenty draws should visit several optimizers")
+  }
+
+  func testSpaceFileIsCheckedKeyByKey() throws {
+    let good = try SearchSpace(json: Data(#"{"optimizers": {"sgd": [1e6, 1e6]}, "schedules": ["cosine"]}"#.utf8), source: "s.json")
+    XCTAssertEqual(good.optimizers.keys.sorted(), ["sgd"])
+    let bad: [(String, String)] = [
+      ("[1, 2]", "not a JSON object"),
+      (#"{"optimizers": {"rmsprop": [0.1, 1]}}"#, "unknown optimizer 'rmsprop'"),
+      (#"{"optimizers": {"sgd": [1, 0.1]}}"#, "low <= high"),
+      (#"{"optimizers": {"sgd": [-1, 0.1]}}"#, "low <= high"),
+      (#"{"schedules": ["linear"]}"#, "unknown schedule 'linear'"),
+      (#"{"zero_weight_decay": 2}"#, "probability"),
+      (#"{"epochs": 3}"#, "unknown key 'epochs'"),
+    ]
+    for (text, phrase) in bad {
+      XCTAssertThrowsError(try SearchSpace(json: Data(text.utf8), source: "s.json"), text) { error in
+        XCTAssertTrue("\(error)".contains(phrase) && "\(error)".contains("s.json"), "\(text): \(error)")
+      }
+    }
+  }
+
+  /// A sweep driven through the journal with failures and a crash in the middle: each strategy
+  /// ends with exactly N finished trials, none twice.
+  func testExactlyNFinishedAcrossFailuresAndACrash() throws {
+    let path = journalPath("exact")
+    let space = SearchSpace.standard
+    let target = 4
+    var runs = 0
+    func drive(_ journal: Journal, crashAfter: Int?) throws -> Bool {
+      for strategy in ["bn-stats", "full"] {
+        while true {
+          let next = journal.next(strategy: strategy, target: target, maxFailures: target, excluding: [])
+          let id: String
+          switch next {
+          case .none: break
+          case .rerun(let existing):
+            let record = journal.trials[existing]!
+            id = try journal.start(record.settings, index: record.index, group: 0)
+            try finish(journal, id)
+            continue
+          case .draw(let index):
+            id = try journal.start(space.draw(seed: 1, strategy: strategy, index: index, maxEpochs: 5), index: index, group: 0)
+            runs += 1
+            if let crashAfter, runs == crashAfter { return false }  // "killed" with the trial open
+            try finish(journal, id)
+            continue
+          }
+          break
+        }
+      }
+      return true
+    }
+    func finish(_ journal: Journal, _ id: String) throws {
+      let index = journal.trials[id]!.index
+      if index % 3 == 1 && journal.trials[id]!.attempts == 1 {
+        try journal.end(id, status: .failed, metric: nil, seconds: 1, reason: "loss is nan at epoch 1")
+      } else {
+        try journal.end(id, status: .finished, metric: 0.5 + Double(index) / 100, seconds: 2)
+      }
+    }
+    XCTAssertFalse(try drive(Journal(path: path), crashAfter: 5))
+    let reopened = try Journal(path: path)
+    XCTAssertEqual(reopened.trials.values.filter { $0.status == .interrupted }.count, 1)
+    XCTAssertTrue(try drive(reopened, crashAfter: nil))
+    let final = try Journal(path: path)
+    for strategy in ["bn-stats", "full"] {
+      let records = final.records(strategy: strategy)
+      XCTAssertEqual(records.filter { $0.status == .finished }.count, target, strategy)
+      XCTAssertEqual(Set(records.map(\.id)).count, records.count)
+      XCTAssertTrue(records.contains { $0.status == .failed && $0.reason?.contains("nan") == true })
+    }
+    let csv = final.csv().split(separator: "\n")
+    XCTAssertEqual(csv.filter { $0.contains(",finished,") }.count, 2 * target)
+    XCTAssertTrue(csv[0].hasPrefix("trial,strategy,status,optimizer,learning_rate"))
+  }
+
+  func testTornLastLineIsForgivenButEditsAreNot() throws {
+    let path = journalPath("torn")
+    let journal = try Journal(path: path)
+    let id = try journal.start(SearchSpace.standard.draw(seed: 1, strategy: "full", index: 0, maxEpochs: 2), index: 0, group: 0)
+    try journal.end(id, status: .finished, metric: 0.7, seconds: 1)
+    let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+    handle.seekToEndOfFile()
+    handle.write(Data(#"{"event": "start", "tri"#.utf8))
+    try handle.close()
+    XCTAssertEqual(try Journal(path: path).trials[id]?.status, .finished)
+    var text = try String(contentsOfFile: path, encoding: .utf8)
+    text = "garbage\n" + text
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try Journal(path: path)) { XCTAssertTrue("\($0)".contains(":1")) }
+  }
+}
