@@ -47,6 +47,11 @@ public protocol Communicator: AnyObject {
   func startAllReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction
   /// Splits into groups by `color` (ranks ordered by `key`); nil for a negative color.
   func split(color: Int, key: Int) throws -> Communicator?
+  /// Sends a message to one rank (returns once the bytes are handed to MPI).
+  func send(_ bytes: [UInt8], to rank: Int, tag: Int) throws
+  /// The next message from any rank (with `tag`, or any tag when nil), or nil if none arrives
+  /// within `timeout` seconds.
+  func receive(tag: Int?, timeout: Double) throws -> (source: Int, tag: Int, bytes: [UInt8])?
 }
 
 extension Communicator {

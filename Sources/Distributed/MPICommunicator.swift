@@ -188,4 +188,36 @@ public final class MPICommunicator: Communicator {
     guard color >= 0, let newComm else { return nil }
     return try MPICommunicator(comm: newComm, timeout: timeout)
   }
+
+  public func send(_ bytes: [UInt8], to rank: Int, tag: Int) throws {
+    var copy = bytes
+    try copy.withUnsafeMutableBytes { buffer in
+      try start("MPI_Isend") {
+        MPI_Isend(buffer.baseAddress, Int32(buffer.count), fairtune_mpi_byte(), Int32(rank), Int32(tag), comm, $0)
+      }.wait()
+    }
+  }
+
+  public func receive(tag: Int?, timeout: Double) throws -> (source: Int, tag: Int, bytes: [UInt8])? {
+    let deadline = Clock.now() + timeout
+    var status = MPI_Status()
+    var flag: Int32 = 0
+    var polls = 0
+    while true {
+      try Self.check("MPI_Iprobe", MPI_Iprobe(fairtune_mpi_any_source(), tag.map(Int32.init) ?? fairtune_mpi_any_tag(), comm, &flag, &status))
+      if flag != 0 { break }
+      if Clock.now() > deadline { return nil }
+      polls += 1
+      if polls > 200 { usleep(1000) }
+    }
+    var count: Int32 = 0
+    try Self.check("MPI_Get_count", MPI_Get_count(&status, fairtune_mpi_byte(), &count))
+    var bytes = [UInt8](repeating: 0, count: Int(count))
+    let source = status.MPI_SOURCE
+    let messageTag = status.MPI_TAG
+    try bytes.withUnsafeMutableBytes { buffer in
+      try Self.check("MPI_Recv", MPI_Recv(buffer.baseAddress, count, fairtune_mpi_byte(), source, messageTag, comm, fairtune_mpi_status_ignore()))
+    }
+    return (Int(source), Int(messageTag), bytes)
+  }
 }
