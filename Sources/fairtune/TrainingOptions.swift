@@ -1,0 +1,100 @@
+// Options shared by the commands that train (pretrain, finetune): data, run directory, batch,
+// length, optimizer and schedule, checkpoints.
+import ArgumentParser
+import Foundation
+import NN
+import Training
+
+struct TrainingOptions: ParsableArguments {
+  @Option(help: "Dataset: a packed directory (`fairtune pack`), or a CelebA-format directory (packed on first use into RUN/../packed-SIZE).")
+  var data: String
+
+  @Option(help: "The run directory. Re-running the same command on it resumes it.")
+  var out: String
+
+  @Option(help: "The global batch (split over the ranks).")
+  var batch: Int = 64
+
+  @Option(help: "Epochs over the train split.")
+  var epochs: Int = 1
+
+  @Option(help: "Stop after this many steps (counted from the start of the run).")
+  var steps: Int?
+
+  @Option(help: "Seed of initialisation, data order and augmentation.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Optimizer: sgd, lars, adam or adamw.")
+  var optimizer: String = "sgd"
+
+  @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256).")
+  var lr: Double = 0.1
+
+  @Option(help: "Momentum (sgd, lars).")
+  var momentum: Double = 0.9
+
+  @Flag(help: "Nesterov momentum (sgd).")
+  var nesterov = false
+
+  @Option(help: "Weight decay (L2 for sgd/adam/lars, decoupled for adamw).")
+  var weightDecay: Double = 0
+
+  @Option(help: "Schedule: cosine (after a linear warmup), onecycle, step or constant.")
+  var schedule: String = "cosine"
+
+  @Option(help: "Linear warmup epochs (cosine, step, constant).")
+  var warmupEpochs: Double = 0
+
+  @Option(help: "Write a checkpoint every N steps (default: every epoch).")
+  var checkpointEvery: Int?
+
+  @Option(help: "Checkpoints kept (the newest).")
+  var keep: Int = 3
+
+  @Option(help: "Data-loading threads (default: as many as compute threads).")
+  var loaderThreads: Int?
+
+  func validate() throws {
+    guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
+    guard epochs > 0 else { throw ValidationError("--epochs must be positive (got \(epochs)).") }
+    if let steps, steps <= 0 { throw ValidationError("--steps must be positive (got \(steps)).") }
+    guard OptimizerKind(rawValue: optimizer) != nil else {
+      throw ValidationError("--optimizer '\(optimizer)' is not an optimizer: use sgd, lars, adam or adamw.")
+    }
+    guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number (got \(lr)).") }
+    guard (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum)).") }
+    guard weightDecay >= 0, weightDecay.isFinite else { throw ValidationError("--weight-decay cannot be negative (got \(weightDecay)).") }
+    guard ScheduleKind(rawValue: schedule) != nil else {
+      throw ValidationError("--schedule '\(schedule)' is not a schedule: use cosine, onecycle, step or constant.")
+    }
+    guard warmupEpochs >= 0, warmupEpochs <= Double(epochs) else {
+      throw ValidationError("--warmup-epochs must be between 0 and --epochs (got \(warmupEpochs)).")
+    }
+    if let every = checkpointEvery, every <= 0 { throw ValidationError("--checkpoint-every must be positive (got \(every)).") }
+    guard keep > 0 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
+    if let t = loaderThreads, t <= 0 { throw ValidationError("--loader-threads must be positive (got \(t)).") }
+  }
+
+  func optimizerSettings(learningRate: Double) -> OptimizerSettings {
+    OptimizerSettings(
+      kind: OptimizerKind(rawValue: optimizer)!, learningRate: Float(learningRate), momentum: Float(momentum),
+      nesterov: nesterov, weightDecay: Float(weightDecay))
+  }
+
+  func schedule(learningRate: Double, stepsPerEpoch: Int, totalSteps: Int) -> Schedule {
+    let kind = ScheduleKind(rawValue: schedule)!
+    return Schedule(
+      kind: kind, baseLearningRate: Float(learningRate), totalSteps: totalSteps,
+      warmupSteps: Int(warmupEpochs * Double(stepsPerEpoch)),
+      milestones: kind == .step ? [totalSteps / 2, totalSteps * 3 / 4] : [], gamma: 0.1)
+  }
+
+  /// The options that define a run (a re-run with different ones is refused).
+  var defining: [String: String] {
+    [
+      "data": (data as NSString).standardizingPath, "batch": "\(batch)", "epochs": "\(epochs)", "steps": steps.map(String.init) ?? "",
+      "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)", "momentum": "\(momentum)", "nesterov": "\(nesterov)",
+      "weight-decay": "\(weightDecay)", "schedule": schedule, "warmup-epochs": "\(warmupEpochs)",
+    ]
+  }
+}
