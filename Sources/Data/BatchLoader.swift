@@ -32,6 +32,19 @@ public struct Normalisation: Sendable {
   }
 
   public static let imageNet = Normalisation(mean: SIMD3(0.485, 0.456, 0.406), standardDeviation: SIMD3(0.229, 0.224, 0.225))
+
+  /// Normalises `pixels` RGB values in [0, 1] in place.
+  @inline(__always)
+  public func apply(_ image: UnsafeMutablePointer<Float>, pixels: Int) {
+    let scale = 1 / standardDeviation
+    let shift = -mean * scale
+    for p in 0..<pixels {
+      let q = image + p * 3
+      q[0] = q[0] * scale.x + shift.x
+      q[1] = q[1] * scale.y + shift.y
+      q[2] = q[2] * scale.z + shift.z
+    }
+  }
 }
 
 /// The images of each step: `indices(step)` for steps 0..<steps. `epochs` walks a distributed
@@ -207,20 +220,13 @@ final class Pipeline: @unchecked Sendable {
     let attributes = dataset.attributeCount
     let views = (0..<transform.views).map { _ in Tensor(shape: [n, size, size, 3]) }
     let labels = Tensor(shape: [n, attributes])
-    let scale = 1 / normalisation.standardDeviation
-    let shift = -normalisation.mean * scale
     let stepSeed = seed ^ (UInt64(step) &* 0xD6E8_FEB8_6659_FD93)
     for (position, image) in indices.enumerated() {
       for (v, view) in views.enumerated() {
         var rng = SplitMix64(seed: rowSeed(stepSeed, position * 2 + v))
         let out = view.data + position * pixels * 3
         transform.apply(source: dataset.pixels(image), size: size, output: out, rng: &rng, scratch: scratch)
-        for p in 0..<pixels {
-          let q = out + p * 3
-          q[0] = q[0] * scale.x + shift.x
-          q[1] = q[1] * scale.y + shift.y
-          q[2] = q[2] * scale.z + shift.z
-        }
+        normalisation.apply(out, pixels: pixels)
       }
       let source = dataset.labels(image)
       for a in 0..<attributes { labels.data[position * attributes + a] = Float(source[a]) }
