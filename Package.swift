@@ -31,9 +31,12 @@ let package = Package(
     .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: optimized),
     .target(name: "NN", dependencies: ["Tensors"], swiftSettings: optimized),
     .target(name: "Distributed", dependencies: ["CMPI", "NN", "Tensors"], swiftSettings: optimized),
-    .target(name: "Data", dependencies: ["CTurboJPEG", "Tensors"], swiftSettings: optimized),
-    .target(name: "Training", dependencies: ["CZstd", "NN", "Tensors", "Distributed", "Data"], swiftSettings: optimized),
-    .target(name: "Fairness", swiftSettings: optimized),
+    .target(name: "CelebAFormat", swiftSettings: optimized),
+    .target(name: "Data", dependencies: ["CTurboJPEG", "CelebAFormat", "Tensors"], swiftSettings: optimized),
+    .target(name: "Fairness", dependencies: ["CelebAFormat"], swiftSettings: optimized),
+    .target(
+      name: "Training", dependencies: ["CZstd", "NN", "Tensors", "Distributed", "Data", "Fairness"],
+      swiftSettings: optimized),
     .target(name: "Report", dependencies: ["Fairness"], swiftSettings: optimized),
     .executableTarget(
       name: "fairtune",
@@ -47,6 +50,7 @@ let package = Package(
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],

@@ -9,13 +9,14 @@ public enum SyntheticScores {
   public static func split(imageCount: Int, seed: UInt64) -> LabeledScores {
     let attributeCount = CelebA.attributeNames.count
     let cutoffs = CelebA.positiveRates.map { standardNormalQuantile(1 - $0) }
+    let male = CelebA.index(of: "Male")!
     var generator = SplitMix64(seed: seed)
     var labels = [Bool](repeating: false, count: imageCount * attributeCount)
     var scores = [Double](repeating: 0, count: imageCount * attributeCount)
     for image in 0..<imageCount {
       let factor = generator.normal()
       for attribute in 0..<attributeCount {
-        let loading = CelebA.correlationWithMale[attribute]
+        let loading = CelebA.correlation(male, attribute)
         let latent = loading * factor + (1 - loading * loading).squareRoot() * generator.normal()
         let label = latent > cutoffs[attribute]
         labels[image * attributeCount + attribute] = label
@@ -24,18 +25,6 @@ public enum SyntheticScores {
     }
     let images = (0..<imageCount).map { String(format: "%06d.jpg", $0 + 1) }
     return LabeledScores(attributeNames: CelebA.attributeNames, images: images, labels: labels, scores: scores)
-  }
-
-  /// The x with P(Z <= x) = probability, by bisection on erfc: exact enough and only needed
-  /// 40 times.
-  static func standardNormalQuantile(_ probability: Double) -> Double {
-    var low = -10.0
-    var high = 10.0
-    for _ in 0..<100 {
-      let middle = (low + high) / 2
-      if 0.5 * erfc(-middle / 2.0.squareRoot()) < probability { low = middle } else { high = middle }
-    }
-    return (low + high) / 2
   }
 }
 

@@ -93,13 +93,3 @@ public struct EvaluationSplits: Sendable {
     return LabeledScores(attributeNames: attributes.names, images: images, labels: labels, scores: values)
   }
 }
-
-extension CelebASplit {
-  public var name: String {
-    switch self {
-    case .train: "train"
-    case .validation: "validation"
-    case .test: "test"
-    }
-  }
-}

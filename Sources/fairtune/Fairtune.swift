@@ -11,7 +11,7 @@ struct Fairtune: ParsableCommand {
       single process. See `fairtune help <command>` for each command's options.
       """,
     subcommands: [
-      Bench.self, ImportCommand.self, ExportCommand.self, InspectCommand.self, FairnessCommand.self,
-      ReportCommand.self,
+      SynthCommand.self, PackCommand.self, Bench.self, ImportCommand.self, ExportCommand.self,
+      InspectCommand.self, FairnessCommand.self, ReportCommand.self,
     ])
 }

@@ -3,16 +3,16 @@ import Foundation
 
 /// The bytes of a text file and its display name. A NUL byte is appended so that `strtod` can
 /// read a number at the end of the last line without running past the buffer.
-struct TextFile {
-  let name: String
-  let bytes: [UInt8]
+package struct TextFile {
+  package let name: String
+  package let bytes: [UInt8]
 
-  init(name: String, bytes: [UInt8]) {
+  package init(name: String, bytes: [UInt8]) {
     self.name = name
     self.bytes = bytes + [0]
   }
 
-  init(contentsOf url: URL) throws {
+  package init(contentsOf url: URL) throws {
     let data: Data
     do {
       data = try Data(contentsOf: url)
@@ -25,7 +25,7 @@ struct TextFile {
   /// Calls `body` with each line's 1-based number and byte range, without the line break
   /// (`\n` or `\r\n`). A final line without a break counts; the empty text after a final break
   /// does not.
-  func forEachLine(_ body: (_ number: Int, _ range: Range<Int>) throws -> Void) rethrows {
+  package func forEachLine(_ body: (_ number: Int, _ range: Range<Int>) throws -> Void) rethrows {
     let end = bytes.count - 1
     var start = 0
     var number = 1
@@ -40,23 +40,23 @@ struct TextFile {
     }
   }
 
-  func string(_ range: Range<Int>) -> String {
+  package func string(_ range: Range<Int>) -> String {
     String(decoding: bytes[range], as: UTF8.self)
   }
 
   /// The field as it should appear in a message: control characters as '?', and cut after 40
   /// characters, so that a binary file passed by mistake gives a readable error.
-  func excerpt(_ range: Range<Int>) -> String {
+  package func excerpt(_ range: Range<Int>) -> String {
     let text = String(string(range).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? "?" : $0 })
     return text.count > 40 ? String(text.prefix(40)) + "..." : text
   }
 
-  func isBlank(_ range: Range<Int>) -> Bool {
+  package func isBlank(_ range: Range<Int>) -> Bool {
     range.allSatisfy { bytes[$0] == UInt8(ascii: " ") || bytes[$0] == UInt8(ascii: "\t") }
   }
 
   /// The ranges of the fields of `range` separated by runs of spaces and tabs.
-  func whitespaceFields(_ range: Range<Int>) -> [Range<Int>] {
+  package func whitespaceFields(_ range: Range<Int>) -> [Range<Int>] {
     var fields: [Range<Int>] = []
     var index = range.lowerBound
     while index < range.upperBound {
@@ -70,7 +70,7 @@ struct TextFile {
 
   /// The ranges of the fields of `range` separated by `separator`, each trimmed of spaces and
   /// tabs; `a,,b` has an empty middle field.
-  func separatedFields(_ range: Range<Int>, by separator: UInt8) -> [Range<Int>] {
+  package func separatedFields(_ range: Range<Int>, by separator: UInt8) -> [Range<Int>] {
     var fields: [Range<Int>] = []
     var start = range.lowerBound
     var index = start
@@ -90,7 +90,7 @@ struct TextFile {
   }
 
   /// The field read as a finite or non-finite Double, or nil when it is not a number.
-  func double(_ field: Range<Int>) -> Double? {
+  package func double(_ field: Range<Int>) -> Double? {
     guard !field.isEmpty else { return nil }
     return bytes.withUnsafeBufferPointer { buffer -> Double? in
       let start = UnsafeMutablePointer(mutating: buffer.baseAddress! + field.lowerBound)
@@ -102,7 +102,7 @@ struct TextFile {
   }
 
   /// The field read as a decimal integer with an optional sign, or nil.
-  func integer(_ field: Range<Int>) -> Int? {
+  package func integer(_ field: Range<Int>) -> Int? {
     guard !field.isEmpty else { return nil }
     var index = field.lowerBound
     var negative = false

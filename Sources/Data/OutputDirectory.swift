@@ -1,0 +1,64 @@
+// Outputs written whole or not at all: into a temporary sibling, renamed into place at the end.
+import Foundation
+
+/// A directory being written. Work goes into `temporary` (a hidden sibling of the destination);
+/// `commit()` renames it to the destination, and a directory that is never committed is
+/// removed, so a failed or interrupted run leaves no partial output under the final name.
+public final class OutputDirectory {
+  public let destination: URL
+  public let temporary: URL
+  private var committed = false
+
+  /// Refuses an existing destination: outputs are never overwritten in place.
+  public init(_ destination: URL, option: String) throws {
+    self.destination = destination.standardizedFileURL
+    let manager = FileManager.default
+    if manager.fileExists(atPath: self.destination.path) {
+      throw OutputError(
+        "\(option) \(self.destination.path) already exists; remove it or choose another directory.")
+    }
+    let parent = self.destination.deletingLastPathComponent()
+    do {
+      try manager.createDirectory(at: parent, withIntermediateDirectories: true)
+    } catch {
+      throw OutputError("cannot create \(parent.path) for \(option) (\(error.localizedDescription)).")
+    }
+    temporary = parent.appendingPathComponent(
+      ".\(self.destination.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+    try? manager.removeItem(at: temporary)
+    do {
+      try manager.createDirectory(at: temporary, withIntermediateDirectories: false)
+    } catch {
+      throw OutputError("cannot write in \(parent.path) (\(error.localizedDescription)); check the permissions.")
+    }
+  }
+
+  deinit {
+    if !committed { try? FileManager.default.removeItem(at: temporary) }
+  }
+
+  public func file(_ name: String) -> URL { temporary.appendingPathComponent(name) }
+
+  public func write(_ bytes: [UInt8], to name: String) throws {
+    do {
+      try Data(bytes).write(to: file(name))
+    } catch {
+      throw OutputError("cannot write \(file(name).path) (\(error.localizedDescription)); is the disk full?")
+    }
+  }
+
+  public func commit() throws {
+    do {
+      try FileManager.default.moveItem(at: temporary, to: destination)
+      committed = true
+    } catch {
+      throw OutputError("cannot rename \(temporary.path) to \(destination.path) (\(error.localizedDescription)).")
+    }
+  }
+}
+
+/// A problem writing an output, with what to do about it.
+public struct OutputError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
