@@ -94,20 +94,22 @@ private final class PermutationCache: @unchecked Sendable {
 }
 
 /// Builds batches on `threads` background threads, up to `prefetch` batches ahead of the
-/// consumer, and hands them out in step order. Image `i` of step `k` (view `v`) draws its
-/// augmentation from a generator seeded by (seed, k, i, v): batches are the same whatever the
-/// thread count. Dropping the loader stops its threads.
+/// consumer, and hands them out in step order from `firstStep` (a resumed run starts where it
+/// stopped). Dataset image `i` in step `k` (view `v`) draws its augmentation from a generator
+/// seeded by (seed, k, i, v): batches are the same whatever the thread count, wherever the run
+/// resumed, and however the global batch is split over ranks. Dropping the loader stops its
+/// threads.
 public final class BatchLoader {
   private let pipeline: Pipeline
 
   public init(
     dataset: PackedDataset, schedule: BatchSchedule, transform: Transform, threads: Int, prefetch: Int? = nil,
-    seed: UInt64, normalisation: Normalisation = .imageNet
+    seed: UInt64, normalisation: Normalisation = .imageNet, firstStep: Int = 0
   ) {
     precondition(threads > 0, "the loader needs at least one thread")
     pipeline = Pipeline(
       dataset: dataset, schedule: schedule, transform: transform, prefetch: max(prefetch ?? 2 * threads, threads),
-      seed: seed, normalisation: normalisation, threads: threads)
+      seed: seed, normalisation: normalisation, threads: threads, firstStep: firstStep)
     for _ in 0..<threads {
       let thread = Thread { [pipeline] in pipeline.work() }
       thread.stackSize = 1 << 20
@@ -149,8 +151,10 @@ final class Pipeline: @unchecked Sendable {
 
   init(
     dataset: PackedDataset, schedule: BatchSchedule, transform: Transform, prefetch: Int, seed: UInt64,
-    normalisation: Normalisation, threads: Int
+    normalisation: Normalisation, threads: Int, firstStep: Int
   ) {
+    claimed = firstStep
+    consumed = firstStep
     self.dataset = dataset
     self.schedule = schedule
     self.transform = transform
@@ -223,7 +227,7 @@ final class Pipeline: @unchecked Sendable {
     let stepSeed = seed ^ (UInt64(step) &* 0xD6E8_FEB8_6659_FD93)
     for (position, image) in indices.enumerated() {
       for (v, view) in views.enumerated() {
-        var rng = SplitMix64(seed: rowSeed(stepSeed, position * 2 + v))
+        var rng = SplitMix64(seed: rowSeed(stepSeed, image * 2 + v))
         let out = view.data + position * pixels * 3
         transform.apply(source: dataset.pixels(image), size: size, output: out, rng: &rng, scratch: scratch)
         normalisation.apply(out, pixels: pixels)

@@ -48,8 +48,10 @@ public enum ReportBuilder {
       attributeFiles[attributesURL] = attributeFile
       let partitionFile = try partitionFiles[partitionURL] ?? CelebAPartition(contentsOf: partitionURL)
       partitionFiles[partitionURL] = partitionFile
+      let files = record.scoresFiles
       let splits = try EvaluationSplits(
-        attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: record.scoresFile))
+        attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: files.scores),
+        trainScores: try files.train.map { try ScoreTable(contentsOf: $0) })
       let shared = records.filter { $0.strategy == record.strategy }.count > 1
       let label =
         shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue

@@ -36,8 +36,9 @@ public enum Strategy: String, CaseIterable, Sendable {
 ///   paths are relative to RUN. `fairtune report --attributes/--partition` override it and are
 ///   required when a run has no `data`.
 ///
-/// `RUN/scores.csv`: the model's scores, `image,<the 40 attribute names>` and one row per image
-/// of the train and test splits (logits or probabilities).
+/// Scores, `image,<the 40 attribute names>` and one row per image (logits or probabilities):
+/// `RUN/scores-train.csv` and `RUN/scores-test.csv` (what `fairtune finetune` and `fairtune
+/// evaluate` write), or one `RUN/scores.csv` with the train and test images.
 ///
 /// Other keys and files in RUN are ignored.
 public struct RunRecord: Sendable {
@@ -49,7 +50,15 @@ public struct RunRecord: Sendable {
   public let attributesFile: URL?
   public let partitionFile: URL?
 
-  public var scoresFile: URL { directory.appendingPathComponent("scores.csv") }
+  /// The scores of the test images, and of the train images when they are in a file of their own.
+  public var scoresFiles: (scores: URL, train: URL?) {
+    let test = directory.appendingPathComponent("scores-test.csv")
+    let train = directory.appendingPathComponent("scores-train.csv")
+    if FileManager.default.fileExists(atPath: test.path) && FileManager.default.fileExists(atPath: train.path) {
+      return (test, train)
+    }
+    return (directory.appendingPathComponent("scores.csv"), nil)
+  }
 
   public init(
     directory: URL, strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double,

@@ -123,27 +123,37 @@ public final class Trainer {
     return Checkpoint(metadata: meta, tensors: tensors)
   }
 
-  /// Continues from the newest good checkpoint of the run, if any (rank 0 chooses, every rank
-  /// reads the same file: the run directory must be on a shared file system).
-  public func resume() throws {
+  /// Where a run resumes: the newest good checkpoint of `run` (rank 0 chooses, damaged ones
+  /// skipped with a warning; every rank then reads the same file, so the run directory must be
+  /// on a shared file system). Step 0 and nil for a new run.
+  public static func resumePoint(_ run: RunDirectory, communicator: Communicator, warn: (String) -> Void) throws
+    -> (step: Int, checkpoint: Checkpoint?, path: String?)
+  {
     var chosen: Int64 = -1
     var found: (path: String, checkpoint: Checkpoint)?
     if communicator.rank == 0 {
-      found = run.newestGoodCheckpoint { self.say("warning: \($0)") }
+      found = run.newestGoodCheckpoint(warn: warn)
       chosen = Int64((found?.checkpoint.metadata["step"] as? Int) ?? -1)
     }
     try communicator.broadcast(&chosen)
-    guard chosen >= 0 else { return }
+    guard chosen >= 0 else { return (0, nil, nil) }
     if communicator.rank != 0 {
       let path = run.checkpoints + "/" + RunDirectory.checkpointName(step: Int(chosen))
       found = (path, try Checkpoint.read(path))
     }
-    guard let (path, ckpt) = found else { return }
+    return (Int(chosen), found?.checkpoint, found?.path)
+  }
+
+  /// Continues from the newest good checkpoint of the run, if any.
+  public func resume() throws {
+    let point = try Trainer.resumePoint(run, communicator: communicator) { self.say("warning: \($0)") }
+    guard let ckpt = point.checkpoint, let path = point.path else { return }
     try restore(ckpt, source: path)
     say("resuming from \(path) (step \(step))")
   }
 
-  func restore(_ ckpt: Checkpoint, source: String) throws {
+  /// Model, optimizer state and position from a checkpoint of this run.
+  public func restore(_ ckpt: Checkpoint, source: String) throws {
     let tensors = Dictionary(ckpt.tensors.map { ($0.name, $0) }) { a, _ in a }
     try model.load(tensors, source: source, allowExtra: true)
     for (i, t) in optimizer.state.enumerated() {

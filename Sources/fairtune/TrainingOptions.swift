@@ -24,11 +24,11 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Seed of initialisation, data order and augmentation.")
   var seed: UInt64 = 0
 
-  @Option(help: "Optimizer: sgd, lars, adam or adamw.")
-  var optimizer: String = "sgd"
+  @Option(help: "Optimizer: sgd, lars, adam or adamw (default: lars for pretrain, sgd for finetune).")
+  var optimizer: String?
 
-  @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256).")
-  var lr: Double = 0.1
+  @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256; default 0.3 for pretrain, 0.1 for finetune).")
+  var lr: Double?
 
   @Option(help: "Momentum (sgd, lars).")
   var momentum: Double = 0.9
@@ -36,8 +36,8 @@ struct TrainingOptions: ParsableArguments {
   @Flag(help: "Nesterov momentum (sgd).")
   var nesterov = false
 
-  @Option(help: "Weight decay (L2 for sgd/adam/lars, decoupled for adamw).")
-  var weightDecay: Double = 0
+  @Option(help: "Weight decay (L2 for sgd/adam/lars, decoupled for adamw; default 1e-6 for pretrain, 0 for finetune).")
+  var weightDecay: Double?
 
   @Option(help: "Schedule: cosine (after a linear warmup), onecycle, step or constant.")
   var schedule: String = "cosine"
@@ -58,12 +58,14 @@ struct TrainingOptions: ParsableArguments {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard epochs > 0 else { throw ValidationError("--epochs must be positive (got \(epochs)).") }
     if let steps, steps <= 0 { throw ValidationError("--steps must be positive (got \(steps)).") }
-    guard OptimizerKind(rawValue: optimizer) != nil else {
+    if let optimizer, OptimizerKind(rawValue: optimizer) == nil {
       throw ValidationError("--optimizer '\(optimizer)' is not an optimizer: use sgd, lars, adam or adamw.")
     }
-    guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number (got \(lr)).") }
+    if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number (got \(lr)).") }
     guard (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum)).") }
-    guard weightDecay >= 0, weightDecay.isFinite else { throw ValidationError("--weight-decay cannot be negative (got \(weightDecay)).") }
+    if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
+      throw ValidationError("--weight-decay cannot be negative (got \(weightDecay)).")
+    }
     guard ScheduleKind(rawValue: schedule) != nil else {
       throw ValidationError("--schedule '\(schedule)' is not a schedule: use cosine, onecycle, step or constant.")
     }
@@ -75,10 +77,14 @@ struct TrainingOptions: ParsableArguments {
     if let t = loaderThreads, t <= 0 { throw ValidationError("--loader-threads must be positive (got \(t)).") }
   }
 
-  func optimizerSettings(learningRate: Double) -> OptimizerSettings {
+  func learningRate(default value: Double) -> Double { lr ?? value }
+
+  /// The command's defaults fill what was not given: pretrain uses LARS and weight decay 1e-6
+  /// (SimCLR's), finetune SGD without weight decay.
+  func optimizerSettings(learningRate: Double, pretraining: Bool) -> OptimizerSettings {
     OptimizerSettings(
-      kind: OptimizerKind(rawValue: optimizer)!, learningRate: Float(learningRate), momentum: Float(momentum),
-      nesterov: nesterov, weightDecay: Float(weightDecay))
+      kind: optimizer.flatMap(OptimizerKind.init) ?? (pretraining ? .lars : .sgd), learningRate: Float(learningRate),
+      momentum: Float(momentum), nesterov: nesterov, weightDecay: Float(weightDecay ?? (pretraining ? 1e-6 : 0)))
   }
 
   func schedule(learningRate: Double, stepsPerEpoch: Int, totalSteps: Int) -> Schedule {
@@ -93,8 +99,8 @@ struct TrainingOptions: ParsableArguments {
   var defining: [String: String] {
     [
       "data": (data as NSString).standardizingPath, "batch": "\(batch)", "epochs": "\(epochs)", "steps": steps.map(String.init) ?? "",
-      "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)", "momentum": "\(momentum)", "nesterov": "\(nesterov)",
-      "weight-decay": "\(weightDecay)", "schedule": schedule, "warmup-epochs": "\(warmupEpochs)",
+      "seed": "\(seed)", "optimizer": optimizer ?? "", "lr": lr.map { "\($0)" } ?? "", "momentum": "\(momentum)", "nesterov": "\(nesterov)",
+      "weight-decay": weightDecay.map { "\($0)" } ?? "", "schedule": schedule, "warmup-epochs": "\(warmupEpochs)",
     ]
   }
 }

@@ -213,7 +213,7 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(record.trainingSeconds, 2.5)
     XCTAssertEqual(record.attributesFile?.path, directory.appendingPathComponent("d/a.txt").standardizedFileURL.path)
     XCTAssertEqual(record.partitionFile?.path, "/p.txt")
-    XCTAssertEqual(record.scoresFile.lastPathComponent, "scores.csv")
+    XCTAssertEqual(record.scoresFiles.scores.lastPathComponent, "scores.csv")
   }
 
   func testFailedWriteLeavesNoOutput() throws {

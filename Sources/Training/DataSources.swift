@@ -1,0 +1,134 @@
+// Training batches from the background loader over a packed dataset, and evaluation: scores of
+// every image of a split, thresholds from train, mean F1, scores CSV files.
+import CelebAFormat
+import Data
+import Distributed
+import Fairness
+import Foundation
+import NN
+import Tensors
+
+/// The rank's batches of a run over a split: the loader walks a distributed sampler epoch after
+/// epoch from the run's current step, prefetching on background threads.
+public final class LoaderSource: BatchSource {
+  public let imageSize: Int
+  public let stepsPerEpoch: Int
+  private let loader: BatchLoader
+  private let views: Int
+  private var current: Batch?
+  private var joined = Workspace()
+
+  public init(
+    dataset: PackedDataset, split: [Int], globalBatch: Int, communicator: Communicator, epochs: Int, seed: UInt64,
+    transform: Transform, threads: Int, firstStep: Int
+  ) {
+    let sampler = DistributedSampler(
+      datasetSize: split.count, globalBatch: globalBatch, rank: communicator.rank, ranks: communicator.size, seed: seed)
+    imageSize = dataset.imageSize
+    stepsPerEpoch = sampler.stepsPerEpoch
+    if case .simCLR = transform { views = 2 } else { views = 1 }
+    loader = BatchLoader(
+      dataset: dataset, schedule: .epochs(sampler, images: split, epochs: epochs), transform: transform,
+      threads: threads, seed: seed, firstStep: firstStep)
+  }
+
+  public var waitSeconds: Double { loader.waitSeconds }
+
+  public func batch(epoch: Int, step: Int) throws -> TrainingBatch {
+    guard let batch = loader.next() else {
+      throw RunError.unreadable(path: "the data loader", reason: "it ran out of batches at epoch \(epoch + 1), step \(step + 1)")
+    }
+    precondition(batch.step == epoch * stepsPerEpoch + step, "the loader and the trainer disagree on the step")
+    current = batch
+    let n = batch.indices.count
+    guard views == 2, let second = batch.secondView else {
+      return TrainingBatch(images: batch.images.data, labels: batch.labels.data, count: n)
+    }
+    let size = n * imageSize * imageSize * 3
+    let both = joined.pointer(count: 2 * size)
+    both.update(from: batch.images.data, count: size)
+    (both + size).update(from: second.data, count: size)
+    return TrainingBatch(images: both, labels: nil, count: n)
+  }
+}
+
+public enum Evaluation {
+  /// Logits [indices.count, outputs] of the model in eval mode; the images are split over the
+  /// group's ranks and the rows gathered, so every rank returns all of them.
+  public static func scores(
+    _ model: ResNet, dataset: PackedDataset, indices: [Int], batch: Int, communicator: Communicator, threads: Int
+  ) throws -> [Float] {
+    let outputs = model.outputDimension
+    let ranks = communicator.size
+    let shares = (0..<ranks).map { DistributedSampler.share(of: indices.count, rank: $0, ranks: ranks) }
+    let offset = DistributedSampler.offset(of: indices.count, rank: communicator.rank, ranks: ranks)
+    let mine = Array(indices[offset..<(offset + shares[communicator.rank])])
+    let steps = (mine.count + batch - 1) / batch
+    let loader = BatchLoader(
+      dataset: dataset, schedule: BatchSchedule(steps: steps) { step in Array(mine[(step * batch)..<min(mine.count, (step + 1) * batch)]) },
+      transform: .none, threads: threads, seed: 0)
+    var local = [Float](repeating: 0, count: mine.count * outputs)
+    let training = model.batchNorms.map(\.training)
+    model.setBatchNormTraining(false)
+    defer { for (bn, mode) in zip(model.batchNorms, training) { bn.training = mode } }
+    var row = 0
+    while let b = loader.next() {
+      let n = b.indices.count
+      let logits = model.forward(FeatureMap(data: b.images.data, batch: n, height: dataset.imageSize, width: dataset.imageSize, channels: 3))
+      local.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * outputs).update(from: logits, count: n * outputs) }
+      row += n
+    }
+    var all = [Float](repeating: 0, count: indices.count * outputs)
+    try local.withUnsafeBufferPointer { send in
+      try all.withUnsafeMutableBufferPointer {
+        try communicator.allGatherVariable(send.baseAddress!, count: send.count, into: $0.baseAddress!, counts: shares.map { $0 * outputs })
+      }
+    }
+    return all
+  }
+
+  public static func labeled(_ scores: [Float], dataset: PackedDataset, indices: [Int]) -> LabeledScores {
+    let a = dataset.attributeCount
+    var labels = [Bool](repeating: false, count: indices.count * a)
+    for (row, image) in indices.enumerated() {
+      let source = dataset.labels(image)
+      for k in 0..<a { labels[row * a + k] = source[k] != 0 }
+    }
+    let names = a == CelebA.attributeCount ? CelebA.attributeNames : (0..<a).map { "attribute\($0)" }
+    return LabeledScores(
+      attributeNames: names, images: indices.map { dataset.imageNames[$0] }, labels: labels, scores: scores.map(Double.init))
+  }
+
+  /// Mean F1 over the attributes on `evaluated`, each thresholded where it maximises train F1.
+  public static func meanF1(train: LabeledScores, evaluated: LabeledScores) -> Double {
+    let thresholds = Thresholds.calibrate(train)
+    let a = evaluated.attributeCount
+    var total = 0.0
+    for k in 0..<a {
+      var tp = 0
+      var predicted = 0
+      var positives = 0
+      for i in 0..<evaluated.imageCount {
+        let p = thresholds[k].predicts(evaluated.scores[i * a + k])
+        let y = evaluated.labels[i * a + k]
+        if p { predicted += 1 }
+        if y { positives += 1 }
+        if p && y { tp += 1 }
+      }
+      total += f1(truePositives: tp, predicted: predicted, positives: positives)
+    }
+    return total / Double(a)
+  }
+
+  /// `image,<attribute names>` and one row of scores per image, written atomically.
+  public static func writeCSV(_ scores: LabeledScores, to path: String) throws {
+    var text = "image," + scores.attributeNames.joined(separator: ",") + "\n"
+    let a = scores.attributeCount
+    for i in 0..<scores.imageCount {
+      text += scores.images[i]
+      for k in 0..<a { text += "," + String(format: "%.6g", scores.scores[i * a + k]) }
+      text += "\n"
+    }
+    try Checkpoint.writeAtomically(Array(text.utf8), to: path)
+  }
+}

@@ -1,0 +1,294 @@
+// `fairtune pretrain`, `fairtune finetune` and `fairtune evaluate`.
+import ArgumentParser
+import Data
+import Distributed
+import Fairness
+import Foundation
+import NN
+import Tensors
+import Training
+
+/// What pretrain and finetune share: joining the job, the dataset, the run directory, the
+/// resume point, and the trainer around a prepared model.
+struct Session {
+  let launch: Launch
+  let dataset: PackedDataset
+  let run: RunDirectory
+  let threads: Int
+
+  init(_ training: TrainingOptions, _ distributed: DistributedOptions, model: ModelOptions, defining: [String: String]) throws {
+    launch = try Launch.start(distributed)
+    dataset = try PackedDataset(path: URL(fileURLWithPath: training.data))
+    guard dataset.imageSize == model.imageSize else {
+      throw ValidationError("--image-size \(model.imageSize) differs from the packed data's \(dataset.imageSize) px in \(training.data): pass --image-size \(dataset.imageSize), or pack the data at \(model.imageSize).")
+    }
+    run = try RunDirectory(path: training.out, options: defining)
+    threads = training.loaderThreads ?? BLAS.threadsPerRank
+  }
+
+  /// Trains `model` with `objective` on the train split, resuming the run if it has
+  /// checkpoints; returns the trainer (for its figures), or nil if the run had already finished.
+  func train(
+    _ model: ResNet, objective: Objective, transform: Transform, training: TrainingOptions, distributed: DistributedOptions,
+    learningRate: Double, metadata: [String: Any]
+  ) throws -> Trainer? {
+    let comm = launch.communicator
+    if run.isFinished {
+      launch.say("\(run.path) is finished (final.ckpt exists): nothing to do")
+      return nil
+    }
+    guard training.batch >= comm.size else {
+      throw CommunicatorError.mismatch("--batch \(training.batch) is smaller than the \(comm.size) ranks: every rank needs at least one image")
+    }
+    let split = dataset.train
+    guard split.count >= training.batch else {
+      throw ValidationError("--batch \(training.batch) is larger than the \(split.count) train images of \(training.data)")
+    }
+    try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
+    let statistics = launch.synchronizeBatchNorm(model, mode: distributed.bn)
+    let reducer = GradientReducer(communicator: comm, registry: model.registry, bucketBytes: distributed.bucketBytes)
+    let optimizer = training.optimizerSettings(learningRate: learningRate, pretraining: objective != .attributes)
+      .make(model.registry.parameters { $0.requiresGradient })
+    let point = try Trainer.resumePoint(run, communicator: comm) { launch.say("warning: \($0)") }
+    let source = LoaderSource(
+      dataset: dataset, split: split, globalBatch: training.batch, communicator: comm, epochs: training.epochs,
+      seed: training.seed, transform: transform, threads: threads, firstStep: point.step)
+    let total = min(training.epochs * source.stepsPerEpoch, training.steps ?? .max)
+    let plan = TrainingPlan(
+      epochs: training.epochs, maxSteps: training.steps, globalBatch: training.batch,
+      checkpointEvery: training.checkpointEvery ?? source.stepsPerEpoch, keep: training.keep)
+    let trainer = Trainer(
+      model: model, objective: objective, optimizer: optimizer,
+      schedule: training.schedule(learningRate: learningRate, stepsPerEpoch: source.stepsPerEpoch, totalSteps: total),
+      communicator: comm, reducer: reducer, statistics: statistics, source: source, run: run, plan: plan, metadata: metadata)
+    trainer.say = { launch.say($0) }
+    if let ckpt = point.checkpoint, let path = point.path {
+      try trainer.restore(ckpt, source: path)
+      launch.say("resuming \(run.path) from step \(trainer.step) (\(path))")
+    }
+    launch.injectFaults(distributed)
+    try trainer.train()
+    return trainer
+  }
+}
+
+struct PretrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pretrain",
+    abstract: "SimCLR pretraining (no labels): two augmented views per image, NT-Xent over the global batch.",
+    discussion: """
+      Every rank's embeddings are gathered, so each anchor sees all 2B-2 negatives of the global
+      batch; BatchNorm is synchronized over all ranks (--bn sync). The learning rate is
+      --lr x batch / 256 (LARS by default, trust coefficient 0.001, BatchNorm and biases excluded
+      from adaptation and weight decay), with a linear warmup then cosine decay. Writes
+      RUN/metrics.jsonl (loss, contrastive top-1, lr, img/s per step), RUN/checkpoints/ and
+      RUN/final.ckpt, the backbone for `fairtune finetune --from`.
+      """)
+
+  @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var training: TrainingOptions
+  @OptionGroup var distributed: DistributedOptions
+
+  @Option(help: "NT-Xent temperature.")
+  var temperature: Double = 0.1
+
+  @Option(help: "Output width of the projection head (Linear-BN-ReLU-Linear).")
+  var projectionDimension: Int = 128
+
+  @Option(help: "Hidden width of the projection head (default: the backbone's feature width).")
+  var projectionHidden: Int?
+
+  @Option(help: "Colour-jitter strength s (brightness, contrast, saturation 0.8s, hue 0.2s).")
+  var colorStrength: Double = 1.0
+
+  @Flag(help: "Add SimCLR's Gaussian blur to the augmentations.")
+  var blur = false
+
+  func validate() throws {
+    guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive (got \(temperature)).") }
+    guard projectionDimension > 0 else { throw ValidationError("--projection-dimension must be positive (got \(projectionDimension)).") }
+    if let h = projectionHidden, h <= 0 { throw ValidationError("--projection-hidden must be positive (got \(h)).") }
+    guard colorStrength >= 0, colorStrength <= 4 else { throw ValidationError("--color-strength must be in [0, 4] (got \(colorStrength)).") }
+  }
+
+  func run() throws {
+    var defining = training.defining
+    defining["command"] = "pretrain"
+    defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
+    defining["temperature"] = "\(temperature)"
+    defining["projection"] = "\(projectionHidden.map(String.init) ?? "auto")x\(projectionDimension)"
+    defining["augment"] = "s=\(colorStrength) blur=\(blur)"
+    let session: Session
+    do { session = try Session(training, distributed, model: modelOptions, defining: defining) } catch { throw ValidationError("\(error)") }
+    do {
+      let probe = try ResNet(modelOptions.configuration(classes: nil))
+      var configuration = modelOptions.configuration(classes: nil)
+      configuration.projection = ProjectionSize(hidden: projectionHidden ?? probe.featureDimension, output: projectionDimension)
+      let model = try ResNet(configuration, seed: training.seed)
+      let learningRate = training.learningRate(default: 0.3) * Double(training.batch) / 256
+      session.launch.say("pretrain: \(modelOptions.model) (\(model.registry.parameterCount) parameters), \(session.dataset.train.count) train images, global batch \(training.batch) on \(session.launch.communicator.size) rank(s), lr \(learningRate)")
+      guard let trainer = try session.train(
+        model, objective: .simclr(temperature: Float(temperature)),
+        transform: .simCLR(SimCLRAugmentation(strength: Float(colorStrength), blur: blur)), training: training,
+        distributed: distributed, learningRate: learningRate, metadata: ["kind": "pretrain", "options": defining])
+      else { return }
+      session.launch.say(String(format: "pretraining done: %d steps, %.1f s; %@", trainer.step, trainer.trainingSeconds, session.run.finalCheckpoint))
+    } catch {
+      session.launch.fail(error)
+    }
+  }
+}
+
+struct FinetuneCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "finetune",
+    abstract: "Train a 40-way attribute head on a pretrained backbone with one of the paper's strategies (or a supervised model).",
+    discussion: """
+      Strategies: frozen (only the head; BatchNorm in eval mode), bn-stats (head; BatchNorm
+      statistics updated), bn-stats-affine (+ every BatchNorm weight and bias), bn-stats-skip
+      (+ the downsample shortcuts), full (everything); supervised trains everything from a random
+      initialisation (no --from). Nothing below the lowest trainable parameter is
+      differentiated, and frozen weights get no gradient GEMMs. At the end, writes the scores of
+      every train, val and test image (RUN/scores-{train,val,test}.csv), the validation mean F1
+      with thresholds from train, and RUN/run.json for `fairtune report`.
+      """)
+
+  @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var training: TrainingOptions
+  @OptionGroup var distributed: DistributedOptions
+
+  @Option(help: "The pretrained checkpoint (from `fairtune pretrain` or `fairtune import`); not with --strategy supervised.")
+  var from: String?
+
+  @Option(help: "frozen, bn-stats, bn-stats-affine, bn-stats-skip, full or supervised.")
+  var strategy: String
+
+  @Flag(help: "Random resized crops (scale 0.5-1) and flips while fine-tuning (frozen and bn-stats train on the plain images otherwise).")
+  var augment = false
+
+  func validate() throws {
+    guard let s = Strategy(rawValue: strategy) else {
+      throw ValidationError("--strategy '\(strategy)' is not a strategy: use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    if s == .supervised && from != nil { throw ValidationError("--strategy supervised trains from scratch: drop --from.") }
+    if s != .supervised && from == nil { throw ValidationError("--strategy \(strategy) fine-tunes a pretrained backbone: pass --from CKPT.") }
+    if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
+  }
+
+  func run() throws {
+    let strategy = Strategy(rawValue: self.strategy)!
+    var defining = training.defining
+    defining["command"] = "finetune"
+    defining["strategy"] = strategy.rawValue
+    defining["from"] = from.map { ($0 as NSString).standardizingPath } ?? ""
+    defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
+    defining["augment"] = "\(augment)"
+    let session: Session
+    do { session = try Session(training, distributed, model: modelOptions, defining: defining) } catch { throw ValidationError("\(error)") }
+    do {
+      let model = try FinetuneCommand.model(modelOptions, from: from, seed: training.seed)
+      strategy.apply(to: model)
+      let counts = strategy.updatedCounts(model)
+      let total = model.registry.parameterCount
+      session.launch.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total, 100 * Double(counts.parameters) / Double(total), counts.buffers))
+      let trainer = try session.train(
+        model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
+        learningRate: training.learningRate(default: 0.1),
+        metadata: ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
+          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers])
+      let seconds = trainer?.trainingSeconds ?? ((try? Checkpoint.read(session.run.finalCheckpoint))?.metadata["training_seconds"] as? Double ?? 0)
+      if trainer == nil, FileManager.default.fileExists(atPath: session.run.path + "/run.json") { return }
+      if trainer == nil { try model.load(Dictionary(try Checkpoint.read(session.run.finalCheckpoint).tensors.map { ($0.name, $0) }) { a, _ in a }, source: session.run.finalCheckpoint, allowExtra: true) }
+      let validation = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: session.run.path, launch: session.launch, threads: session.threads)
+      if session.launch.isRoot {
+        let record: [String: Any] = [
+          "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,
+          "training_seconds": seconds, "validation_mean_f1": validation,
+        ]
+        try session.run.writeAtomically(try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), to: session.run.path + "/run.json")
+      }
+      session.launch.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, seconds, validation))
+    } catch {
+      session.launch.fail(error)
+    }
+  }
+
+  /// A 40-way model: a pretrained backbone with a fresh head, or (supervised) a random one.
+  static func model(_ options: ModelOptions, from: String?, seed: UInt64) throws -> ResNet {
+    guard let from else { return try ResNet(options.configuration(classes: 40), seed: seed) }
+    let ckpt = try Checkpoint.read(from)
+    var configuration = try ResNetConfiguration(metadata: ckpt.metadata["model"], source: from)
+    configuration.projection = nil
+    configuration.classes = 40
+    guard configuration.depth.rawValue == options.model, configuration.width == options.width, configuration.stem.rawValue == options.stem else {
+      throw ValidationError("--from \(from) holds a \(configuration.depth.rawValue) (width \(configuration.width), stem \(configuration.stem.rawValue)); pass the same --model, --width and --stem.")
+    }
+    let model = try ResNet(configuration, seed: seed)
+    let backbone = Dictionary(ckpt.tensors.filter { !$0.name.hasPrefix("fc.") }.map { ($0.name, $0) }) { a, _ in a }
+    try model.load(backbone, source: from, allowMissingHead: true, allowExtra: true)
+    return model
+  }
+}
+
+struct EvaluateCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "evaluate",
+    abstract: "Scores (40 logits) of every train, val and test image; thresholds from train; mean F1.",
+    discussion: "Writes RUN/scores-train.csv, scores-val.csv and scores-test.csv (header `image,<the 40 attribute names>`), the input of `fairtune fairness`.")
+
+  @Option(help: "A packed dataset directory.")
+  var data: String
+
+  @Option(help: "The model checkpoint (a fine-tuned or supervised model with a 40-way head).")
+  var model: String
+
+  @Option(help: "Where the scores go.")
+  var out: String
+
+  @Option(help: "Images per forward pass.")
+  var batch: Int = 256
+
+  @OptionGroup var distributed: DistributedOptions
+
+  func validate() throws {
+    guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
+  }
+
+  func run() throws {
+    let launch: Launch
+    let dataset: PackedDataset
+    let resnet: ResNet
+    do {
+      launch = try Launch.start(distributed)
+      dataset = try PackedDataset(path: URL(fileURLWithPath: data))
+      resnet = try Interchange.model(from: try Checkpoint.read(model), source: model)
+      guard resnet.configuration.classes == dataset.attributeCount else {
+        throw ValidationError("--model \(model) has \(resnet.configuration.classes.map(String.init) ?? "no") outputs; \(data) has \(dataset.attributeCount) attributes: evaluate a fine-tuned model.")
+      }
+      try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+    } catch let error as ValidationError {
+      throw error
+    } catch {
+      throw ValidationError("\(error)")
+    }
+    do {
+      let f1 = try Self.evaluate(resnet, dataset: dataset, into: out, launch: launch, threads: BLAS.threadsPerRank, batch: batch)
+      launch.say(String(format: "validation mean F1 %.4f (thresholds from train); scores in %@", f1, out))
+    } catch {
+      launch.fail(error)
+    }
+  }
+
+  /// Scores of every split into DIR/scores-{train,val,test}.csv; returns the validation mean F1.
+  static func evaluate(_ model: ResNet, dataset: PackedDataset, into directory: String, launch: Launch, threads: Int, batch: Int = 256) throws -> Double {
+    var labeled: [String: LabeledScores] = [:]
+    for (name, indices) in [("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)] {
+      let scores = try Evaluation.scores(model, dataset: dataset, indices: indices, batch: batch, communicator: launch.communicator, threads: threads)
+      let set = Evaluation.labeled(scores, dataset: dataset, indices: indices)
+      labeled[name] = set
+      if launch.isRoot { try Evaluation.writeCSV(set, to: directory + "/scores-\(name).csv") }
+    }
+    guard let train = labeled["train"], let val = labeled["val"], val.imageCount > 0 else { return .nan }
+    return Evaluation.meanF1(train: train, evaluated: val)
+  }
+}
