@@ -120,6 +120,19 @@ public enum Evaluation {
     return total / Double(a)
   }
 
+  /// Validation mean F1 with thresholds from (at most `trainLimit` of) the train images: the
+  /// per-epoch metric of sweeps.
+  public static func validationF1(
+    _ model: ResNet, dataset: PackedDataset, trainLimit: Int, communicator: Communicator, threads: Int, batch: Int = 256
+  ) throws -> Double {
+    let train = Array(dataset.train.prefix(trainLimit))
+    let val = dataset.validation
+    guard !val.isEmpty else { return .nan }
+    let trainScores = try scores(model, dataset: dataset, indices: train, batch: batch, communicator: communicator, threads: threads)
+    let valScores = try scores(model, dataset: dataset, indices: val, batch: batch, communicator: communicator, threads: threads)
+    return meanF1(train: labeled(trainScores, dataset: dataset, indices: train), evaluated: labeled(valScores, dataset: dataset, indices: val))
+  }
+
   /// `image,<attribute names>` and one row of scores per image, written atomically.
   public static func writeCSV(_ scores: LabeledScores, to path: String) throws {
     var text = "image," + scores.attributeNames.joined(separator: ",") + "\n"

@@ -87,6 +87,17 @@ public final class Sweep {
   }
 
   var journalPath: String { directory + "/journal.jsonl" }
+
+  /// The finished trial with the best validation metric, per strategy (from the journal).
+  public func bestTrials() throws -> [String: String] {
+    let journal = try Journal(path: journalPath)
+    var best: [String: String] = [:]
+    for strategy in plan.strategies {
+      let finished = journal.records(strategy: strategy).filter { $0.status == .finished }
+      if let top = finished.max(by: { ($0.metric ?? -.infinity) < ($1.metric ?? -.infinity) }) { best[strategy] = top.id }
+    }
+    return best
+  }
   public func bestCheckpoint(strategy: String) -> String { directory + "/best/\(strategy).ckpt" }
 
   public func run() throws {
@@ -179,8 +190,7 @@ public final class Sweep {
         case .result:
           guard let current = running.removeValue(forKey: leader) else { break }
           let outcome = try JSONDecoder().decode(TrialOutcome.self, from: Data(message.bytes))
-          try record(current.id, outcome)
-          idle.append(leader)
+          try record(current.id, outcome)  // the group asks for more with a ready message
         default:
           break
         }

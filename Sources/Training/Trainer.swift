@@ -35,6 +35,17 @@ public protocol BatchSource: AnyObject {
   var waitSeconds: Double { get }
 }
 
+public enum TrainingError: Error, CustomStringConvertible {
+  case diverged(step: Int, loss: Double)
+
+  public var description: String {
+    switch self {
+    case .diverged(let step, let loss):
+      return "training diverged: the loss is \(loss) at step \(step); lower the learning rate"
+    }
+  }
+}
+
 public enum Objective: Equatable, Sendable {
   /// Binary cross-entropy over the attributes (mean over the global batch and the outputs).
   case attributes
@@ -74,6 +85,10 @@ public final class Trainer {
   public let metadata: [String: Any]
   /// Progress lines (rank 0 only).
   public var say: (String) -> Void = { print($0) }
+  /// Called after every step, and after the last step of each epoch with that epoch's index
+  /// (sweeps send heartbeats and per-epoch validation metrics from here).
+  public var afterStep: (() -> Void)?
+  public var afterEpoch: ((Int) throws -> Void)?
 
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
@@ -185,6 +200,7 @@ public final class Trainer {
       let batch = try source.batch(epoch: epoch, step: step % source.stepsPerEpoch)
       optimizer.learningRate = schedule.learningRate(step: step)
       let (loss, correct) = try trainStep(batch)
+      guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
       let seconds = Clock.now() - start
       trainingSeconds += seconds
       step += 1
@@ -200,6 +216,8 @@ public final class Trainer {
       if let correct { record["contrastive_top1"] = correct }
       metrics?.append(record)
       if step % plan.checkpointEvery == 0 && step < total { try saveCheckpoint() }
+      afterStep?()
+      if step % source.stepsPerEpoch == 0 || step == total { try afterEpoch?(epoch) }
       let now = Clock.now()
       if communicator.rank == 0 && (now - lastReport > 10 || step == total || step == first + 1) {
         let rate = Double(windowImages) / max(windowSeconds, 1e-9)

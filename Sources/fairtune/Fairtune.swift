@@ -11,7 +11,8 @@ struct Fairtune: ParsableCommand {
       single process. See `fairtune help <command>` for each command's options.
       """,
     subcommands: [
-      SynthCommand.self, PackCommand.self, PretrainCommand.self, FinetuneCommand.self, EvaluateCommand.self,
+      SynthCommand.self, PackCommand.self, PretrainCommand.self, FinetuneCommand.self, SweepCommand.self,
+      EvaluateCommand.self,
       Bench.self, ImportCommand.self, ExportCommand.self,
       InspectCommand.self, FairnessCommand.self, ReportCommand.self,
     ])

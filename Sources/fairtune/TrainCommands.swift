@@ -17,20 +17,31 @@ struct Session {
   let threads: Int
 
   init(_ training: TrainingOptions, _ distributed: DistributedOptions, model: ModelOptions, defining: [String: String]) throws {
-    launch = try Launch.start(distributed)
-    dataset = try PackedDataset(path: URL(fileURLWithPath: training.data))
-    guard dataset.imageSize == model.imageSize else {
-      throw ValidationError("--image-size \(model.imageSize) differs from the packed data's \(dataset.imageSize) px in \(training.data): pass --image-size \(dataset.imageSize), or pack the data at \(model.imageSize).")
-    }
+    let launch = try Launch.start(distributed)
+    try self.init(launch: launch, dataset: try Session.open(training.data, model: model), training: training, defining: defining)
+  }
+
+  init(launch: Launch, dataset: PackedDataset, training: TrainingOptions, defining: [String: String]) throws {
+    self.launch = launch
+    self.dataset = dataset
     run = try RunDirectory(path: training.out, options: defining)
     threads = training.loaderThreads ?? BLAS.threadsPerRank
+  }
+
+  /// The packed dataset at `path`, checked against --image-size.
+  static func open(_ path: String, model: ModelOptions) throws -> PackedDataset {
+    let dataset = try PackedDataset(path: URL(fileURLWithPath: path))
+    guard dataset.imageSize == model.imageSize else {
+      throw ValidationError("--image-size \(model.imageSize) differs from the packed data's \(dataset.imageSize) px in \(path): pass --image-size \(dataset.imageSize), or pack the data at \(model.imageSize).")
+    }
+    return dataset
   }
 
   /// Trains `model` with `objective` on the train split, resuming the run if it has
   /// checkpoints; returns the trainer (for its figures), or nil if the run had already finished.
   func train(
     _ model: ResNet, objective: Objective, transform: Transform, training: TrainingOptions, distributed: DistributedOptions,
-    learningRate: Double, metadata: [String: Any]
+    learningRate: Double, metadata: [String: Any], configure: (Trainer) -> Void = { _ in }
   ) throws -> Trainer? {
     let comm = launch.communicator
     if run.isFinished {
@@ -66,6 +77,7 @@ struct Session {
       try trainer.restore(ckpt, source: path)
       launch.say("resuming \(run.path) from step \(trainer.step) (\(path))")
     }
+    configure(trainer)
     launch.injectFaults(distributed)
     try trainer.train()
     return trainer
@@ -196,21 +208,38 @@ struct FinetuneCommand: ParsableCommand {
         learningRate: training.learningRate(default: 0.1),
         metadata: ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
           "updated_parameters": counts.parameters, "updated_buffers": counts.buffers])
-      let seconds = trainer?.trainingSeconds ?? ((try? Checkpoint.read(session.run.finalCheckpoint))?.metadata["training_seconds"] as? Double ?? 0)
-      if trainer == nil, FileManager.default.fileExists(atPath: session.run.path + "/run.json") { return }
-      if trainer == nil { try model.load(Dictionary(try Checkpoint.read(session.run.finalCheckpoint).tensors.map { ($0.name, $0) }) { a, _ in a }, source: session.run.finalCheckpoint, allowExtra: true) }
-      let validation = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: session.run.path, launch: session.launch, threads: session.threads)
-      if session.launch.isRoot {
-        let record: [String: Any] = [
-          "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,
-          "training_seconds": seconds, "validation_mean_f1": validation,
-        ]
-        try session.run.writeAtomically(try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), to: session.run.path + "/run.json")
-      }
-      session.launch.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, seconds, validation))
+      let validation = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session)
+      session.launch.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, validation.seconds, validation.f1))
     } catch {
       session.launch.fail(error)
     }
+  }
+
+  /// After training: the scores of every split, the validation mean F1, and RUN/run.json (what
+  /// `fairtune report` reads). A run that had already finished is read back from final.ckpt.
+  static func finish(_ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: Session) throws
+    -> (f1: Double, seconds: Double)
+  {
+    let run = session.run
+    var seconds = trainer?.trainingSeconds ?? 0
+    if trainer == nil {
+      let final = try Checkpoint.read(run.finalCheckpoint)
+      seconds = (final.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
+      if let record = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.path + "/run.json")))) as? [String: Any],
+        let f1 = (record["validation_mean_f1"] as? NSNumber)?.doubleValue {
+        return (f1, seconds)
+      }
+      try model.load(Dictionary(final.tensors.map { ($0.name, $0) }) { a, _ in a }, source: run.finalCheckpoint, allowExtra: true)
+    }
+    let f1 = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads)
+    if session.launch.isRoot {
+      let record: [String: Any] = [
+        "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,
+        "training_seconds": seconds, "validation_mean_f1": f1.isFinite ? f1 : 0,
+      ]
+      try run.writeAtomically(try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), to: run.path + "/run.json")
+    }
+    return (f1, seconds)
   }
 
   /// A 40-way model: a pretrained backbone with a fresh head, or (supervised) a random one.

@@ -1,0 +1,168 @@
+// `fairtune sweep`: the coordinator's random search over fine-tuning strategies, trials run by
+// groups of ranks.
+import ArgumentParser
+import Data
+import Distributed
+import Foundation
+import NN
+import Tensors
+import Training
+
+struct SweepCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sweep",
+    abstract: "Random search over optimizers, learning rates, schedules, weight decay and epochs, per strategy.",
+    discussion: """
+      Rank 0 coordinates; the other ranks form groups of --group-size that each train one trial
+      at a time, data-parallel with synchronized BatchNorm inside the group (one rank alone does
+      everything in turn). Every trial's start and end goes to RUN/journal.jsonl (fsynced before
+      it is acted on); RUN/trials.csv has one row per trial (trial, strategy, status, every
+      hyper-parameter, validation mean F1 with thresholds from train, seconds, group); each trial
+      trains in RUN/trials/ID; the best trial of each strategy is copied to RUN/best/STRATEGY.ckpt.
+      Re-running the same command resumes: finished trials are kept, interrupted ones run again
+      (from their last checkpoint), failed ones (a diverging loss, an error) are replaced by new
+      draws up to --max-failures, and each strategy ends with exactly --trials finished trials.
+
+      The search space (default, or --space FILE in JSON):
+        {"optimizers": {"sgd": [1e-3, 1.0], "lars": [1e-2, 5.0], "adam": [1e-5, 3e-3], "adamw": [1e-5, 3e-3]},
+         "schedules": ["cosine", "onecycle"], "weight_decay": [1e-6, 1e-3], "zero_weight_decay": 0.25,
+         "min_epochs": 1, "warmup_fraction": 0.2}
+      Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs.
+      """)
+
+  @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var distributed: DistributedOptions
+
+  @Option(help: "A packed dataset directory.")
+  var data: String
+
+  @Option(help: "The pretrained checkpoint (not needed when the only strategy is supervised).")
+  var from: String?
+
+  @Option(help: "Comma-separated strategies: frozen, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.")
+  var strategies: String
+
+  @Option(help: "Finished trials wanted per strategy.")
+  var trials: Int = 20
+
+  @Option(help: "Ranks per trial group.")
+  var groupSize: Int = 1
+
+  @Option(help: "Largest number of epochs a trial may draw.")
+  var maxEpochs: Int = 3
+
+  @Option(help: "Failed trials allowed per strategy before it gives up (default: --trials).")
+  var maxFailures: Int?
+
+  @Option(help: "Seed of the trial draws.")
+  var seed: UInt64 = 0
+
+  @Option(help: "The search space, in JSON (see above).")
+  var space: String?
+
+  @Option(help: "Global batch of every trial.")
+  var batch: Int = 64
+
+  @Option(help: "Seconds a busy group may stay silent before it is declared lost.")
+  var heartbeatTimeout: Double = 600
+
+  @Option(help: "Train images used to set the thresholds of the per-epoch validation metric.")
+  var thresholdImages: Int = 4000
+
+  @Flag(help: "Random resized crops and flips while fine-tuning.")
+  var augment = false
+
+  @Option(help: "The sweep's run directory.")
+  var out: String
+
+  var strategyList: [Strategy] { strategies.split(separator: ",").compactMap { Strategy(rawValue: String($0)) } }
+
+  func validate() throws {
+    let names = strategies.split(separator: ",").map(String.init)
+    guard !names.isEmpty else { throw ValidationError("--strategies needs at least one strategy.") }
+    for name in names where Strategy(rawValue: name) == nil {
+      throw ValidationError("--strategies: '\(name)' is not a strategy: use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    guard Set(names).count == names.count else { throw ValidationError("--strategies lists a strategy twice.") }
+    if strategyList.contains(where: { $0 != .supervised }) && from == nil {
+      throw ValidationError("--from CKPT is needed: every strategy but supervised fine-tunes a pretrained backbone.")
+    }
+    if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
+    guard trials > 0 else { throw ValidationError("--trials must be positive (got \(trials)).") }
+    guard groupSize > 0 else { throw ValidationError("--group-size must be positive (got \(groupSize)).") }
+    guard maxEpochs > 0 else { throw ValidationError("--max-epochs must be positive (got \(maxEpochs)).") }
+    if let m = maxFailures, m < 0 { throw ValidationError("--max-failures cannot be negative (got \(m)).") }
+    guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
+    guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be positive (got \(heartbeatTimeout)).") }
+    if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
+  }
+
+  func run() throws {
+    let launch: Launch
+    let dataset: PackedDataset
+    let searchSpace: SearchSpace
+    do {
+      launch = try Launch.start(distributed)
+      dataset = try Session.open(data, model: modelOptions)
+      searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
+      try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true)
+    } catch let error as ValidationError {
+      throw error
+    } catch {
+      throw ValidationError("\(error)")
+    }
+    let plan = SweepPlan(
+      strategies: strategyList.map(\.rawValue), trials: trials, groupSize: groupSize, maxEpochs: maxEpochs,
+      maxFailures: maxFailures ?? trials, seed: seed, space: searchSpace, heartbeatTimeout: heartbeatTimeout)
+    let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
+      try self.runTrial(id, settings, group: group, dataset: dataset, progress: progress)
+    }
+    sweep.say = { print($0) }
+    do {
+      try sweep.run()
+      if launch.isRoot {
+        print(String(format: "coordinator time: %.3f s in all (journal, trials.csv, best checkpoints)", sweep.coordinatorSeconds))
+      }
+    } catch {
+      launch.fail(error)
+    }
+  }
+
+  /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
+  /// reporting the validation metric after each epoch; a finished trial is evaluated on every
+  /// split like `fairtune finetune`.
+  func runTrial(_ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, progress: @escaping (Int?, Double?) -> Void) throws -> TrialOutcome {
+    let strategy = Strategy(rawValue: settings.strategy)!
+    let directory = out + "/trials/" + id
+    let arguments = [
+      "--data", data, "--out", directory, "--batch", "\(batch)", "--epochs", "\(settings.epochs)",
+      "--seed", "\(settings.seed)", "--optimizer", settings.optimizer, "--lr", "\(settings.learningRate)",
+      "--weight-decay", "\(settings.weightDecay)", "--schedule", settings.schedule,
+      "--warmup-epochs", "\(settings.warmupEpochs)",
+    ]
+    let training = try TrainingOptions.parse(arguments)
+    var defining = training.defining
+    defining["strategy"] = strategy.rawValue
+    defining["trial"] = id
+    let launch = Launch(communicator: group)
+    let session = try Session(launch: launch, dataset: dataset, training: training, defining: defining)
+    let model = try FinetuneCommand.model(modelOptions, from: strategy == .supervised ? nil : from, seed: settings.seed)
+    strategy.apply(to: model)
+    let counts = strategy.updatedCounts(model)
+    let start = Clock.now()
+    let trainer = try session.train(
+      model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
+      learningRate: settings.learningRate,
+      metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
+    ) { trainer in
+      trainer.say = { _ in }
+      trainer.afterStep = { progress(nil, nil) }
+      trainer.afterEpoch = { epoch in
+        let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads)
+        progress(epoch + 1, f1)
+      }
+    }
+    let result = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session)
+    return TrialOutcome(finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint)
+  }
+}
