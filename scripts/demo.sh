@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the main job. For now: the training-step benchmark
-# of a small ResNet-18 on 64 px images; later, the whole pipeline on the built-in dataset.
+# Installs what is missing, builds, and runs the main job: the whole experiment on the built-in
+# synthetic faces (`fairtune reproduce --preset tiny`, a few minutes on 2 cores). Pass another
+# preset or options through: scripts/demo.sh --preset small --out runs/small
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 swift build -c release --product fairtune
-.build/release/fairtune bench --model resnet18 --image-size 64 --batch 64 --steps 10 "$@"
+args=("$@")
+((${#args[@]})) || args=(--preset tiny --out runs/demo)
+.build/release/fairtune reproduce "${args[@]}"
