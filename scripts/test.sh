@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test.
+# Installs what is missing, builds, and runs every test: the XCTest suites (the multi-process
+# ones drive the release binary under mpirun), the command-line checks, and the whole pipeline
+# on the tiny preset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-swift build --build-tests
-swift test --skip-build 2>&1 | tee .build/test.log
-# The command-line checks use the release binary, as users do.
 swift build -c release --product fairtune
+swift build --build-tests
+mkdir -p .build
+FAIRTUNE_BINARY="$PWD/.build/release/fairtune" swift test --skip-build 2>&1 | tee .build/test.log
 scripts/cli_checks.sh .build/release/fairtune
+scripts/pipeline_checks.sh .build/release/fairtune

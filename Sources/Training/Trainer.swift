@@ -89,6 +89,9 @@ public final class Trainer {
   /// (sweeps send heartbeats and per-epoch validation metrics from here).
   public var afterStep: (() -> Void)?
   public var afterEpoch: ((Int) throws -> Void)?
+  /// Writes the first step's summed gradients (and its loss) here as safetensors (rank 0): how
+  /// runs over different rank counts are compared.
+  public var gradientDump: String?
 
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
@@ -273,9 +276,17 @@ public final class Trainer {
     if let failure { throw failure }
     try reducer.finish()
     try statistics?.check()
-    optimizer.step()
     var totals = [localLoss, Double(correct ?? 0)]
     try communicator.allReduceSum(&totals, count: 2)
+    if let path = gradientDump, communicator.rank == 0 {
+      var tensors: [(name: String, dtype: SafeTensors.DType, shape: [Int], bytes: Data)] = [("loss", .f64, [1], withUnsafeBytes(of: totals[0]) { Data($0) })]
+      for p in model.registry.parameters where p.requiresGradient {
+        tensors.append(("grad." + p.name, .f32, p.shape, SafeTensors.bytes(of: p.torchOrderedGradient())))
+      }
+      try SafeTensors.write(tensors, to: path)
+      gradientDump = nil
+    }
+    optimizer.step()
     return (totals[0], correct == nil ? nil : Int(totals[1]))
   }
 

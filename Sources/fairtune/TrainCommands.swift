@@ -77,6 +77,7 @@ struct Session {
       try trainer.restore(ckpt, source: path)
       launch.say("resuming \(run.path) from step \(trainer.step) (\(path))")
     }
+    trainer.gradientDump = training.debugGradients
     configure(trainer)
     launch.injectFaults(distributed)
     try trainer.train()

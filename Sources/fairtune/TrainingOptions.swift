@@ -54,6 +54,10 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Data-loading threads (default: as many as compute threads).")
   var loaderThreads: Int?
 
+  /// Test-only: the first step's loss and summed gradients, to compare rank counts.
+  @Option(help: .hidden)
+  var debugGradients: String?
+
   func validate() throws {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard epochs > 0 else { throw ValidationError("--epochs must be positive (got \(epochs)).") }

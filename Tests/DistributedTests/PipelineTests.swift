@@ -1,0 +1,166 @@
+// The training commands end to end on a small synthetic dataset: SimCLR over 1, 2 and 3 ranks,
+// resume after kill -9 (1 and 2 ranks), and sweeps that are killed, resumed and hit a
+// diverging trial.
+import Foundation
+import Tensors
+import XCTest
+
+final class PipelineTests: XCTestCase {
+  /// A packed synthetic dataset made once for the suite.
+  static let data: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-pipeline-\(getpid())")
+    try? FileManager.default.removeItem(at: dir)
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let raw = dir.appendingPathComponent("raw").path
+    let packed = dir.appendingPathComponent("packed").path
+    _ = try? Harness.run(Harness.binary, ["synth", "--out", raw, "--train", "480", "--val", "96", "--test", "96", "--image-size", "24", "--seed", "3"])
+    _ = try? Harness.run(Harness.binary, ["pack", "--celeba", raw, "--image-size", "16", "--out", packed])
+    return packed
+  }()
+
+  let model = ["--model", "resnet18", "--width", "0.0625", "--stem", "small", "--image-size", "16", "--threads", "1"]
+
+  func path(_ name: String) -> String {
+    let p = (Self.data as NSString).deletingLastPathComponent + "/" + name
+    try? FileManager.default.removeItem(atPath: p)
+    return p
+  }
+
+  func relative(_ a: [Float], _ b: [Float]) -> Float {
+    Elementwise.maxAbsDifference(a, b, count: a.count) / max(Elementwise.maxAbs(a, count: a.count), 1e-12)
+  }
+
+  func testSimCLRLossAndGradientsAgreeOverRankCounts() throws {
+    var dumps: [SafeTensors] = []
+    for ranks in [1, 2, 3] {
+      let dump = path("grad-np\(ranks).safetensors")
+      let result = try Harness.mpi(ranks, ["pretrain", "--data", Self.data, "--out", path("pre-np\(ranks)"), "--batch", "30",
+        "--steps", "1", "--debug-gradients", dump] + model)
+      XCTAssertEqual(result.status, 0, result.output)
+      dumps.append(try SafeTensors(contentsOf: dump))
+    }
+    for (index, other) in dumps.dropFirst().enumerated() {
+      let loss = try relative(dumps[0].floats("loss"), other.floats("loss"))
+      var worst: (Float, String) = (0, "")
+      for name in dumps[0].names where name.hasPrefix("grad.") {
+        let r = relative(try dumps[0].floats(name), try other.floats(name))
+        if r > worst.0 { worst = (r, name) }
+      }
+      print(String(format: "SimCLR, global negatives, np 1 vs np %d: loss %.1e, gradients %.1e (worst %@)", index + 2, loss, worst.0, worst.1))
+      XCTAssertLessThan(loss, 1e-5)
+      XCTAssertLessThan(worst.0, 5e-5, worst.1)
+    }
+  }
+
+  /// Runs `arguments` under `ranks` ranks, kills every process of the run with SIGKILL once its
+  /// second checkpoint exists, then runs it again to the end.
+  func killAndResume(_ arguments: [String], out: String, ranks: Int) throws {
+    guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: mpirun)
+    process.arguments = ["--oversubscribe", "-np", "\(ranks)", Harness.binary] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let second = out + "/checkpoints/step-000000004.ckpt"
+    let start = Clock.now()
+    while !FileManager.default.fileExists(atPath: second) && process.isRunning && Clock.now() - start < 120 { usleep(2000) }
+    XCTAssertTrue(process.isRunning, "the run ended before it could be killed")
+    _ = try Harness.run("/usr/bin/pkill", ["-9", "-f", out])
+    process.waitUntilExit()
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/final.ckpt"))
+    let again = try Harness.mpi(ranks, arguments)
+    XCTAssertEqual(again.status, 0, again.output)
+    XCTAssertTrue(again.output.contains("resuming"), again.output)
+  }
+
+  func testKilledFinetuneResumesBitIdentical() throws {
+    let pretrain = path("pre-for-finetune")
+    XCTAssertEqual(try Harness.run(Harness.binary, ["pretrain", "--data", Self.data, "--out", pretrain, "--batch", "32", "--steps", "2"] + model).status, 0)
+    for ranks in [1, 2] {
+      let whole = path("ft-whole-np\(ranks)")
+      let killed = path("ft-killed-np\(ranks)")
+      let common = ["finetune", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategy", "bn-stats-skip",
+        "--batch", "16", "--epochs", "3", "--checkpoint-every", "2"] + model
+      XCTAssertEqual(try Harness.mpi(ranks, common + ["--out", whole]).status, 0)
+      try killAndResume(common + ["--out", killed], out: killed, ranks: ranks)
+      let a = try Checkpoint_read(whole + "/final.ckpt")
+      let b = try Checkpoint_read(killed + "/final.ckpt")
+      XCTAssertEqual(a.count, b.count)
+      var identical = 0
+      for (name, values) in a {
+        XCTAssertEqual(values, b[name], "np \(ranks): \(name) differs after kill -9 and resume")
+        if values == b[name] { identical += 1 }
+      }
+      print("kill -9 after the second checkpoint and resume, np \(ranks): \(identical) of \(a.count) tensors bit-identical to the uninterrupted run")
+    }
+  }
+
+  /// Tensors of a checkpoint by name, through `fairtune export` (so the test needs no module
+  /// beyond Tensors).
+  func Checkpoint_read(_ path: String) throws -> [String: [Float]] {
+    let out = path + ".safetensors"
+    let result = try Harness.run(Harness.binary, ["export", path, "--safetensors", out])
+    XCTAssertEqual(result.status, 0, result.output)
+    let file = try SafeTensors(contentsOf: out)
+    return Dictionary(uniqueKeysWithValues: try file.names.map { ($0, try file.floats($0)) })
+  }
+
+  func trials(_ sweep: String) throws -> [[String]] {
+    let text = try String(contentsOfFile: sweep + "/trials.csv", encoding: .utf8)
+    return text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+  }
+
+  func testSweepKilledMidwayEndsWithExactlyNTrials() throws {
+    guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
+    let pretrain = path("pre-for-sweep")
+    XCTAssertEqual(try Harness.run(Harness.binary, ["pretrain", "--data", Self.data, "--out", pretrain, "--batch", "32", "--steps", "2"] + model).status, 0)
+    let sweep = path("sweep-killed")
+    let arguments = ["sweep", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategies", "frozen,bn-stats",
+      "--trials", "3", "--max-epochs", "2", "--batch", "32", "--seed", "5", "--out", sweep] + model
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: mpirun)
+    process.arguments = ["--oversubscribe", "-np", "3", Harness.binary] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let start = Clock.now()
+    func finished() -> Int { ((try? trials(sweep)) ?? []).filter { $0.count > 2 && $0[2] == "finished" }.count }
+    while finished() < 2 && process.isRunning && Clock.now() - start < 300 { usleep(20_000) }
+    XCTAssertTrue(process.isRunning, "the sweep ended before it could be killed")
+    let before = finished()
+    _ = try Harness.run("/usr/bin/pkill", ["-9", "-f", sweep])
+    process.waitUntilExit()
+    let again = try Harness.mpi(3, arguments, limit: 600)
+    XCTAssertEqual(again.status, 0, again.output)
+    let rows = try trials(sweep)
+    for strategy in ["frozen", "bn-stats"] {
+      let mine = rows.filter { $0[1] == strategy }
+      XCTAssertEqual(mine.filter { $0[2] == "finished" }.count, 3, strategy)
+      XCTAssertEqual(Set(mine.map { $0[0] }).count, mine.count, "\(strategy): a trial twice")
+    }
+    print("sweep killed with SIGKILL after \(before) finished trials; after the re-run: \(rows.filter { $0[2] == "finished" }.count) finished (3 per strategy), \(rows.count) rows")
+  }
+
+  func testDivergingTrialIsRecordedFailedAndReplaced() throws {
+    let space = path("diverging.json")
+    try #"{"optimizers": {"sgd": [1e6, 1e6]}, "schedules": ["cosine"], "zero_weight_decay": 1}"#.write(toFile: space, atomically: true, encoding: .utf8)
+    let sweep = path("sweep-diverging")
+    let result = try Harness.run(Harness.binary, ["sweep", "--data", Self.data, "--strategies", "supervised", "--trials", "1",
+      "--max-failures", "2", "--max-epochs", "1", "--batch", "32", "--space", space, "--out", sweep] + model)
+    XCTAssertEqual(result.status, 0, result.output)
+    let rows = try trials(sweep)
+    XCTAssertEqual(rows.count, 3, "\(rows)")
+    XCTAssertTrue(rows.allSatisfy { $0[2] == "failed" }, "\(rows)")
+    XCTAssertTrue(rows[0].last!.contains("diverged"), "\(rows[0])")
+    XCTAssertTrue(result.output.contains("supervised 0 finished"), result.output)
+  }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole experiment on the tiny preset (`fairtune reproduce --preset tiny`), then a re-run
+# that must skip every finished stage, and the report's files checked.
+set -uo pipefail
+bin=${1:-.build/release/fairtune}
+out=$(mktemp -d)/reproduce
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+start=$(date +%s)
+if "$bin" reproduce --preset tiny --out "$out" >"$out.log" 2>&1; then ok; else bad "reproduce --preset tiny exited non-zero"; tail -20 "$out.log"; fi
+echo "reproduce --preset tiny: $(($(date +%s) - start)) s"
+for f in table1.md table1.csv figure1.svg timing.md index.html; do
+  [ -s "$out/report/$f" ] && ok || bad "report/$f is missing"
+done
+rows=$(grep -c ',finished,' "$out/sweep/trials.csv" 2>/dev/null || echo 0)
+[ "$rows" -eq 12 ] && ok || bad "trials.csv has $rows finished trials, expected 12 (2 per model)"
+grep -q "supervised / bn-stats" "$out/report/timing.md" && ok || bad "timing.md lacks the supervised / bn-stats ratio"
+if "$bin" reproduce --preset tiny --out "$out" >"$out.again.log" 2>&1 && grep -q "\[pretrain\] done already" "$out.again.log"; then ok; else bad "a re-run did not skip the finished stages"; fi
+rm -rf "$(dirname "$out")"
+echo "pipeline: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
