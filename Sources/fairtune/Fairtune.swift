@@ -10,5 +10,5 @@ struct Fairtune: ParsableCommand {
       Run under `mpirun -np N fairtune <command>` for data-parallel training, or directly for a
       single process. See `fairtune help <command>` for each command's options.
       """,
-    subcommands: [Bench.self, FairnessCommand.self, ReportCommand.self, SynthCommand.self, PackCommand.self])
+    subcommands: [Bench.self, FairnessCommand.self, ReportCommand.self, SynthCommand.self, PackCommand.self, BenchDataCommand.self])
 }
