@@ -46,5 +46,19 @@ check "inspect not a checkpoint" 1 "not a fairtune checkpoint" "$bin" inspect $f
 [ -e "$tmp/b.ckpt" ] && { echo "FAIL: a failed import left $tmp/b.ckpt behind"; failed=$((failed + 1)); }
 rm -rf "$tmp"
 
+scratch=$(mktemp -d)
+check "synth help" 0 "--attributes" "$bin" synth --help
+check "synth" 0 "wrote 12 images" "$bin" synth --out "$scratch/synth" --train 8 --val 2 --test 2 --image-size 32 --seed 3
+check "synth existing out" 1 "already exists" "$bin" synth --out "$scratch/synth" --train 8
+check "synth no images" 64 "--train, --val and --test" "$bin" synth --out "$scratch/none" --train 0 --val 0 --test 0
+check "synth bad size" 64 "--image-size" "$bin" synth --out "$scratch/none" --image-size 4
+check "pack" 0 "packed 12 images (8 train, 2 val, 2 test)" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed"
+rm "$scratch/synth/img_align_celeba/000004.jpg"
+check "pack missing image" 1 "000004.jpg: is missing or unreadable" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed2"
+check "pack left nothing" 1 "" test -e "$scratch/packed2"
+check "pack skip bad images" 0 "left out 1 bad images" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed3" --skip-bad-images
+check "pack bad size" 64 "--image-size" "$bin" pack --celeba "$scratch/synth" --image-size 0 --out "$scratch/packed4"
+rm -rf "$scratch"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -76,7 +76,8 @@ public struct CelebAAttributes {
         default:
           throw InputError(
             file: file.name, line: number,
-            "value '\(file.excerpt(field))' for \(names[column]) of \(image) is not \(strict ? "1 or -1" : "1, -1 or 0").")
+            "value '\(file.excerpt(field))' for \(names[column]) of \(image) is not \(strict ? "1 or -1" : "1, -1 or 0")."
+          )
         }
       }
       imageIndex[image] = images.count
@@ -89,7 +90,8 @@ public struct CelebAAttributes {
     if strict, let count, count.value != images.count {
       throw InputError(
         file: file.name, line: count.line,
-        "says \(count.value) images but the file has \(images.count) rows; restore the missing rows or correct the count.")
+        "says \(count.value) images but the file has \(images.count) rows; restore the missing rows or correct the count."
+      )
     }
     self.file = file.name
     self.names = names
@@ -128,7 +130,8 @@ private func checkImageName(_ image: String, file: TextFile, line: Int) throws {
   if image == "." || image == ".." || image.contains("/") || image.contains("\\") {
     throw InputError(
       file: file.name, line: line,
-      "image name '\(image)' is not a plain file name; names must be files directly in img_align_celeba/ (e.g. 000001.jpg).")
+      "image name '\(image)' is not a plain file name; names must be files directly in img_align_celeba/ (e.g. 000001.jpg)."
+    )
   }
 }
 
@@ -247,8 +250,10 @@ public struct CelebAListing {
   /// Reads DIR/list_attr_celeba.txt and DIR/list_eval_partition.txt strictly.
   public init(directory: URL) throws {
     try self.init(
-      attributes: CelebAAttributes(contentsOf: directory.appendingPathComponent(CelebAListing.attributeFile), strict: true),
-      partition: CelebAPartition(contentsOf: directory.appendingPathComponent(CelebAListing.partitionFile), strict: true))
+      attributes: CelebAAttributes(
+        contentsOf: directory.appendingPathComponent(CelebAListing.attributeFile), strict: true),
+      partition: CelebAPartition(
+        contentsOf: directory.appendingPathComponent(CelebAListing.partitionFile), strict: true))
   }
 
   public static let attributeFile = "list_attr_celeba.txt"

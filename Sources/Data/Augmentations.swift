@@ -217,11 +217,13 @@ public enum Transform: Sendable {
       for i in 0..<(pixels * 3) { output[i] = Float(source[i]) * (1 / 255) }
       return
     case .finetune(let scale):
-      let crop = randomResizedCrop(width: size, height: size, scale: scale, ratio: Float(3.0 / 4.0)...Float(4.0 / 3.0), &rng)
+      let crop = randomResizedCrop(
+        width: size, height: size, scale: scale, ratio: Float(3.0 / 4.0)...Float(4.0 / 3.0), &rng)
       resize(source, size: size, crop: crop, output: output, scratch: scratch)
       if rng.uniform() < 0.5 { flip(output, size: size) }
     case .simCLR(let augmentation):
-      let crop = randomResizedCrop(width: size, height: size, scale: augmentation.scale, ratio: augmentation.ratio, &rng)
+      let crop = randomResizedCrop(
+        width: size, height: size, scale: augmentation.scale, ratio: augmentation.ratio, &rng)
       resize(source, size: size, crop: crop, output: output, scratch: scratch)
       if rng.uniform() < 0.5 { flip(output, size: size) }
       let s = augmentation.strength
@@ -243,7 +245,8 @@ public enum Transform: Sendable {
         if scratch.copy.count < pixels * 3 { scratch.copy = [Float](repeating: 0, count: pixels * 3) }
         let sigma = rng.uniform(0.1, 2)
         scratch.copy.withUnsafeMutableBufferPointer {
-          ColourOps.gaussianBlur(output, width: size, height: size, kernelSize: kernel, sigma: sigma, scratch: $0.baseAddress!)
+          ColourOps.gaussianBlur(
+            output, width: size, height: size, kernelSize: kernel, sigma: sigma, scratch: $0.baseAddress!)
         }
       }
     }
@@ -253,7 +256,8 @@ public enum Transform: Sendable {
     _ source: UnsafePointer<UInt8>, size: Int, crop: PixelRect, output: UnsafeMutablePointer<Float>,
     scratch: AugmentScratch
   ) {
-    scratch.resizer.resize(source: source, sourceWidth: size, crop: crop, outputWidth: size, outputHeight: size, output: output)
+    scratch.resizer.resize(
+      source: source, sourceWidth: size, crop: crop, outputWidth: size, outputHeight: size, output: output)
     for i in 0..<(size * size * 3) { output[i] = min(max(output[i] * (1 / 255), 0), 1) }
   }
 

@@ -31,7 +31,8 @@ public struct Normalisation: Sendable {
     self.standardDeviation = standardDeviation
   }
 
-  public static let imageNet = Normalisation(mean: SIMD3(0.485, 0.456, 0.406), standardDeviation: SIMD3(0.229, 0.224, 0.225))
+  public static let imageNet = Normalisation(
+    mean: SIMD3(0.485, 0.456, 0.406), standardDeviation: SIMD3(0.229, 0.224, 0.225))
 
   /// Normalises `pixels` RGB values in [0, 1] in place.
   @inline(__always)
@@ -235,6 +236,7 @@ final class Pipeline: @unchecked Sendable {
       let source = dataset.labels(image)
       for a in 0..<attributes { labels.data[position * attributes + a] = Float(source[a]) }
     }
-    return Batch(step: step, images: views[0], secondView: views.count > 1 ? views[1] : nil, labels: labels, indices: indices)
+    return Batch(
+      step: step, images: views[0], secondView: views.count > 1 ? views[1] : nil, labels: labels, indices: indices)
   }
 }

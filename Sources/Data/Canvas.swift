@@ -43,7 +43,10 @@ struct Canvas {
     var maxX = -Float.infinity
     var minY = Float.infinity
     var maxY = -Float.infinity
-    for (u, v) in [(us.lowerBound, vs.lowerBound), (us.upperBound, vs.lowerBound), (us.lowerBound, vs.upperBound), (us.upperBound, vs.upperBound)] {
+    for (u, v) in [
+      (us.lowerBound, vs.lowerBound), (us.upperBound, vs.lowerBound), (us.lowerBound, vs.upperBound),
+      (us.upperBound, vs.upperBound),
+    ] {
       let x = centreX + pixelsPerUnit * (cosine * u - sine * v)
       let y = centreY + pixelsPerUnit * (sine * u + cosine * v)
       minX = min(minX, x)
@@ -86,7 +89,9 @@ struct Canvas {
         let dy = Float(y) + 0.5 - centreY
         for x in 0..<size {
           let dx = Float(x) + 0.5 - centreX
-          body((cosine * dx + sine * dy) * scale, (-sine * dx + cosine * dy) * scale, buffer.baseAddress! + (y * size + x) * 3)
+          body(
+            (cosine * dx + sine * dy) * scale, (-sine * dx + cosine * dy) * scale,
+            buffer.baseAddress! + (y * size + x) * 3)
         }
       }
     }
@@ -129,7 +134,9 @@ struct Canvas {
 /// Signed distance to an ellipse with centre (cu, cv), radii (ru, rv), turned by `angle`
 /// (first-order: exact on the boundary, good enough for a one-pixel edge).
 @inline(__always)
-func ellipseDistance(_ u: Float, _ v: Float, _ cu: Float, _ cv: Float, _ ru: Float, _ rv: Float, angle: Float = 0) -> Float {
+func ellipseDistance(_ u: Float, _ v: Float, _ cu: Float, _ cv: Float, _ ru: Float, _ rv: Float, angle: Float = 0)
+  -> Float
+{
   var x = u - cu
   var y = v - cv
   if angle != 0 {

@@ -47,14 +47,18 @@ public final class PackedDataset: @unchecked Sendable {
     while seen < count {
       let file = path.appendingPathComponent(Self.shardFile(shards.count)).path
       guard FileManager.default.fileExists(atPath: file) else {
-        throw PackError(file, "is missing: the labels describe \(count) images but the shards hold \(seen); pack the dataset again.")
+        throw PackError(
+          file, "is missing: the labels describe \(count) images but the shards hold \(seen); pack the dataset again.")
       }
       let shard = try MappedFile(file)
       let header = try PackedHeader(shard.bytes, file: file)
       guard header.kind == .images, header.first == seen, header.count > 0, header.channels == 3,
         header.height == header.width, shards.isEmpty || header.height == size
       else {
-        throw PackError(file, "does not continue the previous shards (first image \(header.first), expected \(seen)); pack the dataset again.")
+        throw PackError(
+          file,
+          "does not continue the previous shards (first image \(header.first), expected \(seen)); pack the dataset again."
+        )
       }
       if shards.isEmpty {
         size = header.height
@@ -97,7 +101,9 @@ public final class PackedDataset: @unchecked Sendable {
         let payload = UnsafeRawBufferPointer(rebasing: file.bytes[PackedHeader.size...])
         let stored = file.bytes.loadUnaligned(fromByteOffset: 48, as: UInt64.self)
         if PackedChecksum.of(payload) != UInt64(littleEndian: stored) {
-          failure.record(PackError(file.path, "fails its checksum: the file was changed or damaged after packing; pack the dataset again."))
+          failure.record(
+            PackError(
+              file.path, "fails its checksum: the file was changed or damaged after packing; pack the dataset again."))
         }
       }
     }

@@ -64,14 +64,16 @@ struct PackedHeader: Equatable {
   /// Reads and checks the header at the start of `bytes`; `file` names the file in errors.
   init(_ bytes: UnsafeRawBufferPointer, file: String) throws {
     guard bytes.count >= Self.size, Array(bytes[0..<8]) == Self.magic else {
-      throw PackError(file, "is not a packed fairtune file (no FTPACK header); pack the dataset again with `fairtune pack`.")
+      throw PackError(
+        file, "is not a packed fairtune file (no FTPACK header); pack the dataset again with `fairtune pack`.")
     }
     func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
       T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
     let version = get(8, UInt32.self)
     guard version == Self.version else {
-      throw PackError(file, "has format version \(version); this fairtune reads version \(Self.version): pack the dataset again.")
+      throw PackError(
+        file, "has format version \(version); this fairtune reads version \(Self.version): pack the dataset again.")
     }
     guard let kind = Kind(rawValue: get(12, UInt32.self)) else {
       throw PackError(file, "has an unknown kind \(get(12, UInt32.self)) in its header; pack the dataset again.")
@@ -93,7 +95,8 @@ struct PackedHeader: Equatable {
     }
   }
 
-  init(kind: Kind, height: Int, width: Int, channels: Int, count: Int, first: Int, payloadBytes: Int, checksum: UInt64) {
+  init(kind: Kind, height: Int, width: Int, channels: Int, count: Int, first: Int, payloadBytes: Int, checksum: UInt64)
+  {
     self.kind = kind
     self.height = height
     self.width = width

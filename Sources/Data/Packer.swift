@@ -76,7 +76,9 @@ public enum Packer {
                 let image = try loadImage(folder.appendingPathComponent(images[blockStart + i]), decoder: decoder)
                 let resized = resizer.resize(
                   image, crop: .centredSquare(width: image.width, height: image.height), size: imageSize)
-                resized.pixels.withUnsafeBufferPointer { (base + i * imageBytes).update(from: $0.baseAddress!, count: imageBytes) }
+                resized.pixels.withUnsafeBufferPointer {
+                  (base + i * imageBytes).update(from: $0.baseAddress!, count: imageBytes)
+                }
                 failedBase[i] = nil
               } catch {
                 failedBase[i] = "\(error)"
@@ -104,7 +106,9 @@ public enum Packer {
           shard = try FileHandle(forWritingTo: url)
           try shard!.seekToEnd()
         }
-        try pixels.withUnsafeBytes { try shard!.write(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(i * imageBytes)..<((i + 1) * imageBytes)])) }
+        try pixels.withUnsafeBytes {
+          try shard!.write(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(i * imageBytes)..<((i + 1) * imageBytes)]))
+        }
         shardCount += 1
         if shardCount == perShard { try closeShard() }
         names.append(name)
@@ -119,7 +123,8 @@ public enum Packer {
     try closeShard()
     report.packed = names.count
     guard report.packed > 0 else {
-      throw InputError(file: folder.path, line: nil, "has no usable image: all \(images.count) were missing or undecodable.")
+      throw InputError(
+        file: folder.path, line: nil, "has no usable image: all \(images.count) were missing or undecodable.")
     }
     let payload = labels + splits
     let header = payload.withUnsafeBytes {

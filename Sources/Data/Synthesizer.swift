@@ -90,7 +90,9 @@ public enum Synthesizer {
         } catch {
           failure.record(OutputError("cannot write image \(imageName(image)) (\(error)); is the disk full?"))
         }
-        if chunk == 0 && (image - range.lowerBound) % 256 == 0 { progress((image - range.lowerBound) * Parallel.chunkCount(plan.count, grain: 8)) }
+        if chunk == 0 && (image - range.lowerBound) % 256 == 0 {
+          progress((image - range.lowerBound) * Parallel.chunkCount(plan.count, grain: 8))
+        }
       }
     }
     if let error = failure.error { throw error }

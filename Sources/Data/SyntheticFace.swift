@@ -185,7 +185,8 @@ struct FaceTraits {
     } else if labels[.brownHair] {
       hairColour = Colour(0.38, 0.24, 0.14) + Colour(shade, shade * 0.8, shade * 0.5)
     } else {
-      hairColour = rng.pick([Colour(0.55, 0.22, 0.1), Colour(0.22, 0.14, 0.09), Colour(0.45, 0.3, 0.2)])
+      hairColour =
+        rng.pick([Colour(0.55, 0.22, 0.1), Colour(0.22, 0.14, 0.09), Colour(0.45, 0.3, 0.2)])
         + Colour(repeating: shade)
     }
     grayStrands = labels[.young] ? 0 : rng.uniform(0, 0.35)
@@ -214,14 +215,18 @@ struct FaceTraits {
     eyeWidth = rng.trait(0.19, 0.015, attractive, spread: 0.012)
     iris = rng.pick([Colour(0.3, 0.18, 0.1), Colour(0.2, 0.35, 0.55), Colour(0.3, 0.4, 0.25), Colour(0.15, 0.1, 0.07)])
     eyeShadow = makeup > 0 ? rng.uniform(0.4, 0.75) : 0
-    eyeShadowColour = rng.pick([Colour(0.45, 0.3, 0.5), Colour(0.35, 0.25, 0.2), Colour(0.3, 0.35, 0.55), Colour(0.6, 0.35, 0.4)])
+    eyeShadowColour = rng.pick([
+      Colour(0.45, 0.3, 0.5), Colour(0.35, 0.25, 0.2), Colour(0.3, 0.35, 0.55), Colour(0.6, 0.35, 0.4),
+    ])
     eyeliner = makeup > 0 ? rng.uniform(0.7, 1) : rng.uniform(0.2, 0.45)
     bags = labels[.bagsUnderEyes] ? rng.uniform(0.3, 0.55) : rng.uniform(0, 0.1)
     browArch = rng.trait(0.05, 0.1, labels.weight(.archedEyebrows), spread: 0.025)
     browThickness = rng.trait(0.038, 0.035, labels.weight(.bushyEyebrows), spread: 0.008) + 0.01 * male
     glasses = labels[.eyeglasses]
     sunglasses = glasses && rng.chance(0.15)
-    frameColour = rng.pick([Colour(0.05, 0.05, 0.05), Colour(0.3, 0.2, 0.12), Colour(0.7, 0.7, 0.72), Colour(0.55, 0.1, 0.1)])
+    frameColour = rng.pick([
+      Colour(0.05, 0.05, 0.05), Colour(0.3, 0.2, 0.12), Colour(0.7, 0.7, 0.72), Colour(0.55, 0.1, 0.1),
+    ])
 
     let bigNose = labels.weight(.bigNose)
     noseWidth = rng.trait(0.13, 0.05, bigNose, spread: 0.015) + 0.015 * male
@@ -245,7 +250,7 @@ struct FaceTraits {
     hatBrim = rng.chance(0.5)
     earrings = labels[.wearingEarrings]
     earringColour = rng.pick([Colour(0.95, 0.8, 0.3), Colour(0.9, 0.9, 0.92), Colour(0.8, 0.2, 0.3)])
-    earringSize = rng.uniform(0.05, 0.1)
+    earringSize = rng.uniform(0.06, 0.11)
     necklace = labels[.wearingNecklace]
     necklaceColour = rng.pick([Colour(0.95, 0.8, 0.3), Colour(0.92, 0.92, 0.95), Colour(0.97, 0.95, 0.9)])
     necktie = labels[.wearingNecktie]
@@ -306,7 +311,9 @@ struct FaceTraits {
         d = min(d, box)
       }
       return bald ? max(d, -0.2 - v) : d
-    } colour: { u, v in hairShade(u, v, seed: seed) * 0.8 }
+    } colour: { u, v in
+      hairShade(u, v, seed: seed) * 0.8
+    }
   }
 
   /// Hair colour with strands: straight hair has fine parallel streaks, wavy hair streaks
@@ -324,35 +331,54 @@ struct FaceTraits {
   private func drawBody(on canvas: inout Canvas) {
     let neck = neckWidth
     let neckColour = skin * 0.85
-    canvas.paint(u: -1...1, v: 0.6...3.2) { u, v in max(abs(u) - neck, 0.7 - v) } colour: { _, _ in neckColour }
+    canvas.paint(u: -1...1, v: 0.6...3.2) { u, v in
+      max(abs(u) - neck, 0.7 - v)
+    } colour: { _, _ in
+      neckColour
+    }
+    // The shoulders start just below the chin, as in CelebA's aligned crops, so that collars,
+    // ties and necklaces are in the picture.
+    let collar = faceHeight + 0.3
     let clothes = clothesColour
-    canvas.paint(u: -3...3, v: 1.8...4) { u, v in
-      ellipseDistance(u, v, 0, 3.3, 2.4, 1.35)
-    } colour: { _, v in clothes * (1 - 0.15 * (v - 2)) }
+    canvas.paint(u: -3...3, v: collar...(collar + 2.5)) { u, v in
+      ellipseDistance(u, v, 0, collar + 1.3, 2.4, 1.3)
+    } colour: { _, v in
+      clothes * (1 - 0.15 * (v - collar))
+    }
     // The neckline: an open V of skin, or a shirt collar and a tie.
     if necktie {
-      canvas.paint(u: -0.8...0.8, v: 1.8...3) { u, v in
-        max(abs(u) - 0.42 + (v - 1.95) * 0.3, max(1.95 - v, v - 2.9))
-      } colour: { _, _ in Colour(0.95, 0.95, 0.97) }
+      canvas.paint(u: -0.8...0.8, v: (collar - 0.1)...(collar + 1.2)) { u, v in
+        max(abs(u) - 0.45 + (v - collar) * 0.3, max(collar - v, v - collar - 1))
+      } colour: { _, _ in
+        Colour(0.95, 0.95, 0.97)
+      }
       let tie = tieColour
-      canvas.paint(u: -0.4...0.4, v: 1.9...3.3) { u, v in
-        let knot = max(abs(u) - 0.1, abs(v - 2.02) - 0.08)
-        let blade = max(abs(u) - 0.08 - (v - 2.1) * 0.12, max(2.06 - v, v - 3.2))
+      canvas.paint(u: -0.4...0.4, v: collar...(collar + 1.4)) { u, v in
+        let knot = max(abs(u) - 0.11, abs(v - collar - 0.1) - 0.09)
+        let blade = max(abs(u) - 0.09 - (v - collar - 0.15) * 0.12, max(collar + 0.12 - v, v - collar - 1.3))
         return min(knot, blade)
-      } colour: { u, _ in tie * (1 - 0.3 * abs(u) * 4) }
+      } colour: { u, _ in
+        tie * (1 - 0.3 * abs(u) * 4)
+      }
     } else {
       let skinColour = skin * 0.9
-      canvas.paint(u: -0.8...0.8, v: 1.8...2.8) { u, v in
-        max(abs(u) - 0.55 + (v - 1.9) * 0.9, 1.9 - v)
-      } colour: { _, _ in skinColour }
+      canvas.paint(u: -0.8...0.8, v: (collar - 0.1)...(collar + 1)) { u, v in
+        max(abs(u) - 0.55 + (v - collar) * 0.9, collar - v)
+      } colour: { _, _ in
+        skinColour
+      }
     }
     if necklace {
-      let chain = curve(SIMD2(-neck - 0.05, 1.55), SIMD2(0, 2.45), SIMD2(neck + 0.05, 1.55))
+      let chain = curve(SIMD2(-neck - 0.02, collar - 0.35), SIMD2(0, collar + 0.55), SIMD2(neck + 0.02, collar - 0.35))
       let metal = necklaceColour
-      canvas.paint(u: -1...1, v: 1.4...2.3) { u, v in strokeDistance(u, v, chain, radius: 0.028) } colour: { u, _ in
+      canvas.paint(u: -1...1, v: (collar - 0.5)...(collar + 0.5)) { u, v in
+        strokeDistance(u, v, chain, radius: 0.035)
+      } colour: { u, _ in
         metal * (0.85 + 0.15 * sin(u * 60))
       }
-      canvas.paint(u: -0.2...0.2, v: 1.9...2.3) { u, v in ellipseDistance(u, v, 0, 2.07, 0.07, 0.09) } colour: { _, _ in
+      canvas.paint(u: -0.2...0.2, v: collar...(collar + 0.4)) { u, v in
+        ellipseDistance(u, v, 0, collar + 0.17, 0.08, 0.1)
+      } colour: { _, _ in
         metal
       }
     }
@@ -375,13 +401,17 @@ struct FaceTraits {
       let earU = side * (faceWidth * 0.98) + yaw * 0.2
       canvas.paint(u: (earU - 0.25)...(earU + 0.25), v: -0.45...0.3) { u, v in
         ellipseDistance(u, v, earU, -0.08, 0.14, 0.28)
-      } colour: { _, _ in skin * 0.9 }
+      } colour: { _, _ in
+        skin * 0.9
+      }
       if earrings {
         let metal = earringColour
         let radius = earringSize
         canvas.paint(u: (earU - 0.2)...(earU + 0.2), v: 0.1...0.55) { u, v in
           abs(ellipseDistance(u, v, earU, 0.22 + radius, radius, radius * 1.2)) - radius * 0.35
-        } colour: { u, v in metal * (0.8 + 0.25 * max(0, -(u - earU) - (v - 0.2))) }
+        } colour: { u, v in
+          metal * (0.8 + 0.25 * max(0, -(u - earU) - (v - 0.2)))
+        }
       }
     }
     if bald {
@@ -395,7 +425,9 @@ struct FaceTraits {
     let texture = skinTexture
     let asymmetry = self.asymmetry
     let turned = yaw
-    canvas.paint(u: -1.4...1.4, v: -1.6...1.6) { u, v in faceDistance(u, v) } colour: { u, v in
+    canvas.paint(u: -1.4...1.4, v: -1.6...1.6) { u, v in
+      faceDistance(u, v)
+    } colour: { u, v in
       let grain: Float = 1 + texture * valueNoise(u * 7, v * 7, seed: seed ^ 0x31)
       // Shading: darker towards the sides of the face, by the yaw and the asymmetry.
       let side: Float = u - turned * 0.25
@@ -407,10 +439,14 @@ struct FaceTraits {
       let fold = curve(SIMD2(-0.42, faceHeight - 0.02), SIMD2(0, faceHeight + 0.26), SIMD2(0.42, faceHeight - 0.02))
       canvas.paint(u: -0.7...0.7, v: (faceHeight - 0.2)...(faceHeight + 0.4), opacity: doubleChin) { u, v in
         ellipseDistance(u, v, self.yaw * 0.25, self.faceHeight + 0.02, 0.48, 0.2)
-      } colour: { _, _ in skin * 0.93 }
+      } colour: { _, _ in
+        skin * 0.93
+      }
       canvas.paint(u: -0.7...0.7, v: (faceHeight - 0.1)...(faceHeight + 0.4), opacity: 0.5 * doubleChin) { u, v in
         strokeDistance(u, v, fold, radius: 0.018)
-      } colour: { _, _ in skin * 0.6 }
+      } colour: { _, _ in
+        skin * 0.6
+      }
     }
     let features = yaw
     // Cheekbones: a highlight with a shadow under it; rosy cheeks: soft pink patches.
@@ -418,13 +454,19 @@ struct FaceTraits {
       let cu = side * 0.56 + features
       canvas.paint(u: (cu - 0.45)...(cu + 0.45), v: -0.2...0.8, opacity: cheekboneStrength, softness: 0.12) { u, v in
         ellipseDistance(u, v, cu + side * 0.05, self.cheekboneHeight + 0.22, 0.24, 0.09, angle: side * 0.5)
-      } colour: { _, _ in skin * 0.72 }
+      } colour: { _, _ in
+        skin * 0.72
+      }
       canvas.paint(u: (cu - 0.4)...(cu + 0.4), v: -0.3...0.6, opacity: cheekboneStrength * 1.2, softness: 0.1) { u, v in
         ellipseDistance(u, v, cu, self.cheekboneHeight, 0.2, 0.08, angle: side * 0.4)
-      } colour: { _, _ in skin * 1.18 }
+      } colour: { _, _ in
+        skin * 1.18
+      }
       canvas.paint(u: (cu - 0.45)...(cu + 0.45), v: -0.2...0.8, opacity: rosyCheeks, softness: 0.14) { u, v in
         ellipseDistance(u, v, cu, 0.3, 0.2, 0.15)
-      } colour: { _, _ in Colour(0.93, 0.42, 0.45) }
+      } colour: { _, _ in
+        Colour(0.93, 0.42, 0.45)
+      }
     }
     if wrinkles > 0 {
       var lines: [[SIMD2<Float>]] = (0..<3).map { i in
@@ -432,14 +474,19 @@ struct FaceTraits {
         return curve(SIMD2(-0.4 + features, v), SIMD2(features, v - 0.05), SIMD2(0.4 + features, v))
       }
       for side: Float in [-1, 1] {
-        lines.append(curve(SIMD2(side * 0.2 + features, 0.25), SIMD2(side * 0.36 + features, 0.45), SIMD2(side * 0.32 + features, 0.72)))
+        lines.append(
+          curve(
+            SIMD2(side * 0.2 + features, 0.25), SIMD2(side * 0.36 + features, 0.45), SIMD2(side * 0.32 + features, 0.72)
+          ))
         lines.append([SIMD2(side * 0.68 + features, -0.25), SIMD2(side * 0.8 + features, -0.3)])
         lines.append([SIMD2(side * 0.68 + features, -0.18), SIMD2(side * 0.8 + features, -0.14)])
       }
       for line in lines {
         canvas.paint(u: -1...1, v: -1.1...0.8, opacity: 0.45 * wrinkles) { u, v in
           strokeDistance(u, v, line, radius: 0.012)
-        } colour: { _, _ in skin * 0.6 }
+        } colour: { _, _ in
+          skin * 0.6
+        }
       }
     }
   }
@@ -455,7 +502,9 @@ struct FaceTraits {
     let dark = hairColour * 0.75 + Colour(repeating: 0.02)
     let features = yaw
     if stubble > 0 {
-      canvas.paint(u: -1.3...1.3, v: -0.3...1.5, opacity: stubble) { u, v in beardDistance(u, v) } colour: { u, v in
+      canvas.paint(u: -1.3...1.3, v: -0.3...1.5, opacity: stubble) { u, v in
+        beardDistance(u, v)
+      } colour: { u, v in
         let dots = valueNoise(u * 40, v * 40, seed: seed ^ 0x91)
         return self.skin * (0.72 + 0.12 * dots)
       }
@@ -463,28 +512,37 @@ struct FaceTraits {
     if beard > 0 {
       canvas.paint(u: -1.3...1.3, v: -0.3...1.6, opacity: beard) { u, v in
         beardDistance(u, v) + 0.02 * valueNoise(u * 14, v * 14, seed: seed)
-      } colour: { u, v in dark * (1 + 0.25 * valueNoise(u * 25, v * 25, seed: seed ^ 0x13)) }
+      } colour: { u, v in
+        dark * (1 + 0.25 * valueNoise(u * 25, v * 25, seed: seed ^ 0x13))
+      }
     }
     if goatee > 0 {
       canvas.paint(u: -0.6...0.6, v: 0.5...1.5, opacity: goatee) { u, v in
         let chin = ellipseDistance(u, v, features, self.faceHeight - 0.3, 0.24, 0.3)
         return max(chin, self.faceDistance(u, v, grow: 0.03))
-      } colour: { u, v in dark * (1 + 0.2 * valueNoise(u * 25, v * 25, seed: seed ^ 0x17)) }
+      } colour: { u, v in
+        dark * (1 + 0.2 * valueNoise(u * 25, v * 25, seed: seed ^ 0x17))
+      }
     }
     if mustache > 0 {
       let top = 0.56 - smile * 0.3
       let line = curve(
-        SIMD2(-mouthWidth - 0.03 + features, top + 0.04), SIMD2(features, top - 0.12), SIMD2(mouthWidth + 0.03 + features, top + 0.04))
+        SIMD2(-mouthWidth - 0.03 + features, top + 0.04), SIMD2(features, top - 0.12),
+        SIMD2(mouthWidth + 0.03 + features, top + 0.04))
       canvas.paint(u: -0.7...0.7, v: 0.2...0.8, opacity: mustache) { u, v in
         strokeDistance(u, v, line, radius: 0.05)
-      } colour: { _, _ in dark }
+      } colour: { _, _ in
+        dark
+      }
     }
     if sideburns {
       for side: Float in [-1, 1] {
         let edge = side * (faceWidth - 0.08) + yaw * 0.25
         canvas.paint(u: (edge - 0.2)...(edge + 0.2), v: -0.5...0.4) { u, v in
           max(abs(u - edge) - 0.09, max(-0.45 - v, v - 0.3))
-        } colour: { _, _ in dark * 0.95 }
+        } colour: { _, _ in
+          dark * 0.95
+        }
       }
     }
   }
@@ -496,15 +554,20 @@ struct FaceTraits {
       let ev: Float = -0.22 + pitch + (side > 0 ? asymmetry : 0)
       if eyeShadow > 0 {
         let colour = eyeShadowColour
-        canvas.paint(u: (eu - 0.35)...(eu + 0.35), v: (ev - 0.3)...(ev + 0.05), opacity: eyeShadow, softness: 0.05) { u, v in
+        canvas.paint(u: (eu - 0.35)...(eu + 0.35), v: (ev - 0.3)...(ev + 0.05), opacity: eyeShadow, softness: 0.05) {
+          u, v in
           ellipseDistance(u, v, eu, ev - 0.07, self.eyeWidth + 0.06, 0.1)
-        } colour: { _, _ in colour }
+        } colour: { _, _ in
+          colour
+        }
       }
       if bags > 0.02 {
         let crescent = curve(SIMD2(eu - 0.17, ev + 0.07), SIMD2(eu, ev + 0.2), SIMD2(eu + 0.17, ev + 0.07))
         canvas.paint(u: (eu - 0.3)...(eu + 0.3), v: ev...(ev + 0.3), opacity: bags, softness: 0.02) { u, v in
           strokeDistance(u, v, crescent, radius: 0.03)
-        } colour: { _, _ in self.skin * Colour(0.62, 0.55, 0.6) }
+        } colour: { _, _ in
+          self.skin * Colour(0.62, 0.55, 0.6)
+        }
       }
       let width = eyeWidth
       let opening = eyeOpening
@@ -520,15 +583,20 @@ struct FaceTraits {
       let lid = curve(SIMD2(eu - width, ev), SIMD2(eu, ev - opening * 2.1), SIMD2(eu + width * 1.05, ev - 0.01))
       canvas.paint(u: (eu - 0.3)...(eu + 0.3), v: (ev - 0.2)...(ev + 0.1), opacity: eyeliner) { u, v in
         strokeDistance(u, v, lid, radius: 0.012 + 0.012 * self.eyeliner)
-      } colour: { _, _ in Colour(0.08, 0.06, 0.06) }
+      } colour: { _, _ in
+        Colour(0.08, 0.06, 0.06)
+      }
       // The brow: a curve over the eye, arched (a high peak two-thirds out) or flat.
       let bv = ev - 0.26 - (bangs > 0 ? 0 : 0.02)
       let brow = curve(
-        SIMD2(eu - side * 0.2, bv + 0.03), SIMD2(eu + side * 0.08, bv - 0.05 - browArch), SIMD2(eu + side * 0.26, bv + 0.07))
+        SIMD2(eu - side * 0.2, bv + 0.03), SIMD2(eu + side * 0.08, bv - 0.05 - browArch),
+        SIMD2(eu + side * 0.26, bv + 0.07))
       let browColour = hairColour * 0.7 + Colour(0.05, 0.04, 0.03)
       canvas.paint(u: (eu - 0.4)...(eu + 0.4), v: (bv - 0.3)...(bv + 0.2)) { u, v in
         strokeDistance(u, v, brow, radius: self.browThickness)
-      } colour: { _, _ in browColour }
+      } colour: { _, _ in
+        browColour
+      }
     }
   }
 
@@ -542,7 +610,9 @@ struct FaceTraits {
     let bridge = [SIMD2(features - 0.06, -0.12), SIMD2(features - width * 0.6, tip - 0.06)]
     canvas.paint(u: -0.6...0.6, v: -0.3...0.6, opacity: 0.5, softness: 0.03) { u, v in
       strokeDistance(u, v, bridge, radius: 0.02)
-    } colour: { _, _ in shadow }
+    } colour: { _, _ in
+      shadow
+    }
     // The tip: a superellipse whose lower half sharpens into a point for pointy noses.
     canvas.paint(u: -0.5...0.5, v: (tip - 0.3)...(tip + 0.3), opacity: 0.9) { u, v in
       let x = (u - features) / width
@@ -550,11 +620,15 @@ struct FaceTraits {
       let n: Float = y > 0 ? 2 - 1.1 * point : 2
       let f = pow(pow(abs(x), n) + pow(abs(y), n), 1 / n)
       return (f - 1) * width * 0.7
-    } colour: { u, v in self.skin * (1.02 - 0.12 * max(0, v - tip) / width) }
+    } colour: { u, v in
+      self.skin * (1.02 - 0.12 * max(0, v - tip) / width)
+    }
     for side: Float in [-1, 1] {
       canvas.paint(u: -0.5...0.5, v: (tip - 0.1)...(tip + 0.2)) { u, v in
         ellipseDistance(u, v, features + side * width * 0.55, tip + width * 0.45, width * 0.28, width * 0.16)
-      } colour: { _, _ in self.skin * 0.4 }
+      } colour: { _, _ in
+        self.skin * 0.4
+      }
     }
 
     let mv = 0.62 + pitch
@@ -592,7 +666,9 @@ struct FaceTraits {
       let bottom = line(u) + opening * shape
       let lowerLip = max(max(bottom - v, v - bottom - lower * (0.2 + shape)), abs(u - mu) - half * 0.97)
       return min(upperLip, lowerLip)
-    } colour: { _, v in colour * (v < line(0) ? 0.9 : 1.05) }
+    } colour: { _, v in
+      colour * (v < line(0) ? 0.9 : 1.05)
+    }
   }
 
   /// Hair over the forehead: down to the hairline (receding at the temples), or lower as bangs.
@@ -603,7 +679,9 @@ struct FaceTraits {
         let edge = side * (faceWidth + 0.02)
         canvas.paint(u: (edge - 0.25)...(edge + 0.25), v: -0.8...(-0.1)) { u, v in
           ellipseDistance(u, v, edge, -0.45, 0.12, 0.3)
-        } colour: { u, v in self.hairShade(u, v, seed: seed) }
+        } colour: { u, v in
+          self.hairShade(u, v, seed: seed)
+        }
       }
       return
     }
@@ -622,7 +700,9 @@ struct FaceTraits {
         hairline = max(hairline, top + fringe * 0.42 + sweep * (u - self.yaw) * 0.25 + 0.03 * sin(u * 24))
       }
       return max(ellipseDistance(u, v, self.yaw * 0.2, crownCentre, radius.x, radius.y), v - hairline)
-    } colour: { u, v in self.hairShade(u, v, seed: seed) }
+    } colour: { u, v in
+      self.hairShade(u, v, seed: seed)
+    }
   }
 
   private func drawAccessories(on canvas: inout Canvas) {
@@ -638,16 +718,22 @@ struct FaceTraits {
           let y = (v - gv) / 0.19
           let f = pow(pow(abs(x), 4) + pow(abs(y), 4), 0.25)
           return sun ? (f - 1) * 0.19 : abs((f - 1) * 0.19) - 0.022
-        } colour: { _, _ in sun ? Colour(0.06, 0.06, 0.08) : frame }
+        } colour: { _, _ in
+          sun ? Colour(0.06, 0.06, 0.08) : frame
+        }
         let arm = [SIMD2(gu + side * 0.28, gv - 0.05), SIMD2(side * (faceWidth + 0.02) + features * 0.3, gv - 0.02)]
         canvas.paint(u: -1.3...1.3, v: (gv - 0.2)...(gv + 0.1)) { u, v in
           strokeDistance(u, v, arm, radius: 0.02)
-        } colour: { _, _ in frame }
+        } colour: { _, _ in
+          frame
+        }
       }
       let bridge = curve(
         SIMD2(features * 1.05 - 0.13, -0.22 + pitch), SIMD2(features * 1.05, -0.28 + pitch),
         SIMD2(features * 1.05 + 0.13, -0.22 + pitch))
-      canvas.paint(u: -0.5...0.5, v: -0.5...0) { u, v in strokeDistance(u, v, bridge, radius: 0.02) } colour: { _, _ in
+      canvas.paint(u: -0.5...0.5, v: -0.5...0) { u, v in
+        strokeDistance(u, v, bridge, radius: 0.02)
+      } colour: { _, _ in
         frame
       }
     }
@@ -656,13 +742,18 @@ struct FaceTraits {
       let crownCentre: Float = -faceHeight * 0.45
       let brimLine = -faceHeight * 0.5 + 0.02
       canvas.paint(u: -1.8...1.8, v: (headTop - 0.4)...(brimLine + 0.2)) { u, v in
-        let crown = ellipseDistance(u, v, self.yaw * 0.2, crownCentre - 0.1, self.faceWidth + 0.24, self.faceHeight * 0.72 + 0.2)
+        let crown = ellipseDistance(
+          u, v, self.yaw * 0.2, crownCentre - 0.1, self.faceWidth + 0.24, self.faceHeight * 0.72 + 0.2)
         return max(crown, v - brimLine)
-      } colour: { u, v in colour * (1 - 0.15 * (u - self.yaw) * 0.5 + 0.05 * sin(v * 20)) }
+      } colour: { u, v in
+        colour * (1 - 0.15 * (u - self.yaw) * 0.5 + 0.05 * sin(v * 20))
+      }
       if hatBrim {
         canvas.paint(u: -1.8...1.8, v: (brimLine - 0.2)...(brimLine + 0.2)) { u, v in
           ellipseDistance(u, v, self.yaw * 0.3, brimLine, self.faceWidth + 0.45, 0.09)
-        } colour: { _, _ in colour * 0.8 }
+        } colour: { _, _ in
+          colour * 0.8
+        }
       }
     }
   }

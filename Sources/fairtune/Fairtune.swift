@@ -12,8 +12,7 @@ struct Fairtune: ParsableCommand {
       """,
     subcommands: [
       SynthCommand.self, PackCommand.self, PretrainCommand.self, FinetuneCommand.self, SweepCommand.self,
-      EvaluateCommand.self, ReproduceCommand.self,
-      Bench.self, ImportCommand.self, ExportCommand.self,
-      InspectCommand.self, FairnessCommand.self, ReportCommand.self,
+      EvaluateCommand.self, ReproduceCommand.self, Bench.self, BenchDataCommand.self, ImportCommand.self,
+      ExportCommand.self, InspectCommand.self, FairnessCommand.self, ReportCommand.self,
     ])
 }

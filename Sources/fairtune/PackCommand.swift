@@ -50,8 +50,10 @@ struct PackCommand: ParsableCommand {
       let shown = report.skipped.prefix(5).map { "\($0.image) (\($0.reason))" }.joined(separator: ", ")
       print("warning: left out \(report.skipped.count) bad images: \(shown)\(report.skipped.count > 5 ? ", ..." : "")")
     }
-    print(String(format: "packed %d images (%d train, %d val, %d test) at %dx%d into %@ in %.1f s (%.0f img/s)",
-      report.packed, report.perSplit[0], report.perSplit[1], report.perSplit[2], imageSize, imageSize, out,
-      report.seconds, Double(report.packed + report.skipped.count) / report.seconds))
+    print(
+      String(
+        format: "packed %d images (%d train, %d val, %d test) at %dx%d into %@ in %.1f s (%.0f img/s)",
+        report.packed, report.perSplit[0], report.perSplit[1], report.perSplit[2], imageSize, imageSize, out,
+        report.seconds, Double(report.packed + report.skipped.count) / report.seconds))
   }
 }

@@ -103,7 +103,7 @@ struct SweepCommand: ParsableCommand {
     let searchSpace: SearchSpace
     do {
       launch = try Launch.start(distributed)
-      dataset = try Session.open(data, model: modelOptions)
+      dataset = try Session.open(data, model: modelOptions, run: out, launch: launch)
       searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
       try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true)
     } catch let error as ValidationError {

@@ -50,9 +50,12 @@ struct SynthCommand: ParsableCommand {
     for (name, value) in [("--train", train), ("--val", val), ("--test", test)] where value < 0 {
       throw ValidationError("\(name) cannot be negative (got \(value)).")
     }
-    guard train + val + test > 0 else { throw ValidationError("--train, --val and --test are all 0: ask for some images.") }
+    guard train + val + test > 0 else {
+      throw ValidationError("--train, --val and --test are all 0: ask for some images.")
+    }
     guard train + val + test <= 999_999 else {
-      throw ValidationError("at most 999,999 images fit CelebA's six-digit file names (asked for \(train + val + test)).")
+      throw ValidationError(
+        "at most 999,999 images fit CelebA's six-digit file names (asked for \(train + val + test)).")
     }
     guard (16...1024).contains(imageSize) else {
       throw ValidationError("--image-size must be between 16 and 1024 pixels (got \(imageSize)).")
@@ -77,8 +80,10 @@ struct SynthCommand: ParsableCommand {
     try output.commit()
     let seconds = Clock.now() - start
     FileHandle.standardError.write(Data("\r".utf8))
-    print(String(format: "wrote %d images (%d train, %d val, %d test) to %@ in %.1f s (%.0f img/s)",
-      plan.count, train, val, test, out, seconds, Double(plan.count) / seconds))
+    print(
+      String(
+        format: "wrote %d images (%d train, %d val, %d test) to %@ in %.1f s (%.0f img/s)",
+        plan.count, train, val, test, out, seconds, Double(plan.count) / seconds))
     if let contactSheet {
       let sheet = Synthesizer.contactSheet(labels: labels, plan: plan, rows: 4, columns: 4)
       try Data(JPEGEncoder().encode(sheet, quality: 95)).write(to: URL(fileURLWithPath: contactSheet))

@@ -18,7 +18,8 @@ struct Session {
 
   init(_ training: TrainingOptions, _ distributed: DistributedOptions, model: ModelOptions, defining: [String: String]) throws {
     let launch = try Launch.start(distributed)
-    try self.init(launch: launch, dataset: try Session.open(training.data, model: model), training: training, defining: defining)
+    let dataset = try Session.open(training.data, model: model, run: training.out, launch: launch)
+    try self.init(launch: launch, dataset: dataset, training: training, defining: defining)
   }
 
   init(launch: Launch, dataset: PackedDataset, training: TrainingOptions, defining: [String: String]) throws {
@@ -28,13 +29,20 @@ struct Session {
     threads = training.loaderThreads ?? BLAS.threadsPerRank
   }
 
-  /// The packed dataset at `path`, checked against --image-size.
-  static func open(_ path: String, model: ModelOptions) throws -> PackedDataset {
-    let dataset = try PackedDataset(path: URL(fileURLWithPath: path))
-    guard dataset.imageSize == model.imageSize else {
-      throw ValidationError("--image-size \(model.imageSize) differs from the packed data's \(dataset.imageSize) px in \(path): pass --image-size \(dataset.imageSize), or pack the data at \(model.imageSize).")
+  /// The dataset at `path` at --image-size: a packed directory, or a CelebA-format folder packed
+  /// once into a cache beside the run (rank 0 packs, the others wait and reuse it).
+  static func open(_ path: String, model: ModelOptions, run: String, launch: Launch) throws -> PackedDataset {
+    let cache = TrainingData.cache(forRun: URL(fileURLWithPath: run))
+    func open() throws -> PackedDataset {
+      try TrainingData.open(URL(fileURLWithPath: path), imageSize: model.imageSize, cache: cache) { launch.say($0) }
     }
-    return dataset
+    if launch.isRoot {
+      let dataset = try open()
+      try launch.communicator.barrier()
+      return dataset
+    }
+    try launch.communicator.barrier()
+    return try open()
   }
 
   /// Trains `model` with `objective` on the train split, resuming the run if it has

@@ -6,7 +6,7 @@ import NN
 import Training
 
 struct TrainingOptions: ParsableArguments {
-  @Option(help: "Dataset: a packed directory (`fairtune pack`), or a CelebA-format directory (packed on first use into RUN/../packed-SIZE).")
+  @Option(help: "Dataset: a packed directory (`fairtune pack`), or a CelebA-format folder (packed on first use into .fairtune-packed/ beside the run, and reused).")
   var data: String
 
   @Option(help: "The run directory. Re-running the same command on it resumes it.")

@@ -9,7 +9,8 @@ final class AugmentationTests: XCTestCase {
   var fixture: SafeTensors!
 
   override func setUpWithError() throws {
-    let url = try XCTUnwrap(Bundle.module.url(forResource: "augmentations", withExtension: "safetensors", subdirectory: "Fixtures"))
+    let url = try XCTUnwrap(
+      Bundle.module.url(forResource: "augmentations", withExtension: "safetensors", subdirectory: "Fixtures"))
     fixture = try SafeTensors(contentsOf: url.path)
   }
 
@@ -26,13 +27,15 @@ final class AugmentationTests: XCTestCase {
 
   func testColourOperationsMatchTorchvision() throws {
     for factor: Float in [0.2, 1.0, 1.8] {
-      XCTAssertLessThan(try maxError("brightness_\(factor)") { ColourOps.brightness($0, pixels: $1, factor: factor) }, 1e-6)
+      XCTAssertLessThan(
+        try maxError("brightness_\(factor)") { ColourOps.brightness($0, pixels: $1, factor: factor) }, 1e-6)
     }
     for factor: Float in [0.2, 1.7] {
       XCTAssertLessThan(try maxError("contrast_\(factor)") { ColourOps.contrast($0, pixels: $1, factor: factor) }, 1e-6)
     }
     for factor: Float in [0.0, 0.5, 1.8] {
-      XCTAssertLessThan(try maxError("saturation_\(factor)") { ColourOps.saturation($0, pixels: $1, factor: factor) }, 1e-6)
+      XCTAssertLessThan(
+        try maxError("saturation_\(factor)") { ColourOps.saturation($0, pixels: $1, factor: factor) }, 1e-6)
     }
     for factor: Float in [-0.2, 0.07, 0.2, 0.5] {
       XCTAssertLessThan(try maxError("hue_\(factor)") { ColourOps.hue($0, pixels: $1, factor: factor) }, 1e-5)

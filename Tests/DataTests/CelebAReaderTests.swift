@@ -52,7 +52,8 @@ final class CelebAReaderTests: XCTestCase {
     let short = Array(CelebA.attributeNames.dropLast())
     let error = readError(attributeText(rows: [("000001.jpg", Array(everyOther.dropLast()))], names: short))
     XCTAssertEqual(error?.line, 2)
-    XCTAssertTrue(error?.message.hasPrefix("names 39 attributes; CelebA's format has 40") ?? false, "\(String(describing: error))")
+    XCTAssertTrue(
+      error?.message.hasPrefix("names 39 attributes; CelebA's format has 40") ?? false, "\(String(describing: error))")
   }
 
   func testValuesOtherThanOneOrMinusOne() {
@@ -110,10 +111,12 @@ final class CelebAReaderTests: XCTestCase {
   func testMissingImageFailsThePackAndLeavesNothing() throws {
     let (root, dataset) = try damagedDataset()
     let out = root.appendingPathComponent("packed")
-    XCTAssertThrowsError(try {
-      let output = try OutputDirectory(out, option: "--out")
-      _ = try Packer.pack(celebA: dataset, imageSize: 16, into: output, skipBadImages: false)
-    }()) { error in
+    XCTAssertThrowsError(
+      try {
+        let output = try OutputDirectory(out, option: "--out")
+        _ = try Packer.pack(celebA: dataset, imageSize: 16, into: output, skipBadImages: false)
+      }()
+    ) { error in
       let input = error as? InputError
       XCTAssertEqual(input?.file, dataset.appendingPathComponent("img_align_celeba/000003.jpg").path)
       XCTAssertEqual(
@@ -128,10 +131,12 @@ final class CelebAReaderTests: XCTestCase {
     let (root, dataset) = try damagedDataset()
     try Data(contentsOf: dataset.appendingPathComponent("img_align_celeba/000001.jpg"))
       .write(to: dataset.appendingPathComponent("img_align_celeba/000003.jpg"))
-    XCTAssertThrowsError(try {
-      let output = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
-      _ = try Packer.pack(celebA: dataset, imageSize: 16, into: output, skipBadImages: false)
-    }()) { error in
+    XCTAssertThrowsError(
+      try {
+        let output = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
+        _ = try Packer.pack(celebA: dataset, imageSize: 16, into: output, skipBadImages: false)
+      }()
+    ) { error in
       XCTAssertEqual((error as? InputError)?.file, dataset.appendingPathComponent("img_align_celeba/000005.jpg").path)
       XCTAssertTrue((error as? InputError)?.message.hasPrefix("cannot be decoded as a JPEG") ?? false, "\(error)")
     }
@@ -147,14 +152,16 @@ final class CelebAReaderTests: XCTestCase {
     XCTAssertEqual(report.skipped.map(\.image), ["000003.jpg", "000005.jpg"])
     XCTAssertEqual(report.packed, 6)
     let packed = try PackedDataset(path: out)
-    XCTAssertEqual(packed.imageNames, ["000001.jpg", "000002.jpg", "000004.jpg", "000006.jpg", "000007.jpg", "000008.jpg"])
+    XCTAssertEqual(
+      packed.imageNames, ["000001.jpg", "000002.jpg", "000004.jpg", "000006.jpg", "000007.jpg", "000008.jpg"])
     XCTAssertEqual(packed.splits, [.train, .train, .train, .train, .validation, .test])
   }
 
   func testExistingOutputIsRefused() throws {
     let root = try temporaryDirectory(self)
     XCTAssertThrowsError(try OutputDirectory(root, option: "--out")) { error in
-      XCTAssertEqual("\(error)", "--out \(root.standardizedFileURL.path) already exists; remove it or choose another directory.")
+      XCTAssertEqual(
+        "\(error)", "--out \(root.standardizedFileURL.path) already exists; remove it or choose another directory.")
     }
   }
 }

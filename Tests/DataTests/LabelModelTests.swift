@@ -34,7 +34,8 @@ final class LabelModelTests: XCTestCase {
     }
     print(
       String(
-        format: "%d rows: worst marginal error %.4f (%@); correlations over 780 pairs: mean error %.4f, worst %.3f (%@ x %@: %.3f, CelebA %.3f)",
+        format:
+          "%d rows: worst marginal error %.4f (%@); correlations over 780 pairs: mean error %.4f, worst %.3f (%@ x %@: %.3f, CelebA %.3f)",
         rows, worstMarginal.error, CelebA.attributeNames[worstMarginal.attribute], total / 780, worst.error,
         CelebA.attributeNames[worst.a], CelebA.attributeNames[worst.b], statistics.correlation(worst.a, worst.b),
         CelebA.correlation(worst.a, worst.b)))

@@ -13,9 +13,12 @@ final class LoaderTests: XCTestCase {
   func dataset() throws -> PackedDataset {
     if Self.packed == nil {
       let root = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-loader-\(UUID().uuidString)")
-      try writeSynthetic(SynthesisPlan(train: 30, validation: 5, test: 5, imageSize: 24, seed: 3), to: root.appendingPathComponent("synth"))
+      try writeSynthetic(
+        SynthesisPlan(train: 30, validation: 5, test: 5, imageSize: 24, seed: 3),
+        to: root.appendingPathComponent("synth"))
       let output = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
-      _ = try Packer.pack(celebA: root.appendingPathComponent("synth"), imageSize: 16, into: output, skipBadImages: false)
+      _ = try Packer.pack(
+        celebA: root.appendingPathComponent("synth"), imageSize: 16, into: output, skipBadImages: false)
       try output.commit()
       Self.packed = root.appendingPathComponent("packed")
     }
@@ -66,7 +69,8 @@ final class LoaderTests: XCTestCase {
     let data = try dataset()
     let schedule = BatchSchedule(steps: 1) { _ in [0, 1, 2, 3] }
     let plain = BatchLoader(dataset: data, schedule: schedule, transform: .none, threads: 1, seed: 2).next()!
-    let augmented = BatchLoader(dataset: data, schedule: schedule, transform: .finetuneDefault, threads: 1, seed: 2).next()!
+    let augmented = BatchLoader(dataset: data, schedule: schedule, transform: .finetuneDefault, threads: 1, seed: 2)
+      .next()!
     XCTAssertNil(augmented.secondView)
     XCTAssertEqual(plain.labels.array, augmented.labels.array)
     XCTAssertNotEqual(plain.images.array, augmented.images.array)

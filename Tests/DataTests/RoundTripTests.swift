@@ -16,7 +16,9 @@ final class RoundTripTests: XCTestCase {
     let listing = try CelebAListing(directory: directory)
     XCTAssertEqual(listing.attributes.labels, labels)
     XCTAssertEqual(listing.images, (0..<32).map(Synthesizer.imageName))
-    XCTAssertEqual(listing.splits, Array(repeating: .train, count: 20) + Array(repeating: .validation, count: 6) + Array(repeating: .test, count: 6))
+    XCTAssertEqual(
+      listing.splits,
+      Array(repeating: .train, count: 20) + Array(repeating: .validation, count: 6) + Array(repeating: .test, count: 6))
     let decoder = JPEGDecoder()
     let first = try Packer.loadImage(directory.appendingPathComponent("img_align_celeba/000001.jpg"), decoder: decoder)
     XCTAssertEqual([first.width, first.height], [40, 40])
@@ -32,7 +34,8 @@ final class RoundTripTests: XCTestCase {
     XCTAssertThrowsError(try Synthesizer.labels(tooMany, from: file)) { error in
       XCTAssertEqual(
         "\(error)",
-        "list_attr_celeba.txt: has 3 label rows, fewer than the 4 images asked for; ask for fewer images or give a longer file.")
+        "list_attr_celeba.txt: has 3 label rows, fewer than the 4 images asked for; ask for fewer images or give a longer file."
+      )
     }
   }
 
@@ -69,14 +72,16 @@ final class RoundTripTests: XCTestCase {
     let decoder = JPEGDecoder()
     let resizer = Resizer()
     for (position, image) in order.enumerated() {
-      let decoded = try Packer.loadImage(synth.appendingPathComponent("img_align_celeba/\(Synthesizer.imageName(image))"), decoder: decoder)
+      let decoded = try Packer.loadImage(
+        synth.appendingPathComponent("img_align_celeba/\(Synthesizer.imageName(image))"), decoder: decoder)
       let direct = resizer.resize(decoded, crop: .centredSquare(width: decoded.width, height: decoded.height), size: 24)
       // The packed bytes are the direct decode's, and the batch is exactly their
       // normalisation.
       XCTAssertEqual(Array(UnsafeBufferPointer(start: dataset.pixels(image), count: 24 * 24 * 3)), direct.pixels)
       var expected = direct.pixels.map { Float($0) * (1 / 255) }
       Normalisation.imageNet.apply(&expected, pixels: 24 * 24)
-      XCTAssertEqual(Array(UnsafeBufferPointer(start: batch.images.data + position * 24 * 24 * 3, count: 24 * 24 * 3)), expected)
+      XCTAssertEqual(
+        Array(UnsafeBufferPointer(start: batch.images.data + position * 24 * 24 * 3, count: 24 * 24 * 3)), expected)
       for a in 0..<40 {
         XCTAssertEqual(batch.labels.data[position * 40 + a], labels[image * 40 + a] ? 1 : 0)
       }
@@ -108,7 +113,8 @@ final class RoundTripTests: XCTestCase {
     try bytes.write(to: shard)
     XCTAssertThrowsError(try PackedDataset(path: out)) { error in
       XCTAssertEqual(
-        "\(error)", "\(shard.path): fails its checksum: the file was changed or damaged after packing; pack the dataset again.")
+        "\(error)",
+        "\(shard.path): fails its checksum: the file was changed or damaged after packing; pack the dataset again.")
     }
     try bytes.prefix(bytes.count - 5).write(to: shard)
     XCTAssertThrowsError(try PackedDataset(path: out)) { error in
@@ -116,6 +122,28 @@ final class RoundTripTests: XCTestCase {
     }
     XCTAssertThrowsError(try PackedDataset(path: synth)) { error in
       XCTAssertTrue("\(error)".contains("it is not a packed dataset; run `fairtune pack"), "\(error)")
+    }
+  }
+}
+
+final class TrainingDataTests: XCTestCase {
+  func testARawFolderIsPackedOnceIntoTheCacheThenReused() throws {
+    let root = try temporaryDirectory(self)
+    let synth = root.appendingPathComponent("synth")
+    try writeSynthetic(SynthesisPlan(train: 5, validation: 1, test: 2, imageSize: 20, seed: 4), to: synth)
+    let cache = TrainingData.cache(forRun: root.appendingPathComponent("run"))
+    var messages: [String] = []
+    let first = try TrainingData.open(synth, imageSize: 12, cache: cache) { messages.append($0) }
+    let second = try TrainingData.open(synth, imageSize: 12, cache: cache) { messages.append($0) }
+    XCTAssertEqual(first.count, 8)
+    XCTAssertEqual(second.path.standardizedFileURL.path, first.path.standardizedFileURL.path)
+    XCTAssertTrue(messages[0].hasPrefix("packing "), "\(messages)")
+    XCTAssertTrue(messages[1].hasPrefix("using the packed copy"), "\(messages)")
+    XCTAssertThrowsError(try TrainingData.open(first.path, imageSize: 16, cache: cache)) { error in
+      XCTAssertTrue("\(error)".contains("is packed at 12x12 but --image-size is 16"), "\(error)")
+    }
+    XCTAssertThrowsError(try TrainingData.open(root, imageSize: 16, cache: cache)) { error in
+      XCTAssertTrue("\(error)".contains("is neither a packed dataset"), "\(error)")
     }
   }
 }
