@@ -132,6 +132,11 @@ extension Parameter {
   /// The gradient in torchvision's order.
   public func torchOrderedGradient() -> [Float] { torchOrdered(gradient) }
 
+  /// The values in torchvision's order, read from a copy of the registry buffer this entry
+  /// lives in (values for parameters, state for buffers): checkpoints are encoded from a
+  /// snapshot while training goes on.
+  public func torchOrdered(inCopyOf buffer: UnsafePointer<Float>) -> [Float] { torchOrdered(buffer + offset) }
+
   private func torchOrdered(_ source: UnsafePointer<Float>) -> [Float] {
     var out = [Float](repeating: 0, count: count)
     out.withUnsafeMutableBufferPointer { reorder(source, into: $0.baseAddress!, toTorch: true) }

@@ -121,11 +121,12 @@ public final class CheckpointWriter {
 
   public init() {}
 
-  public func write(_ checkpoint: Checkpoint, to path: String, then: (() -> Void)? = nil) {
+  /// Builds the checkpoint (from a snapshot), encodes and writes it, all on the writer's thread.
+  public func write(_ checkpoint: @escaping () -> Checkpoint, to path: String, then: (() -> Void)? = nil) {
     queue.async {
       let start = Date()
       do {
-        let bytes = try checkpoint.encoded()
+        let bytes = try checkpoint().encoded()
         try Checkpoint.writeAtomically(bytes, to: path)
         self.lock.lock()
         self.written.append((path, bytes.count, Date().timeIntervalSince(start)))

@@ -126,11 +126,11 @@ public final class Trainer {
   // MARK: Checkpoints and resume
 
   /// Model, optimizer state and position: everything an exact resume needs.
-  func checkpoint() -> Checkpoint {
-    var tensors = model.namedTensors()
-    for (i, t) in optimizer.state.enumerated() {
-      tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: t.array))
-    }
+  func checkpoint() -> Checkpoint { snapshot().checkpoint() }
+
+  /// Copies of the model's buffers and the optimizer's state (plain memory copies: the only
+  /// part of a checkpoint the training thread waits for) with the metadata.
+  func snapshot() -> Snapshot {
     var meta = metadata
     meta["format"] = "fairtune"
     meta["model"] = model.configuration.metadata
@@ -138,7 +138,33 @@ public final class Trainer {
     meta["epoch"] = step / max(source.stepsPerEpoch, 1)
     meta["optimizer_steps"] = optimizer.stepCount
     meta["training_seconds"] = trainingSeconds
-    return Checkpoint(metadata: meta, tensors: tensors)
+    func copy(_ t: Tensor) -> [Float] { Array(UnsafeBufferPointer(start: t.data, count: t.count)) }
+    return Snapshot(
+      values: copy(model.registry.values), state: copy(model.registry.state), optimizer: optimizer.state.map(copy),
+      parameters: model.registry.parameters, buffers: model.registry.buffers, metadata: meta)
+  }
+
+  /// A checkpoint's contents copied out of the live model; `checkpoint()` lays them out as named
+  /// tensors (on the writer's thread).
+  struct Snapshot {
+    let values: [Float]
+    let state: [Float]
+    let optimizer: [[Float]]
+    let parameters: [Parameter]
+    let buffers: [Parameter]
+    let metadata: [String: Any]
+
+    func checkpoint() -> Checkpoint {
+      var tensors: [NamedTensor] = []
+      values.withUnsafeBufferPointer { v in
+        for p in parameters { tensors.append(NamedTensor(name: p.name, shape: p.shape, values: p.torchOrdered(inCopyOf: v.baseAddress!))) }
+      }
+      state.withUnsafeBufferPointer { s in
+        for b in buffers { tensors.append(NamedTensor(name: b.name, shape: b.shape, values: b.torchOrdered(inCopyOf: s.baseAddress!))) }
+      }
+      for (i, t) in optimizer.enumerated() { tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: t)) }
+      return Checkpoint(metadata: metadata, tensors: tensors)
+    }
   }
 
   /// Where a run resumes: the newest good checkpoint of `run` (rank 0 chooses, damaged ones
@@ -217,8 +243,12 @@ public final class Trainer {
         "exposed_allreduce_seconds": reducer.exposedSeconds,
       ]
       if let correct { record["contrastive_top1"] = correct }
+      if step % plan.checkpointEvery == 0 && step < total {
+        let begin = Clock.now()
+        try saveCheckpoint()
+        record["checkpoint_stall_seconds"] = Clock.now() - begin
+      }
       metrics?.append(record)
-      if step % plan.checkpointEvery == 0 && step < total { try saveCheckpoint() }
       afterStep?()
       if step % source.stepsPerEpoch == 0 || step == total { try afterEpoch?(epoch) }
       let now = Clock.now()
@@ -234,6 +264,10 @@ public final class Trainer {
     try writer.finish()
     if communicator.rank == 0 {
       try checkpoint().write(to: run.finalCheckpoint)
+      for w in writer.written {
+        metrics?.append(["checkpoint": w.path, "checkpoint_bytes": w.bytes, "checkpoint_write_seconds": w.seconds,
+          "checkpoint_raw_bytes": (model.registry.values.count + model.registry.state.count + optimizer.state.reduce(0) { $0 + $1.count }) * 4])
+      }
     }
     try communicator.barrier()
     return step - first
@@ -245,7 +279,8 @@ public final class Trainer {
     let path = run.checkpoints + "/" + RunDirectory.checkpointName(step: step)
     let keep = plan.keep
     let run = self.run
-    writer.write(checkpoint(), to: path) { run.prune(keep: keep) }
+    let snapshot = self.snapshot()
+    writer.write({ snapshot.checkpoint() }, to: path) { run.prune(keep: keep) }
   }
 
   /// One optimisation step on this rank's share; returns the global mean loss (and, for
