@@ -46,7 +46,7 @@ let package = Package(
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
     .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
-    .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensors"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "CelebAFormat", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],
