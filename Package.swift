@@ -50,7 +50,7 @@ let package = Package(
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
-    .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensors"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "CelebAFormat", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],

@@ -34,11 +34,13 @@ public final class JPEGDecoder {
   /// Decodes to 8-bit RGB with the accurate integer DCT (the reference for packed pixels).
   public func decode(_ bytes: UnsafeRawBufferPointer) throws -> RGBImage {
     let (width, height) = try size(of: bytes)
-    var pixels = [UInt8](repeating: 0, count: width * height * 3)
-    let status = pixels.withUnsafeMutableBufferPointer { out in
-      tjDecompress2(
+    var status: Int32 = 0
+    // The decoder writes every byte: no need to zero the buffer first.
+    let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { out, initialized in
+      status = tjDecompress2(
         handle, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt(bytes.count), out.baseAddress,
         Int32(width), Int32(width * 3), Int32(height), Int32(TJPF_RGB.rawValue), TJFLAG_ACCURATEDCT)
+      initialized = status == 0 ? out.count : 0
     }
     // Status -1 with a warning (e.g. a truncated file) still leaves garbage rows: refuse it.
     guard status == 0 else { throw error() }

@@ -40,6 +40,8 @@ public final class PackedDataset: @unchecked Sendable {
     guard labels.kind == .labels else { throw PackError(labelPath, "is not a label file; pack the dataset again.") }
     count = labels.count
     attributeCount = labels.width
+    // Every shard but the last holds the same number of images: image i is in shard
+    // i / perShard, and a shard that breaks this would send reads to the wrong place.
     var shards: [MappedFile] = []
     var seen = 0
     var size = 0
@@ -52,19 +54,18 @@ public final class PackedDataset: @unchecked Sendable {
       }
       let shard = try MappedFile(file)
       let header = try PackedHeader(shard.bytes, file: file)
-      guard header.kind == .images, header.first == seen, header.count > 0, header.channels == 3,
-        header.height == header.width, shards.isEmpty || header.height == size
-      else {
-        throw PackError(
-          file,
-          "does not continue the previous shards (first image \(header.first), expected \(seen)); pack the dataset again."
-        )
-      }
       if shards.isEmpty {
         size = header.height
         perShard = header.count
-      } else if shards.count > 0 && header.count > perShard {
-        throw PackError(file, "holds more images than the first shard; pack the dataset again.")
+      }
+      guard header.kind == .images, header.first == seen, header.count > 0, header.channels == 3, size > 0,
+        header.height == size, header.width == size, header.count <= perShard,
+        shards.count < 1 || seen == shards.count * perShard
+      else {
+        throw PackError(
+          file,
+          "does not continue the previous shards (first image \(header.first) of \(header.count), expected \(seen) of up to \(perShard) at \(size)x\(size)); pack the dataset again."
+        )
       }
       shards.append(shard)
       seen += header.count

@@ -83,14 +83,26 @@ struct PackedHeader: Equatable {
     width = Int(get(20, UInt32.self))
     channels = Int(get(24, UInt32.self))
     count = Int(get(28, UInt32.self))
-    first = Int(get(32, UInt64.self))
-    payloadBytes = Int(get(40, UInt64.self))
+    first = Int(exactly: get(32, UInt64.self)) ?? -1
+    payloadBytes = Int(exactly: get(40, UInt64.self)) ?? -1
     checksum = get(48, UInt64.self)
-    let expected = kind == .images ? count * height * width * channels : count * (width + 1)
-    guard payloadBytes == expected, bytes.count == Self.size + payloadBytes else {
+    // Each field fits 32 bits, so a damaged header could ask for more bytes than an Int holds:
+    // multiply with overflow checks rather than trap.
+    let factors = kind == .images ? [count, height, width, channels] : [count, width + 1]
+    let product = factors.reduce((value: 1, overflow: false)) { partial, factor in
+      let next = partial.value.multipliedReportingOverflow(by: factor)
+      return (next.partialValue, partial.overflow || next.overflow)
+    }
+    guard !product.overflow, payloadBytes == product.value else {
       throw PackError(
         file,
-        "is \(bytes.count) bytes but its header describes \(Self.size + expected); the file is truncated or damaged: pack the dataset again."
+        "has a damaged header: \(count) items of \(height)x\(width)x\(channels) do not make \(payloadBytes) payload bytes; pack the dataset again."
+      )
+    }
+    guard bytes.count == Self.size &+ payloadBytes else {
+      throw PackError(
+        file,
+        "is \(bytes.count) bytes but its header describes \(Self.size &+ payloadBytes); the file is truncated or damaged: pack the dataset again."
       )
     }
   }

@@ -152,7 +152,7 @@ struct FaceTraits {
     blur = labels[.blurry] ? rng.uniform(1.1, 2.0) : max(0, rng.uniform(-0.4, 0.6))
 
     let chubby = labels.weight(.chubby)
-    faceWidth = rng.trait(0.97, 0.08, male, spread: 0.035) + 0.13 * chubby
+    faceWidth = rng.trait(0.97, 0.08, male, spread: 0.035) + 0.17 * chubby
     let oval = labels.weight(.ovalFace)
     faceHeight = rng.trait(1.26, 0.09, oval, spread: 0.05) - 0.05 * chubby
     jawTaper = rng.trait(0.26, -0.1, male, spread: 0.05) + 0.06 * oval - 0.1 * chubby
@@ -529,10 +529,12 @@ struct FaceTraits {
       let line = curve(
         SIMD2(-mouthWidth - 0.03 + features, top + 0.04), SIMD2(features, top - 0.12),
         SIMD2(mouthWidth + 0.03 + features, top + 0.04))
+      // Darker and fuller than a beard, so that it shows on a bearded face too.
+      let shade = dark * 0.6
       canvas.paint(u: -0.7...0.7, v: 0.2...0.8, opacity: mustache) { u, v in
-        strokeDistance(u, v, line, radius: 0.05)
+        strokeDistance(u, v, line, radius: 0.06)
       } colour: { _, _ in
-        dark
+        shade
       }
     }
     if sideburns {

@@ -159,8 +159,10 @@ struct BenchDataCommand: ParsableCommand {
 
   private func schedule(_ dataset: PackedDataset, steps: Int) -> BatchSchedule {
     let sampler = DistributedSampler(datasetSize: dataset.train.count, globalBatch: batch, rank: 0, ranks: 1, seed: 3)
-    let epochs = (steps + sampler.stepsPerEpoch - 1) / sampler.stepsPerEpoch
-    let all = BatchSchedule.epochs(sampler, images: dataset.train, epochs: epochs)
+    let perEpoch = dataset.train.count / batch
+    let epochs = (steps + perEpoch - 1) / perEpoch
+    // The measurements feed fixed-size batches to the network: no partial last batch.
+    let all = BatchSchedule.epochs(sampler, images: dataset.train, epochs: epochs, dropPartial: true)
     return BatchSchedule(steps: steps, indices: all.indices)
   }
 

@@ -127,6 +127,25 @@ final class CelebAReaderTests: XCTestCase {
     XCTAssertEqual(contents(of: root), ["celeba"], "a failed pack must leave no output, partial or temporary")
   }
 
+  func testBadLabelFileFailsThePackAndLeavesNothing() throws {
+    let (root, dataset) = try damagedDataset()
+    let file = dataset.appendingPathComponent("list_attr_celeba.txt")
+    let text = try String(contentsOf: file, encoding: .utf8)
+    try text.replacingOccurrences(of: "8\n", with: "9\n", options: .anchored).write(
+      to: file, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(
+      try {
+        let output = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
+        _ = try Packer.pack(celebA: dataset, imageSize: 16, into: output, skipBadImages: true)
+      }()
+    ) { error in
+      XCTAssertEqual(
+        "\(error)",
+        "\(file.path):1: says 9 images but the file has 8 rows; restore the missing rows or correct the count.")
+    }
+    XCTAssertEqual(contents(of: root), ["celeba"])
+  }
+
   func testUndecodableImageIsNamed() throws {
     let (root, dataset) = try damagedDataset()
     try Data(contentsOf: dataset.appendingPathComponent("img_align_celeba/000001.jpg"))

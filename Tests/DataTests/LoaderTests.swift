@@ -95,3 +95,17 @@ final class LoaderTests: XCTestCase {
     }
   }
 }
+
+extension LoaderTests {
+  func testDropPartialLeavesOutEachEpochsSmallerBatch() throws {
+    let data = try dataset()
+    let sampler = DistributedSampler(datasetSize: 30, globalBatch: 8, rank: 1, ranks: 2, seed: 4)
+    let all = BatchSchedule.epochs(sampler, images: data.train, epochs: 2)
+    let full = BatchSchedule.epochs(sampler, images: data.train, epochs: 2, dropPartial: true)
+    XCTAssertEqual(all.steps, 8)
+    XCTAssertEqual(all.indices(3).count, 3)
+    XCTAssertEqual(full.steps, 6)
+    XCTAssertEqual((0..<6).map { full.indices($0).count }, Array(repeating: 4, count: 6))
+    XCTAssertEqual(full.indices(3), all.indices(4), "the second epoch starts after three full steps")
+  }
+}

@@ -147,3 +147,19 @@ final class TrainingDataTests: XCTestCase {
     }
   }
 }
+
+extension RoundTripTests {
+  func testAHeaderAskingForMoreBytesThanExistIsAnErrorNotATrap() throws {
+    var header = PackedHeader(
+      kind: .images, height: 0xFFFF_FFFF, width: 0xFFFF_FFFF, channels: 3, count: 0xFFFF_FFFF, first: 0,
+      payloadBytes: 12, checksum: 0
+    ).bytes
+    header += [UInt8](repeating: 0, count: 12)
+    XCTAssertThrowsError(try header.withUnsafeBytes { try PackedHeader($0, file: "images-000.bin") }) { error in
+      XCTAssertEqual(
+        "\(error)",
+        "images-000.bin: has a damaged header: 4294967295 items of 4294967295x4294967295x3 do not make 12 payload bytes; pack the dataset again."
+      )
+    }
+  }
+}
