@@ -38,6 +38,7 @@ public final class GradientReducer {
     buckets = []
     let capacity = max(1, bucketBytes / MemoryLayout<Float>.stride)
     var current: Range<Int>?
+    var stage = ""
     for p in registry.parameters.reversed() {
       guard p.requiresGradient else {
         if let c = current { buckets.append(Bucket(range: c)) }
@@ -45,7 +46,13 @@ public final class GradientReducer {
         continue
       }
       let range = p.offset..<(p.offset + p.count)
-      if let c = current, c.lowerBound == range.upperBound, c.count + range.count <= capacity {
+      // A bucket never spans two stages (stem, layer1..4, head): a bucket is ready only when its
+      // lowest parameter is, so one holding the end of a stage and the start of the next would
+      // wait for the whole of the lower stage's backward. The last bucket (the stem and
+      // layer1) is then small, and little is left to send when backward ends.
+      let sameStage = Self.stage(of: p) == stage
+      stage = Self.stage(of: p)
+      if let c = current, sameStage, c.lowerBound == range.upperBound, c.count + range.count <= capacity {
         current = range.lowerBound..<c.upperBound
       } else {
         if let c = current { buckets.append(Bucket(range: c)) }
@@ -54,6 +61,13 @@ public final class GradientReducer {
     }
     if let c = current { buckets.append(Bucket(range: c)) }
     pending = Array(repeating: nil, count: buckets.count)
+  }
+
+  /// The stage a parameter belongs to: `layerN`, or the stem, or a head.
+  static func stage(of p: Parameter) -> String {
+    let first = p.name.prefix { $0 != "." }
+    if first.hasPrefix("layer") { return String(first) }
+    return p.group == .head ? "head" : "stem"
   }
 
   public func beginStep() {

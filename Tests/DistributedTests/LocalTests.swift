@@ -51,6 +51,10 @@ final class ReducerTests: XCTestCase {
       covered += bucket.range.count
     }
     XCTAssertEqual(covered, registry.parameterCount)
+    for bucket in reducer.buckets {
+      let stages = Set(registry.parameters.filter { bucket.range.contains($0.offset) }.map { $0.name.hasPrefix("layer") ? String($0.name.prefix(6)) : $0.group.rawValue })
+      XCTAssertEqual(stages.count, 1, "a bucket spans stages \(stages)")
+    }
 
     for p in registry.parameters { p.requiresGradient = p.group == .head || p.kind == .normalization }
     reducer.rebuild()
