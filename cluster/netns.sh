@@ -65,7 +65,7 @@ run() {
   ip netns exec ${prefix}-h1 mpirun -np "$np" --hostfile "$state/hostfile" \
     --mca plm_rsh_agent "$state/agent" \
     --mca btl tcp,self --mca btl_tcp_if_include ${subnet}.0/24 --mca oob_tcp_if_include ${subnet}.0/24 \
-    -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM -x PATH -x LD_LIBRARY_PATH \
+    -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM -x PATH ${LD_LIBRARY_PATH:+-x LD_LIBRARY_PATH} \
     "$@"
 }
 

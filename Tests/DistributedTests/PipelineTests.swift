@@ -52,9 +52,8 @@ final class PipelineTests: XCTestCase {
     }
   }
 
-  /// Runs `arguments` under `ranks` ranks, kills every process of the run with SIGKILL once its
-  /// second checkpoint exists, then runs it again to the end.
-  func killAndResume(_ arguments: [String], out: String, ranks: Int) throws {
+  /// Starts fairtune under mpirun in the background, its output discarded.
+  func background(_ ranks: Int, _ arguments: [String]) throws -> Process {
     guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: mpirun)
@@ -66,6 +65,13 @@ final class PipelineTests: XCTestCase {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
+    return process
+  }
+
+  /// Runs `arguments` under `ranks` ranks, kills every process of the run with SIGKILL once its
+  /// second checkpoint exists, then runs it again to the end.
+  func killAndResume(_ arguments: [String], out: String, ranks: Int) throws {
+    let process = try background(ranks, arguments)
     let second = out + "/checkpoints/step-000000004.ckpt"
     let start = Clock.now()
     while !FileManager.default.fileExists(atPath: second) && process.isRunning && Clock.now() - start < 120 { usleep(2000) }
@@ -116,22 +122,12 @@ final class PipelineTests: XCTestCase {
   }
 
   func testSweepKilledMidwayEndsWithExactlyNTrials() throws {
-    guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
     let pretrain = path("pre-for-sweep")
     XCTAssertEqual(try Harness.run(Harness.binary, ["pretrain", "--data", Self.data, "--out", pretrain, "--batch", "32", "--steps", "2"] + model).status, 0)
     let sweep = path("sweep-killed")
     let arguments = ["sweep", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategies", "frozen,bn-stats",
       "--trials", "3", "--max-epochs", "2", "--batch", "32", "--seed", "5", "--out", sweep] + model
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: mpirun)
-    process.arguments = ["--oversubscribe", "-np", "3", Harness.binary] + arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    process.environment = environment
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try background(3, arguments)
     let start = Clock.now()
     func finished() -> Int { ((try? trials(sweep)) ?? []).filter { $0.count > 2 && $0[2] == "finished" }.count }
     while finished() < 2 && process.isRunning && Clock.now() - start < 300 { usleep(20_000) }
