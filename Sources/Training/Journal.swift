@@ -5,6 +5,11 @@ import Foundation
 
 public enum TrialStatus: String, Sendable {
   case running, finished, failed, interrupted
+  /// Ended early by the ASHA scheduler at a rung; counts as done (it is not run again).
+  case stopped
+
+  /// Done for good: counts towards the trials wanted per strategy.
+  public var isComplete: Bool { self == .finished || self == .stopped }
 }
 
 /// One trial as the journal knows it.
@@ -18,6 +23,8 @@ public struct TrialRecord: Sendable {
   public var group: Int
   public var attempts: Int
   public var reason: String?
+  /// Epochs the trial trained (fewer than its settings' when ASHA stopped it).
+  public var epochsRun: Int?
 }
 
 public final class Journal {
@@ -25,6 +32,8 @@ public final class Journal {
   public private(set) var trials: [String: TrialRecord] = [:]
   /// Trial ids in the order they were first started.
   public private(set) var order: [String] = []
+  /// Validation metrics at ASHA rungs: strategy -> epoch -> trial -> metric.
+  public private(set) var rungs: [String: [Int: [String: Double]]] = [:]
   private let descriptor: Int32
 
   public static func trialID(strategy: String, index: Int) -> String { "\(strategy)-\(index)" }
@@ -77,7 +86,9 @@ public final class Journal {
         existing.group = group
         trials[id] = existing
       } else {
-        trials[id] = TrialRecord(id: id, index: index, settings: settings, status: .running, metric: nil, seconds: 0, group: group, attempts: 1, reason: nil)
+        trials[id] = TrialRecord(
+          id: id, index: index, settings: settings, status: .running, metric: nil, seconds: 0, group: group, attempts: 1, reason: nil,
+          epochsRun: nil)
         order.append(id)
       }
     case "end":
@@ -88,7 +99,13 @@ public final class Journal {
       record.metric = (object["metric"] as? NSNumber)?.doubleValue
       record.seconds += (object["seconds"] as? NSNumber)?.doubleValue ?? 0
       record.reason = object["reason"] as? String
+      record.epochsRun = object["epochs_run"] as? Int
       trials[id] = record
+    case "rung":
+      guard let record = trials[id], let epoch = object["epoch"] as? Int, let metric = (object["metric"] as? NSNumber)?.doubleValue else {
+        throw RunError.unreadable(path: location, reason: "a rung record without a started trial, epoch or metric")
+      }
+      rungs[record.settings.strategy, default: [:]][epoch, default: [:]][id] = metric
     default:
       throw RunError.unreadable(path: location, reason: "unknown event '\(event)'")
     }
@@ -110,11 +127,22 @@ public final class Journal {
     return id
   }
 
-  public func end(_ id: String, status: TrialStatus, metric: Double?, seconds: Double, reason: String? = nil) throws {
+  public func end(_ id: String, status: TrialStatus, metric: Double?, seconds: Double, reason: String? = nil, epochsRun: Int? = nil) throws {
     var object: [String: Any] = ["event": "end", "trial": id, "status": status.rawValue, "seconds": seconds]
     if let metric, metric.isFinite { object["metric"] = metric }
     if let reason { object["reason"] = reason }
+    if let epochsRun { object["epochs_run"] = epochsRun }
     try append(object)
+  }
+
+  /// Records a trial's validation metric at an ASHA rung (before the decision is sent).
+  public func rung(_ id: String, epoch: Int, metric: Double) throws {
+    try append(["event": "rung", "trial": id, "epoch": epoch, "metric": metric.isFinite ? metric : -1])
+  }
+
+  /// The metrics other trials of `strategy` recorded at the rung `epoch`.
+  public func rungMetrics(strategy: String, epoch: Int, excluding id: String) -> [Double] {
+    (rungs[strategy]?[epoch] ?? [:]).filter { $0.key != id }.map(\.value)
   }
 
   public func records(strategy: String) -> [TrialRecord] {
@@ -127,7 +155,7 @@ public final class Journal {
 
   public func next(strategy: String, target: Int, maxFailures: Int, excluding running: Set<String>) -> Next {
     let records = records(strategy: strategy)
-    let finished = records.filter { $0.status == .finished }.count
+    let finished = records.filter { $0.status.isComplete }.count
     let inFlight = records.filter { $0.status == .running || running.contains($0.id) }.count
     guard finished + inFlight < target else { return .none }
     if let again = records.first(where: { $0.status == .interrupted && !running.contains($0.id) }) { return .rerun(again.id) }
@@ -137,7 +165,7 @@ public final class Journal {
 
   /// trials.csv: one row per trial, its latest status.
   public func csv() -> String {
-    var lines = ["trial,strategy,status,optimizer,learning_rate,schedule,weight_decay,epochs,warmup_epochs,seed,validation_mean_f1,seconds,group,attempts,reason"]
+    var lines = ["trial,strategy,status,optimizer,learning_rate,schedule,weight_decay,epochs,warmup_epochs,seed,validation_mean_f1,seconds,group,attempts,epochs_run,reason"]
     for id in order {
       let r = trials[id]!
       let s = r.settings
@@ -146,6 +174,7 @@ public final class Journal {
         r.id, s.strategy, r.status.rawValue, s.optimizer, String(format: "%.6g", s.learningRate), s.schedule,
         String(format: "%.6g", s.weightDecay), "\(s.epochs)", "\(s.warmupEpochs)", "\(s.seed)",
         r.metric.map { String(format: "%.6f", $0) } ?? "", String(format: "%.1f", r.seconds), "\(r.group)", "\(r.attempts)",
+        r.epochsRun.map(String.init) ?? (r.status == .finished ? "\(s.epochs)" : ""),
         reason.isEmpty ? "" : "\"\(reason)\"",
       ].joined(separator: ","))
     }

@@ -15,11 +15,14 @@ public struct SweepPlan: Sendable {
   public var space: SearchSpace
   /// Seconds without a word from a busy group before it is declared lost.
   public var heartbeatTimeout: Double
+  /// Early stopping at rungs (nil: every trial runs all its epochs).
+  public var asha: Asha?
 
   public init(
     strategies: [String], trials: Int, groupSize: Int, maxEpochs: Int, maxFailures: Int, seed: UInt64,
-    space: SearchSpace, heartbeatTimeout: Double
+    space: SearchSpace, heartbeatTimeout: Double, asha: Asha? = nil
   ) {
+    self.asha = asha
     self.strategies = strategies
     self.trials = trials
     self.groupSize = groupSize
@@ -39,8 +42,11 @@ public struct TrialOutcome: Codable, Sendable {
   public var reason: String?
   /// The trial's final checkpoint (rank 0 of the group wrote it).
   public var checkpoint: String?
+  /// The epoch after which the scheduler stopped the trial (nil: it ran all its epochs).
+  public var stoppedAt: Int?
 
-  public init(finished: Bool, metric: Double?, seconds: Double, reason: String?, checkpoint: String?) {
+  public init(finished: Bool, metric: Double?, seconds: Double, reason: String?, checkpoint: String?, stoppedAt: Int? = nil) {
+    self.stoppedAt = stoppedAt
     self.finished = finished
     self.metric = metric
     self.seconds = seconds
@@ -50,9 +56,11 @@ public struct TrialOutcome: Codable, Sendable {
 }
 
 /// What a group does with a trial: train it on `group`, calling `progress(epoch, metric)` after
-/// each epoch and `progress(nil, nil)` now and then within epochs (heartbeats).
+/// each epoch and `progress(nil, nil)` now and then within epochs (heartbeats). Every rank of the
+/// group calls it at the same points; when it returns false after an epoch, the scheduler has
+/// stopped the trial: the runner ends training there and reports `stoppedAt`.
 public typealias TrialRunner = (_ id: String, _ settings: TrialSettings, _ group: Communicator,
-  _ progress: @escaping (Int?, Double?) -> Void) throws -> TrialOutcome
+  _ progress: @escaping (Int?, Double?) -> Bool) throws -> TrialOutcome
 
 public enum SweepError: Error, CustomStringConvertible {
   case badGroups(workers: Int, groupSize: Int)
@@ -69,7 +77,7 @@ public enum SweepError: Error, CustomStringConvertible {
 }
 
 public final class Sweep {
-  enum Tag: Int { case ready = 1, trial, stop, epoch, result, heartbeat }
+  enum Tag: Int { case ready = 1, trial, stop, epoch, result, heartbeat, decision }
 
   public let world: Communicator
   public let plan: SweepPlan
@@ -93,7 +101,7 @@ public final class Sweep {
     let journal = try Journal(path: journalPath)
     var best: [String: String] = [:]
     for strategy in plan.strategies {
-      let finished = journal.records(strategy: strategy).filter { $0.status == .finished }
+      let finished = journal.records(strategy: strategy).filter { $0.status.isComplete }
       if let top = finished.max(by: { ($0.metric ?? -.infinity) < ($1.metric ?? -.infinity) }) { best[strategy] = top.id }
     }
     return best
@@ -126,6 +134,23 @@ public final class Sweep {
     var idle: [Int] = []
     var stopped = 0
     let groups = local ? 1 : (world.size - 1) / plan.groupSize
+    var stopReasons: [String: String] = [:]
+
+    /// ASHA at the end of `epoch`: records the metric at the rung and says whether the trial goes on.
+    func decide(_ id: String, epoch: Int, metric: Double?) throws -> Bool {
+      guard let asha = plan.asha, let record = journal.trials[id], asha.isRung(epoch: epoch, of: record.settings.epochs) else { return true }
+      let begin = Clock.now()
+      defer { coordinatorSeconds += Clock.now() - begin }
+      let value = metric ?? -.infinity
+      let others = journal.rungMetrics(strategy: record.settings.strategy, epoch: epoch, excluding: id)
+      try journal.rung(id, epoch: epoch, metric: value)
+      let (go, cutoff) = asha.shouldContinue(metric: value, others: others)
+      if !go {
+        stopReasons[id] = String(format: "stopped by ASHA after epoch %d of %d: %.4f below the rung's cutoff %.4f (%d trials there)",
+          epoch, record.settings.epochs, value, cutoff, others.count + 1)
+      }
+      return go
+    }
 
     func nextTrial() throws -> (String, TrialSettings)? {
       let busy = Set(running.values.map(\.id))
@@ -145,10 +170,13 @@ public final class Sweep {
 
     func record(_ id: String, _ outcome: TrialOutcome) throws {
       let begin = Clock.now()
-      try journal.end(id, status: outcome.finished ? .finished : .failed, metric: outcome.metric, seconds: outcome.seconds, reason: outcome.reason)
+      let status: TrialStatus = !outcome.finished ? .failed : outcome.stoppedAt == nil ? .finished : .stopped
+      let reason = status == .stopped ? (stopReasons[id] ?? "stopped by ASHA after epoch \(outcome.stoppedAt!)") : outcome.reason
+      try journal.end(id, status: status, metric: outcome.metric, seconds: outcome.seconds, reason: reason,
+        epochsRun: outcome.finished ? (outcome.stoppedAt ?? journal.trials[id]!.settings.epochs) : nil)
       if outcome.finished, let checkpoint = outcome.checkpoint, let metric = outcome.metric {
         let strategy = journal.trials[id]!.settings.strategy
-        let best = journal.records(strategy: strategy).filter { $0.status == .finished }.compactMap(\.metric).max() ?? metric
+        let best = journal.records(strategy: strategy).filter { $0.status.isComplete }.compactMap(\.metric).max() ?? metric
         if metric >= best {
           let target = bestCheckpoint(strategy: strategy)
           try? FileManager.default.removeItem(atPath: target + ".partial")
@@ -167,7 +195,10 @@ public final class Sweep {
         let index = Int(id.split(separator: "-").last!)!
         _ = try journal.start(settings, index: index, group: 0)
         say("trial \(id): \(describe(settings))")
-        let outcome = try runTrial(id, settings, LocalCommunicator()) { _, _ in }
+        let outcome = try runTrial(id, settings, LocalCommunicator()) { epoch, metric in
+          guard let epoch else { return true }
+          return (try? decide(id, epoch: epoch, metric: metric)) ?? true
+        }
         try record(id, outcome)
       }
       say("sweep done: \(summary(journal))")
@@ -186,6 +217,11 @@ public final class Sweep {
             let id = running[leader]?.id, let epoch = info["epoch"] as? Int {
             let metric = (info["metric"] as? NSNumber)?.doubleValue
             say("  \(id) epoch \(epoch)\(metric.map { String(format: ": validation mean F1 %.4f", $0) } ?? "")")
+            if let asha = plan.asha, let record = journal.trials[id], asha.isRung(epoch: epoch, of: record.settings.epochs) {
+              let go = try decide(id, epoch: epoch, metric: metric)
+              if !go { say("  \(id) stopped by ASHA after epoch \(epoch)") }
+              try world.send([go ? 1 : 0], to: leader, tag: Tag.decision.rawValue)
+            }
           }
         case .result:
           guard let current = running.removeValue(forKey: leader) else { break }
@@ -239,7 +275,7 @@ public final class Sweep {
   }
 
   /// Runs one trial, turning a thrown error into a failed outcome (the sweep goes on).
-  private func runTrial(_ id: String, _ settings: TrialSettings, _ group: Communicator, _ progress: @escaping (Int?, Double?) -> Void) throws -> TrialOutcome {
+  private func runTrial(_ id: String, _ settings: TrialSettings, _ group: Communicator, _ progress: @escaping (Int?, Double?) -> Bool) throws -> TrialOutcome {
     let start = Clock.now()
     do {
       return try runner(id, settings, group, progress)
@@ -275,18 +311,28 @@ public final class Sweep {
       let settings = try JSONDecoder().decode(TrialSettings.self, from: try JSONSerialization.data(withJSONObject: settingsObject))
       var lastBeat = Clock.now()
       let world = self.world
+      let asha = plan.asha
       let outcome = try runTrial(id, settings, group) { epoch, metric in
-        guard leader else { return }
-        if let epoch {
-          var info: [String: Any] = ["epoch": epoch]
-          if let metric { info["metric"] = metric }
-          let bytes = (try? JSONSerialization.data(withJSONObject: info)).map { [UInt8]($0) } ?? []
-          try? world.send(bytes, to: 0, tag: Tag.epoch.rawValue)
-          lastBeat = Clock.now()
-        } else if Clock.now() - lastBeat > 2 {
-          try? world.send([], to: 0, tag: Tag.heartbeat.rawValue)
-          lastBeat = Clock.now()
+        let rung = epoch.map { asha?.isRung(epoch: $0, of: settings.epochs) ?? false } ?? false
+        var go: Int64 = 1
+        if leader {
+          if let epoch {
+            var info: [String: Any] = ["epoch": epoch]
+            if let metric { info["metric"] = metric }
+            let bytes = (try? JSONSerialization.data(withJSONObject: info)).map { [UInt8]($0) } ?? []
+            try? world.send(bytes, to: 0, tag: Tag.epoch.rawValue)
+            lastBeat = Clock.now()
+            if rung, let reply = try? world.receive(tag: Tag.decision.rawValue, timeout: .infinity) {
+              go = reply.bytes.first == 0 ? 0 : 1
+            }
+          } else if Clock.now() - lastBeat > 2 {
+            try? world.send([], to: 0, tag: Tag.heartbeat.rawValue)
+            lastBeat = Clock.now()
+          }
         }
+        // Every rank of the group learns the decision (the same collective on all of them).
+        if rung && group.size > 1 { try? group.broadcast(&go) }
+        return go != 0
       }
       if leader { try world.send([UInt8](try JSONEncoder().encode(outcome)), to: 0, tag: Tag.result.rawValue) }
     }

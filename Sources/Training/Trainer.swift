@@ -89,6 +89,9 @@ public final class Trainer {
   /// (sweeps send heartbeats and per-epoch validation metrics from here).
   public var afterStep: (() -> Void)?
   public var afterEpoch: ((Int) throws -> Void)?
+  /// Set (by `afterEpoch`, on every rank alike) to end training after the current step: the
+  /// final checkpoint is written as if the plan had ended there.
+  public var stopRequested = false
   /// Writes the first step's summed gradients (and its loss) here as safetensors (rank 0): how
   /// runs over different rank counts are compared.
   public var gradientDump: String?
@@ -222,7 +225,7 @@ public final class Trainer {
     var lastReport = Clock.now()
     var windowImages = 0
     var windowSeconds = 0.0
-    while step < total {
+    while step < total && !stopRequested {
       let epoch = step / source.stepsPerEpoch
       let waitBefore = source.waitSeconds
       let start = Clock.now()

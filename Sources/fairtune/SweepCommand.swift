@@ -28,6 +28,12 @@ struct SweepCommand: ParsableCommand {
          "schedules": ["cosine", "onecycle"], "weight_decay": [1e-6, 1e-3], "zero_weight_decay": 0.25,
          "min_epochs": 1, "warmup_fraction": 0.2}
       Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs.
+
+      --scheduler asha stops trials early: after epochs m, m*eta, m*eta^2, ... (--asha-min-epochs
+      m, --asha-eta eta; below the trial's last epoch) a trial's validation metric is compared
+      with those of every trial of its strategy that reached the same epoch, and it goes on only
+      if it is in their top 1/eta. A stopped trial keeps its checkpoint and metric, is recorded
+      `stopped` (with the cutoff it missed) and counts towards --trials.
       """)
 
   @OptionGroup var modelOptions: ModelOptions
@@ -66,6 +72,15 @@ struct SweepCommand: ParsableCommand {
   @Option(help: "Seconds a busy group may stay silent before it is declared lost.")
   var heartbeatTimeout: Double = 600
 
+  @Option(help: "fifo (every trial runs all its epochs) or asha (asynchronous successive halving: stop trials that fall behind at rungs).")
+  var scheduler: Scheduler = .fifo
+
+  @Option(help: "ASHA's reduction factor: a third (for 3) of the trials at a rung go on.")
+  var ashaEta: Int = 3
+
+  @Option(help: "ASHA's first rung, in epochs (then times --asha-eta).")
+  var ashaMinEpochs: Int = 1
+
   @Option(help: "Train images used to set the thresholds of the per-epoch validation metric.")
   var thresholdImages: Int = 4000
 
@@ -74,6 +89,8 @@ struct SweepCommand: ParsableCommand {
 
   @Option(help: "The sweep's run directory.")
   var out: String
+
+  enum Scheduler: String, ExpressibleByArgument, CaseIterable { case fifo, asha }
 
   var strategyList: [Strategy] { strategies.split(separator: ",").compactMap { Strategy(rawValue: String($0)) } }
 
@@ -93,6 +110,11 @@ struct SweepCommand: ParsableCommand {
     guard maxEpochs > 0 else { throw ValidationError("--max-epochs must be positive (got \(maxEpochs)).") }
     if let m = maxFailures, m < 0 { throw ValidationError("--max-failures cannot be negative (got \(m)).") }
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
+    guard ashaEta >= 2 else { throw ValidationError("--asha-eta must be at least 2 (got \(ashaEta)).") }
+    guard ashaMinEpochs >= 1 else { throw ValidationError("--asha-min-epochs must be at least 1 (got \(ashaMinEpochs)).") }
+    if scheduler == .asha && ashaMinEpochs >= maxEpochs {
+      throw ValidationError("--scheduler asha has nothing to stop: its first rung (--asha-min-epochs \(ashaMinEpochs)) is not below --max-epochs \(maxEpochs); raise --max-epochs or lower --asha-min-epochs.")
+    }
     guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be positive (got \(heartbeatTimeout)).") }
     if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
   }
@@ -113,7 +135,8 @@ struct SweepCommand: ParsableCommand {
     }
     let plan = SweepPlan(
       strategies: strategyList.map(\.rawValue), trials: trials, groupSize: groupSize, maxEpochs: maxEpochs,
-      maxFailures: maxFailures ?? trials, seed: seed, space: searchSpace, heartbeatTimeout: heartbeatTimeout)
+      maxFailures: maxFailures ?? trials, seed: seed, space: searchSpace, heartbeatTimeout: heartbeatTimeout,
+      asha: scheduler == .asha ? Asha(eta: ashaEta, minEpochs: ashaMinEpochs) : nil)
     let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
       try self.runTrial(id, settings, group: group, dataset: dataset, progress: progress)
     }
@@ -131,7 +154,7 @@ struct SweepCommand: ParsableCommand {
   /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
   /// reporting the validation metric after each epoch; a finished trial is evaluated on every
   /// split like `fairtune finetune`.
-  func runTrial(_ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, progress: @escaping (Int?, Double?) -> Void) throws -> TrialOutcome {
+  func runTrial(_ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, progress: @escaping (Int?, Double?) -> Bool) throws -> TrialOutcome {
     let strategy = Strategy(rawValue: settings.strategy)!
     let directory = out + "/trials/" + id
     let arguments = [
@@ -150,19 +173,24 @@ struct SweepCommand: ParsableCommand {
     strategy.apply(to: model)
     let counts = strategy.updatedCounts(model)
     let start = Clock.now()
+    var stoppedAt: Int?
     let trainer = try session.train(
       model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
       learningRate: settings.learningRate,
       metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
     ) { trainer in
       trainer.say = { _ in }
-      trainer.afterStep = { progress(nil, nil) }
-      trainer.afterEpoch = { epoch in
+      trainer.afterStep = { _ = progress(nil, nil) }
+      trainer.afterEpoch = { [unowned trainer] epoch in
         let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads)
-        progress(epoch + 1, f1)
+        if !progress(epoch + 1, f1) {
+          trainer.stopRequested = true
+          stoppedAt = epoch + 1
+        }
       }
     }
     let result = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session)
-    return TrialOutcome(finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint)
+    return TrialOutcome(
+      finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
   }
 }

@@ -159,4 +159,26 @@ final class PipelineTests: XCTestCase {
     XCTAssertTrue(rows[0].last!.contains("diverged"), "\(rows[0])")
     XCTAssertTrue(result.output.contains("supervised 0 finished"), result.output)
   }
+
+  /// ASHA over MPI: a coordinator and one group of two ranks (so every rung decision must reach
+  /// both ranks of the group). Every trial draws all 3 epochs; lagging ones are stopped at the
+  /// rungs, all are complete, and the stopped ones trained fewer epochs.
+  func testAshaStopsTrialsAcrossAGroupOfTwo() throws {
+    let space = path("asha-space.json")
+    try #"{"optimizers": {"sgd": [1e-3, 1.0]}, "min_epochs": 3}"#.write(toFile: space, atomically: true, encoding: .utf8)
+    let sweep = path("sweep-asha")
+    let result = try Harness.mpi(3, ["sweep", "--data", Self.data, "--strategies", "supervised", "--trials", "4", "--group-size", "2",
+      "--max-epochs", "3", "--batch", "32", "--seed", "2", "--space", space, "--scheduler", "asha", "--asha-eta", "2",
+      "--threshold-images", "96", "--out", sweep] + model)
+    XCTAssertEqual(result.status, 0, result.output)
+    let rows = try trials(sweep)
+    XCTAssertEqual(rows.count, 4, "\(rows)")
+    XCTAssertTrue(rows.allSatisfy { $0[2] == "finished" || $0[2] == "stopped" }, "\(rows)")
+    let stopped = rows.filter { $0[2] == "stopped" }
+    XCTAssertFalse(stopped.isEmpty, "no trial was stopped: \(rows)")
+    // Column 14 is epochs_run.
+    XCTAssertTrue(stopped.allSatisfy { Int($0[14])! < 3 }, "\(stopped)")
+    XCTAssertTrue(rows.filter { $0[2] == "finished" }.allSatisfy { Int($0[14]) == 3 }, "\(rows)")
+    print("ASHA over a group of two: \(stopped.count) of 4 trials stopped at rungs (epochs run: \(rows.map { $0[14] }.joined(separator: ", ")))")
+  }
 }

@@ -1,5 +1,6 @@
 // Sweep bookkeeping: seeded trial draws, the space file, and the journal's exactly-N guarantee
 // across failures and interruptions.
+import Distributed
 import Foundation
 import Training
 import XCTest
@@ -115,5 +116,68 @@ final class SweepTests: XCTestCase {
     text = "garbage\n" + text
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try Journal(path: path)) { XCTAssertTrue("\($0)".contains(":1")) }
+  }
+
+  func testAshaRungsAndCutoffs() {
+    let asha = Asha(eta: 3, minEpochs: 1)
+    XCTAssertEqual((1...10).filter { asha.isRung(epoch: $0, of: 10) }, [1, 3, 9])
+    XCTAssertEqual((1...3).filter { asha.isRung(epoch: $0, of: 3) }, [1], "the last epoch is no rung")
+    XCTAssertEqual((1...8).filter { Asha(eta: 2, minEpochs: 2).isRung(epoch: $0, of: 9) }, [2, 4, 8])
+    XCTAssertEqual(Asha(eta: 2).cutoff([4, 1, 3, 2])!, 2.5, accuracy: 1e-12)
+    XCTAssertTrue(asha.shouldContinue(metric: 0.1, others: []).go, "the first trial at a rung goes on")
+    // Among three, only the best third goes on: the cutoff is the 2/3 quantile.
+    XCTAssertEqual(asha.shouldContinue(metric: 0.5, others: [0.6, 0.7]).cutoff, 0.6 + 0.1 / 3, accuracy: 1e-12)
+    XCTAssertFalse(asha.shouldContinue(metric: 0.6, others: [0.5, 0.7]).go)
+    XCTAssertTrue(asha.shouldContinue(metric: 0.7, others: [0.5, 0.6]).go)
+    XCTAssertFalse(asha.shouldContinue(metric: .nan, others: []).go, "a NaN metric never goes on")
+  }
+
+  /// A one-rank sweep under ASHA with a simulated trainer whose metric grows with a per-trial
+  /// quality: lagging trials stop at rungs, the best one runs to the end, every strategy still
+  /// ends with exactly N complete trials, fewer epochs are trained than drawn, and a re-run
+  /// trains nothing more.
+  func testAshaStopsLaggingTrialsAndKeepsExactlyN() throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-asha-\(getpid())").path
+    try? FileManager.default.removeItem(atPath: directory)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let plan = SweepPlan(strategies: ["full"], trials: 8, groupSize: 1, maxEpochs: 9, maxFailures: 8, seed: 3,
+      space: .standard, heartbeatTimeout: 10, asha: Asha(eta: 3, minEpochs: 1))
+    func quality(_ s: TrialSettings) -> Double { Double(s.seed % 1000) / 1000 }
+    var trained = 0
+    func sweep() -> Sweep {
+      let sweep = Sweep(world: LocalCommunicator(), plan: plan, directory: directory) { _, settings, _, progress in
+        for epoch in 1...settings.epochs {
+          trained += 1
+          let metric = quality(settings) + 0.001 * Double(epoch)
+          if !progress(epoch, metric) {
+            return TrialOutcome(finished: true, metric: metric, seconds: 0, reason: nil, checkpoint: nil, stoppedAt: epoch)
+          }
+        }
+        return TrialOutcome(finished: true, metric: quality(settings) + 0.001 * Double(settings.epochs), seconds: 0, reason: nil, checkpoint: nil)
+      }
+      sweep.say = { _ in }
+      return sweep
+    }
+    try sweep().run()
+    let journal = try Journal(path: directory + "/journal.jsonl")
+    let records = journal.records(strategy: "full")
+    XCTAssertEqual(records.count, 8)
+    XCTAssertTrue(records.allSatisfy { $0.status.isComplete })
+    let stopped = records.filter { $0.status == .stopped }
+    XCTAssertFalse(stopped.isEmpty, "no trial was stopped: \(records.map { ($0.settings.epochs, quality($0.settings)) })")
+    for r in stopped {
+      XCTAssertLessThan(r.epochsRun!, r.settings.epochs)
+      XCTAssertTrue(r.reason!.contains("cutoff"), r.reason!)
+    }
+    let drawn = records.map(\.settings.epochs).reduce(0, +)
+    XCTAssertLessThan(trained, drawn)
+    XCTAssertEqual(trained, records.map { $0.epochsRun! }.reduce(0, +))
+    let best = records.max { quality($0.settings) < quality($1.settings) }!
+    XCTAssertEqual(best.status, .finished, "the best trial was stopped")
+    XCTAssertTrue(try String(contentsOfFile: directory + "/trials.csv", encoding: .utf8).contains(",stopped,"))
+    let before = trained
+    try sweep().run()
+    XCTAssertEqual(trained, before, "a re-run of a complete sweep trained again")
   }
 }
