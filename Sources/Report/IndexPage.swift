@@ -5,7 +5,8 @@ public enum IndexPage {
   /// A self-contained page (inline SVG and CSS, no scripts, no external fonts), written as
   /// well-formed XHTML so that it also parses as XML.
   static func html(
-    title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String]
+    title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String],
+    sections: [ReportSection] = []
   ) -> String {
     let bootstrapped = models.contains { $0.intervals != nil }
     let ratioItems = TimingTable.markdown(timing)
@@ -54,6 +55,7 @@ public enum IndexPage {
       <ul>
       \(ratioItems)
       </ul>
+      \(sections.map(\.html).joined(separator: "\n"))
       <h2>All attributes</h2>
       \(Table1.display(models, paperOnly: false).html)
       <h2>Files</h2>
@@ -64,5 +66,23 @@ public enum IndexPage {
       </html>
 
       """
+  }
+}
+
+/// A further part of the report: a Markdown text (shown as it is) or an SVG figure (inline).
+public struct ReportSection: Sendable {
+  public let title: String
+  public let file: String
+  public let contents: String
+
+  public init(title: String, file: String, contents: String) {
+    self.title = title
+    self.file = file
+    self.contents = contents
+  }
+
+  var html: String {
+    let body = file.hasSuffix(".svg") ? "<figure>\n\(contents)\n</figure>" : "<pre style=\"white-space: pre-wrap; font-size: 12px\">\(escapedXML(contents))</pre>"
+    return "<h2>\(escapedXML(title))</h2>\n\(body)"
   }
 }

@@ -61,7 +61,7 @@ public enum ReportBuilder {
   }
 
   /// table1.md, table1.csv, table1-full.csv, figure1.svg, timing.md and index.html.
-  public static func files(_ runs: [EvaluatedRun]) -> [(name: String, contents: Data)] {
+  public static func files(_ runs: [EvaluatedRun], sections: [ReportSection] = []) -> [(name: String, contents: Data)] {
     let results = runs.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
     let figure = Figure1.svg(runs.map(\.figureModel))
@@ -71,10 +71,10 @@ public enum ReportBuilder {
       ("table1-full.csv", Table1.csv(results, paperOnly: false)),
       ("figure1.svg", figure),
       ("timing.md", TimingTable.markdown(timing)),
-    ]
+    ] + sections.map { ($0.file, $0.contents) }
     let index = IndexPage.html(
       title: "fairtune report: \(runs.count) model\(runs.count == 1 ? "" : "s")", figure: figure, models: results,
-      timing: timing, files: files.map(\.name))
+      timing: timing, files: files.map(\.name), sections: sections)
     files.append(("index.html", index))
     return files.map { ($0.name, Data($0.contents.utf8)) }
   }

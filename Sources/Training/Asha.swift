@@ -2,6 +2,7 @@
 // minEpochs*eta, minEpochs*eta^2, ...) a trial's validation metric is compared with every
 // metric recorded at that rung for its strategy so far; it goes on only if it is in the top
 // 1/eta of them, so the budget goes to promising trials without waiting for a full bracket.
+import Fairness
 import Foundation
 
 public struct Asha: Equatable, Sendable {
@@ -29,10 +30,7 @@ public struct Asha: Equatable, Sendable {
   public func cutoff(_ recorded: [Double]) -> Double? {
     let values = recorded.filter(\.isFinite).sorted()
     guard !values.isEmpty else { return nil }
-    let position = (1 - 1 / Double(eta)) * Double(values.count - 1)
-    let low = Int(position.rounded(.down))
-    let high = min(low + 1, values.count - 1)
-    return values[low] + (values[high] - values[low]) * (position - Double(low))
+    return interpolatedQuantile(sorted: values, 1 - 1 / Double(eta))
   }
 
   /// The decision for a trial whose metric at a rung is `metric`, given the metrics of the

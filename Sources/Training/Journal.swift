@@ -40,10 +40,11 @@ public final class Journal {
 
   /// Opens (or creates) the journal and replays it. A trial that started and never ended was
   /// interrupted: it is recorded so, and will run again.
-  public init(path: String) throws {
+  /// `readOnly`: replay only (any rank may read a finished sweep's journal; nothing is written).
+  public init(path: String, readOnly: Bool = false) throws {
     self.path = path
-    descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    guard descriptor >= 0 else { throw RunError.unwritable(path: path, reason: String(cString: strerror(errno))) }
+    descriptor = readOnly ? -1 : open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard readOnly || descriptor >= 0 else { throw RunError.unwritable(path: path, reason: String(cString: strerror(errno))) }
     let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     var lineNumber = 0
     var endsWithNewline = true
@@ -60,13 +61,14 @@ public final class Journal {
       }
       try replay(object, at: "\(path):\(lineNumber)")
     }
+    if readOnly { return }
     if !endsWithNewline { _ = Glibc.write(descriptor, "\n", 1) }
     for id in order where trials[id]!.status == .running {
       try append(["event": "end", "trial": id, "status": TrialStatus.interrupted.rawValue, "reason": "the sweep stopped while it ran"])
     }
   }
 
-  deinit { close(descriptor) }
+  deinit { if descriptor >= 0 { close(descriptor) } }
 
   private func replay(_ object: [String: Any], at location: String) throws {
     guard let event = object["event"] as? String, let id = object["trial"] as? String else {
@@ -113,6 +115,7 @@ public final class Journal {
 
   /// Appends a record and fsyncs it; only then is the event applied (and acted on by the caller).
   public func append(_ object: [String: Any]) throws {
+    guard descriptor >= 0 else { throw RunError.unwritable(path: path, reason: "opened read-only") }
     var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     data.append(UInt8(ascii: "\n"))
     let ok = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) == $0.count }
@@ -147,6 +150,11 @@ public final class Journal {
 
   public func records(strategy: String) -> [TrialRecord] {
     order.compactMap { trials[$0] }.filter { $0.settings.strategy == strategy }
+  }
+
+  /// The complete trial with the best validation metric of a strategy.
+  public func best(strategy: String) -> TrialRecord? {
+    records(strategy: strategy).filter { $0.status.isComplete }.max { ($0.metric ?? -.infinity) < ($1.metric ?? -.infinity) }
   }
 
   /// What a strategy needs next: an interrupted trial to run again, a new index to draw, or

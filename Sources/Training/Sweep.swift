@@ -98,11 +98,10 @@ public final class Sweep {
 
   /// The finished trial with the best validation metric, per strategy (from the journal).
   public func bestTrials() throws -> [String: String] {
-    let journal = try Journal(path: journalPath)
+    let journal = try Journal(path: journalPath, readOnly: true)
     var best: [String: String] = [:]
     for strategy in plan.strategies {
-      let finished = journal.records(strategy: strategy).filter { $0.status.isComplete }
-      if let top = finished.max(by: { ($0.metric ?? -.infinity) < ($1.metric ?? -.infinity) }) { best[strategy] = top.id }
+      if let top = journal.best(strategy: strategy) { best[strategy] = top.id }
     }
     return best
   }

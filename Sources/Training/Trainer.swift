@@ -245,7 +245,11 @@ public final class Trainer {
         "data_wait_seconds": source.waitSeconds - waitBefore,
         "exposed_allreduce_seconds": reducer.exposedSeconds,
       ]
-      if let correct { record["contrastive_top1"] = correct }
+      if let correct {
+        // Every one of the 2 x batch views of the global batch is an anchor.
+        record["contrastive_top1"] = correct
+        record["contrastive_top1_accuracy"] = Double(correct) / Double(2 * plan.globalBatch)
+      }
       if step % plan.checkpointEvery == 0 && step < total {
         let begin = Clock.now()
         try saveCheckpoint()

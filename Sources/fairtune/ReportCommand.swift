@@ -28,6 +28,21 @@ struct ReportCommand: ParsableCommand {
   @Option(help: "CelebA-format partition file for every run (overrides run.json's data).")
   var partition: String?
 
+  @Option(parsing: .upToNextOption, help: "More runs of the same strategies with other seeds: Table 1 and Figure 1 keep one run per strategy, findings.md shows the spread over seeds.")
+  var seedRuns: [String] = []
+
+  @Option(help: "A linear probe (strategy frozen) on a randomly initialised backbone, compared with the frozen run in findings.md.")
+  var probe: String?
+
+  @Option(help: "The pretraining run: its loss curve goes to pretrain-loss.svg.")
+  var pretrain: String?
+
+  @Option(parsing: .upToNextOption, help: "Markdown files added to the report as they are (e.g. bn-statistics.md).")
+  var include: [String] = []
+
+  @Flag(help: "Write findings.md: the paper's findings checked on these runs (needs one run per strategy; best with --bootstrap).")
+  var findings = false
+
   @Option(help: "Bootstrap resamples of the test images for 95% intervals (0: none).")
   var bootstrap = 0
 
@@ -51,7 +66,26 @@ struct ReportCommand: ParsableCommand {
       runs: runs.map { URL(fileURLWithPath: $0) }, attributes: attributes.map { URL(fileURLWithPath: $0) },
       partition: partition.map { URL(fileURLWithPath: $0) },
       bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed))
-    let files = ReportBuilder.files(evaluated)
+    let url = { (path: String) in URL(fileURLWithPath: path) }
+    let options = BootstrapOptions(resamples: bootstrap, seed: seed)
+    func others(_ paths: [String]) throws -> [EvaluatedRun] {
+      paths.isEmpty ? [] : try ReportBuilder.evaluate(runs: paths.map(url), attributes: attributes.map(url), partition: partition.map(url), bootstrap: nil)
+    }
+    var sections: [ReportSection] = []
+    if let pretrain {
+      let points = try LossCurve.points(metrics: url(pretrain + "/metrics.jsonl"))
+      sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: LossCurve.svg(points)))
+    }
+    if findings {
+      let text = Findings.markdown(main: evaluated, seedRuns: try others(seedRuns), probe: try others(probe.map { [$0] } ?? []).first, bootstrap: options)
+      sections.append(ReportSection(title: "Findings", file: "findings.md", contents: text))
+    }
+    for path in include {
+      guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("--include \(path): cannot read it.") }
+      let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
+      sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
+    }
+    let files = ReportBuilder.files(evaluated, sections: sections)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
     for run in evaluated {
       let summary = run.evaluation.model.summary

@@ -1,7 +1,9 @@
 // `fairtune reproduce`: the whole experiment from one command, stage by stage, resumable.
 import ArgumentParser
+import Data
 import Distributed
 import Foundation
+import Tensors
 import Training
 
 struct ReproduceCommand: ParsableCommand {
@@ -11,15 +13,23 @@ struct ReproduceCommand: ParsableCommand {
     discussion: """
       Presets:
         tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width (small stem), 2
-                pretraining epochs, 2 trials of at most 1 epoch per model: minutes on a laptop.
-        small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 30 pretraining
-                epochs, 3 trials of at most 4 epochs per model: about an hour on 2 cores.
+                pretraining epochs, 2 trials of at most 1 epoch per model, 1 seed: minutes on
+                a laptop.
+        small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 40 pretraining
+                epochs at batch 256, 4 trials of at most 4 epochs per model, 3 seeds: about an
+                hour on 2 cores.
         paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs at batch 512,
-                20 trials of at most 20 epochs per model: a cluster job.
-      Stages write into OUT: data/ (synthetic CelebA-format files, unless --celeba), packed/,
-      pretrain/, sweep/ and report/ (table1.md, figure1.svg, timing.md, index.html). Re-running
-      the same command skips finished stages and resumes the one that was interrupted. Under
-      mpirun the training stages run data-parallel (the sweep's rank 0 coordinates).
+                20 trials of at most 20 epochs per model, 3 seeds: a cluster job.
+      Stages, each writing into OUT: data/ (synthetic CelebA-format files, unless --celeba),
+      packed/, pretrain/, sweep/ (every trial, trials.csv, the best of each strategy), seeds/
+      (the best settings of each strategy trained again with other seeds), probe-random/ (the
+      frozen linear probe on a randomly initialised backbone: what pretraining added),
+      analysis/bn-statistics.md (the pretrained BatchNorm statistics against the fine-tuning
+      data's, and how far each strategy moved them), and report/ (table1.md, figure1.svg,
+      timing.md, findings.md with the paper's findings checked with bootstrap intervals and
+      seed spread, pretrain-loss.svg, index.html). Re-running the same command skips finished
+      stages and resumes the one that was interrupted. Under mpirun the training stages run
+      data-parallel (the sweep's rank 0 coordinates).
       """)
 
   enum Preset: String, ExpressibleByArgument, CaseIterable {
@@ -38,29 +48,36 @@ struct ReproduceCommand: ParsableCommand {
   @Option(help: "Seed of everything.")
   var seed: UInt64 = 0
 
+  @Option(help: "Fine-tuning seeds per strategy: the sweep's best settings are trained again with N-1 more seeds (default: 1 for tiny, 3 otherwise).")
+  var seeds: Int?
+
   @OptionGroup var distributed: DistributedOptions
+
+  var seedCount: Int { seeds ?? settings.seeds }
 
   struct Settings {
     var train: Int, val: Int, test: Int, synthSize: Int, imageSize: Int
     var model: String, width: String, stem: String
     var pretrainEpochs: Int, pretrainBatch: Int, trials: Int, maxEpochs: Int, batch: Int
+    var seeds: Int, bootstrap: Int
   }
 
   var settings: Settings {
     switch preset {
     case .tiny:
       return Settings(train: 2000, val: 300, test: 300, synthSize: 48, imageSize: 32, model: "resnet18", width: "0.25", stem: "small",
-        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64)
+        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200)
     case .small:
       return Settings(train: 16000, val: 2000, test: 2000, synthSize: 64, imageSize: 64, model: "resnet18", width: "0.5", stem: "imagenet",
-        pretrainEpochs: 30, pretrainBatch: 256, trials: 3, maxEpochs: 4, batch: 128)
+        pretrainEpochs: 40, pretrainBatch: 256, trials: 4, maxEpochs: 4, batch: 128, seeds: 3, bootstrap: 1000)
     case .paper:
       return Settings(train: 162_770, val: 19_867, test: 19_962, synthSize: 64, imageSize: 64, model: "resnet50", width: "1", stem: "imagenet",
-        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256)
+        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000)
     }
   }
 
   func validate() throws {
+    if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1 (got \(seeds)).") }
     if let celeba, !FileManager.default.fileExists(atPath: celeba + "/list_attr_celeba.txt") {
       throw ValidationError("--celeba \(celeba) has no list_attr_celeba.txt: give the folder that holds CelebA's files.")
     }
@@ -106,16 +123,64 @@ struct ReproduceCommand: ParsableCommand {
       "--out", out + "/sweep"] + model + parallel)
     sweep.distributed = distributed
     try stage("sweep", done: false) { try sweep.run() }
+    let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
+    let best = Dictionary(uniqueKeysWithValues: strategies.compactMap { s in journal.best(strategy: s).map { (s, $0) } })
+
+    // The fine-tuning stage again with other seeds: each strategy's best settings, seeds k = 1..<N.
+    let seedRuns = strategies.flatMap { s in (1..<max(seedCount, 1)).compactMap { k in best[s].map { (s, k, $0) } } }
+    try stage("seeds", done: seedRuns.allSatisfy { FileManager.default.fileExists(atPath: out + "/seeds/\($0.0)-seed\($0.1)/run.json") }) {
+      for (strategy, k, record) in seedRuns {
+        let directory = out + "/seeds/\(strategy)-seed\(k)"
+        if FileManager.default.fileExists(atPath: directory + "/run.json") { continue }
+        if root { print("  \(strategy), seed \(k) of \(seedCount): the settings of \(record.id)") }
+        var command = try FinetuneCommand.parse(["--strategy", strategy] + (strategy == "supervised" ? [] : ["--from", pretrained])
+          + SweepCommand.trainingArguments(record.settings, data: packed, out: directory, batch: s.batch, seed: record.settings.seed + UInt64(k) * 1000)
+          + model + parallel)
+        command.distributed = distributed
+        try command.run()
+        try world.barrier()
+      }
+    }
+    // The control of pretraining: the same linear probe on a randomly initialised backbone.
+    let probe = out + "/probe-random"
+    if let frozen = best["frozen"] {
+      try stage("probe", done: FileManager.default.fileExists(atPath: probe + "/run.json")) {
+        var command = try FinetuneCommand.parse(["--strategy", "frozen", "--random-backbone"]
+          + SweepCommand.trainingArguments(frozen.settings, data: packed, out: probe, batch: s.batch) + model + parallel)
+        command.distributed = distributed
+        try command.run()
+      }
+    }
+    // The paper's mechanism: BatchNorm statistics of the pretrained backbone vs the data's.
+    let analysis = out + "/analysis"
+    try stage("bn-statistics", done: FileManager.default.fileExists(atPath: analysis + "/bn-statistics.md")) {
+      guard root else { return }
+      let modelOptions = try ModelOptions.parse(model)
+      let dataset = try PackedDataset(path: URL(fileURLWithPath: packed))
+      let pretrainedModel = try FinetuneCommand.model(modelOptions, from: pretrained, seed: seed)
+      let images = Array(dataset.train.prefix(2048))
+      let threads = distributed.threadsPerRank
+      Parallel.workers = threads
+      let data = BatchNormDrift.measure(pretrainedModel, dataset: dataset, images: images, batch: 128, threads: threads)
+      var models: [(label: String, statistics: [LayerStatistics])] = []
+      for strategy in strategies {
+        guard let record = best[strategy] else { continue }
+        let tuned = try FinetuneCommand.model(modelOptions, from: out + "/sweep/trials/\(record.id)/final.ckpt", seed: seed)
+        models.append((strategy, BatchNormDrift.running(tuned)))
+      }
+      let (markdown, csv) = BatchNormDrift.markdown(data: data, pretrained: BatchNormDrift.running(pretrainedModel), models: models, images: images.count)
+      try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
+      try Checkpoint.writeAtomically(Array(csv.utf8), to: analysis + "/bn-statistics.csv")
+      try Checkpoint.writeAtomically(Array(markdown.utf8), to: analysis + "/bn-statistics.md")
+    }
     try stage("report", done: false) {
       guard root else { return }
-      let plan = SweepPlan(strategies: strategies, trials: s.trials, groupSize: 1, maxEpochs: s.maxEpochs, maxFailures: s.trials,
-        seed: seed, space: .standard, heartbeatTimeout: 1)
-      let best = try Sweep(world: LocalCommunicator(), plan: plan, directory: out + "/sweep") { _, _, _, _ in
-        TrialOutcome(finished: false, metric: nil, seconds: 0, reason: nil, checkpoint: nil)
-      }.bestTrials()
-      let runs = strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0 } }
+      let runs = strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0.id } }
+      let seeds = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
       try ReportCommand.parse(["--runs"] + runs + ["--attributes", raw + "/list_attr_celeba.txt",
-        "--partition", raw + "/list_eval_partition.txt", "--out", out + "/report"]).run()
+        "--partition", raw + "/list_eval_partition.txt", "--out", out + "/report", "--bootstrap", "\(s.bootstrap)", "--findings",
+        "--pretrain", out + "/pretrain", "--include", analysis + "/bn-statistics.md"]
+        + (seeds.isEmpty ? [] : ["--seed-runs"] + seeds) + (best["frozen"] == nil ? [] : ["--probe", probe])).run()
     }
     if root { print(String(format: "reproduce --preset %@: done in %.0f s; open %@/report/index.html", preset.rawValue, Date().timeIntervalSince(start), out)) }
   }

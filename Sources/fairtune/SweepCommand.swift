@@ -151,19 +151,23 @@ struct SweepCommand: ParsableCommand {
     }
   }
 
+  /// The training options of a trial (also used to re-run a trial's settings with other seeds).
+  static func trainingArguments(_ settings: TrialSettings, data: String, out: String, batch: Int, seed: UInt64? = nil) -> [String] {
+    [
+      "--data", data, "--out", out, "--batch", "\(batch)", "--epochs", "\(settings.epochs)",
+      "--seed", "\(seed ?? settings.seed)", "--optimizer", settings.optimizer, "--lr", "\(settings.learningRate)",
+      "--weight-decay", "\(settings.weightDecay)", "--schedule", settings.schedule,
+      "--warmup-epochs", "\(settings.warmupEpochs)",
+    ]
+  }
+
   /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
   /// reporting the validation metric after each epoch; a finished trial is evaluated on every
   /// split like `fairtune finetune`.
   func runTrial(_ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, progress: @escaping (Int?, Double?) -> Bool) throws -> TrialOutcome {
     let strategy = Strategy(rawValue: settings.strategy)!
     let directory = out + "/trials/" + id
-    let arguments = [
-      "--data", data, "--out", directory, "--batch", "\(batch)", "--epochs", "\(settings.epochs)",
-      "--seed", "\(settings.seed)", "--optimizer", settings.optimizer, "--lr", "\(settings.learningRate)",
-      "--weight-decay", "\(settings.weightDecay)", "--schedule", settings.schedule,
-      "--warmup-epochs", "\(settings.warmupEpochs)",
-    ]
-    let training = try TrainingOptions.parse(arguments)
+    let training = try TrainingOptions.parse(Self.trainingArguments(settings, data: data, out: directory, batch: batch))
     var defining = training.defining
     defining["strategy"] = strategy.rawValue
     defining["trial"] = id

@@ -187,12 +187,17 @@ struct FinetuneCommand: ParsableCommand {
   @Flag(help: "Random resized crops (scale 0.5-1) and flips while fine-tuning (frozen and bn-stats train on the plain images otherwise).")
   var augment = false
 
+  @Flag(help: "Fine-tune a randomly initialised backbone instead of --from (with --strategy frozen: the linear-probe control that shows what pretraining added).")
+  var randomBackbone = false
+
   func validate() throws {
     guard let s = Strategy(rawValue: strategy) else {
       throw ValidationError("--strategy '\(strategy)' is not a strategy: use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
     }
     if s == .supervised && from != nil { throw ValidationError("--strategy supervised trains from scratch: drop --from.") }
-    if s != .supervised && from == nil { throw ValidationError("--strategy \(strategy) fine-tunes a pretrained backbone: pass --from CKPT.") }
+    if randomBackbone && from != nil { throw ValidationError("--random-backbone replaces --from: pass one of them.") }
+    if randomBackbone && s == .supervised { throw ValidationError("--random-backbone is for the fine-tuning strategies; supervised starts from a random backbone anyway.") }
+    if s != .supervised && from == nil && !randomBackbone { throw ValidationError("--strategy \(strategy) fine-tunes a pretrained backbone: pass --from CKPT.") }
     if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
   }
 
@@ -204,6 +209,7 @@ struct FinetuneCommand: ParsableCommand {
     defining["from"] = from.map { ($0 as NSString).standardizingPath } ?? ""
     defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
     defining["augment"] = "\(augment)"
+    if randomBackbone { defining["random_backbone"] = "true" }
     let session: Session
     do { session = try Session(training, distributed, model: modelOptions, defining: defining) } catch { throw ValidationError("\(error)") }
     do {

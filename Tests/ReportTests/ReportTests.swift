@@ -230,4 +230,44 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(Figure1.compact(53_120), "53.1k")
     XCTAssertEqual(Figure1.compact(1e6), "1M")
   }
+
+  func testSpearman() {
+    XCTAssertEqual(Findings.spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1, accuracy: 1e-12)
+    XCTAssertEqual(Findings.spearman([1, 2, 3, 4], [9, 3, 2, 1]), -1, accuracy: 1e-12)
+    // Ties get average ranks: ranks (0.5, 0.5, 2) and (0, 1, 2).
+    XCTAssertEqual(Findings.spearman([1, 1, 2], [1, 2, 3]), 0.8660254037844386, accuracy: 1e-12)
+  }
+
+  /// findings.md from runs whose quality is set by their noise: BN Stats much better than Frozen,
+  /// BN Stats + Skip identical to Full, a random-backbone probe far worse; then Frozen and BN Stats
+  /// swapped, so that finding (a) must say it does not hold.
+  func testFindingsSayWhatHoldsAndWhatDoesNot() throws {
+    let dataset = try writeDataset(train: 400, test: 300)
+    let data = (dataset.attributes, dataset.partition)
+    func findings(frozenNoise: Double, bnStatsNoise: Double) throws -> String {
+      let noises: [(Strategy, Double)] = [
+        (.frozen, frozenNoise), (.bnStats, bnStatsNoise), (.bnStatsAffine, 0.3), (.bnStatsSkip, 0.2), (.full, 0.2), (.supervised, 0.2),
+      ]
+      let main = try noises.map { s, noise in
+        try writeRun("\(s.rawValue)-\(frozenNoise)", strategy: s, parameters: 1, buffers: 1, seconds: s == .supervised ? 40 : 10, noise: noise, splits: dataset.splits, data: data)
+      }
+      let seeds = try noises.map { s, noise in
+        try writeRun("\(s.rawValue)-\(frozenNoise)-seed1", strategy: s, parameters: 1, buffers: 1, seconds: 11, noise: noise * 1.02, splits: dataset.splits, data: data)
+      }
+      let probe = try writeRun("probe-\(frozenNoise)", strategy: .frozen, parameters: 1, buffers: 0, seconds: 10, noise: 6, splits: dataset.splits, data: data)
+      let options = BootstrapOptions(resamples: 100, seed: 1)
+      let evaluated = try ReportBuilder.evaluate(runs: main, attributes: nil, partition: nil, bootstrap: options)
+      let others = try ReportBuilder.evaluate(runs: seeds, attributes: nil, partition: nil, bootstrap: nil)
+      let random = try ReportBuilder.evaluate(runs: [probe], attributes: nil, partition: nil, bootstrap: nil)[0]
+      return Findings.markdown(main: evaluated, seedRuns: others, probe: random, bootstrap: options)
+    }
+    let good = try findings(frozenNoise: 1.5, bnStatsNoise: 0.2)
+    XCTAssertTrue(good.contains("| frozen | 2 |"), good)
+    XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (all row; paper .43 -> .69): **holds**"), good)
+    XCTAssertTrue(good.contains("(b) BN Stats + Skip is within the interval of Full FT: **holds**"), good)
+    XCTAssertTrue(good.contains("pretraining learned features a linear probe can use"), good)
+    XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
+    let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
+    XCTAssertTrue(swapped.contains("over Frozen (all row; paper .43 -> .69): **does not hold**"), swapped)
+  }
 }
