@@ -1,5 +1,6 @@
 // The fairtune command line: one root command, a subcommand per stage of the experiment.
 import ArgumentParser
+import Foundation
 
 @main
 struct Fairtune: ParsableCommand {
@@ -13,6 +14,12 @@ struct Fairtune: ParsableCommand {
     subcommands: [
       SynthCommand.self, PackCommand.self, PretrainCommand.self, FinetuneCommand.self, SweepCommand.self,
       EvaluateCommand.self, ReproduceCommand.self, Bench.self, BenchDataCommand.self, ImportCommand.self,
-      ExportCommand.self, InspectCommand.self, FairnessCommand.self, ReportCommand.self,
+      ExportCommand.self, InspectCommand.self, FairnessCommand.self, ReportCommand.self, PlanCommand.self,
     ])
+
+  /// Progress goes out a line at a time even into a log file or a pipe.
+  static func main() {
+    setvbuf(stdout, nil, _IOLBF, 0)
+    main(nil)
+  }
 }

@@ -51,6 +51,9 @@ struct ReproduceCommand: ParsableCommand {
   @Option(help: "Fine-tuning seeds per strategy: the sweep's best settings are trained again with N-1 more seeds (default: 1 for tiny, 3 otherwise).")
   var seeds: Int?
 
+  @Option(help: "Ranks per sweep trial under mpirun (the sweep's rank 0 coordinates; the others form groups of this size).")
+  var groupSize: Int = 1
+
   @OptionGroup var distributed: DistributedOptions
 
   var seedCount: Int { seeds ?? settings.seeds }
@@ -62,7 +65,9 @@ struct ReproduceCommand: ParsableCommand {
     var seeds: Int, bootstrap: Int
   }
 
-  var settings: Settings {
+  var settings: Settings { Self.settings(preset) }
+
+  static func settings(_ preset: Preset) -> Settings {
     switch preset {
     case .tiny:
       return Settings(train: 2000, val: 300, test: 300, synthSize: 48, imageSize: 32, model: "resnet18", width: "0.25", stem: "small",
@@ -120,7 +125,7 @@ struct ReproduceCommand: ParsableCommand {
     let strategies = Strategy.allCases.map(\.rawValue)
     var sweep = try SweepCommand.parse(["--data", packed, "--from", pretrained, "--strategies", strategies.joined(separator: ","),
       "--trials", "\(s.trials)", "--max-epochs", "\(s.maxEpochs)", "--batch", "\(s.batch)", "--seed", "\(seed)",
-      "--out", out + "/sweep"] + model + parallel)
+      "--group-size", "\(groupSize)", "--out", out + "/sweep"] + model + parallel)
     sweep.distributed = distributed
     try stage("sweep", done: false) { try sweep.run() }
     let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
