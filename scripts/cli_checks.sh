@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command-line checks: help, a short bench run with its JSON line, and bad options that must
-# fail with a message naming the option (exit status 64 from the argument parser, never a trap).
+# fail with a message naming the option (exit status 2 for usage errors, never a trap).
 set -uo pipefail
 bin=${1:-.build/release/fairtune}
 passed=0
@@ -24,14 +24,14 @@ check() {
 check "help" 0 "bench" "$bin" --help
 check "bench help" 0 "--image-size" "$bin" bench --help
 check "bench json" 0 '"images_per_second"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 2 --warmup 1 --json
-check "unknown model" 64 "--model" "$bin" bench --model resnet19
-check "zero batch" 64 "--batch" "$bin" bench --batch 0
-check "negative size" 64 "--image-size" "$bin" bench --image-size -4
-check "zero width" 64 "--width" "$bin" bench --width 0
-check "width rounds to zero" 64 "--width" "$bin" bench --width 0.001
-check "unknown stem" 64 "--stem" "$bin" bench --stem tiny
-check "unknown algorithm" 64 "--conv" "$bin" bench --conv fft
-check "zero threads" 64 "--threads" "$bin" bench --threads 0
+check "unknown model" 2 "--model" "$bin" bench --model resnet19
+check "zero batch" 2 "--batch" "$bin" bench --batch 0
+check "negative size" 2 "--image-size" "$bin" bench --image-size -4
+check "zero width" 2 "--width" "$bin" bench --width 0
+check "width rounds to zero" 2 "--width" "$bin" bench --width 0.001
+check "unknown stem" 2 "--stem" "$bin" bench --stem tiny
+check "unknown algorithm" 2 "--conv" "$bin" bench --conv fft
+check "zero threads" 2 "--threads" "$bin" bench --threads 0
 
 fixtures=Tests/TrainingTests/Fixtures
 tmp=$(mktemp -d)
@@ -39,7 +39,7 @@ check "import" 0 "40-way head" "$bin" import --safetensors $fixtures/torchvision
 check "inspect" 0 "every checksum verified" "$bin" inspect "$tmp/a.ckpt"
 check "export" 0 "122 tensors" "$bin" export "$tmp/a.ckpt" --safetensors "$tmp/a.safetensors"
 check "import wrong depth" 1 "layer1.2" "$bin" import --safetensors $fixtures/torchvision-resnet18.safetensors --model resnet34 --out "$tmp/b.ckpt"
-check "import missing file" 64 "no such file" "$bin" import --safetensors "$tmp/none.safetensors" --model resnet18 --out "$tmp/b.ckpt"
+check "import missing file" 2 "no such file" "$bin" import --safetensors "$tmp/none.safetensors" --model resnet18 --out "$tmp/b.ckpt"
 head -c 500 "$tmp/a.ckpt" >"$tmp/cut.ckpt"
 check "inspect truncated" 1 "truncated" "$bin" inspect "$tmp/cut.ckpt"
 check "inspect not a checkpoint" 1 "not a fairtune checkpoint" "$bin" inspect $fixtures/torchvision-resnet18.safetensors
@@ -50,14 +50,14 @@ scratch=$(mktemp -d)
 check "synth help" 0 "--attributes" "$bin" synth --help
 check "synth" 0 "wrote 12 images" "$bin" synth --out "$scratch/synth" --train 8 --val 2 --test 2 --image-size 32 --seed 3
 check "synth existing out" 1 "already exists" "$bin" synth --out "$scratch/synth" --train 8
-check "synth no images" 64 "--train, --val and --test" "$bin" synth --out "$scratch/none" --train 0 --val 0 --test 0
-check "synth bad size" 64 "--image-size" "$bin" synth --out "$scratch/none" --image-size 4
+check "synth no images" 2 "--train, --val and --test" "$bin" synth --out "$scratch/none" --train 0 --val 0 --test 0
+check "synth bad size" 2 "--image-size" "$bin" synth --out "$scratch/none" --image-size 4
 check "pack" 0 "packed 12 images (8 train, 2 val, 2 test)" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed"
 rm "$scratch/synth/img_align_celeba/000004.jpg"
 check "pack missing image" 1 "000004.jpg: is missing or unreadable" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed2"
 check "pack left nothing" 1 "" test -e "$scratch/packed2"
 check "pack skip bad images" 0 "left out 1 bad images" "$bin" pack --celeba "$scratch/synth" --image-size 16 --out "$scratch/packed3" --skip-bad-images
-check "pack bad size" 64 "--image-size" "$bin" pack --celeba "$scratch/synth" --image-size 0 --out "$scratch/packed4"
+check "pack bad size" 2 "--image-size" "$bin" pack --celeba "$scratch/synth" --image-size 0 --out "$scratch/packed4"
 rm -rf "$scratch"
 
 echo "cli: $passed passed, $failed failed"

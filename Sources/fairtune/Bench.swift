@@ -165,13 +165,15 @@ struct Bench: ParsableCommand {
       launch.say(String(format: "  %-12@ %6.1f%%", type.rawValue as NSString, 100 * s / total))
     }
     launch.say(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (total - profiled) / total))
+    let peak = PlanCommand.peakResidentBytes()
+    launch.say(String(format: "peak resident memory: %.0f MiB per rank (batch %d per rank)", Double(peak) / 1048576, local.count))
 
     var object: [String: Any] = [
       "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
       "threads": BLAS.threadsPerRank, "ranks": comm.size, "steps": steps, "conv": conv, "step_seconds": stepTime,
       "images_per_second": imagesPerSecond, "gflops": gflops, "sgemm_gflops": sgemm,
       "gflop_per_image": flops.training / Double(local.count) / 1e9,
-      "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan,
+      "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan, "peak_resident_bytes": peak,
     ]
     var shares: [String: Double] = [:]
     for type in LayerType.allCases { shares[type.rawValue] = Profiler.seconds[type, default: 0] / total }

@@ -17,9 +17,22 @@ struct Fairtune: ParsableCommand {
       ExportCommand.self, InspectCommand.self, FairnessCommand.self, ReportCommand.self, PlanCommand.self,
     ])
 
-  /// Progress goes out a line at a time even into a log file or a pipe.
+  /// Progress goes out a line at a time even into a log file or a pipe; a file-size limit makes
+  /// a write fail with an error that is reported (instead of killing the process with SIGXFSZ);
+  /// usage errors (a bad option, a missing file named by an option) exit with status 2, other
+  /// failures with 1.
   static func main() {
     setvbuf(stdout, nil, _IOLBF, 0)
-    main(nil)
+    signal(SIGXFSZ, SIG_IGN)
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      if exitCode(for: error) == .validationFailure {
+        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
+      exit(withError: error)
+    }
   }
 }

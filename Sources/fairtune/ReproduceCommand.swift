@@ -99,8 +99,18 @@ struct ReproduceCommand: ParsableCommand {
         return
       }
       if root { print("[\(name)] \(String(format: "%.0f", Date().timeIntervalSince(start))) s") }
+      let begin = Date()
       try body()
       try world.barrier()
+      if root {
+        // OUT/stages.json: each stage's wall seconds (the latest run of it), for `fairtune plan` checks.
+        let path = out + "/stages.json"
+        var times = ((try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))) as? [String: Double]) ?? [:]
+        times[name] = Date().timeIntervalSince(begin)
+        if let data = try? JSONSerialization.data(withJSONObject: times, options: [.prettyPrinted, .sortedKeys]) {
+          try? Checkpoint.writeAtomically([UInt8](data), to: path)
+        }
+      }
     }
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
     let raw = celeba ?? out + "/data"
