@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the XCTest suites (the multi-process
-# ones drive the release binary under mpirun), the command-line checks, and the whole pipeline
-# on the tiny preset.
+# ones drive the release binary under mpirun), the command-line checks, the bad-input matrix,
+# and the whole pipeline on the tiny preset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -11,4 +11,5 @@ swift build --build-tests
 mkdir -p .build
 FAIRTUNE_BINARY="$PWD/.build/release/fairtune" swift test --skip-build 2>&1 | tee .build/test.log
 scripts/cli_checks.sh .build/release/fairtune
+scripts/bad_inputs.sh "$PWD/.build/release/fairtune" | tail -1
 scripts/pipeline_checks.sh .build/release/fairtune

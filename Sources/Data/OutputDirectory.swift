@@ -40,11 +40,41 @@ public final class OutputDirectory {
   public func file(_ name: String) -> URL { temporary.appendingPathComponent(name) }
 
   public func write(_ bytes: [UInt8], to name: String) throws {
-    do {
-      try Data(bytes).write(to: file(name))
-    } catch {
-      throw OutputError("cannot write \(file(name).path) (\(error.localizedDescription)); is the disk full?")
+    try guarded(name) {
+      // POSIX calls, so that a failure carries the system's reason (EFBIG, ENOSPC, ...).
+      let descriptor = open(file(name).path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+      guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+      defer { close(descriptor) }
+      var offset = 0
+      while offset < bytes.count {
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+        guard written > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        offset += written
+      }
     }
+  }
+
+  /// Runs `body`, which writes the file `name`; a failure becomes an error that names the
+  /// destination and the system's reason.
+  public func guarded<T>(_ name: String, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as OutputError {
+      throw error
+    } catch {
+      throw OutputError("cannot write \(name) of \(destination.path) (\(Self.reason(error))); is the disk full, or a file-size limit (ulimit -f) set? Nothing was left under \(destination.lastPathComponent).")
+    }
+  }
+
+  /// The system's words for a failed file operation (the POSIX error under Foundation's).
+  public static func reason(_ error: Error) -> String {
+    let ns = error as NSError
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+      return String(cString: strerror(Int32(underlying.code)))
+    }
+    if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    return error.localizedDescription
   }
 
   public func commit() throws {

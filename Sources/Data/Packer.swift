@@ -42,7 +42,7 @@ public enum Packer {
 
     func closeShard() throws {
       guard let handle = shard else { return }
-      try handle.close()
+      try output.guarded(PackedDataset.shardFile(shardIndex)) { try handle.close() }
       shard = nil
       let url = output.file(PackedDataset.shardFile(shardIndex))
       let mapped = try MappedFile(url.path)
@@ -50,9 +50,11 @@ public enum Packer {
       let header = PackedHeader(
         kind: .images, height: imageSize, width: imageSize, channels: 3, count: shardCount, first: shardFirst,
         payloadBytes: shardCount * imageBytes, checksum: checksum)
-      let patch = try FileHandle(forWritingTo: url)
-      try patch.write(contentsOf: header.bytes)
-      try patch.close()
+      try output.guarded(url.lastPathComponent) {
+        let patch = try FileHandle(forWritingTo: url)
+        try patch.write(contentsOf: header.bytes)
+        try patch.close()
+      }
       shardIndex += 1
       shardFirst += shardCount
       shardCount = 0
@@ -106,8 +108,10 @@ public enum Packer {
           shard = try FileHandle(forWritingTo: url)
           try shard!.seekToEnd()
         }
-        try pixels.withUnsafeBytes {
-          try shard!.write(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(i * imageBytes)..<((i + 1) * imageBytes)]))
+        try output.guarded(PackedDataset.shardFile(shardIndex)) {
+          try pixels.withUnsafeBytes {
+            try shard!.write(contentsOf: UnsafeRawBufferPointer(rebasing: $0[(i * imageBytes)..<((i + 1) * imageBytes)]))
+          }
         }
         shardCount += 1
         if shardCount == perShard { try closeShard() }

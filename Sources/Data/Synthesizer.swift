@@ -88,7 +88,7 @@ public enum Synthesizer {
           let bytes = try encoder.encode(face, quality: quality)
           try Data(bytes).write(to: folder.appendingPathComponent(imageName(image)))
         } catch {
-          failure.record(OutputError("cannot write image \(imageName(image)) (\(error)); is the disk full?"))
+          failure.record(OutputError("cannot write image \(imageName(image)) of \(output.destination.path) (\(OutputDirectory.reason(error))); is the disk full, or a file-size limit (ulimit -f) set?"))
         }
         if chunk == 0 && (image - range.lowerBound) % 256 == 0 {
           progress((image - range.lowerBound) * Parallel.chunkCount(plan.count, grain: 8))

@@ -25,6 +25,10 @@ struct Session {
   init(launch: Launch, dataset: PackedDataset, training: TrainingOptions, defining: [String: String]) throws {
     self.launch = launch
     self.dataset = dataset
+    // Checked before the run directory is made, so that a refused run leaves nothing behind.
+    guard dataset.train.count >= training.batch else {
+      throw ValidationError("--batch \(training.batch) is larger than the \(dataset.train.count) train images of \(training.data)")
+    }
     run = try RunDirectory(path: training.out, options: defining)
     threads = training.loaderThreads ?? BLAS.threadsPerRank
   }
@@ -210,10 +214,14 @@ struct FinetuneCommand: ParsableCommand {
     defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
     defining["augment"] = "\(augment)"
     if randomBackbone { defining["random_backbone"] = "true" }
+    // The checkpoint is read (and checked against --model) before the run directory is made.
+    let model: ResNet
+    do { model = try FinetuneCommand.model(modelOptions, from: from, seed: training.seed) } catch let error as ValidationError { throw error } catch {
+      throw ValidationError("\(error)")
+    }
     let session: Session
     do { session = try Session(training, distributed, model: modelOptions, defining: defining) } catch { throw ValidationError("\(error)") }
     do {
-      let model = try FinetuneCommand.model(modelOptions, from: from, seed: training.seed)
       strategy.apply(to: model)
       let counts = strategy.updatedCounts(model)
       let total = model.registry.parameterCount
