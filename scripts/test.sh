@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 swift build -c release --product fairtune
+# A single-node Slurm for the sbatch tests (SlurmTests skip without one); stopped at the end.
+if [ "$(id -u)" -eq 0 ] && [ -z "${FAIRTUNE_NO_SLURM:-}" ]; then
+  if cluster/slurm/local.sh up; then trap 'cluster/slurm/local.sh down' EXIT; else echo "warning: no local Slurm; the Slurm tests will be skipped"; fi
+fi
 swift build --build-tests
 mkdir -p .build
 FAIRTUNE_BINARY="$PWD/.build/release/fairtune" swift test --skip-build 2>&1 | tee .build/test.log

@@ -22,6 +22,10 @@ install() {
 
 up() {
   [ "$(id -u)" -eq 0 ] || { echo "local.sh: needs root (it starts munged, slurmctld and slurmd)" >&2; exit 1; }
+  if [ -s "$state/slurmctld.pid" ] && kill -0 "$(cat "$state/slurmctld.pid")" 2>/dev/null; then
+    echo "Slurm is already up (state in $state)"
+    return
+  fi
   install
   mkdir -p "$state"/{spool/ctld,spool/d,log,run}
   : >"$state/made"
