@@ -114,7 +114,11 @@ struct PlanCommand: ParsableCommand {
     let cores = Double(nodes * coresPerNode)
     let scale = Double(here) / (cores * (ranks > 1 ? efficiency : 1))
     print("")
-    print(String(format: "%-16@ %14@ %12@", "stage" as NSString, "wall" as NSString, "core-hours" as NSString))
+    func row(_ name: String, _ wall: String, _ hours: String) -> String {
+      name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 12 - wall.count)) + wall
+        + String(repeating: " ", count: max(0, 12 - hours.count)) + hours
+    }
+    print(row("stage", "wall", "core-hours"))
     var totalWall = 0.0
     var rows: [[String: Any]] = []
     for stage in stages {
@@ -123,9 +127,9 @@ struct PlanCommand: ParsableCommand {
       let coreHours = wall * cores / 3600
       totalWall += wall
       rows.append(["stage": stage.name, "wall_seconds": wall, "core_hours": coreHours])
-      print(String(format: "%-16@ %14@ %12.2f", stage.name as NSString, Trainer.duration(wall) as NSString, coreHours))
+      print(row(stage.name, Trainer.duration(wall), String(format: "%.2f", coreHours)))
     }
-    print(String(format: "%-16@ %14@ %12.2f", "total" as NSString, Trainer.duration(totalWall) as NSString, totalWall * cores / 3600))
+    print(row("total", Trainer.duration(totalWall), String(format: "%.2f", totalWall * cores / 3600)))
     print(String(format: "peak resident memory per rank: %.0f MiB (pretraining at %d images per rank, two views each)", Double(peak) / 1048576, pretrainBatch))
     if json {
       let object: [String: Any] = [
