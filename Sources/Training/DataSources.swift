@@ -17,6 +17,8 @@ public final class LoaderSource: BatchSource {
   private let views: Int
   private var current: Batch?
   private var joined = Workspace()
+  private let splitCount: Int
+  private let globalBatch: Int
 
   public init(
     dataset: PackedDataset, split: [Int], globalBatch: Int, communicator: Communicator, epochs: Int, seed: UInt64,
@@ -26,6 +28,8 @@ public final class LoaderSource: BatchSource {
       datasetSize: split.count, globalBatch: globalBatch, rank: communicator.rank, ranks: communicator.size, seed: seed)
     imageSize = dataset.imageSize
     stepsPerEpoch = sampler.stepsPerEpoch
+    splitCount = split.count
+    self.globalBatch = globalBatch
     if case .simCLR = transform { views = 2 } else { views = 1 }
     loader = BatchLoader(
       dataset: dataset, schedule: .epochs(sampler, images: split, epochs: epochs), transform: transform,
@@ -41,14 +45,15 @@ public final class LoaderSource: BatchSource {
     precondition(batch.step == epoch * stepsPerEpoch + step, "the loader and the trainer disagree on the step")
     current = batch
     let n = batch.indices.count
+    let global = min(globalBatch, splitCount - step * globalBatch)
     guard views == 2, let second = batch.secondView else {
-      return TrainingBatch(images: batch.images.data, labels: batch.labels.data, count: n)
+      return TrainingBatch(images: batch.images.data, labels: batch.labels.data, count: n, globalCount: global)
     }
     let size = n * imageSize * imageSize * 3
     let both = joined.pointer(count: 2 * size)
     both.update(from: batch.images.data, count: size)
     (both + size).update(from: second.data, count: size)
-    return TrainingBatch(images: both, labels: nil, count: n)
+    return TrainingBatch(images: both, labels: nil, count: n, globalCount: global)
   }
 }
 

@@ -16,11 +16,15 @@ public struct TrainingBatch {
   public var labels: UnsafeMutablePointer<Float>?
   /// Images (not views) in this rank's share.
   public var count: Int
+  /// Images in the whole global batch of this step: the plan's batch, or fewer on the last,
+  /// partial step of an epoch (nil: the plan's batch).
+  public var globalCount: Int?
 
-  public init(images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Float>?, count: Int) {
+  public init(images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Float>?, count: Int, globalCount: Int? = nil) {
     self.images = images
     self.labels = labels
     self.count = count
+    self.globalCount = globalCount
   }
 }
 
@@ -232,13 +236,14 @@ public final class Trainer {
       let batch = try source.batch(epoch: epoch, step: step % source.stepsPerEpoch)
       optimizer.learningRate = schedule.learningRate(step: step)
       let (loss, correct) = try trainStep(batch)
+      let images = batch.globalCount ?? plan.globalBatch
       guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
       let seconds = Clock.now() - start
       trainingSeconds += seconds
       step += 1
-      windowImages += plan.globalBatch
+      windowImages += images
       windowSeconds += seconds
-      let imagesPerSecond = Double(plan.globalBatch) / seconds
+      let imagesPerSecond = Double(images) / seconds
       var record: [String: Any] = [
         "step": step, "epoch": epoch, "loss": loss, "lr": Double(optimizer.learningRate),
         "images_per_second": imagesPerSecond, "step_seconds": seconds,
@@ -248,7 +253,7 @@ public final class Trainer {
       if let correct {
         // Every one of the 2 x batch views of the global batch is an anchor.
         record["contrastive_top1"] = correct
-        record["contrastive_top1_accuracy"] = Double(correct) / Double(2 * plan.globalBatch)
+        record["contrastive_top1_accuracy"] = Double(correct) / Double(2 * images)
       }
       if step % plan.checkpointEvery == 0 && step < total {
         let begin = Clock.now()
@@ -307,9 +312,11 @@ public final class Trainer {
     case .attributes:
       guard let labels = batch.labels else { preconditionFailure("attribute training needs labels") }
       localLoss = Double(Losses.binaryCrossEntropyWithLogits(
-        logits: output, targets: labels, count: rows * width, gradient: dOutput, meanOver: plan.globalBatch * width))
+        logits: output, targets: labels, count: rows * width, gradient: dOutput, meanOver: (batch.globalCount ?? plan.globalBatch) * width))
     case .simclr(let temperature):
-      (localLoss, correct) = try contrastive(output, images: batch.count, dimension: width, temperature: temperature, gradient: dOutput)
+      (localLoss, correct) = try contrastive(
+        output, images: batch.count, globalImages: batch.globalCount ?? plan.globalBatch, dimension: width, temperature: temperature,
+        gradient: dOutput)
     }
     var failure: Error?
     model.backward(dOutput) { offset in
@@ -336,11 +343,12 @@ public final class Trainer {
   /// loss of its own anchors against all of them, and the gradient parts are summed so that
   /// each rank gets the whole gradient of its own embeddings.
   private func contrastive(
-    _ embeddings: UnsafeMutablePointer<Float>, images: Int, dimension d: Int, temperature: Float,
+    _ embeddings: UnsafeMutablePointer<Float>, images: Int, globalImages: Int, dimension d: Int, temperature: Float,
     gradient: UnsafeMutablePointer<Float>
   ) throws -> (Double, Int) {
     let ranks = communicator.size
-    let shares = (0..<ranks).map { DistributedSampler.share(of: plan.globalBatch, rank: $0, ranks: ranks) }
+    // The shares of this step's global batch (the last step of an epoch may be partial).
+    let shares = (0..<ranks).map { DistributedSampler.share(of: globalImages, rank: $0, ranks: ranks) }
     var starts = [0]
     for s in shares { starts.append(starts.last! + 2 * s) }
     let m = starts.last!

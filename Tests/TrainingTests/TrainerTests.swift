@@ -17,6 +17,8 @@ final class GeneratedBatches: BatchSource {
   let images: Tensor
   let labels: Tensor
   var waitSeconds = 0.0
+  /// Reported as the step's global batch (a partial last batch when below the plan's).
+  var globalCount: Int?
 
   init(count: Int, views: Int = 1) {
     self.count = count
@@ -35,7 +37,7 @@ final class GeneratedBatches: BatchSource {
         for i in 0..<192 { image[i] = rng.normal() * 0.5 + (target - 0.5) * Float(i % 3) }
       }
     }
-    return TrainingBatch(images: images.data, labels: views == 1 ? labels.data : nil, count: count)
+    return TrainingBatch(images: images.data, labels: views == 1 ? labels.data : nil, count: count, globalCount: globalCount)
   }
 }
 
@@ -46,7 +48,7 @@ final class TrainerTests: XCTestCase {
     return path
   }
 
-  func trainer(_ path: String, objective: Objective = .attributes, epochs: Int = 3) throws -> Trainer {
+  func trainer(_ path: String, objective: Objective = .attributes, epochs: Int = 3, planBatch: Int = 6, partial: Bool = false) throws -> Trainer {
     let simclr = objective != .attributes
     let model = try ResNet(ResNetConfiguration(
       depth: .resnet18, stem: .small, width: 0.0625, classes: simclr ? nil : 40,
@@ -54,7 +56,8 @@ final class TrainerTests: XCTestCase {
     let comm = LocalCommunicator()
     let optimizer = OptimizerSettings(kind: .sgd, learningRate: 0.05, momentum: 0.9).make(model.registry.parameters { $0.requiresGradient })
     let source = GeneratedBatches(count: 6, views: simclr ? 2 : 1)
-    let plan = TrainingPlan(epochs: epochs, maxSteps: nil, globalBatch: 6, checkpointEvery: 2, keep: 10)
+    if partial { source.globalCount = 6 }
+    let plan = TrainingPlan(epochs: epochs, maxSteps: nil, globalBatch: planBatch, checkpointEvery: 2, keep: 10)
     let run = try RunDirectory(path: path, options: ["model": "resnet18"])
     let t = Trainer(
       model: model, objective: objective, optimizer: optimizer,
@@ -98,6 +101,19 @@ final class TrainerTests: XCTestCase {
     }
     let curve = try losses(whole)
     XCTAssertGreaterThan(curve.first!, curve.last!, "loss should fall: \(curve)")
+  }
+
+  /// The last step of an epoch may hold fewer images than the plan's batch: its loss (BCE mean,
+  /// NT-Xent positives and normaliser) must be that of those images, exactly as if the plan's
+  /// batch were that size.
+  func testPartialLastBatchIsTrainedAsItsOwnSize() throws {
+    for objective in [Objective.attributes, .simclr(temperature: 0.5)] {
+      let full = runPath("batch6")
+      try trainer(full, objective: objective, epochs: 1).train()
+      let partial = runPath("batch10-partial")
+      try trainer(partial, objective: objective, epochs: 1, planBatch: 10, partial: true).train()
+      XCTAssertEqual(try losses(partial), try losses(full), "\(objective)")
+    }
   }
 
   func testSimCLRLossFallsAndCountsPositives() throws {
