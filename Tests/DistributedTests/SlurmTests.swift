@@ -93,7 +93,9 @@ final class SlurmTests: XCTestCase {
     let requeue = try Harness.run("/usr/bin/env", ["scontrol", "requeue", job], limit: 30)
     XCTAssertEqual(requeue.status, 0, requeue.output)
     let requeuedAt = Clock.now() - start
-    // Slurm holds a requeued job back for a while (its begin time moves on): let it start now.
+    // Slurm holds a requeued job back for a while (its begin time moves on): once it is pending
+    // again, let it start now.
+    try wait(job, limit: 60) { $0 == "PENDING" }
     _ = try Harness.run("/usr/bin/env", ["scontrol", "update", "JobId=\(job)", "StartTime=now"], limit: 30)
     let end = try wait(job, limit: 600) { Self.finalStates.contains($0) }
     XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode)")
