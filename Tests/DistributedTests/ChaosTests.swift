@@ -18,21 +18,6 @@ final class ChaosTests: XCTestCase {
     return p
   }
 
-  func start(_ arguments: [String]) throws -> Process {
-    guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: mpirun)
-    process.arguments = ["--oversubscribe", "-np", "3", Harness.binary] + arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    process.environment = environment
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
-  }
-
   /// The pid of world rank `rank` among the fairtune processes whose command line holds `marker`.
   func pid(ofRank rank: Int, marker: String) -> Int32? {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -61,7 +46,7 @@ final class ChaosTests: XCTestCase {
   func chaos(_ arguments: [String], marker: String, seed: UInt64, window: ClosedRange<Double>, ready: () -> Bool) throws -> Kill? {
     var generator = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x1234_5678)
     var kill = Kill(seed: seed, rank: Int(generator.uniform() * 3) % 3, at: window.lowerBound + Double(generator.uniform()) * (window.upperBound - window.lowerBound))
-    let process = try start(arguments)
+    let process = try Harness.background(3, arguments)
     let begin = Clock.now()
     while !ready() && process.isRunning && Clock.now() - begin < 120 { usleep(5000) }
     let readyAt = Clock.now()
@@ -80,19 +65,12 @@ final class ChaosTests: XCTestCase {
     return kill
   }
 
-  func tensors(_ path: String) throws -> [String: [Float]] {
-    let out = path + ".safetensors"
-    XCTAssertEqual(try Harness.run(Harness.binary, ["export", path, "--safetensors", out]).status, 0)
-    let file = try SafeTensors(contentsOf: out)
-    return Dictionary(uniqueKeysWithValues: try file.names.map { ($0, try file.floats($0)) })
-  }
-
   func testARandomRankKilledDuringPretrain() throws {
     let options = ["--batch", "30", "--epochs", "12", "--checkpoint-every", "16", "--seed", "2", "--comm-timeout", "\(Int(timeout))"] + model
     let reference = path("pretrain-reference")
     let uninterrupted = try Harness.mpi(3, ["pretrain", "--data", PipelineTests.data, "--out", reference] + options, limit: 600)
     XCTAssertEqual(uninterrupted.status, 0, uninterrupted.output)
-    let expected = try tensors(reference + "/final.ckpt")
+    let expected = try Harness.tensors(ofCheckpoint: reference + "/final.ckpt")
     var lines: [String] = []
     for seed: UInt64 in 1...5 {
       let out = path("pretrain-\(seed)")
@@ -106,7 +84,7 @@ final class ChaosTests: XCTestCase {
       XCTAssertLessThan(kill.exitSeconds, timeout + 10, "seed \(seed): survivors outlived the timeout")
       let again = try Harness.mpi(3, arguments, limit: 600)
       XCTAssertEqual(again.status, 0, again.output)
-      let got = try tensors(out + "/final.ckpt")
+      let got = try Harness.tensors(ofCheckpoint: out + "/final.ckpt")
       let identical = expected.filter { got[$0.key] == $0.value }.count
       XCTAssertEqual(identical, expected.count, "seed \(seed): the resumed weights differ")
       lines.append(String(format: "seed %d: rank %d killed %.2f s into training, job exited %d after %.2f s; re-run: %d/%d tensors bit-identical",

@@ -63,6 +63,32 @@ enum Harness {
     return try run(mpirun, ["--oversubscribe", "-np", "\(ranks)", binary] + arguments, limit: limit)
   }
 
+  /// Starts fairtune on `ranks` ranks under mpirun in the background, its output discarded.
+  static func background(_ ranks: Int, _ arguments: [String]) throws -> Process {
+    guard let mpirun else { throw XCTSkip("mpirun is not installed") }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: mpirun)
+    process.arguments = ["--oversubscribe", "-np", "\(ranks)", binary] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+  }
+
+  /// A checkpoint's tensors by name, through `fairtune export` (so tests need no module beyond
+  /// Tensors).
+  static func tensors(ofCheckpoint path: String) throws -> [String: [Float]] {
+    let out = path + ".safetensors"
+    let result = try run(binary, ["export", path, "--safetensors", out])
+    XCTAssertEqual(result.status, 0, result.output)
+    let file = try SafeTensors(contentsOf: out)
+    return Dictionary(uniqueKeysWithValues: try file.names.map { ($0, try file.floats($0)) })
+  }
+
   static func temporaryFile(_ name: String) -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-mpi-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -52,26 +52,10 @@ final class PipelineTests: XCTestCase {
     }
   }
 
-  /// Starts fairtune under mpirun in the background, its output discarded.
-  func background(_ ranks: Int, _ arguments: [String]) throws -> Process {
-    guard let mpirun = Harness.mpirun else { throw XCTSkip("mpirun is not installed") }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: mpirun)
-    process.arguments = ["--oversubscribe", "-np", "\(ranks)", Harness.binary] + arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    process.environment = environment
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
-  }
-
   /// Runs `arguments` under `ranks` ranks, kills every process of the run with SIGKILL once its
   /// second checkpoint exists, then runs it again to the end.
   func killAndResume(_ arguments: [String], out: String, ranks: Int) throws {
-    let process = try background(ranks, arguments)
+    let process = try Harness.background(ranks, arguments)
     let second = out + "/checkpoints/step-000000004.ckpt"
     let start = Clock.now()
     while !FileManager.default.fileExists(atPath: second) && process.isRunning && Clock.now() - start < 120 { usleep(2000) }
@@ -94,8 +78,8 @@ final class PipelineTests: XCTestCase {
         "--batch", "16", "--epochs", "3", "--checkpoint-every", "2"] + model
       XCTAssertEqual(try Harness.mpi(ranks, common + ["--out", whole]).status, 0)
       try killAndResume(common + ["--out", killed], out: killed, ranks: ranks)
-      let a = try Checkpoint_read(whole + "/final.ckpt")
-      let b = try Checkpoint_read(killed + "/final.ckpt")
+      let a = try Harness.tensors(ofCheckpoint: whole + "/final.ckpt")
+      let b = try Harness.tensors(ofCheckpoint: killed + "/final.ckpt")
       XCTAssertEqual(a.count, b.count)
       var identical = 0
       for (name, values) in a {
@@ -104,16 +88,6 @@ final class PipelineTests: XCTestCase {
       }
       print("kill -9 after the second checkpoint and resume, np \(ranks): \(identical) of \(a.count) tensors bit-identical to the uninterrupted run")
     }
-  }
-
-  /// Tensors of a checkpoint by name, through `fairtune export` (so the test needs no module
-  /// beyond Tensors).
-  func Checkpoint_read(_ path: String) throws -> [String: [Float]] {
-    let out = path + ".safetensors"
-    let result = try Harness.run(Harness.binary, ["export", path, "--safetensors", out])
-    XCTAssertEqual(result.status, 0, result.output)
-    let file = try SafeTensors(contentsOf: out)
-    return Dictionary(uniqueKeysWithValues: try file.names.map { ($0, try file.floats($0)) })
   }
 
   func trials(_ sweep: String) throws -> [[String]] {
@@ -127,7 +101,7 @@ final class PipelineTests: XCTestCase {
     let sweep = path("sweep-killed")
     let arguments = ["sweep", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategies", "frozen,bn-stats",
       "--trials", "3", "--max-epochs", "2", "--batch", "32", "--seed", "5", "--out", sweep] + model
-    let process = try background(3, arguments)
+    let process = try Harness.background(3, arguments)
     let start = Clock.now()
     func finished() -> Int { ((try? trials(sweep)) ?? []).filter { $0.count > 2 && $0[2] == "finished" }.count }
     while finished() < 2 && process.isRunning && Clock.now() - start < 300 { usleep(20_000) }

@@ -104,8 +104,8 @@ final class SlurmTests: XCTestCase {
     XCTAssertTrue(log.contains("(restart 1)"), log)
     XCTAssertTrue(log.contains("resum"), "the requeued job did not say it resumed: \(log)")
 
-    let a = try tensors(directory + "/reference/final.ckpt")
-    let b = try tensors(run + "/final.ckpt")
+    let a = try Harness.tensors(ofCheckpoint: directory + "/reference/final.ckpt")
+    let b = try Harness.tensors(ofCheckpoint: run + "/final.ckpt")
     XCTAssertEqual(Set(a.keys), Set(b.keys))
     var identical = 0
     for (name, values) in a where values == b[name] { identical += 1 }
@@ -127,11 +127,4 @@ final class SlurmTests: XCTestCase {
     print("Slurm: reproduce --preset tiny as job \(job) on 2 ranks: \(end.state) \(end.exitCode)")
   }
 
-  func tensors(_ path: String) throws -> [String: [Float]] {
-    let out = path + ".safetensors"
-    let result = try Harness.run(Harness.binary, ["export", path, "--safetensors", out])
-    XCTAssertEqual(result.status, 0, result.output)
-    let file = try SafeTensors(contentsOf: out)
-    return Dictionary(uniqueKeysWithValues: try file.names.map { ($0, try file.floats($0)) })
-  }
 }
