@@ -18,7 +18,8 @@ let package = Package(
   name: "fairtune",
   platforms: [.macOS(.v13)],
   products: [
-    .executable(name: "fairtune", targets: ["fairtune"])
+    .executable(name: "fairtune", targets: ["fairtune"]),
+    .executable(name: "fairtune-fuzz", targets: ["fairtune-fuzz"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -45,6 +46,9 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: optimized),
+    // The fuzz targets of every reader of outside data; scripts/fuzz.sh runs them under libFuzzer.
+    .target(name: "FuzzTargets", dependencies: ["CelebAFormat", "Data", "Fairness", "NN", "Tensors", "Training"]),
+    .executableTarget(name: "fairtune-fuzz", dependencies: ["FuzzTargets"]),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors"]),
@@ -52,6 +56,7 @@ let package = Package(
     .testTarget(name: "FairnessTests", dependencies: ["Fairness"]),
     .testTarget(name: "DataTests", dependencies: ["Data", "CelebAFormat", "Tensors"], resources: [.copy("Fixtures")]),
     .testTarget(name: "ReportTests", dependencies: ["Report", "Fairness"]),
+    .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Training"]),
     .testTarget(name: "ShimTests", dependencies: ["CBLAS", "CZstd", "CMPI", "CTurboJPEG"]),
   ],
   swiftLanguageModes: [.v5]

@@ -131,6 +131,7 @@ bad "pretrain: unknown schedule" "--schedule" "$out/t9" -- "$bin" pretrain --dat
 bad "pretrain: unknown model" "--model" "$out/t10" -- "$bin" pretrain --data "$work/packed" --out "$out/t10" --model resnet99
 bad "pretrain: zero width" "--width" "$out/t11" -- "$bin" pretrain --data "$work/packed" --out "$out/t11" --width 0
 bad "pretrain: negative width" "--width" "$out/t12" -- "$bin" pretrain --data "$work/packed" --out "$out/t12" --width=-1
+bad "pretrain: width beyond the widest model" "--width" "$out/t12b" -- "$bin" pretrain --data "$work/packed" --out "$out/t12b" --width 1000
 bad "pretrain: unknown stem" "--stem" "$out/t13" -- "$bin" pretrain --data "$work/packed" --out "$out/t13" --stem giant
 bad "pretrain: image size unlike the packed data" "--image-size" "$out/t14" -- "$bin" pretrain --data "$work/packed" --out "$out/t14" --model resnet18 --width 0.0625 --stem small --image-size 32
 bad "pretrain: unwritable run folder" "$work/readonly" - -- "$bin" pretrain --data "$work/packed" --out "$work/readonly/run" --batch 8 --steps 1 "${model[@]}"

@@ -23,7 +23,7 @@ public struct ScoreTable {
     try self.init(TextFile(name: name, bytes: Array(text.utf8)))
   }
 
-  init(_ file: TextFile) throws {
+  package init(_ file: TextFile) throws {
     var names: [String] = []
     var images: [String] = []
     var scores: [Double] = []

@@ -67,6 +67,9 @@ public struct ResNetConfiguration: Equatable, Sendable {
     self.inputChannels = inputChannels
   }
 
+  /// The widest model fairtune builds (the command line and checkpoints are held to it).
+  public static let maximumWidth = 16.0
+
   /// Channels of a layer whose full-width count is `base`.
   public func channels(_ base: Int) throws -> Int {
     let c = Int((Double(base) * width).rounded())

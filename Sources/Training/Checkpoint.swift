@@ -204,9 +204,16 @@ public struct Checkpoint {
         let rawBytes: UInt64 = try reader.read()
         let compressedBytes: UInt64 = try reader.read()
         let checksum: UInt64 = try reader.read()
-        let elements = shape.reduce(1, *)
-        guard rawBytes == UInt64(elements * 4) else { throw CheckpointError.damagedTensor(path: path, name: name) }
+        guard let elements = Self.elementCount(shape), rawBytes == UInt64(elements) * 4 else {
+          throw CheckpointError.damagedTensor(path: path, name: name)
+        }
         let compressed = try reader.bytes(Int(clamping: compressedBytes))
+        // What zstd can make of the stored bytes bounds the size before anything is allocated
+        // (a damaged header must not ask for terabytes): a block holds at most 128 KiB and takes
+        // at least 4 bytes (an RLE block).
+        guard encoding == 0 ? compressed.count == elements * 4 : UInt64(compressed.count / 4 + 1) * 131_072 >= rawBytes else {
+          throw CheckpointError.damagedTensor(path: path, name: name)
+        }
         var values: [Float] = []
         var matches = false
         if verifyTensors {
@@ -235,6 +242,17 @@ public struct Checkpoint {
       throw CheckpointError.damaged(path: path, reason: "\(body - reader.offset) unexplained bytes after the last tensor")
     }
     return (Checkpoint(metadata: metadata, tensors: tensors), records)
+  }
+
+  /// The number of elements of `shape`, or nil when it overflows.
+  static func elementCount(_ shape: [Int]) -> Int? {
+    var product = 1
+    for d in shape {
+      let (next, overflow) = product.multipliedReportingOverflow(by: d)
+      guard !overflow, next <= Int.max / 4 else { return nil }
+      product = next
+    }
+    return product
   }
 
   // MARK: Byte planes and zstd
@@ -313,7 +331,7 @@ struct ByteReader {
   }
 
   mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {
-    guard count >= 0, offset + count <= limit else { throw CheckpointError.truncated(path: path, reason: "data runs past the end") }
+    guard count >= 0, count <= limit - offset else { throw CheckpointError.truncated(path: path, reason: "data runs past the end") }
     defer { offset += count }
     return bytes[offset..<(offset + count)]
   }

@@ -32,8 +32,31 @@ extension ResNetConfiguration {
     else {
       throw InterchangeError.badMetadata(source: source, reason: "no usable model description (model, stem, width)")
     }
-    let projection = (m["projection"] as? [NSNumber]).flatMap { $0.count == 2 ? ProjectionSize(hidden: $0[0].intValue, output: $0[1].intValue) : nil }
-    self.init(depth: depth, stem: stem, width: width, classes: (m["classes"] as? NSNumber)?.intValue, projection: projection)
+    // Checked here, against the limits of any model fairtune builds, so that a damaged or
+    // hand-edited description is an error naming the checkpoint, not a model of absurd size.
+    guard (64 * width).rounded() >= 1, width <= ResNetConfiguration.maximumWidth else {
+      throw InterchangeError.badMetadata(
+        source: source, reason: "width \(width) is outside [1/128, \(Int(ResNetConfiguration.maximumWidth))]")
+    }
+    func size(_ value: Any?, _ what: String) throws -> Int? {
+      guard let value else { return nil }
+      guard let n = value as? Int, (1...(1 << 20)).contains(n) else {
+        throw InterchangeError.badMetadata(source: source, reason: "\(what) must be a whole number from 1 to \(1 << 20), not \(value)")
+      }
+      return n
+    }
+    var projection: ProjectionSize?
+    if let pair = m["projection"] {
+      guard let sizes = pair as? [Any], sizes.count == 2 else {
+        throw InterchangeError.badMetadata(source: source, reason: "projection must be [hidden, output]")
+      }
+      projection = ProjectionSize(hidden: try size(sizes[0], "the projection's hidden size")!, output: try size(sizes[1], "the projection's output size")!)
+    }
+    let classes = try size(m["classes"], "classes")
+    guard classes == nil || projection == nil else {
+      throw InterchangeError.badMetadata(source: source, reason: "it has both classes and a projection head; a model has one head")
+    }
+    self.init(depth: depth, stem: stem, width: width, classes: classes, projection: projection)
   }
 
   /// Stem, width and head read off torchvision-named tensors for a model of `depth`.

@@ -107,7 +107,7 @@ public struct SearchSpace: Equatable, Sendable {
       space.zeroWeightDecay = p
     }
     if let e = object["min_epochs"] {
-      guard let n = (e as? NSNumber)?.intValue, n >= 1 else {
+      guard let n = e as? Int, n >= 1 else {
         throw SearchSpaceError.invalid(source: source, reason: "'min_epochs' must be a positive integer")
       }
       space.minimumEpochs = n

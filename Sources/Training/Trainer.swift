@@ -103,6 +103,7 @@ public final class Trainer {
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
   private let writer = CheckpointWriter()
+  private let snapshotPool = SnapshotPool()
   private var scratch = Workspace()
   private var gathered = Workspace()
   private var outputGradient = Workspace()
@@ -145,31 +146,41 @@ public final class Trainer {
     meta["epoch"] = step / max(source.stepsPerEpoch, 1)
     meta["optimizer_steps"] = optimizer.stepCount
     meta["training_seconds"] = trainingSeconds
-    func copy(_ t: Tensor) -> [Float] { Array(UnsafeBufferPointer(start: t.data, count: t.count)) }
+    let sources = [model.registry.values, model.registry.state] + optimizer.state
+    let store = snapshotPool.take(sizes: sources.map(\.count))
+    // One copy split over the workers, into buffers the last checkpoint has handed back (the
+    // pages are already mapped): this copy is all a checkpoint costs the training thread.
+    let chunk = 1 << 18
+    let jobs = sources.indices.flatMap { t in stride(from: 0, to: sources[t].count, by: chunk).map { (t, $0) } }
+    Parallel.forEach(jobs.count) { range in
+      for (t, start) in jobs[range] {
+        let count = min(chunk, sources[t].count - start)
+        store.buffers[t].baseAddress!.advanced(by: start).update(from: sources[t].data + start, count: count)
+      }
+    }
     return Snapshot(
-      values: copy(model.registry.values), state: copy(model.registry.state), optimizer: optimizer.state.map(copy),
-      parameters: model.registry.parameters, buffers: model.registry.buffers, metadata: meta)
+      store: store, pool: snapshotPool, parameters: model.registry.parameters, buffers: model.registry.buffers, metadata: meta)
   }
 
   /// A checkpoint's contents copied out of the live model; `checkpoint()` lays them out as named
-  /// tensors (on the writer's thread).
+  /// tensors (on the writer's thread), then hands the buffers back for the next checkpoint.
   struct Snapshot {
-    let values: [Float]
-    let state: [Float]
-    let optimizer: [[Float]]
+    let store: SnapshotPool.Store
+    let pool: SnapshotPool
     let parameters: [Parameter]
     let buffers: [Parameter]
     let metadata: [String: Any]
 
     func checkpoint() -> Checkpoint {
       var tensors: [NamedTensor] = []
-      values.withUnsafeBufferPointer { v in
-        for p in parameters { tensors.append(NamedTensor(name: p.name, shape: p.shape, values: p.torchOrdered(inCopyOf: v.baseAddress!))) }
+      let values = store.buffers[0]
+      let state = store.buffers[1]
+      for p in parameters { tensors.append(NamedTensor(name: p.name, shape: p.shape, values: p.torchOrdered(inCopyOf: values.baseAddress!))) }
+      for b in buffers { tensors.append(NamedTensor(name: b.name, shape: b.shape, values: b.torchOrdered(inCopyOf: state.baseAddress!))) }
+      for (i, t) in store.buffers.dropFirst(2).enumerated() {
+        tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: Array(t)))
       }
-      state.withUnsafeBufferPointer { s in
-        for b in buffers { tensors.append(NamedTensor(name: b.name, shape: b.shape, values: b.torchOrdered(inCopyOf: s.baseAddress!))) }
-      }
-      for (i, t) in optimizer.enumerated() { tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: t)) }
+      pool.give(store)
       return Checkpoint(metadata: metadata, tensors: tensors)
     }
   }

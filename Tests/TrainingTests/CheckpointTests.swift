@@ -16,6 +16,21 @@ final class CheckpointTests: XCTestCase {
     try ResNet(ResNetConfiguration(depth: .resnet18, width: 0.25, classes: 40), seed: 11)
   }
 
+  /// Snapshot buffers come back for the next checkpoint only once the writer has handed them
+  /// back, and only when the sizes still fit.
+  func testSnapshotPoolReusesOnlyReturnedBuffers() {
+    let pool = SnapshotPool()
+    let first = pool.take(sizes: [4, 2])
+    let whileHeld = pool.take(sizes: [4, 2])
+    XCTAssertFalse(first === whileHeld, "a store still being written was handed out again")
+    pool.give(first)
+    XCTAssertTrue(pool.take(sizes: [4, 2]) === first, "a returned store should be reused")
+    pool.give(first)
+    let resized = pool.take(sizes: [4, 3])
+    XCTAssertFalse(resized === first)
+    XCTAssertEqual(resized.buffers.map(\.count), [4, 3])
+  }
+
   func testRoundTripRestoresEveryTensorExactly() throws {
     let a = try model()
     let path = temporaryPath("round.ckpt")
