@@ -25,8 +25,10 @@ done
 # overflow and bounds check stays in), then the driver linked against their objects.
 build=.build-fuzz
 modules=(Tensors NN Distributed CelebAFormat Data Fairness Training FuzzTargets)
-swift build --build-path "$build" --target FuzzTargets --sanitize=fuzzer --sanitize=address 2>&1 | grep -v '^\[' || true
-bin=$(swift build --build-path "$build" --sanitize=fuzzer --sanitize=address --show-bin-path)
+mkdir -p "$build"
+swift build --build-path "$build" --target FuzzTargets --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address >"$build/build.log" 2>&1 ||
+  { tail -40 "$build/build.log" >&2; echo "fuzz.sh: the instrumented build failed (log: $build/build.log)" >&2; exit 1; }
+bin=$(swift build --build-path "$build" --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address --show-bin-path)
 objects=()
 for m in "${modules[@]}"; do
   [ -d "$bin/$m.build" ] || { echo "fuzz.sh: the build made no $bin/$m.build" >&2; exit 1; }
@@ -34,8 +36,10 @@ for m in "${modules[@]}"; do
 done
 includes=()
 for shim in Sources/C*/; do includes+=(-I "$shim"); done
+for flag in $(pkg-config --cflags ompi-c openblas libzstd libturbojpeg); do includes+=(-Xcc "$flag"); done
 swiftc -sanitize=fuzzer,address -parse-as-library -g -module-name FuzzDriver fuzz/driver.swift \
-  -I "$bin/Modules" -I "$bin" "${includes[@]}" "${objects[@]}" -o "$build/fuzzer"
+  -I "$bin/Modules" -I "$bin" "${includes[@]}" "${objects[@]}" -o "$build/fuzzer" >"$build/link.log" 2>&1 ||
+  { grep -v "Cannot export local symbol" "$build/link.log" | tail -30 >&2; echo "fuzz.sh: linking the fuzzer failed" >&2; exit 1; }
 
 mkdir -p "$build/artifacts" "$build/logs"
 run() {

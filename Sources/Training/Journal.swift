@@ -45,7 +45,10 @@ public final class Journal {
     self.path = path
     descriptor = readOnly ? -1 : open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     guard readOnly || descriptor >= 0 else { throw RunError.unwritable(path: path, reason: String(cString: strerror(errno))) }
-    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    // Read with read(2): a byte that is not UTF-8 must make its line an error, not the whole
+    // journal empty (Foundation's String(contentsOfFile:) fails as a whole, and leaks on an
+    // empty file).
+    let text = Self.contents(of: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
     var lineNumber = 0
     var endsWithNewline = true
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -70,13 +73,30 @@ public final class Journal {
 
   deinit { if descriptor >= 0 { close(descriptor) } }
 
+  /// The bytes of the file, or nil when it cannot be opened (a new journal).
+  static func contents(of path: String) -> [UInt8]? {
+    let input = open(path, O_RDONLY)
+    guard input >= 0 else { return nil }
+    defer { close(input) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+      if count < 0 && errno == EINTR { continue }
+      guard count > 0 else { break }
+      bytes += chunk[0..<count]
+    }
+    return bytes
+  }
+
   private func replay(_ object: [String: Any], at location: String) throws {
     guard let event = object["event"] as? String, let id = object["trial"] as? String else {
       throw RunError.unreadable(path: location, reason: "a record without event or trial")
     }
     switch event {
     case "start":
-      guard let settingsObject = object["settings"],
+      // isValidJSONObject first: serializing a bare number or string traps in Foundation.
+      guard let settingsObject = object["settings"], JSONSerialization.isValidJSONObject(settingsObject),
         let data = try? JSONSerialization.data(withJSONObject: settingsObject),
         let settings = try? JSONDecoder().decode(TrialSettings.self, from: data),
         let index = object["index"] as? Int
