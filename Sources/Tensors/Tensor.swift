@@ -1,4 +1,5 @@
 // Tensor: a shape and a contiguous, 64-byte aligned Float32 storage (owned, or a view into another).
+import Foundation
 
 /// Activations are laid out NHWC (channels last): a 1x1 convolution is then a plain GEMM over
 /// N*H*W rows, im2col copies whole channel vectors, and BatchNorm statistics vectorise across
@@ -7,7 +8,14 @@
 public final class Tensor {
   /// Storage allocations so far in this process: a test checks that a training step after the
   /// first allocates none.
-  nonisolated(unsafe) public private(set) static var allocations = 0
+  /// (The loader's threads make tensors too, so the count is kept under a lock.)
+  public static var allocations: Int {
+    allocationLock.lock()
+    defer { allocationLock.unlock() }
+    return allocationCount
+  }
+  nonisolated(unsafe) private static var allocationCount = 0
+  private static let allocationLock = NSLock()
 
   public let shape: [Int]
   public let count: Int
@@ -24,7 +32,9 @@ public final class Tensor {
       byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
     data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     data.initialize(repeating: 0, count: max(count, 1))
-    Tensor.allocations += 1
+    Tensor.allocationLock.lock()
+    Tensor.allocationCount += 1
+    Tensor.allocationLock.unlock()
     owner = nil
     owned = true
   }

@@ -45,8 +45,14 @@ enum Harness {
     process.standardError = pipe
     let start = Clock.now()
     try process.run()
-    var data = Data()
-    let reader = Thread { data = pipe.fileHandleForReading.readDataToEndOfFile() }
+    // The reader thread hands the output over through a semaphore (a happens-before edge).
+    final class Output: @unchecked Sendable { var data = Data() }
+    let output = Output()
+    let done = DispatchSemaphore(value: 0)
+    let reader = Thread {
+      output.data = pipe.fileHandleForReading.readDataToEndOfFile()
+      done.signal()
+    }
     reader.start()
     while process.isRunning && Clock.now() - start < limit { usleep(20_000) }
     if process.isRunning {
@@ -54,8 +60,8 @@ enum Harness {
       kill(process.processIdentifier, SIGKILL)
     }
     process.waitUntilExit()
-    while !reader.isFinished { usleep(10_000) }
-    return ProcessResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self), seconds: Clock.now() - start)
+    done.wait()
+    return ProcessResult(status: process.terminationStatus, output: String(decoding: output.data, as: UTF8.self), seconds: Clock.now() - start)
   }
 
   static func mpi(_ ranks: Int, _ arguments: [String], limit: Double = 300) throws -> ProcessResult {
