@@ -6,8 +6,10 @@
 #                  communicator, the sweep's coordinator and groups); CI runs this under thread
 # The multi-process tests drive a fairtune built with the same sanitizer (release, so that
 # training finishes): ASan checks every rank's memory, TSan the prefetch threads, the checkpoint
-# writer and the kernels of every rank. Leaks inside OpenMPI's own libraries (it keeps some
-# allocations until exit) are suppressed by scripts/lsan.supp; every other leak is reported.
+# writer and the kernels of every rank. Leak checking covers the test process (every suite
+# that runs fairtune's code in-process) but not the ranks started under mpirun: OpenMPI's
+# plugins leave allocations at exit whose stacks LeakSanitizer cannot name or suppress. The
+# readers' leaks are checked by scripts/fuzz.sh.
 # Any sanitizer report fails the run (halt_on_error); reports are in .build-SANITIZER/test.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,8 @@ for sanitizer in "$@"; do
   case "$sanitizer" in
     address)
       export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1
-      export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0" ;;
+      export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
+      export FAIRTUNE_RANK_ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 ;;
     thread) export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ;;
     *) echo "sanitize.sh: unknown sanitizer '$sanitizer' (use address or thread)" >&2; exit 2 ;;
   esac

@@ -39,6 +39,8 @@ enum Harness {
     var environment = ProcessInfo.processInfo.environment
     environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    // scripts/sanitize.sh: the ranks' own sanitizer options (see there).
+    if let options = environment["FAIRTUNE_RANK_ASAN_OPTIONS"] { environment["ASAN_OPTIONS"] = options }
     process.environment = environment
     let pipe = Pipe()
     process.standardOutput = pipe
@@ -78,6 +80,8 @@ enum Harness {
     var environment = ProcessInfo.processInfo.environment
     environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    // scripts/sanitize.sh: the ranks' own sanitizer options (see there).
+    if let options = environment["FAIRTUNE_RANK_ASAN_OPTIONS"] { environment["ASAN_OPTIONS"] = options }
     process.environment = environment
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
