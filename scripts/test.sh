@@ -5,7 +5,7 @@
 # of libFuzzer on each reader of outside data.
 # Usage: scripts/test.sh [--sanitize]
 #   --sanitize  instead: every XCTest suite under AddressSanitizer, then under ThreadSanitizer
-#               (scripts/sanitize.sh address thread; about an hour on 2 cores)
+#               (scripts/sanitize.sh address thread; about 15 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in

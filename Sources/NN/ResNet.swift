@@ -70,6 +70,14 @@ public struct ResNetConfiguration: Equatable, Sendable {
   /// The widest model fairtune builds (the command line and checkpoints are held to it).
   public static let maximumWidth = 16.0
 
+  /// Why `width` cannot build a model (nil when it can): the first layer must keep a channel,
+  /// and no model is wider than `maximumWidth`. Shared by the command line and checkpoints.
+  public static func widthProblem(_ width: Double) -> String? {
+    guard width > 0, width <= maximumWidth else { return "must be a positive number of at most \(Int(maximumWidth)) (got \(width))" }
+    guard (64 * width).rounded() >= 1 else { return "\(width) rounds the first layer to zero channels: use at least \(1.0 / 128)" }
+    return nil
+  }
+
   /// Channels of a layer whose full-width count is `base`.
   public func channels(_ base: Int) throws -> Int {
     let c = Int((Double(base) * width).rounded())

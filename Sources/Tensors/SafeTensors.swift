@@ -101,13 +101,13 @@ public struct SafeTensors {
         throw SafeTensorsError.malformed(path: path, reason: "tensor '\(name)' has unsupported dtype \(dtypeName)")
       }
       let shape = try shapeValues.map { v -> Int in
-        guard let n = Self.wholeNumber(v), n < (1 << 40) else {
+        guard let n = v as? Int, n >= 0, n < (1 << 40) else {
           throw SafeTensorsError.malformed(path: path, reason: "tensor '\(name)' has an invalid shape")
         }
         return n
       }
       let offsets = try offsetValues.map { v -> Int in
-        guard let n = Self.wholeNumber(v) else {
+        guard let n = v as? Int, n >= 0 else {
           throw SafeTensorsError.malformed(path: path, reason: "tensor '\(name)' has invalid data_offsets")
         }
         return n
@@ -128,15 +128,6 @@ public struct SafeTensors {
     self.entries = entries
     self.metadata = metadata
     self.data = bytes
-  }
-
-  /// A JSON number that is a whole number in 0..<2^53 (exact in a Double), or nil: a size or an
-  /// offset written as 1e30, -1 or 2.5 is refused, not converted.
-  static func wholeNumber(_ value: Any) -> Int? {
-    guard let number = value as? NSNumber else { return nil }
-    let real = number.doubleValue
-    guard real.isFinite, real >= 0, real < 9_007_199_254_740_992, real == real.rounded(.towardZero) else { return nil }
-    return Int(real)
   }
 
   /// The tensor's values as Float (F32 as is; F64, F16, integers and booleans converted).

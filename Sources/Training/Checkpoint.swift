@@ -217,7 +217,7 @@ public struct Checkpoint {
         var values: [Float] = []
         var matches = false
         if verifyTensors {
-          guard let raw = encoding == 0 ? (compressed.count == Int(rawBytes) ? Array(compressed) : nil) : decompress(Array(compressed), size: Int(rawBytes)) else {
+          guard let raw = encoding == 0 ? Array(compressed) : decompress(Array(compressed), size: Int(rawBytes)) else {
             throw CheckpointError.damagedTensor(path: path, name: name)
           }
           values = [Float](repeating: 0, count: elements)

@@ -34,9 +34,8 @@ extension ResNetConfiguration {
     }
     // Checked here, against the limits of any model fairtune builds, so that a damaged or
     // hand-edited description is an error naming the checkpoint, not a model of absurd size.
-    guard (64 * width).rounded() >= 1, width <= ResNetConfiguration.maximumWidth else {
-      throw InterchangeError.badMetadata(
-        source: source, reason: "width \(width) is outside [1/128, \(Int(ResNetConfiguration.maximumWidth))]")
+    if let problem = ResNetConfiguration.widthProblem(width) {
+      throw InterchangeError.badMetadata(source: source, reason: "width \(problem)")
     }
     func size(_ value: Any?, _ what: String) throws -> Int? {
       guard let value else { return nil }

@@ -22,12 +22,7 @@ struct ModelOptions: ParsableArguments {
     guard Stem(rawValue: stem) != nil else {
       throw ValidationError("--stem '\(stem)' is not a stem: use imagenet or small.")
     }
-    guard width > 0, width <= ResNetConfiguration.maximumWidth else {
-      throw ValidationError("--width must be a positive number of at most \(Int(ResNetConfiguration.maximumWidth)) (got \(width)).")
-    }
-    guard (Double(64) * width).rounded() >= 1 else {
-      throw ValidationError("--width \(width) rounds the first layer to zero channels: use at least \(1.0 / 128).")
-    }
+    if let problem = ResNetConfiguration.widthProblem(width) { throw ValidationError("--width \(problem).") }
     guard imageSize > 0 else {
       throw ValidationError("--image-size must be positive (got \(imageSize)).")
     }
