@@ -10,6 +10,8 @@ final class SlurmTests: XCTestCase {
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
   var directory: String!
+  /// Jobs this test submitted; cancelled on the way out so that none holds the node for the next.
+  var jobs: [String] = []
 
   override func setUpWithError() throws {
     let sinfo = try? Harness.run("/usr/bin/env", ["sinfo", "-h", "-o", "%t"], limit: 20)
@@ -22,6 +24,7 @@ final class SlurmTests: XCTestCase {
   }
 
   override func tearDownWithError() throws {
+    for job in jobs { _ = try? Harness.run("/usr/bin/env", ["scancel", job], limit: 20) }
     if let directory { try? FileManager.default.removeItem(atPath: directory) }
   }
 
@@ -35,21 +38,23 @@ final class SlurmTests: XCTestCase {
     let result = try Harness.run("/usr/bin/env", command, limit: 30)
     XCTAssertEqual(result.status, 0, result.output)
     let id: String = result.output.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines)
-    return id.split(separator: ";").first.map(String.init) ?? ""
+    let job = id.split(separator: ";").first.map(String.init) ?? ""
+    jobs.append(job)
+    return job
   }
 
   /// The job's state (RUNNING, COMPLETED, FAILED, ...) and exit code, from scontrol.
-  func state(_ job: String) throws -> (state: String, exitCode: String) {
+  func state(_ job: String) throws -> (state: String, exitCode: String, reason: String) {
     let result = try Harness.run("/usr/bin/env", ["scontrol", "show", "job", job, "-o"], limit: 20)
     func field(_ name: String) -> String {
       result.output.split(separator: " ").first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) } ?? "?"
     }
-    return (field("JobState"), field("ExitCode"))
+    return (field("JobState"), field("ExitCode"), field("Reason"))
   }
 
   /// Waits until `condition` holds for the job's state, at most `limit` seconds.
   @discardableResult
-  func wait(_ job: String, limit: Double, until condition: (String) -> Bool) throws -> (state: String, exitCode: String) {
+  func wait(_ job: String, limit: Double, until condition: (String) -> Bool) throws -> (state: String, exitCode: String, reason: String) {
     let start = Clock.now()
     var last = try state(job)
     while !condition(last.state) && Clock.now() - start < limit {
@@ -88,7 +93,7 @@ final class SlurmTests: XCTestCase {
       if Self.finalStates.contains(try state(job).state) { break }
       usleep(100_000)
     }
-    XCTAssertFalse(checkpoints.isEmpty, "no checkpoint appeared")
+    XCTAssertFalse(checkpoints.isEmpty, "no checkpoint appeared; job \(job) is \((try? state(job)).map { "\($0.state) (reason \($0.reason))" } ?? "unknown")")
     XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/final.ckpt"), "the job ended before it could be requeued; give it more epochs")
     let requeue = try Harness.run("/usr/bin/env", ["scontrol", "requeue", job], limit: 30)
     XCTAssertEqual(requeue.status, 0, requeue.output)
@@ -98,7 +103,7 @@ final class SlurmTests: XCTestCase {
     try wait(job, limit: 60) { $0 == "PENDING" }
     _ = try Harness.run("/usr/bin/env", ["scontrol", "update", "JobId=\(job)", "StartTime=now"], limit: 30)
     let end = try wait(job, limit: 600) { Self.finalStates.contains($0) }
-    XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode)")
+    XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode) (reason \(end.reason))")
     XCTAssertEqual(end.exitCode, "0:0")
     let log = try String(contentsOfFile: directory + "/fairtune-pretrain-\(job).out", encoding: .utf8)
     XCTAssertTrue(log.contains("(restart 1)"), log)
@@ -119,7 +124,7 @@ final class SlurmTests: XCTestCase {
     let job = try submit("reproduce.sbatch", options: ["-n", "2", "--cpus-per-task", "1"], environment: environment, arguments: [])
     let end = try wait(job, limit: 900) { Self.finalStates.contains($0) }
     let log = (try? String(contentsOfFile: directory + "/fairtune-reproduce-\(job).out", encoding: .utf8)) ?? ""
-    XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode): \(log.suffix(2000))")
+    XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode) (reason \(end.reason)): \(log.suffix(2000))")
     XCTAssertEqual(end.exitCode, "0:0")
     XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/reproduce/report/index.html"), log)
     let trials = try String(contentsOfFile: directory + "/reproduce/sweep/trials.csv", encoding: .utf8)

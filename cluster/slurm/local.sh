@@ -20,15 +20,34 @@ install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
 }
 
+# Whether the daemon whose pid file is $1 runs (a killed one may linger a moment as a zombie).
+alive() {
+  [ -s "$1" ] || return 1
+  local status
+  status=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
+  [ -n "$status" ] && [ "${status#Z}" = "$status" ]
+}
+
 up() {
   [ "$(id -u)" -eq 0 ] || { echo "local.sh: needs root (it starts munged, slurmctld and slurmd)" >&2; exit 1; }
-  if [ -s "$state/slurmctld.pid" ] && kill -0 "$(cat "$state/slurmctld.pid")" 2>/dev/null; then
+  if alive "$state/slurmctld.pid"; then
     echo "Slurm is already up (state in $state)"
     return
   fi
   install
+  # A controller that died without `down` (a killed test run) leaves its saved jobs behind; a
+  # new controller would recover them as still running on the node and hold its CPUs until
+  # the node-failure timeout. Start from empty job state (what `made` lists is kept for `down`).
+  if alive "$state/slurmd.pid"; then
+    kill "$(cat "$state/slurmd.pid")" 2>/dev/null || true
+    sleep 1
+  fi
+  if [ -d "$state/spool" ]; then
+    echo "removing the saved state of a Slurm that was not stopped with \`down\`"
+    rm -rf "$state/spool" "$state/run"
+  fi
   mkdir -p "$state"/{spool/ctld,spool/d,log,run}
-  : >"$state/made"
+  touch "$state/made"
   if [ ! -s /etc/munge/munge.key ]; then
     mkdir -p /etc/munge
     head -c 1024 /dev/urandom >/etc/munge/munge.key
@@ -42,6 +61,7 @@ up() {
     if id munge >/dev/null 2>&1; then su -s /bin/sh munge -c munged 2>/dev/null || munged --force; else munged --force; fi
     echo munged >>"$state/made"
   fi
+  for _ in $(seq 100); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
   mkdir -p /etc/slurm
   if [ ! -e /etc/slurm/slurm.conf ]; then
     cat >/etc/slurm/slurm.conf <<EOF
@@ -73,7 +93,7 @@ PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscr
 EOF
     echo /etc/slurm/slurm.conf >>"$state/made"
   fi
-  slurmctld -D >"$state/log/slurmctld.out" 2>&1 &
+  slurmctld -D -c >"$state/log/slurmctld.out" 2>&1 &
   echo $! >"$state/slurmctld.pid"
   slurmd -D >"$state/log/slurmd.out" 2>&1 &
   echo $! >"$state/slurmd.pid"
@@ -85,7 +105,7 @@ EOF
     sleep 1
   done
   echo "local.sh: the node did not become idle within 60 s; logs in $state/log" >&2
-  tail -5 "$state/log/slurmctld.log" "$state/log/slurmd.log" >&2 || true
+  tail -n 5 "$state/log/slurmctld.log" "$state/log/slurmd.log" >&2 || true
   exit 1
 }
 
@@ -102,7 +122,9 @@ down() {
   if [ -f "$state/made" ]; then
     while read -r item; do
       case "$item" in
-        munged) pkill -x munged 2>/dev/null || true ;;
+        munged)
+          pkill -x munged 2>/dev/null || true
+          for _ in $(seq 50); do pgrep -x munged >/dev/null || break; sleep 0.1; done ;;
         /*) rm -f "$item" ;;
       esac
     done <"$state/made"
