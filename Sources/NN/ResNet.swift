@@ -270,7 +270,6 @@ public final class ResNet {
   /// Channels of the pooled features (the input of `fc`).
   public let featureDimension: Int
   private var stemComputesInputGradient = true
-  private var lastFeatures: FeatureMap?
 
   public init(_ configuration: ResNetConfiguration, seed: UInt64 = 0) throws {
     self.configuration = configuration
@@ -369,9 +368,15 @@ public final class ResNet {
   /// head, or pooled features [N, featureDimension] without a head.
   public func forward(_ images: FeatureMap) -> UnsafeMutablePointer<Float> {
     let features = forwardFeatures(images)
-    if let projection { return projection.forward(features.data, batch: features.batch) }
-    guard let fc else { return features.data }
-    return Profiler.time(.linear) { fc.forward(features.data, batch: features.batch) }
+    return forwardHead(features.data, batch: features.batch)
+  }
+
+  /// Pooled features [N, featureDimension] -> the head's output (the features themselves
+  /// without a head). `features` must stay valid until `backward`.
+  public func forwardHead(_ features: UnsafeMutablePointer<Float>, batch: Int) -> UnsafeMutablePointer<Float> {
+    if let projection { return projection.forward(features, batch: batch) }
+    guard let fc else { return features }
+    return Profiler.time(.linear) { fc.forward(features, batch: batch) }
   }
 
   /// Width of `forward`'s output rows.
@@ -384,7 +389,6 @@ public final class ResNet {
     if let maxPool { h = Profiler.time(.pooling) { maxPool.forward(h) } }
     for block in blocks { h = block.forward(h) }
     let features = Profiler.time(.pooling) { pool.forward(h) }
-    lastFeatures = features
     return features
   }
 

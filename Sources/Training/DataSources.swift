@@ -47,7 +47,7 @@ public final class LoaderSource: BatchSource {
     let n = batch.indices.count
     let global = min(globalBatch, splitCount - step * globalBatch)
     guard views == 2, let second = batch.secondView else {
-      return TrainingBatch(images: batch.images.data, labels: batch.labels.data, count: n, globalCount: global)
+      return TrainingBatch(images: batch.images.data, labels: batch.labels.data, count: n, globalCount: global, indices: batch.indices)
     }
     let size = n * imageSize * imageSize * 3
     let both = joined.pointer(count: 2 * size)
@@ -61,7 +61,8 @@ public enum Evaluation {
   /// Logits [indices.count, outputs] of the model in eval mode; the images are split over the
   /// group's ranks and the rows gathered, so every rank returns all of them.
   public static func scores(
-    _ model: ResNet, dataset: PackedDataset, indices: [Int], batch: Int, communicator: Communicator, threads: Int
+    _ model: ResNet, dataset: PackedDataset, indices: [Int], batch: Int, communicator: Communicator, threads: Int,
+    cache: FeatureCache? = nil
   ) throws -> [Float] {
     let outputs = model.outputDimension
     let ranks = communicator.size
@@ -79,7 +80,8 @@ public enum Evaluation {
     var row = 0
     while let b = loader.next() {
       let n = b.indices.count
-      let logits = model.forward(FeatureMap(data: b.images.data, batch: n, height: dataset.imageSize, width: dataset.imageSize, channels: 3))
+      let images = FeatureMap(data: b.images.data, batch: n, height: dataset.imageSize, width: dataset.imageSize, channels: 3)
+      let logits = cache?.features(b.indices).map { model.forwardHead($0, batch: n) } ?? model.forward(images)
       local.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * outputs).update(from: logits, count: n * outputs) }
       row += n
     }
@@ -128,13 +130,14 @@ public enum Evaluation {
   /// Validation mean F1 with thresholds from (at most `trainLimit` of) the train images: the
   /// per-epoch metric of sweeps.
   public static func validationF1(
-    _ model: ResNet, dataset: PackedDataset, trainLimit: Int, communicator: Communicator, threads: Int, batch: Int = 256
+    _ model: ResNet, dataset: PackedDataset, trainLimit: Int, communicator: Communicator, threads: Int, batch: Int = 256,
+    cache: FeatureCache? = nil
   ) throws -> Double {
     let train = Array(dataset.train.prefix(trainLimit))
     let val = dataset.validation
     guard !val.isEmpty else { return .nan }
-    let trainScores = try scores(model, dataset: dataset, indices: train, batch: batch, communicator: communicator, threads: threads)
-    let valScores = try scores(model, dataset: dataset, indices: val, batch: batch, communicator: communicator, threads: threads)
+    let trainScores = try scores(model, dataset: dataset, indices: train, batch: batch, communicator: communicator, threads: threads, cache: cache)
+    let valScores = try scores(model, dataset: dataset, indices: val, batch: batch, communicator: communicator, threads: threads, cache: cache)
     return meanF1(train: labeled(trainScores, dataset: dataset, indices: train), evaluated: labeled(valScores, dataset: dataset, indices: val))
   }
 

@@ -19,12 +19,17 @@ public struct TrainingBatch {
   /// Images in the whole global batch of this step: the plan's batch, or fewer on the last,
   /// partial step of an epoch (nil: the plan's batch).
   public var globalCount: Int?
+  /// Dataset indices of the images, in batch order (what a feature cache is keyed by).
+  public var indices: [Int]?
 
-  public init(images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Float>?, count: Int, globalCount: Int? = nil) {
+  public init(
+    images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Float>?, count: Int, globalCount: Int? = nil, indices: [Int]? = nil
+  ) {
     self.images = images
     self.labels = labels
     self.count = count
     self.globalCount = globalCount
+    self.indices = indices
   }
 }
 
@@ -99,6 +104,9 @@ public final class Trainer {
   /// Writes the first step's summed gradients (and its loss) here as safetensors (rank 0): how
   /// runs over different rank counts are compared.
   public var gradientDump: String?
+  /// Every image's backbone features (the frozen strategy on plain images): steps run only
+  /// the head.
+  public var featureCache: FeatureCache?
 
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
@@ -314,7 +322,13 @@ public final class Trainer {
     reducer.beginStep()
     statistics?.resetFigures()
     let rows = objective == .attributes ? batch.count : 2 * batch.count
-    let output = model.forward(FeatureMap(data: batch.images, batch: rows, height: size, width: size, channels: 3))
+    let images = FeatureMap(data: batch.images, batch: rows, height: size, width: size, channels: 3)
+    let output: UnsafeMutablePointer<Float>
+    if objective == .attributes, let indices = batch.indices, let features = featureCache?.features(indices) {
+      output = model.forwardHead(features, batch: rows)
+    } else {
+      output = model.forward(images)
+    }
     let width = model.outputDimension
     let dOutput = outputGradient.pointer(count: rows * width)
     var localLoss = 0.0

@@ -137,8 +137,9 @@ struct SweepCommand: ParsableCommand {
       strategies: strategyList.map(\.rawValue), trials: trials, groupSize: groupSize, maxEpochs: maxEpochs,
       maxFailures: maxFailures ?? trials, seed: seed, space: searchSpace, heartbeatTimeout: heartbeatTimeout,
       asha: scheduler == .asha ? Asha(eta: ashaEta, minEpochs: ashaMinEpochs) : nil)
+    let tables = FeatureTables()
     let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
-      try self.runTrial(id, settings, group: group, dataset: dataset, progress: progress)
+      try self.runTrial(id, settings, group: group, dataset: dataset, tables: tables, progress: progress)
     }
     sweep.say = { print($0) }
     do {
@@ -164,7 +165,10 @@ struct SweepCommand: ParsableCommand {
   /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
   /// reporting the validation metric after each epoch; a finished trial is evaluated on every
   /// split like `fairtune finetune`.
-  func runTrial(_ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, progress: @escaping (Int?, Double?) -> Bool) throws -> TrialOutcome {
+  func runTrial(
+    _ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, tables: FeatureTables,
+    progress: @escaping (Int?, Double?) -> Bool
+  ) throws -> TrialOutcome {
     let strategy = Strategy(rawValue: settings.strategy)!
     let directory = out + "/trials/" + id
     let training = try TrainingOptions.parse(Self.trainingArguments(settings, data: data, out: directory, batch: batch))
@@ -178,23 +182,34 @@ struct SweepCommand: ParsableCommand {
     let counts = strategy.updatedCounts(model)
     let start = Clock.now()
     var stoppedAt: Int?
+    let reused = tables.frozen
+    let cache = try FinetuneCommand.featureCache(model, strategy: strategy, augmented: augment, session: session, reuse: reused)
+    if cache != nil { tables.frozen = cache }
     let trainer = try session.train(
       model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
       learningRate: settings.learningRate,
       metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
     ) { trainer in
       trainer.say = { _ in }
+      trainer.featureCache = cache
       trainer.afterStep = { _ = progress(nil, nil) }
       trainer.afterEpoch = { [unowned trainer] epoch in
-        let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads)
+        let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads, cache: cache)
         if !progress(epoch + 1, f1) {
           trainer.stopRequested = true
           stoppedAt = epoch + 1
         }
       }
     }
-    let result = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session)
+    let result = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache,
+      tableSeconds: cache != nil && cache !== reused ? cache!.fillSeconds : 0)
     return TrialOutcome(
       finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
   }
+}
+
+/// What the trials of one process share: the frozen backbone's feature table (every frozen
+/// trial fine-tunes the same --from backbone on the same images, so it is made once).
+final class FeatureTables {
+  var frozen: FeatureCache?
 }

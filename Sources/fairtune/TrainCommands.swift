@@ -226,25 +226,51 @@ struct FinetuneCommand: ParsableCommand {
       let counts = strategy.updatedCounts(model)
       let total = model.registry.parameterCount
       session.launch.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total, 100 * Double(counts.parameters) / Double(total), counts.buffers))
+      let cache = try FinetuneCommand.featureCache(model, strategy: strategy, augmented: augment, session: session)
       let trainer = try session.train(
         model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
         learningRate: training.learningRate(default: 0.1),
         metadata: ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
-          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers])
-      let validation = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session)
+          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
+      ) { $0.featureCache = cache }
+      let validation = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache,
+        tableSeconds: cache?.fillSeconds ?? 0)
       session.launch.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, validation.seconds, validation.f1))
     } catch {
       session.launch.fail(error)
     }
   }
 
+  /// For the frozen strategy on plain images, every image's backbone features computed now
+  /// (or `reuse`d: a sweep's frozen trials share one backbone), so that training and
+  /// evaluation run only the head; nil for the other strategies, or for a finished run.
+  static func featureCache(_ model: ResNet, strategy: Strategy, augmented: Bool, session: Session, reuse: FeatureCache? = nil) throws -> FeatureCache? {
+    guard !session.run.isFinished else { return nil }
+    if let reuse, strategy == .frozen, !augmented {
+      session.launch.say("frozen backbone on plain images: the features of \(reuse.count) images computed for an earlier trial are reused")
+      return reuse
+    }
+    let dataset = session.dataset
+    let (cache, note) = FeatureCache.forFinetuning(
+      model, strategy: strategy, augmented: augmented, images: dataset.train.count + dataset.validation.count + dataset.test.count)
+    if let note { session.launch.say("frozen: \(note)") }
+    guard let cache else { return nil }
+    try cache.fill(model, dataset: dataset, communicator: session.launch.communicator, threads: session.threads)
+    session.launch.say(String(format: "frozen backbone on plain images: features of %d images computed once in %.1f s; training and evaluation run only the head",
+      cache.count, cache.fillSeconds))
+    return cache
+  }
+
   /// After training: the scores of every split, the validation mean F1, and RUN/run.json (what
   /// `fairtune report` reads). A run that had already finished is read back from final.ckpt.
-  static func finish(_ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: Session) throws
-    -> (f1: Double, seconds: Double)
+  static func finish(
+    _ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: Session, cache: FeatureCache? = nil,
+    tableSeconds: Double = 0
+  ) throws -> (f1: Double, seconds: Double)
   {
     let run = session.run
-    var seconds = trainer?.trainingSeconds ?? 0
+    // A feature table made for this run is part of its training time.
+    var seconds = (trainer?.trainingSeconds ?? 0) + tableSeconds
     if trainer == nil {
       let final = try Checkpoint.read(run.finalCheckpoint)
       seconds = (final.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
@@ -254,12 +280,15 @@ struct FinetuneCommand: ParsableCommand {
       }
       try model.load(Dictionary(final.tensors.map { ($0.name, $0) }) { a, _ in a }, source: run.finalCheckpoint, allowExtra: true)
     }
-    let f1 = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads)
+    let f1 = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads, cache: cache)
     if session.launch.isRoot {
-      let record: [String: Any] = [
+      var record: [String: Any] = [
         "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,
         "training_seconds": seconds, "validation_mean_f1": f1.isFinite ? f1 : 0,
       ]
+      if let cache {
+        record["feature_table"] = ["images": cache.count, "seconds": tableSeconds]
+      }
       try run.writeAtomically(try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), to: run.path + "/run.json")
     }
     return (f1, seconds)
@@ -332,10 +361,13 @@ struct EvaluateCommand: ParsableCommand {
   }
 
   /// Scores of every split into DIR/scores-{train,val,test}.csv; returns the validation mean F1.
-  static func evaluate(_ model: ResNet, dataset: PackedDataset, into directory: String, launch: Launch, threads: Int, batch: Int = 256) throws -> Double {
+  static func evaluate(
+    _ model: ResNet, dataset: PackedDataset, into directory: String, launch: Launch, threads: Int, batch: Int = 256, cache: FeatureCache? = nil
+  ) throws -> Double {
     var labeled: [String: LabeledScores] = [:]
     for (name, indices) in [("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)] {
-      let scores = try Evaluation.scores(model, dataset: dataset, indices: indices, batch: batch, communicator: launch.communicator, threads: threads)
+      let scores = try Evaluation.scores(
+        model, dataset: dataset, indices: indices, batch: batch, communicator: launch.communicator, threads: threads, cache: cache)
       let set = Evaluation.labeled(scores, dataset: dataset, indices: indices)
       labeled[name] = set
       if launch.isRoot { try Evaluation.writeCSV(set, to: directory + "/scores-\(name).csv") }
