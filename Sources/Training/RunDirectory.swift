@@ -152,18 +152,28 @@ public final class SnapshotPool: @unchecked Sendable {
 }
 
 /// Writes checkpoints on a background thread: the training thread only copies the tensors
-/// (a snapshot), compression and the atomic write happen beside the next steps.
+/// (a snapshot), compression and the atomic write happen beside the next steps. At most
+/// `pending` checkpoints wait or are being written; a further one waits for a slot (steps
+/// that ask for checkpoints faster than the disk takes them are held back rather than
+/// piling up snapshots in memory).
 public final class CheckpointWriter {
   private let queue = DispatchQueue(label: "fairtune.checkpoint-writer")
   private let lock = NSLock()
+  private let slots: DispatchSemaphore
   private var failure: Error?
   public private(set) var written: [(path: String, bytes: Int, seconds: Double)] = []
 
-  public init() {}
+  public init(pending: Int = 2) {
+    slots = DispatchSemaphore(value: max(1, pending))
+  }
 
-  /// Builds the checkpoint (from a snapshot), encodes and writes it, all on the writer's thread.
-  public func write(_ checkpoint: @escaping () -> Checkpoint, to path: String, then: (() -> Void)? = nil) {
+  /// Once a slot is free, takes the snapshot (`take`, on the calling thread), then builds the
+  /// checkpoint from it, encodes and writes it on the writer's thread.
+  public func write(_ take: () -> (() -> Checkpoint), to path: String, then: (() -> Void)? = nil) {
+    slots.wait()
+    let checkpoint = take()
     queue.async {
+      defer { self.slots.signal() }
       let start = Date()
       do {
         let bytes = try checkpoint().encoded()

@@ -156,18 +156,29 @@ public final class Trainer {
     meta["training_seconds"] = trainingSeconds
     let sources = [model.registry.values, model.registry.state] + optimizer.state
     let store = snapshotPool.take(sizes: sources.map(\.count))
-    // One copy split over the workers, into buffers the last checkpoint has handed back (the
-    // pages are already mapped): this copy is all a checkpoint costs the training thread.
+    // What training changes: the trained parameters (the others are read by the writer from
+    // the model itself: nothing writes them while training runs), the running statistics and
+    // the optimizer state. One copy split over the workers, into buffers the last checkpoint
+    // handed back (their pages are already mapped): all a checkpoint costs the training thread.
+    var ranges: [(buffer: Int, start: Int, count: Int)] = []
+    for p in model.registry.parameters where p.requiresGradient {
+      if let last = ranges.last, last.buffer == 0, last.start + last.count == p.offset {
+        ranges[ranges.count - 1].count += p.count
+      } else {
+        ranges.append((0, p.offset, p.count))
+      }
+    }
+    for t in 1..<sources.count { ranges.append((t, 0, sources[t].count)) }
     let chunk = 1 << 18
-    let jobs = sources.indices.flatMap { t in stride(from: 0, to: sources[t].count, by: chunk).map { (t, $0) } }
+    let jobs = ranges.flatMap { r in stride(from: 0, to: r.count, by: chunk).map { (r.buffer, r.start + $0, min(chunk, r.count - $0)) } }
     Parallel.forEach(jobs.count) { range in
-      for (t, start) in jobs[range] {
-        let count = min(chunk, sources[t].count - start)
+      for (t, start, count) in jobs[range] {
         store.buffers[t].baseAddress!.advanced(by: start).update(from: sources[t].data + start, count: count)
       }
     }
     return Snapshot(
-      store: store, pool: snapshotPool, parameters: model.registry.parameters, buffers: model.registry.buffers, metadata: meta)
+      store: store, pool: snapshotPool, parameters: model.registry.parameters, buffers: model.registry.buffers,
+      trained: model.registry.parameters.map(\.requiresGradient), liveValues: UnsafePointer(model.registry.values.data), metadata: meta)
   }
 
   /// A checkpoint's contents copied out of the live model; `checkpoint()` lays them out as named
@@ -177,13 +188,18 @@ public final class Trainer {
     let pool: SnapshotPool
     let parameters: [Parameter]
     let buffers: [Parameter]
+    /// Per parameter: copied (trained), or read from the model's own values (`liveValues`).
+    let trained: [Bool]
+    let liveValues: UnsafePointer<Float>
     let metadata: [String: Any]
 
     func checkpoint() -> Checkpoint {
       var tensors: [NamedTensor] = []
-      let values = store.buffers[0]
+      let values = UnsafePointer(store.buffers[0].baseAddress!)
       let state = store.buffers[1]
-      for p in parameters { tensors.append(NamedTensor(name: p.name, shape: p.shape, values: p.torchOrdered(inCopyOf: values.baseAddress!))) }
+      for (p, copied) in zip(parameters, trained) {
+        tensors.append(NamedTensor(name: p.name, shape: p.shape, values: p.torchOrdered(inCopyOf: copied ? values : liveValues)))
+      }
       for b in buffers { tensors.append(NamedTensor(name: b.name, shape: b.shape, values: b.torchOrdered(inCopyOf: state.baseAddress!))) }
       for (i, t) in store.buffers.dropFirst(2).enumerated() {
         tensors.append(NamedTensor(name: "optimizer.\(i)", shape: [t.count], values: Array(t)))
@@ -310,8 +326,7 @@ public final class Trainer {
     let path = run.checkpoints + "/" + RunDirectory.checkpointName(step: step)
     let keep = plan.keep
     let run = self.run
-    let snapshot = self.snapshot()
-    writer.write({ snapshot.checkpoint() }, to: path) { run.prune(keep: keep) }
+    writer.write({ let snapshot = self.snapshot(); return { snapshot.checkpoint() } }, to: path) { run.prune(keep: keep) }
   }
 
   /// One optimisation step on this rank's share; returns the global mean loss (and, for

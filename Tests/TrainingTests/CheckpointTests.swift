@@ -31,6 +31,37 @@ final class CheckpointTests: XCTestCase {
     XCTAssertEqual(resized.buffers.map(\.count), [4, 3])
   }
 
+  /// Checkpoints asked for faster than they are written wait for a slot: at most two
+  /// snapshots exist at once, and every checkpoint is still written.
+  func testWriterHoldsAtMostTwoSnapshotsAndWritesEveryCheckpoint() throws {
+    let writer = CheckpointWriter(pending: 2)
+    let lock = NSLock()
+    var taken = 0
+    var written = 0
+    var most = 0
+    let paths = (0..<5).map { temporaryPath("queued-\($0).ckpt") }
+    for path in paths {
+      writer.write({
+        lock.lock()
+        taken += 1
+        most = max(most, taken - written)
+        lock.unlock()
+        return {
+          usleep(40_000)
+          return Checkpoint(metadata: ["step": 1], tensors: [NamedTensor(name: "w", shape: [2], values: [1, 2])])
+        }
+      }, to: path) {
+        lock.lock()
+        written += 1
+        lock.unlock()
+      }
+    }
+    try writer.finish()
+    XCTAssertEqual(written, 5)
+    XCTAssertEqual(most, 2, "snapshots outstanding at once")
+    for path in paths { XCTAssertEqual(try Checkpoint.read(path).tensors.first?.values, [1, 2]) }
+  }
+
   func testRoundTripRestoresEveryTensorExactly() throws {
     let a = try model()
     let path = temporaryPath("round.ckpt")
