@@ -28,16 +28,20 @@ done
 python3 - "$work" <<'PY'
 import json, statistics, sys
 work = sys.argv[1]
-steps, stalls, writes = {}, [], []
+steps, epochs, tables, stalls, writes = {}, {}, {}, {}, []
 for s in ["frozen", "bn-stats", "bn-stats-affine", "bn-stats-skip", "full", "supervised"]:
     records = [json.loads(l) for l in open(f"{work}/ft-{s}/metrics.jsonl")]
-    times = [r["step_seconds"] for r in records if "step_seconds" in r][1:]  # the first step sizes buffers
-    steps[s] = statistics.median(times)
-    stalls += [(r["checkpoint_stall_seconds"], steps[s]) for r in records if "checkpoint_stall_seconds" in r]
+    times = [r["step_seconds"] for r in records if "step_seconds" in r]
+    steps[s] = statistics.median(times[1:])  # the first step sizes buffers
+    epochs[s] = sum(times)
+    run = json.load(open(f"{work}/ft-{s}/run.json"))
+    tables[s] = run.get("feature_table", {}).get("seconds", 0.0)
+    stalls[s] = [(r["checkpoint_stall_seconds"], steps[s]) for r in records if "checkpoint_stall_seconds" in r]
     writes += [r for r in records if "checkpoint_bytes" in r]
-print("%-16s %12s %10s" % ("strategy", "step (ms)", "img/s"))
+print("%-16s %12s %10s %12s %14s" % ("strategy", "step (ms)", "img/s", "epoch (s)", "+ table (s)"))
 for s, t in steps.items():
-    print("%-16s %12.1f %10.1f" % (s, 1000 * t, 64 / t))
+    print("%-16s %12.1f %10.1f %12.2f %14s" % (s, 1000 * t, 64 / t, epochs[s], "%.2f" % tables[s] if tables[s] else "-"))
+print("frozen: the backbone's features of every image are computed once (the table), then each step runs only the head")
 print("supervised / bn-stats: %.2fx (paper 4.4x); full / bn-stats-skip: %.2fx (paper 1.33x)"
       % (steps["supervised"] / steps["bn-stats"], steps["full"] / steps["bn-stats-skip"]))
 if writes:
@@ -46,7 +50,8 @@ if writes:
     seconds = sum(w["checkpoint_write_seconds"] for w in writes)
     print("checkpoints: %d written, compression %.3fx, %.0f MB/s (raw MB per second of encode+write on the writer thread)"
           % (len(writes), raw / stored, raw / 1e6 / seconds))
-if stalls:
-    print("checkpoint stall on the training thread: median %.1f ms = %.1f%% of a step"
-          % (1000 * statistics.median(a for a, _ in stalls), 100 * statistics.median(a / b for a, b in stalls)))
+for s, pairs in stalls.items():
+    if pairs:
+        print("checkpoint stall on the training thread, %-16s median %6.2f ms = %6.1f%% of its step"
+              % (s + ":", 1000 * statistics.median(a for a, _ in pairs), 100 * statistics.median(a / b for a, b in pairs)))
 PY

@@ -190,6 +190,6 @@ final class MPIRunTests: XCTestCase {
   func testADeadRankStopsTheJob() throws {
     let result = try Harness.mpi(2, training + ["--batch", "8", "--debug-exit-rank", "1", "--comm-timeout", "10"], limit: 120)
     XCTAssertNotEqual(result.status, 0)
-    XCTAssertLessThan(result.seconds, 60)
+    XCTAssertLessThan(result.seconds, 60, "the job must stop soon after the 10 s timeout: \(result.output.suffix(3000))")
   }
 }
