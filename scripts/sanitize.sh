@@ -2,7 +2,8 @@
 # Runs the XCTest suites under a sanitizer, in a build folder of its own (.build-SANITIZER).
 # Usage: scripts/sanitize.sh [--concurrency] address|thread ...
 #   --concurrency  only the suites where threads meet (the prefetching loader and its stop,
-#                  the checkpoint writer, the parallel kernels and bootstraps, the in-process
+#                  the checkpoint writer and its slots, the frozen feature table, the parallel
+#                  kernels and bootstraps, the in-process
 #                  communicator, the sweep's coordinator and groups); CI runs this under thread
 # The multi-process tests drive a fairtune built with the same sanitizer (release, so that
 # training finishes): ASan checks every rank's memory, TSan the prefetch threads, the checkpoint
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 filter=()
 if [ "${1:-}" = --concurrency ]; then
-  filter=(--filter 'LoaderTests|TrainerTests|LocalTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests')
+  filter=(--filter 'LoaderTests|TrainerTests|LocalTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests|CheckpointTests|FeatureCacheTests')
   shift
 fi
 [ $# -gt 0 ] || { echo "usage: scripts/sanitize.sh [--concurrency] address|thread ..." >&2; exit 2; }

@@ -171,11 +171,13 @@ public final class Trainer {
     for t in 1..<sources.count { ranges.append((t, 0, sources[t].count)) }
     let chunk = 1 << 18
     let jobs = ranges.flatMap { r in stride(from: 0, to: r.count, by: chunk).map { (r.buffer, r.start + $0, min(chunk, r.count - $0)) } }
-    Parallel.forEach(jobs.count) { range in
+    func copy(_ range: Range<Int>) {
       for (t, start, count) in jobs[range] {
         store.buffers[t].baseAddress!.advanced(by: start).update(from: sources[t].data + start, count: count)
       }
     }
+    // A small copy (a head and its optimizer state) is quicker than waking the workers.
+    if ranges.reduce(0, { $0 + $1.count }) < 1 << 20 { copy(0..<jobs.count) } else { Parallel.forEach(jobs.count, copy) }
     return Snapshot(
       store: store, pool: snapshotPool, parameters: model.registry.parameters, buffers: model.registry.buffers,
       trained: model.registry.parameters.map(\.requiresGradient), liveValues: UnsafePointer(model.registry.values.data), metadata: meta)
