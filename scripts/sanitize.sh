@@ -3,8 +3,8 @@
 # Usage: scripts/sanitize.sh [--concurrency] address|thread ...
 #   --concurrency  only the suites where threads meet (the prefetching loader and its stop,
 #                  the checkpoint writer and its slots, the frozen feature table, the parallel
-#                  kernels and bootstraps, the in-process
-#                  communicator, the sweep's coordinator and groups); CI runs this under thread
+#                  kernels and bootstraps, the in-process communicator, the sweep's coordinator
+#                  and groups); CI runs this under thread
 # The multi-process tests drive a fairtune built with the same sanitizer (release, so that
 # training finishes): ASan checks every rank's memory, TSan the prefetch threads, the checkpoint
 # writer and the kernels of every rank. Leak checking covers the test process (every suite
