@@ -59,12 +59,25 @@ public final class LoaderSource: BatchSource {
 
 public enum Evaluation {
   /// Logits [indices.count, outputs] of the model in eval mode; the images are split over the
-  /// group's ranks and the rows gathered, so every rank returns all of them.
+  /// group's ranks and the rows gathered, so every rank returns all of them. With `cache`,
+  /// the features of the images it holds come from it and only the head runs.
   public static func scores(
     _ model: ResNet, dataset: PackedDataset, indices: [Int], batch: Int, communicator: Communicator, threads: Int,
     cache: FeatureCache? = nil
   ) throws -> [Float] {
-    let outputs = model.outputDimension
+    try rows(model, dataset: dataset, indices: indices, batch: batch, width: model.outputDimension, communicator: communicator, threads: threads) {
+      b, images in
+      UnsafePointer(cache?.features(b.indices).map { model.forwardHead($0, batch: images.batch) } ?? model.forward(images))
+    }
+  }
+
+  /// Rows [indices.count, width], `compute` giving those of each loaded batch (at most `batch`
+  /// images, plain, the model in eval mode) from its images: the images are split over the
+  /// ranks of `communicator` and the rows all-gathered, so every rank returns all of them.
+  static func rows(
+    _ model: ResNet, dataset: PackedDataset, indices: [Int], batch: Int, width: Int, communicator: Communicator, threads: Int,
+    compute: (Batch, FeatureMap) -> UnsafePointer<Float>
+  ) throws -> [Float] {
     let ranks = communicator.size
     let shares = (0..<ranks).map { DistributedSampler.share(of: indices.count, rank: $0, ranks: ranks) }
     let offset = DistributedSampler.offset(of: indices.count, rank: communicator.rank, ranks: ranks)
@@ -73,7 +86,7 @@ public enum Evaluation {
     let loader = BatchLoader(
       dataset: dataset, schedule: BatchSchedule(steps: steps) { step in Array(mine[(step * batch)..<min(mine.count, (step + 1) * batch)]) },
       transform: .none, threads: threads, seed: 0)
-    var local = [Float](repeating: 0, count: mine.count * outputs)
+    var local = [Float](repeating: 0, count: mine.count * width)
     let training = model.batchNorms.map(\.training)
     model.setBatchNormTraining(false)
     defer { for (bn, mode) in zip(model.batchNorms, training) { bn.training = mode } }
@@ -81,14 +94,14 @@ public enum Evaluation {
     while let b = loader.next() {
       let n = b.indices.count
       let images = FeatureMap(data: b.images.data, batch: n, height: dataset.imageSize, width: dataset.imageSize, channels: 3)
-      let logits = cache?.features(b.indices).map { model.forwardHead($0, batch: n) } ?? model.forward(images)
-      local.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * outputs).update(from: logits, count: n * outputs) }
+      let out = compute(b, images)
+      local.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * width).update(from: out, count: n * width) }
       row += n
     }
-    var all = [Float](repeating: 0, count: indices.count * outputs)
+    var all = [Float](repeating: 0, count: indices.count * width)
     try local.withUnsafeBufferPointer { send in
       try all.withUnsafeMutableBufferPointer {
-        try communicator.allGatherVariable(send.baseAddress!, count: send.count, into: $0.baseAddress!, counts: shares.map { $0 * outputs })
+        try communicator.allGatherVariable(send.baseAddress!, count: send.count, into: $0.baseAddress!, counts: shares.map { $0 * width })
       }
     }
     return all

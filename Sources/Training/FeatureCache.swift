@@ -59,40 +59,18 @@ public final class FeatureCache {
   public func fill(_ model: ResNet, dataset: PackedDataset, communicator: Communicator, threads: Int) throws {
     let start = Clock.now()
     let all = dataset.train + dataset.validation + dataset.test
-    let d = dimension
-    let ranks = communicator.size
-    let shares = (0..<ranks).map { DistributedSampler.share(of: all.count, rank: $0, ranks: ranks) }
-    let offset = DistributedSampler.offset(of: all.count, rank: communicator.rank, ranks: ranks)
-    let mine = Array(all[offset..<(offset + shares[communicator.rank])])
     let chunk = Self.chunk
-    let passes = (mine.count + chunk - 1) / chunk
-    let loader = BatchLoader(
-      dataset: dataset, schedule: BatchSchedule(steps: passes) { pass in Array(mine[(pass * chunk)..<min(mine.count, (pass + 1) * chunk)]) },
-      transform: .none, threads: threads, seed: 0)
-    let training = model.batchNorms.map(\.training)
-    model.setBatchNormTraining(false)
-    defer { for (bn, mode) in zip(model.batchNorms, training) { bn.training = mode } }
-    let size = dataset.imageSize
-    let pixels = size * size * 3
-    var local = [Float](repeating: 0, count: mine.count * d)
+    let pixels = dataset.imageSize * dataset.imageSize * 3
     let input = chunkImages.pointer(count: chunk * pixels)
-    var row = 0
-    while let b = loader.next() {
-      let n = b.indices.count
-      input.update(from: b.images.data, count: n * pixels)
-      for k in n..<chunk { (input + k * pixels).update(from: b.images.data + (n - 1) * pixels, count: pixels) }
-      let features = model.forwardFeatures(FeatureMap(data: input, batch: chunk, height: size, width: size, channels: 3))
-      local.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * d).update(from: features.data, count: n * d) }
-      row += n
+    table = try Evaluation.rows(
+      model, dataset: dataset, indices: all, batch: chunk, width: dimension, communicator: communicator, threads: threads
+    ) { _, images in
+      // The last pass of a rank is padded with copies of its last image.
+      input.update(from: images.data, count: images.batch * pixels)
+      for k in images.batch..<chunk { (input + k * pixels).update(from: images.data + (images.batch - 1) * pixels, count: pixels) }
+      backboneImages += chunk
+      return UnsafePointer(model.forwardFeatures(FeatureMap(data: input, batch: chunk, height: images.height, width: images.width, channels: 3)).data)
     }
-    backboneImages += passes * chunk
-    var everything = [Float](repeating: 0, count: all.count * d)
-    try local.withUnsafeBufferPointer { send in
-      try everything.withUnsafeMutableBufferPointer {
-        try communicator.allGatherVariable(send.baseAddress!, count: send.count, into: $0.baseAddress!, counts: shares.map { $0 * d })
-      }
-    }
-    table = everything
     rows = Dictionary(all.enumerated().map { ($0.element, $0.offset) }) { first, _ in first }
     fillSeconds += Clock.now() - start
   }
@@ -101,16 +79,15 @@ public final class FeatureCache {
   /// valid until the next call; nil if one of them is not in the table.
   public func features(_ indices: [Int]) -> UnsafeMutablePointer<Float>? {
     let d = dimension
-    var found: [Int] = []
-    found.reserveCapacity(indices.count)
-    for index in indices {
-      guard let row = rows[index] else { return nil }
-      found.append(row)
-    }
     let out = gathered.pointer(count: max(1, indices.count) * d)
-    table.withUnsafeBufferPointer { kept in
-      for (position, row) in found.enumerated() { (out + position * d).update(from: kept.baseAddress! + row * d, count: d) }
+    let complete = table.withUnsafeBufferPointer { kept in
+      for (position, index) in indices.enumerated() {
+        guard let row = rows[index] else { return false }
+        (out + position * d).update(from: kept.baseAddress! + row * d, count: d)
+      }
+      return true
     }
+    guard complete else { return nil }
     served += indices.count
     return out
   }
