@@ -73,8 +73,20 @@ public final class Conv2d {
     return 2 * Double(g.rows) * Double(g.columns) * Double(outputChannels)
   }
 
+  /// The shape and algorithm of the last forward, for the per-convolution profile.
+  private func profileKey(_ x: FeatureMap) -> String {
+    let method = winograd.map { "winograd F(\($0.outputTile)x\($0.outputTile))" } ?? "gemm"
+    return "\(kernelSize)x\(kernelSize)/\(stride) \(inputChannels)->\(outputChannels) on \(x.height)x\(x.width), \(method)"
+  }
+
   // x: [N, H, W, Cin] -> y: [N, OH, OW, Cout]
   public func forward(_ x: FeatureMap) -> FeatureMap {
+    let y = Profiler.time(profileKey(x), part: 0) { forwardBody(x) }
+    if Profiler.enabled { Profiler.convolutions[profileKey(x), default: [0, 0, 0, 0]][3] += 1 }
+    return y
+  }
+
+  private func forwardBody(_ x: FeatureMap) -> FeatureMap {
     precondition(x.channels == inputChannels, "conv expects \(inputChannels) channels, got \(x.channels)")
     let g = ConvGeometry(
       batch: x.batch, height: x.height, width: x.width, channels: inputChannels,
@@ -111,18 +123,22 @@ public final class Conv2d {
     if let transform = winograd { return winogradBackward(dy, x, transform) }
     let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
     if weight.requiresGradient {
-      BLAS.sgemm(
-        transposeA: true, m: outputChannels, n: g.columns, k: g.rows,
-        a: dy, lda: outputChannels, b: col, ldb: g.columns, beta: 1, c: weight.gradient, ldc: g.columns)
+      Profiler.time(profileKey(x), part: 1) {
+        BLAS.sgemm(
+          transposeA: true, m: outputChannels, n: g.columns, k: g.rows,
+          a: dy, lda: outputChannels, b: col, ldb: g.columns, beta: 1, c: weight.gradient, ldc: g.columns)
+      }
     }
     guard computesInputGradient else { return nil }
-    let dx = inputGradient.pointer(count: x.count)
-    let dcol = g.isPointwise ? dx : loweredGradient.pointer(count: g.rows * g.columns)
-    BLAS.sgemm(
-      m: g.rows, n: g.columns, k: outputChannels,
-      a: dy, lda: outputChannels, b: weight.value, ldb: g.columns, c: dcol, ldc: g.columns)
-    if !g.isPointwise { Im2Col.scatter(dcol, g, into: dx) }
-    return x.with(data: dx)
+    return Profiler.time(profileKey(x), part: 2) {
+      let dx = inputGradient.pointer(count: x.count)
+      let dcol = g.isPointwise ? dx : loweredGradient.pointer(count: g.rows * g.columns)
+      BLAS.sgemm(
+        m: g.rows, n: g.columns, k: outputChannels,
+        a: dy, lda: outputChannels, b: weight.value, ldb: g.columns, c: dcol, ldc: g.columns)
+      if !g.isPointwise { Im2Col.scatter(dcol, g, into: dx) }
+      return x.with(data: dx)
+    }
   }
 
   private func winogradForward(_ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>) {
@@ -158,25 +174,29 @@ public final class Conv2d {
     let u = transformedWeights.tensor!.data
     let v = transformedInput.tensor!.data
     let dm = transformedOutput.tensor!.data
-    w.transformOutputGradient(dy, batch: x.batch, height: x.height, width: x.width, channels: cout, into: dm, scratch: s)
-    if weight.requiresGradient {
-      let du = transformedWeightGradient.pointer(count: xi * cout * cin)
-      w.batchedProducts { k in
-        BLAS.sgemm(
-          transposeA: true, m: cout, n: cin, k: p, a: dm + k * p * cout, lda: cout,
-          b: v + k * p * cin, ldb: cin, c: du + k * cout * cin, ldc: cin, parallel: false)
+    Profiler.time(profileKey(x), part: 1) {
+      w.transformOutputGradient(dy, batch: x.batch, height: x.height, width: x.width, channels: cout, into: dm, scratch: s)
+      if weight.requiresGradient {
+        let du = transformedWeightGradient.pointer(count: xi * cout * cin)
+        w.batchedProducts { k in
+          BLAS.sgemm(
+            transposeA: true, m: cout, n: cin, k: p, a: dm + k * p * cout, lda: cout,
+            b: v + k * p * cin, ldb: cin, c: du + k * cout * cin, ldc: cin, parallel: false)
+        }
+        w.accumulateWeightGradient(du, outputChannels: cout, inputChannels: cin, into: weight.gradient, scratch: s)
       }
-      w.accumulateWeightGradient(du, outputChannels: cout, inputChannels: cin, into: weight.gradient, scratch: s)
     }
     guard computesInputGradient else { return nil }
-    // V is no longer needed: dV overwrites it.
-    w.batchedProducts { k in
-      BLAS.sgemm(
-        m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
-        b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
+    return Profiler.time(profileKey(x), part: 2) {
+      // V is no longer needed: dV overwrites it.
+      w.batchedProducts { k in
+        BLAS.sgemm(
+          m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
+          b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
+      }
+      let dx = inputGradient.pointer(count: x.count)
+      w.transformInputGradient(v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s)
+      return x.with(data: dx)
     }
-    let dx = inputGradient.pointer(count: x.count)
-    w.transformInputGradient(v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s)
-    return x.with(data: dx)
   }
 }

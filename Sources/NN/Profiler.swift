@@ -18,5 +18,21 @@ public enum Profiler {
     return result
   }
 
-  public static func reset() { seconds = [:] }
+  /// Per convolution shape (see `Conv2d.profileKey`): seconds of forward, weight gradient and
+  /// input gradient, and how many layers share the shape.
+  nonisolated(unsafe) public static var convolutions = [String: [Double]]()
+
+  @inline(__always)
+  static func time<T>(_ key: @autoclosure () -> String, part: Int, _ body: () -> T) -> T {
+    guard enabled else { return body() }
+    let start = Clock.now()
+    let result = body()
+    convolutions[key(), default: [0, 0, 0, 0]][part] += Clock.now() - start
+    return result
+  }
+
+  public static func reset() {
+    seconds = [:]
+    convolutions = [:]
+  }
 }

@@ -48,6 +48,9 @@ struct Bench: ParsableCommand {
   @Option(help: "Write every step's loss and the final weights to this safetensors file (rank 0).")
   var dump: String?
 
+  @Flag(help: "Also print the time per step of every convolution shape: forward, weight gradient, input gradient.")
+  var layers = false
+
   @Flag(help: "End with one line of JSON.")
   var json = false
 
@@ -165,6 +168,7 @@ struct Bench: ParsableCommand {
       launch.say(String(format: "  %-12@ %6.1f%%", type.rawValue as NSString, 100 * s / total))
     }
     launch.say(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (total - profiled) / total))
+    if layers { printConvolutions(launch, steps: steps, total: total) }
     let peak = PlanCommand.peakResidentBytes()
     launch.say(String(format: "peak resident memory: %.0f MiB per rank (batch %d per rank)", Double(peak) / 1048576, local.count))
 
@@ -212,6 +216,19 @@ struct Bench: ParsableCommand {
         tensors.append((entry.name, .f32, entry.shape, SafeTensors.bytes(of: entry.torchOrdered())))
       }
       try SafeTensors.write(tensors, metadata: ["ranks": "\(comm.size)", "bn": distributed.bn], to: dump)
+    }
+  }
+
+  /// One line per convolution shape, costliest first: layers of that shape, milliseconds per
+  /// step of forward, weight gradient and input gradient, and the share of the step.
+  private func printConvolutions(_ launch: Launch, steps: Int, total: Double) {
+    launch.say("  convolutions (ms per step: forward, weight gradient, input gradient; share of step)")
+    let rows = Profiler.convolutions.sorted { $0.value[0...2].reduce(0, +) > $1.value[0...2].reduce(0, +) }
+    for (key, t) in rows {
+      let n = Double(steps)
+      let padded = key.padding(toLength: max(44, key.count), withPad: " ", startingAt: 0)
+      launch.say(String(format: "    %@ x%-2d %7.2f %7.2f %7.2f %6.1f%%", padded as NSString, Int(t[3] / n),
+        1000 * t[0] / n, 1000 * t[1] / n, 1000 * t[2] / n, 100 * (t[0] + t[1] + t[2]) / total))
     }
   }
 
