@@ -1,13 +1,15 @@
 // Conv2d (no bias) as a forward/backward pair, lowered to sgemm over NHWC activations.
 import Tensors
 
-/// How a convolution is computed. Winograd applies to 3x3, stride-1, padding-1 convolutions
-/// (F(4x4, 3x3), or F(2x2, 3x3) on maps of 4 pixels or less, where F(4x4)'s larger weight
-/// transforms cost more than its fewer multiplications save); others always use GEMM.
+/// How a convolution is computed.
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
-  /// im2col (none for 1x1 stride-1) and one sgemm per pass.
+  /// im2col (none for 1x1 stride-1) and one sgemm per pass, everywhere.
   case gemm
-  /// Winograd where it applies, GEMM elsewhere.
+  /// The fastest method for each layer: one GEMM per kernel tap when the output has at most
+  /// `Conv2d.tapOutputPixels` pixels (see `TapPlan`); else Winograd for 3x3, stride-1,
+  /// padding-1 convolutions (F(4x4, 3x3), or F(2x2, 3x3) on maps of 4 pixels or less in a
+  /// side, where F(4x4)'s larger weight transforms cost more than its fewer multiplications
+  /// save); else GEMM.
   case winograd
 }
 
@@ -23,9 +25,17 @@ public final class Conv2d {
   public var computesInputGradient = true
   public var algorithm = ConvolutionAlgorithm.winograd
 
+  /// Outputs of at most this many pixels per image are computed one kernel tap at a time.
+  public static let tapOutputPixels = 4
+
   private var input: FeatureMap?
   /// The Winograd transform used by the last forward, nil for GEMM.
   private var winograd: WinogradTransform?
+  /// The tap plan used by the last forward, nil for the other methods.
+  private var taps: TapPlan?
+  private var gatheredInput = Workspace()
+  private var gatheredGradient = Workspace()
+  private var tapProduct = Workspace()
   private var transformedInput = Workspace()  // V[t*t, P, Cin], kept for dW
   private var transformedWeights = Workspace()  // U[t*t, Cout, Cin]
   private var transformedOutput = Workspace()  // M, then dM [t*t, P, Cout]
@@ -75,7 +85,7 @@ public final class Conv2d {
 
   /// The shape and algorithm of the last forward, for the per-convolution profile.
   private func profileKey(_ x: FeatureMap) -> String {
-    let method = winograd.map { "winograd F(\($0.outputTile)x\($0.outputTile))" } ?? "gemm"
+    let method = taps != nil ? "taps" : winograd.map { "winograd F(\($0.outputTile)x\($0.outputTile))" } ?? "gemm"
     return "\(kernelSize)x\(kernelSize)/\(stride) \(inputChannels)->\(outputChannels) on \(x.height)x\(x.width), \(method)"
   }
 
@@ -95,6 +105,14 @@ public final class Conv2d {
     geometry = g
     let y = output.pointer(count: g.rows * outputChannels)
     winograd = nil
+    taps = nil
+    if algorithm == .winograd && kernelSize > 1 && g.outputHeight * g.outputWidth <= Self.tapOutputPixels {
+      let plan = TapPlan(g)
+      taps = plan
+      tapsForward(x, plan, into: y)
+      return FeatureMap(
+        data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
+    }
     if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
       let transform = min(x.height, x.width) <= 4 ? WinogradTransform.f2 : WinogradTransform.f4
       winograd = transform
@@ -121,6 +139,7 @@ public final class Conv2d {
   public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
     if let transform = winograd { return winogradBackward(dy, x, transform) }
+    if let plan = taps { return tapsBackward(dy, x, plan) }
     let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
     if weight.requiresGradient {
       Profiler.time(profileKey(x), part: 1) {
@@ -139,6 +158,91 @@ public final class Conv2d {
       if !g.isPointwise { Im2Col.scatter(dcol, g, into: dx) }
       return x.with(data: dx)
     }
+  }
+
+  /// y = sum over taps of (the tap's input rows) * W_tap^T, added at the tap's output pixels.
+  private func tapsForward(_ x: FeatureMap, _ plan: TapPlan, into y: UnsafeMutablePointer<Float>) {
+    let g = plan.geometry
+    let (cin, cout) = (inputChannels, outputChannels)
+    let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
+    let ldw = kernelSize * kernelSize * cin
+    let rows = plan.maximumRows
+    let gathered = gatheredInput.pointer(count: rows * cin)
+    let product = tapProduct.pointer(count: rows * cout)
+    var written = false
+    for tap in plan.taps {
+      let m = x.batch * tap.outputs.count
+      var a = UnsafePointer(x.data)
+      if !tap.isIdentity {
+        TapPlan.gather(x.data, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: gathered)
+        a = UnsafePointer(gathered)
+      }
+      if !tap.coversOutput && !written {
+        Elementwise.zero(y, count: x.batch * outPixels * cout)
+        written = true
+      }
+      BLAS.sgemm(
+        transposeB: true, m: m, n: cout, k: cin, a: a, lda: cin, b: weight.value + tap.index * cin, ldb: ldw,
+        beta: written && tap.coversOutput ? 1 : 0, c: tap.coversOutput ? y : product, ldc: cout)
+      if !tap.coversOutput {
+        TapPlan.scatterAdd(product, pixels: tap.outputs, imagePixels: outPixels, channels: cout, batch: x.batch, into: y)
+      }
+      written = true
+    }
+    if !written { Elementwise.zero(y, count: x.batch * outPixels * cout) }
+  }
+
+  /// Per tap: dW_tap += (output-gradient rows)^T * (input rows), straight into the tap's slice
+  /// of the OHWI gradient; dx += (output-gradient rows) * W_tap at the tap's input pixels.
+  private func tapsBackward(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ plan: TapPlan) -> FeatureMap? {
+    let g = plan.geometry
+    let (cin, cout) = (inputChannels, outputChannels)
+    let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
+    let ldw = kernelSize * kernelSize * cin
+    let rows = plan.maximumRows
+    let gx = gatheredInput.pointer(count: rows * cin)
+    let gdy = gatheredGradient.pointer(count: rows * cout)
+    let product = tapProduct.pointer(count: rows * max(cin, cout))
+    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? inputGradient.pointer(count: x.count) : nil
+    var dxWritten = false
+    for tap in plan.taps {
+      let m = x.batch * tap.outputs.count
+      var gradientRows = dy
+      if !tap.coversOutput {
+        TapPlan.gather(dy, pixels: tap.outputs, imagePixels: outPixels, channels: cout, batch: x.batch, into: gdy)
+        gradientRows = UnsafePointer(gdy)
+      }
+      if weight.requiresGradient {
+        Profiler.time(profileKey(x), part: 1) {
+          var inputRows = UnsafePointer(x.data)
+          if !tap.isIdentity {
+            TapPlan.gather(x.data, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: gx)
+            inputRows = UnsafePointer(gx)
+          }
+          BLAS.sgemm(
+            transposeA: true, m: cout, n: cin, k: m, a: gradientRows, lda: cout, b: inputRows, ldb: cin,
+            beta: 1, c: weight.gradient + tap.index * cin, ldc: ldw)
+        }
+      }
+      guard let dx else { continue }
+      Profiler.time(profileKey(x), part: 2) {
+        if tap.isIdentity {
+          BLAS.sgemm(
+            m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
+            beta: dxWritten ? 1 : 0, c: dx, ldc: cin)
+        } else {
+          if !dxWritten { Elementwise.zero(dx, count: x.count) }
+          BLAS.sgemm(
+            m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
+            c: product, ldc: cin)
+          TapPlan.scatterAdd(product, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: dx)
+        }
+        dxWritten = true
+      }
+    }
+    guard let dx else { return nil }
+    if !dxWritten { Elementwise.zero(dx, count: x.count) }
+    return x.with(data: dx)
   }
 
   private func winogradForward(_ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>) {

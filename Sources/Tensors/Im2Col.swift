@@ -2,7 +2,7 @@
 
 /// The shape of a 2-D convolution over an NHWC batch (letters as in the rest of the code:
 /// N batch, H/W input size, C input channels, K kernel size, S stride, P padding).
-public struct ConvGeometry: Equatable {
+public struct ConvGeometry: Equatable, Sendable {
   public var batch: Int
   public var height: Int
   public var width: Int

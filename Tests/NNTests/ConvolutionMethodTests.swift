@@ -1,0 +1,107 @@
+// The fast convolution methods (Winograd, one GEMM per kernel tap) against im2col + GEMM at
+// realistic channel counts: forward, dx and dW.
+import NN
+import Tensors
+import XCTest
+
+final class ConvolutionMethodTests: XCTestCase {
+  func relative(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    Elementwise.maxAbsDifference(a, b, count: count) / (Elementwise.maxAbs(b, count: count) + 1e-6)
+  }
+
+  struct Shape {
+    var channels: Int, outputChannels: Int, height: Int, width: Int
+    var kernel = 3, stride = 1, padding = 1, batch = 2
+  }
+
+  /// Relative differences of y, dx and dW between the default (fast) method and GEMM, and
+  /// the method the fast path chose.
+  func compare(_ s: Shape) -> (y: Float, dx: Float, dw: Float, method: String) {
+    let registry = ParameterRegistry()
+    let conv = Conv2d(
+      registry, name: "c", inputChannels: s.channels, outputChannels: s.outputChannels,
+      kernelSize: s.kernel, stride: s.stride, padding: s.padding)
+    registry.allocate()
+    var rng = SplitMix64(seed: UInt64(s.channels * 1000 + s.height))
+    conv.initialize(&rng)
+    let x = randomTensor([s.batch, s.height, s.width, s.channels], seed: 3)
+    let input = FeatureMap(data: x.data, batch: s.batch, height: s.height, width: s.width, channels: s.channels)
+    let (oh, ow) = conv.outputSize(height: s.height, width: s.width)
+    let dy = randomTensor([s.batch, oh, ow, s.outputChannels], seed: 5)
+    // Some gradient already accumulated: every method must add to it, not overwrite it.
+    let earlier = randomTensor([conv.weight.count], seed: 7)
+
+    func pass(_ algorithm: ConvolutionAlgorithm) -> (y: [Float], dx: [Float], dw: [Float]) {
+      conv.algorithm = algorithm
+      conv.weight.gradient.update(from: earlier.data, count: conv.weight.count)
+      let y = conv.forward(input)
+      let yValues = Array(UnsafeBufferPointer(start: y.data, count: y.count))
+      let dx = conv.backward(dy.data)!
+      return (yValues, Array(UnsafeBufferPointer(start: dx.data, count: dx.count)),
+        Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count)))
+    }
+    let direct = pass(.gemm)
+    Profiler.reset()
+    Profiler.enabled = true
+    let fast = pass(.winograd)
+    Profiler.enabled = false
+    let method = Profiler.convolutions.keys.first.map { String($0.split(separator: ",").last!.dropFirst()) } ?? "?"
+    return (relative(fast.y, direct.y, direct.y.count), relative(fast.dx, direct.dx, direct.dx.count),
+      relative(fast.dw, direct.dw, direct.dw.count), method)
+  }
+
+  func check(_ shapes: [Shape], expecting method: String) {
+    var worst: Float = 0
+    for s in shapes {
+      let r = compare(s)
+      let name = "\(s.kernel)x\(s.kernel)/\(s.stride) pad \(s.padding), \(s.height)x\(s.width), \(s.channels)->\(s.outputChannels)"
+      print(String(format: "%@ vs gemm, %@: y %.1e, dx %.1e, dW %.1e", r.method, name, r.y, r.dx, r.dw))
+      XCTAssertTrue(r.method.hasPrefix(method), "\(name) used \(r.method), expected \(method)")
+      worst = max(worst, r.y, r.dx, r.dw)
+      XCTAssertLessThan(r.y, 1e-4, "forward \(name)")
+      XCTAssertLessThan(r.dx, 1e-4, "dx \(name)")
+      XCTAssertLessThan(r.dw, 1e-4, "dW \(name)")
+    }
+    XCTAssertGreaterThan(worst, 0, "the two paths should not be the same computation")
+  }
+
+  func testWinogradMatchesGEMM() {
+    check([
+      Shape(channels: 64, outputChannels: 64, height: 16, width: 16),
+      Shape(channels: 128, outputChannels: 128, height: 8, width: 8),
+      Shape(channels: 256, outputChannels: 256, height: 4, width: 4),
+      Shape(channels: 3, outputChannels: 5, height: 7, width: 5),
+      Shape(channels: 16, outputChannels: 32, height: 9, width: 11),
+      Shape(channels: 8, outputChannels: 8, height: 1, width: 9),
+    ], expecting: "winograd")
+  }
+
+  /// Outputs of at most 4 pixels: one GEMM per kernel tap, with and without stride and
+  /// padding, down to taps that meet no pixel at all.
+  func testTapsMatchGEMM() {
+    check([
+      Shape(channels: 512, outputChannels: 512, height: 2, width: 2),
+      Shape(channels: 8, outputChannels: 8, height: 1, width: 1),
+      Shape(channels: 64, outputChannels: 96, height: 4, width: 4, stride: 2),
+      Shape(channels: 24, outputChannels: 16, height: 3, width: 3, stride: 2),
+      Shape(channels: 5, outputChannels: 7, height: 1, width: 3, batch: 3),
+      Shape(channels: 6, outputChannels: 10, height: 4, width: 3, kernel: 3, stride: 2, padding: 0),
+      Shape(channels: 3, outputChannels: 16, height: 8, width: 8, kernel: 7, stride: 4, padding: 3),
+      Shape(channels: 12, outputChannels: 4, height: 5, width: 5, kernel: 5, stride: 3, padding: 0),
+    ], expecting: "taps")
+  }
+
+  func testTapPlanCountsOnlyPairsInsideTheImage() {
+    // 3x3, padding 1 on a 2x2 map: centre 4 pairs, 4 edges 2 each, 4 corners 1 each.
+    let plan = TapPlan(ConvGeometry(batch: 1, height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1))
+    XCTAssertEqual(plan.taps.count, 9)
+    XCTAssertEqual(plan.pairCount, 16)
+    XCTAssertEqual(plan.taps.first?.index, 4, "the centre covers the output and goes first")
+    XCTAssertTrue(plan.taps.first?.isIdentity ?? false)
+    XCTAssertEqual(plan.taps.filter(\.coversOutput).count, 1)
+    // 3x3 on a 1x1 map: only the centre meets the image.
+    let single = TapPlan(ConvGeometry(batch: 4, height: 1, width: 1, channels: 1, kernel: 3, stride: 1, padding: 1))
+    XCTAssertEqual(single.taps.map(\.index), [4])
+    XCTAssertEqual(single.maximumRows, 4)
+  }
+}
