@@ -21,6 +21,10 @@ public final class ResidualAddReLU {
     return out
   }
 
+  /// Takes `output` as this join's result when a BatchNorm computed it
+  /// (`BatchNorm2d.forward(_:joining:)`), so that backward masks by it.
+  public func adopt(_ output: FeatureMap) { shape = output }
+
   /// The gradient at the sum (dy masked by the ReLU): the same tensor flows into both branches.
   public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
     guard let out = shape else { preconditionFailure("backward before forward") }

@@ -30,7 +30,8 @@ public final class BatchNorm2d {
   /// mean[C], inverse standard deviation[C] of the last forward.
   private var mean = Workspace()
   private var inverseStd = Workspace()
-  /// Per-channel coefficients of the elementwise passes (3C floats).
+  /// Per-channel coefficients of the elementwise passes: forward's scale and shift (kept for
+  /// backward's ReLU mask), then backward's three (5C floats).
   private var coefficients = Workspace()
   /// Per-chunk accumulators: 2C Doubles per chunk, and 2C Floats per chunk for short runs.
   private var partials = [Double]()
@@ -63,8 +64,11 @@ public final class BatchNorm2d {
 
   /// Sums over the rows of the [rows, C] matrices `a` and (if given) `a * b`, over all
   /// replicas; the result is in `totals`: [sum a (C), sum a*b (C), rows].
+  /// With `relu` (scale, shift), a row's entries count only where b * scale + shift > 0: the
+  /// ReLU's mask, recomputed from the BatchNorm input instead of read from its output.
   private func reduceColumns(
-    _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?, mask: UnsafePointer<Float>?, rows: Int
+    _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?,
+    relu: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)?, rows: Int
   ) {
     let c = channels
     let chunks = Parallel.chunkCount(rows, grain: 64)
@@ -86,17 +90,13 @@ public final class BatchNorm2d {
           fs.update(repeating: 0, count: 2 * c)
           for r in row..<end {
             let pa = a + r * c
-            if let mask {
-              let pm = mask + r * c
-              if let b {
-                let pb = b + r * c
-                for ch in 0..<c {
-                  let v = pm[ch] > 0 ? pa[ch] : 0
-                  fs[ch] += v
-                  fp[ch] += v * pb[ch]
-                }
-              } else {
-                for ch in 0..<c { fs[ch] += pm[ch] > 0 ? pa[ch] : 0 }
+            if let relu, let b {
+              let pb = b + r * c
+              let (sc, sh) = relu
+              for ch in 0..<c {
+                let v = pb[ch] * sc[ch] + sh[ch] > 0 ? pa[ch] : 0
+                fs[ch] += v
+                fp[ch] += v * pb[ch]
               }
             } else if let b {
               let pb = b + r * c
@@ -132,7 +132,7 @@ public final class BatchNorm2d {
   /// statistics are computed; synchronized BatchNorm only supplies the reducer.
   public func batchStatistics(_ x: FeatureMap) {
     let c = channels
-    reduceColumns(x.data, times: x.data, mask: nil, rows: x.pixels)
+    reduceColumns(x.data, times: x.data, relu: nil, rows: x.pixels)
     reduceAcrossReplicas()
     let count = totals[2 * c]
     let m = mean.pointer(count: c)
@@ -161,7 +161,17 @@ public final class BatchNorm2d {
   }
 
   // x: [N, H, W, C] -> y: [N, H, W, C]
-  public func forward(_ x: FeatureMap) -> FeatureMap {
+  public func forward(_ x: FeatureMap) -> FeatureMap { normalize(x, joining: nil) }
+
+  /// y = ReLU(BatchNorm(x) + shortcut): a residual join folded into this layer's elementwise
+  /// pass (the sum is never written out). Backward is plain BatchNorm's: the caller masks the
+  /// gradient by `y > 0` first.
+  public func forward(_ x: FeatureMap, joining shortcut: FeatureMap) -> FeatureMap {
+    precondition(!appliesReLU && shortcut.count == x.count, "a joined BatchNorm takes a shortcut of its own shape")
+    return normalize(x, joining: UnsafePointer(shortcut.data))
+  }
+
+  private func normalize(_ x: FeatureMap, joining shortcut: UnsafePointer<Float>?) -> FeatureMap {
     precondition(x.channels == channels, "batchnorm expects \(channels) channels, got \(x.channels)")
     input = x
     usedBatchStatistics = training
@@ -170,7 +180,7 @@ public final class BatchNorm2d {
     let y = output.pointer(count: x.count)
     let m = mean.tensor!.data
     let s = inverseStd.tensor!.data
-    let sc = coefficients.pointer(count: 3 * c)
+    let sc = coefficients.pointer(count: 5 * c)
     let sh = sc + c
     for ch in 0..<c {
       sc[ch] = weight.value[ch] * s[ch]
@@ -181,7 +191,10 @@ public final class BatchNorm2d {
       for r in range {
         let px = x.data + r * c
         let py = y + r * c
-        if relu {
+        if let shortcut {
+          let ps = shortcut + r * c
+          for ch in 0..<c { py[ch] = max(px[ch] * sc[ch] + sh[ch] + ps[ch], 0) }
+        } else if relu {
           for ch in 0..<c { py[ch] = max(px[ch] * sc[ch] + sh[ch], 0) }
         } else {
           for ch in 0..<c { py[ch] = px[ch] * sc[ch] + sh[ch] }
@@ -199,10 +212,13 @@ public final class BatchNorm2d {
     let rows = x.pixels
     let m = mean.tensor!.data
     let s = inverseStd.tensor!.data
-    let mask: UnsafePointer<Float>? = appliesReLU ? UnsafePointer(output.tensor!.data) : nil
+    // The ReLU passed where forward's x * scale + shift was positive: the same expression on
+    // the same floats, so the same mask, without reading the output back.
+    let scale = UnsafePointer(coefficients.tensor!.data)
+    let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
-    reduceColumns(dy, times: x.data, mask: mask, rows: rows)
+    reduceColumns(dy, times: x.data, relu: relu, rows: rows)
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
     for ch in 0..<c {
       localGradientSums[ch] = totals[ch]
@@ -217,7 +233,7 @@ public final class BatchNorm2d {
     guard computesInputGradient else { return nil }
 
     // dx = a * dy + b * x + d per channel (dy masked by the ReLU).
-    let a = coefficients.pointer(count: 3 * c)
+    let a = coefficients.tensor!.data + 2 * c
     let b = a + c
     let d = b + c
     if usedBatchStatistics {
@@ -245,10 +261,9 @@ public final class BatchNorm2d {
         let pdy = dy + r * c
         let px = x.data + r * c
         let pdx = dx + r * c
-        if let mask {
-          let pm = mask + r * c
+        if let (sc, sh) = relu {
           for ch in 0..<c {
-            let g = pm[ch] > 0 ? pdy[ch] : 0
+            let g = px[ch] * sc[ch] + sh[ch] > 0 ? pdy[ch] : 0
             pdx[ch] = a[ch] * g + b[ch] * px[ch] + d[ch]
           }
         } else {

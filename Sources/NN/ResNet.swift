@@ -135,11 +135,16 @@ public final class Downsample {
 struct ConvBNChain {
   let pairs: [(Conv2d, BatchNorm2d)]
 
-  func forward(_ x: FeatureMap) -> FeatureMap {
+  /// With `shortcut`, the last BatchNorm also adds it and applies the ReLU (the residual join).
+  func forward(_ x: FeatureMap, joining shortcut: FeatureMap? = nil) -> FeatureMap {
     var h = x
-    for (conv, bn) in pairs {
+    for (index, (conv, bn)) in pairs.enumerated() {
       let y = Profiler.time(.convolution) { conv.forward(h) }
-      h = Profiler.time(.batchnorm) { bn.forward(y) }
+      if let shortcut, index == pairs.count - 1 {
+        h = Profiler.time(.batchnorm) { bn.forward(y, joining: shortcut) }
+      } else {
+        h = Profiler.time(.batchnorm) { bn.forward(y) }
+      }
     }
     return h
   }
@@ -188,9 +193,10 @@ public class ResidualUnit {
   public var batchNorms: [BatchNorm2d] { main.pairs.map(\.1) + (downsample.map { [$0.batchNorm] } ?? []) }
 
   public func forward(_ x: FeatureMap) -> FeatureMap {
-    let m = main.forward(x)
     let s = downsample?.forward(x) ?? x
-    return Profiler.time(.residual) { join.forward(m, s) }
+    let out = main.forward(x, joining: s)
+    join.adopt(out)
+    return out
   }
 
   public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {

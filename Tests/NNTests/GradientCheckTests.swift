@@ -250,6 +250,35 @@ final class GradientCheckTests: XCTestCase {
     XCTAssertLessThan(finiteDifferenceError(b.data, count: 12, analytic: analytic, epsilon: 1e-3, loss: loss), 1e-2)
   }
 
+  /// The join folded into a BatchNorm gives exactly what BatchNorm then the join give.
+  func testJoinedBatchNormMatchesBatchNormThenJoin() {
+    let registry = ParameterRegistry()
+    let bn = BatchNorm2d(registry, name: "bn", channels: 5)
+    registry.allocate()
+    bn.initialize()
+    for ch in 0..<5 {
+      bn.weight.value[ch] = 0.5 + Float(ch) * 0.3
+      bn.bias.value[ch] = Float(ch) * 0.2 - 0.4
+    }
+    let x = randomTensor([2, 3, 3, 5], seed: 59)
+    let s = randomTensor([2, 3, 3, 5], seed: 61)
+    let fx = FeatureMap(data: x.data, batch: 2, height: 3, width: 3, channels: 5)
+    let fs = fx.with(data: s.data)
+    let state = Array(UnsafeBufferPointer(start: registry.state.data, count: registry.state.count))
+    let plain = Array(UnsafeBufferPointer(start: bn.forward(fx).data, count: x.count))
+    let stats = Array(UnsafeBufferPointer(start: registry.state.data, count: registry.state.count))
+    registry.state.data.update(from: state, count: state.count)
+    let joined = bn.forward(fx, joining: fs)
+    var positive = 0
+    for i in 0..<x.count {
+      XCTAssertEqual(joined.data[i], max(plain[i] + s.data[i], 0), "element \(i)")
+      if joined.data[i] > 0 { positive += 1 }
+    }
+    XCTAssertTrue(positive > 0 && positive < x.count, "the ReLU should cut some entries and pass others")
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: registry.state.data, count: registry.state.count)), stats,
+      "the joined pass updates the running statistics like the plain one")
+  }
+
   func testBinaryCrossEntropy() {
     let z = Tensor(shape: [2, 3], values: [0.5, -2, 30, -30, 0, 1.5])
     let t = Tensor(shape: [2, 3], values: [1, 0, 1, 1, 0, 0])
