@@ -39,7 +39,9 @@ public enum BLAS {
           }
         }
       }
-    } else if m >= n || m >= 64 * parts {
+    } else if m >= n {
+      // Each worker packs all of the operand it does not split: split the longer side of C,
+      // so that the one packed twice is the smaller.
       Parallel.forEach(m, grain: max(1, m / parts)) { rows in
         let aPart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
         serialSgemm(transposeA, transposeB, rows.count, n, k, alpha, aPart, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
