@@ -37,7 +37,7 @@ echo "(img/s medians of $runs runs, 64 px, global batch 64; syncBN% = extra step
 if [ "$(id -u)" -eq 0 ] && cluster/netns.sh up 2 >/dev/null 2>&1; then
   trap 'cluster/netns.sh down >/dev/null 2>&1' EXIT
   out=$(cluster/netns.sh run 2 -- "$bin" bench --model resnet18 --width 0.5 "${common[@]}")
-  echo "2 hosts over TCP (netns), resnet18 width 0.5: $(field images_per_second <<<"$out") img/s," \
-    "hidden $(field mpi.hidden_fraction <<<"$out"), all-reduce $(field mpi.allreduce_gb_per_second <<<"$out") GB/s," \
-    "sync BN $(field mpi.sync_bn_seconds <<<"$out") s per step"
+  printf "2 hosts over TCP (netns), resnet18 width 0.5: %.1f img/s, %.0f%% of the gradient all-reduce hidden, all-reduce %.2f GB/s, sync BN %.1f ms per step\n" \
+    "$(field images_per_second <<<"$out")" "$(python3 -c "print(100 * $(field mpi.hidden_fraction <<<"$out"))")" \
+    "$(field mpi.allreduce_gb_per_second <<<"$out")" "$(python3 -c "print(1000 * $(field mpi.sync_bn_seconds <<<"$out"))")"
 fi
