@@ -10,7 +10,7 @@ import Tensors
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Time the training step (forward, 40-way BCE, backward, SGD) on random data.",
-    discussion: """
+    discussion: paragraphs("""
       Prints images per second (from the median step), the achieved GFLOP/s (convolution and
       linear FLOPs of forward, dW and dX), the sgemm GFLOP/s of a 1024^3 product measured in the
       same run (the ceiling), and the share of step time per layer type. With --json the last
@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
       MPI_Allreduce of the same bytes; and the fraction of the gradient all-reduce hidden behind
       backward. --dump FILE writes the loss of every step and the final weights (safetensors),
       for comparing runs over different rank counts.
-      """)
+      """))
 
   @OptionGroup var modelOptions: ModelOptions
   @OptionGroup var distributed: DistributedOptions

@@ -11,7 +11,7 @@ struct BenchDataCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-data",
     abstract: "Time the data pipeline and check that the synthetic attributes are learnable.",
-    discussion: """
+    discussion: paragraphs("""
       In a temporary directory: draws --images synthetic faces (images/s), decodes their JPEGs \
       with libjpeg-turbo alone (the raw decode rate, 1 and 2 threads), packs them at \
       --image-size (decode + crop + resize, images/s), runs the loader with SimCLR's two views \
@@ -20,7 +20,7 @@ struct BenchDataCommand: ParsableCommand {
       --learn-steps K > 0 it then trains a small ResNet-18 (--learn-width, --learn-stem) for K steps \
       on the train split and prints each attribute's test accuracy against the majority-class \
       baseline.
-      """)
+      """))
 
   @Option(help: "Synthetic images to draw, decode and pack.")
   var images: Int = 2000

@@ -9,7 +9,7 @@ struct FairnessCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fairness",
     abstract: "F1 gap and worst-group F1 over all ordered attribute pairs, for any model's scores.",
-    discussion: """
+    discussion: paragraphs("""
       Thresholds maximise train F1 per attribute; the metrics are computed on the test split for \
       every ordered pair (t, c) of attributes. Writes OUT/fairness.json (thresholds, per-attribute \
       gap, worst and rho, the pair matrices, and the conventions used), OUT/table1.md, \
@@ -20,7 +20,7 @@ struct FairnessCommand: ParsableCommand {
 
       --bench ignores the files and times the fast paths against one pass per attribute pair on \
       synthetic CelebA-sized data (162,770 train and 19,962 test images unless told otherwise).
-      """)
+      """))
 
   @Option(help: "CelebA-format attribute file (list_attr_celeba.txt).")
   var attributes: String?

@@ -7,10 +7,10 @@ struct Fairtune: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fairtune",
     abstract: "Distributed SimCLR pretraining, fine-tuning strategies and their fairness evaluation.",
-    discussion: """
+    discussion: paragraphs("""
       Run under `mpirun -np N fairtune <command>` for data-parallel training, or directly for a
       single process. See `fairtune help <command>` for each command's options.
-      """,
+      """),
     subcommands: [
       SynthCommand.self, PackCommand.self, PretrainCommand.self, FinetuneCommand.self, SweepCommand.self,
       EvaluateCommand.self, ReproduceCommand.self, Bench.self, BenchDataCommand.self, ImportCommand.self,
@@ -35,4 +35,15 @@ struct Fairtune: ParsableCommand {
       exit(withError: error)
     }
   }
+}
+
+/// Help text as paragraphs: the lines of a prose paragraph are joined, so that `--help` wraps
+/// them at the terminal's width instead of breaking them at the source's. A paragraph with an
+/// indented line (a table, a list) is kept as written.
+func paragraphs(_ text: String) -> String {
+  text.components(separatedBy: "\n\n").map { paragraph in
+    let lines = paragraph.split(separator: "\n", omittingEmptySubsequences: false)
+    guard !lines.dropFirst().contains(where: { $0.hasPrefix(" ") || $0.hasPrefix("- ") }) else { return paragraph }
+    return lines.joined(separator: " ")
+  }.joined(separator: "\n\n")
 }

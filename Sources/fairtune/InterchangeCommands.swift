@@ -10,12 +10,12 @@ struct ImportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "import",
     abstract: "Make a checkpoint from torchvision weights (a safetensors file of a ResNet state dict).",
-    discussion: """
+    discussion: paragraphs("""
       Names, shapes and element order are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
       `fc.weight`, ...). The stem, the width and the head size are read off the tensors; --model
       says which depth. A file without `fc.*` gives a backbone checkpoint (a head is added when
       fine-tuning).
-      """)
+      """))
 
   @Option(help: "The safetensors file to read.")
   var safetensors: String

@@ -8,7 +8,7 @@ struct PackCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pack",
     abstract: "Decode, crop and resize a CelebA-format dataset once into packed shards for training.",
-    discussion: """
+    discussion: paragraphs("""
       Reads DIR/list_attr_celeba.txt, DIR/list_eval_partition.txt and DIR/img_align_celeba/ \
       strictly (count line, CelebA's 40 names in order, values 1/-1, every image labelled, \
       partitioned and decodable). Each image is cropped to its centred square (178x178 for \
@@ -16,7 +16,7 @@ struct PackCommand: ParsableCommand {
       filter. Writes OUT/images-NNN.bin (uint8 RGB shards), OUT/labels.bin and OUT/images.txt; \
       each binary file has a header with a magic number, version, shape, count and checksum. \
       Nothing is left under OUT if the command fails.
-      """)
+      """))
 
   @Option(help: "CelebA-format dataset folder (as written by `fairtune synth`, or the real CelebA).")
   var celeba: String

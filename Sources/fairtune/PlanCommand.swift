@@ -11,7 +11,7 @@ struct PlanCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "plan",
     abstract: "Estimate the wall time, core-hours and memory of `fairtune reproduce --preset P` on a cluster.",
-    discussion: """
+    discussion: paragraphs("""
       The estimate is made from measurements taken now, on this machine, with the preset's model
       and image size (a few steps each, on random images): the seconds per image of a SimCLR
       pretraining step (two views, projection head, at the per-rank batch the cluster would
@@ -28,7 +28,7 @@ struct PlanCommand: ParsableCommand {
 
       Peak memory: the resident size of this process after a pretraining step at the per-rank
       batch (the largest of the stages), i.e. what one rank needs.
-      """)
+      """))
 
   @Option(help: "tiny, small or paper.")
   var preset: ReproduceCommand.Preset = .paper

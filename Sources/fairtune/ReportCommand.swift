@@ -8,13 +8,13 @@ struct ReportCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "report",
     abstract: "Table 1, Figure 1 and the training-time table from run directories.",
-    discussion: """
+    discussion: paragraphs("""
       Each RUN holds run.json (strategy, updated_parameters, updated_buffers, training_seconds and \
       optionally data: {attributes, partition}) and scores.csv (`image,<40 attribute names>`, a \
       row per train and test image). Writes OUT/table1.md, OUT/table1.csv, OUT/table1-full.csv, \
       OUT/figure1.svg, OUT/timing.md and OUT/index.html (open it in a browser; it needs no \
       network).
-      """)
+      """))
 
   @Option(parsing: .upToNextOption, help: "Run directories, one per model.")
   var runs: [String] = []

@@ -10,16 +10,18 @@ struct ReproduceCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "reproduce",
     abstract: "The whole pipeline: data, pack, SimCLR pretraining, a sweep over the five strategies and supervised, and the report.",
-    discussion: """
+    discussion: paragraphs("""
       Presets:
-        tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width (small stem), 2
-                pretraining epochs, 2 trials of at most 1 epoch per model, 1 seed: minutes on
-                a laptop.
-        small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 40 pretraining
-                epochs at batch 256, 4 trials of at most 4 epochs per model, 3 seeds: about an
-                hour on 2 cores.
-        paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs at batch 512,
-                20 trials of at most 20 epochs per model, 3 seeds: a cluster job.
+        tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width
+                (small stem), 2 pretraining epochs, 2 trials of at most 1 epoch
+                per model, 1 seed: minutes on a laptop.
+        small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 40
+                pretraining epochs at batch 256, 4 trials of at most 4 epochs
+                per model, 3 seeds: about an hour on 2 cores.
+        paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs
+                at batch 512, 20 trials of at most 20 epochs per model, 3 seeds:
+                a cluster job.
+
       Stages, each writing into OUT: data/ (synthetic CelebA-format files, unless --celeba),
       packed/, pretrain/, sweep/ (every trial, trials.csv, the best of each strategy), seeds/
       (the best settings of each strategy trained again with other seeds), probe-random/ (the
@@ -30,7 +32,7 @@ struct ReproduceCommand: ParsableCommand {
       seed spread, pretrain-loss.svg, index.html). Re-running the same command skips finished
       stages and resumes the one that was interrupted. Under mpirun the training stages run
       data-parallel (the sweep's rank 0 coordinates).
-      """)
+      """))
 
   enum Preset: String, ExpressibleByArgument, CaseIterable {
     case tiny, small, paper

@@ -12,7 +12,7 @@ struct SweepCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "sweep",
     abstract: "Random search over optimizers, learning rates, schedules, weight decay and epochs, per strategy.",
-    discussion: """
+    discussion: paragraphs("""
       Rank 0 coordinates; the other ranks form groups of --group-size that each train one trial
       at a time, data-parallel with synchronized BatchNorm inside the group (one rank alone does
       everything in turn). Every trial's start and end goes to RUN/journal.jsonl (fsynced before
@@ -24,9 +24,11 @@ struct SweepCommand: ParsableCommand {
       draws up to --max-failures, and each strategy ends with exactly --trials finished trials.
 
       The search space (default, or --space FILE in JSON):
-        {"optimizers": {"sgd": [1e-3, 1.0], "lars": [1e-2, 5.0], "adam": [1e-5, 3e-3], "adamw": [1e-5, 3e-3]},
-         "schedules": ["cosine", "onecycle"], "weight_decay": [1e-6, 1e-3], "zero_weight_decay": 0.25,
-         "min_epochs": 1, "warmup_fraction": 0.2}
+        {"optimizers": {"sgd": [1e-3, 1.0], "lars": [1e-2, 5.0],
+                        "adam": [1e-5, 3e-3], "adamw": [1e-5, 3e-3]},
+         "schedules": ["cosine", "onecycle"], "weight_decay": [1e-6, 1e-3],
+         "zero_weight_decay": 0.25, "min_epochs": 1, "warmup_fraction": 0.2}
+
       Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs.
 
       --scheduler asha stops trials early: after epochs m, m*eta, m*eta^2, ... (--asha-min-epochs
@@ -34,7 +36,7 @@ struct SweepCommand: ParsableCommand {
       with those of every trial of its strategy that reached the same epoch, and it goes on only
       if it is in their top 1/eta. A stopped trial keeps its checkpoint and metric, is recorded
       `stopped` (with the cutoff it missed) and counts towards --trials.
-      """)
+      """))
 
   @OptionGroup var modelOptions: ModelOptions
   @OptionGroup var distributed: DistributedOptions

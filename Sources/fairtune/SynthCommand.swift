@@ -10,14 +10,14 @@ struct SynthCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "synth",
     abstract: "Write a synthetic dataset in CelebA's layout: faces drawn to show their 40 attribute labels.",
-    discussion: """
+    discussion: paragraphs("""
       Writes OUT/img_align_celeba/NNNNNN.jpg (SIZE x SIZE JPEGs), OUT/list_attr_celeba.txt and \
       OUT/list_eval_partition.txt (train, then validation, then test images). Labels are drawn \
       from a model with CelebA's 40 positive rates and pairwise correlations, or taken row by \
       row from --attributes. Every attribute has a visible cue of graded difficulty; pose, \
       lighting, background, blur and noise vary as nuisances. The same seed gives the same \
       files on any machine and thread count. Nothing is left under OUT if the command fails.
-      """)
+      """))
 
   @Option(help: "Output directory (must not exist).")
   var out: String

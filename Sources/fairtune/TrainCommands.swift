@@ -101,14 +101,14 @@ struct PretrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pretrain",
     abstract: "SimCLR pretraining (no labels): two augmented views per image, NT-Xent over the global batch.",
-    discussion: """
+    discussion: paragraphs("""
       Every rank's embeddings are gathered, so each anchor sees all 2B-2 negatives of the global
       batch; BatchNorm is synchronized over all ranks (--bn sync). The learning rate is
       --lr x batch / 256 (LARS by default, trust coefficient 0.001, BatchNorm and biases excluded
       from adaptation and weight decay), with a linear warmup then cosine decay. Writes
       RUN/metrics.jsonl (loss, contrastive top-1, lr, img/s per step), RUN/checkpoints/ and
       RUN/final.ckpt, the backbone for `fairtune finetune --from`.
-      """)
+      """))
 
   @OptionGroup var modelOptions: ModelOptions
   @OptionGroup var training: TrainingOptions
@@ -168,7 +168,7 @@ struct FinetuneCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "finetune",
     abstract: "Train a 40-way attribute head on a pretrained backbone with one of the paper's strategies (or a supervised model).",
-    discussion: """
+    discussion: paragraphs("""
       Strategies: frozen (only the head; BatchNorm in eval mode), bn-stats (head; BatchNorm
       statistics updated), bn-stats-affine (+ every BatchNorm weight and bias), bn-stats-skip
       (+ the downsample shortcuts), full (everything); supervised trains everything from a random
@@ -176,7 +176,7 @@ struct FinetuneCommand: ParsableCommand {
       differentiated, and frozen weights get no gradient GEMMs. At the end, writes the scores of
       every train, val and test image (RUN/scores-{train,val,test}.csv), the validation mean F1
       with thresholds from train, and RUN/run.json for `fairtune report`.
-      """)
+      """))
 
   @OptionGroup var modelOptions: ModelOptions
   @OptionGroup var training: TrainingOptions
