@@ -33,6 +33,8 @@ public final class Conv2d {
   private var winograd: WinogradTransform?
   /// The tap plan used by the last forward, nil for the other methods.
   private var taps: TapPlan?
+  /// The last tap plan made, kept while the geometry stays: a step allocates none.
+  private var tapPlan: TapPlan?
   private var gatheredInput = Workspace()
   private var gatheredGradient = Workspace()
   private var tapProduct = Workspace()
@@ -107,7 +109,8 @@ public final class Conv2d {
     winograd = nil
     taps = nil
     if algorithm == .winograd && kernelSize > 1 && g.outputHeight * g.outputWidth <= Self.tapOutputPixels {
-      let plan = TapPlan(g)
+      if tapPlan?.geometry != g { tapPlan = TapPlan(g) }
+      let plan = tapPlan!
       taps = plan
       tapsForward(x, plan, into: y)
       return FeatureMap(
@@ -226,15 +229,13 @@ public final class Conv2d {
       }
       guard let dx else { continue }
       Profiler.time(profileKey(x), part: 2) {
-        if tap.isIdentity {
-          BLAS.sgemm(
-            m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
-            beta: dxWritten ? 1 : 0, c: dx, ldc: cin)
-        } else {
-          if !dxWritten { Elementwise.zero(dx, count: x.count) }
-          BLAS.sgemm(
-            m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
-            c: product, ldc: cin)
+        // The identity tap's rows are dx's own; the others are added at their input pixels.
+        let direct = tap.isIdentity
+        if !direct && !dxWritten { Elementwise.zero(dx, count: x.count) }
+        BLAS.sgemm(
+          m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
+          beta: direct && dxWritten ? 1 : 0, c: direct ? dx : product, ldc: cin)
+        if !direct {
           TapPlan.scatterAdd(product, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: dx)
         }
         dxWritten = true
