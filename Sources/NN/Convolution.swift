@@ -138,11 +138,13 @@ public final class Conv2d {
   }
 
   /// dy: [N, OH, OW, Cout]. Accumulates dW (when the weight trains); returns dx when
-  /// `computesInputGradient`, else nil.
-  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+  /// `computesInputGradient`, else nil. With `target`, dx is added to it in place (a residual
+  /// join's two branches meeting) and `target` is returned as dx: no buffer is zeroed for it and
+  /// no separate sum pass is made.
+  public func backward(_ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil) -> FeatureMap? {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
-    if let transform = winograd { return winogradBackward(dy, x, transform) }
-    if let plan = taps { return tapsBackward(dy, x, plan) }
+    if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target) }
+    if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
     let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
     if weight.requiresGradient {
       Profiler.time(profileKey(x), part: 1) {
@@ -153,12 +155,13 @@ public final class Conv2d {
     }
     guard computesInputGradient else { return nil }
     return Profiler.time(profileKey(x), part: 2) {
-      let dx = inputGradient.pointer(count: x.count)
-      let dcol = g.isPointwise ? dx : loweredGradient.pointer(count: g.rows * g.columns)
+      let dx = target ?? inputGradient.pointer(count: x.count)
+      let direct = g.isPointwise
+      let dcol = direct ? dx : loweredGradient.pointer(count: g.rows * g.columns)
       BLAS.sgemm(
-        m: g.rows, n: g.columns, k: outputChannels,
-        a: dy, lda: outputChannels, b: weight.value, ldb: g.columns, c: dcol, ldc: g.columns)
-      if !g.isPointwise { Im2Col.scatter(dcol, g, into: dx) }
+        m: g.rows, n: g.columns, k: outputChannels, a: dy, lda: outputChannels, b: weight.value, ldb: g.columns,
+        beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns)
+      if !direct { Im2Col.scatter(dcol, g, into: dx, accumulate: target != nil) }
       return x.with(data: dx)
     }
   }
@@ -197,7 +200,9 @@ public final class Conv2d {
 
   /// Per tap: dW_tap += (output-gradient rows)^T * (input rows), straight into the tap's slice
   /// of the OHWI gradient; dx += (output-gradient rows) * W_tap at the tap's input pixels.
-  private func tapsBackward(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ plan: TapPlan) -> FeatureMap? {
+  private func tapsBackward(
+    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ plan: TapPlan, addingTo target: UnsafeMutablePointer<Float>?
+  ) -> FeatureMap? {
     let g = plan.geometry
     let (cin, cout) = (inputChannels, outputChannels)
     let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
@@ -206,8 +211,9 @@ public final class Conv2d {
     let gx = gatheredInput.pointer(count: rows * cin)
     let gdy = gatheredGradient.pointer(count: rows * cout)
     let product = tapProduct.pointer(count: rows * max(cin, cout))
-    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? inputGradient.pointer(count: x.count) : nil
-    var dxWritten = false
+    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? inputGradient.pointer(count: x.count) : nil
+    // Everything is added to a target; without one, the first product writes dx.
+    var dxWritten = target != nil
     for tap in plan.taps {
       let m = x.batch * tap.outputs.count
       var gradientRows = dy
@@ -270,7 +276,9 @@ public final class Conv2d {
     w.transformOutput(m, batch: x.batch, height: x.height, width: x.width, channels: cout, into: y, scratch: s)
   }
 
-  private func winogradBackward(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform) -> FeatureMap? {
+  private func winogradBackward(
+    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform, addingTo target: UnsafeMutablePointer<Float>?
+  ) -> FeatureMap? {
     let (th, tw) = w.tiles(height: x.height, width: x.width)
     let p = x.batch * th * tw
     let xi = w.inputTile * w.inputTile
@@ -299,8 +307,10 @@ public final class Conv2d {
           m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
           b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
       }
-      let dx = inputGradient.pointer(count: x.count)
-      w.transformInputGradient(v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s)
+      let dx = target ?? inputGradient.pointer(count: x.count)
+      w.transformInputGradient(
+        v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s,
+        accumulate: target != nil)
       return x.with(data: dx)
     }
   }

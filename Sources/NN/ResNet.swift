@@ -149,13 +149,17 @@ struct ConvBNChain {
     return h
   }
 
-  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+  /// With `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`).
+  func backward(
+    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil, observer: GradientObserver?
+  ) -> FeatureMap? {
     var g: UnsafePointer<Float> = dy
     var result: FeatureMap?
-    for (conv, bn) in pairs.reversed() {
+    for (index, (conv, bn)) in pairs.enumerated().reversed() {
       defer { observer?(conv.weight.offset) }
       guard let d = Profiler.time(.batchnorm, { bn.backward(g) }) else { return nil }
-      guard let dx = Profiler.time(.convolution, { conv.backward(d.data) }) else { return nil }
+      let into = index == 0 ? target : nil
+      guard let dx = Profiler.time(.convolution, { conv.backward(d.data, addingTo: into) }) else { return nil }
       g = UnsafePointer(dx.data)
       result = dx
     }
@@ -204,11 +208,12 @@ public class ResidualUnit {
     // The shortcut's parameters are registered after the main path's: doing it first completes
     // the gradients in descending offset order.
     let dShortcut = downsample.map { $0.backward(d, observer: observer) } ?? nil
-    let dMain = main.backward(d, observer: observer)
+    // The input's gradient is the shortcut's plus the main path's: the main path's first
+    // convolution adds its own into the shortcut's (into d itself for an identity shortcut,
+    // which nothing reads after the main path's last BatchNorm).
+    let target = computesInputGradient ? dShortcut?.data ?? d : nil
+    let dMain = main.backward(d, addingTo: target, observer: observer)
     guard computesInputGradient, let dx = dMain else { return nil }
-    Profiler.time(.residual) {
-      Elementwise.add(dShortcut.map { UnsafePointer($0.data) } ?? UnsafePointer(d), into: dx.data, count: dx.count)
-    }
     return dx
   }
 

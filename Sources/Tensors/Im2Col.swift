@@ -78,9 +78,11 @@ public enum Im2Col {
     }
   }
 
-  /// dx[N, H, W, C] = the sum of every col entry back at its input position (overwrites dx).
+  /// dx[N, H, W, C] = the sum of every col entry back at its input position (overwrites dx,
+  /// or adds to it with `accumulate`).
   public static func scatter(
-    _ col: UnsafePointer<Float>, _ g: ConvGeometry, into dx: UnsafeMutablePointer<Float>
+    _ col: UnsafePointer<Float>, _ g: ConvGeometry, into dx: UnsafeMutablePointer<Float>,
+    accumulate: Bool = false
   ) {
     let oh = g.outputHeight
     let ow = g.outputWidth
@@ -91,7 +93,7 @@ public enum Im2Col {
     Parallel.forEach(g.batch) { range in
       for n in range {
         let image = dx + n * imageSize
-        image.update(repeating: 0, count: imageSize)
+        if !accumulate { image.update(repeating: 0, count: imageSize) }
         for y in 0..<oh {
           for xo in 0..<ow {
             let src = col + ((n * oh + y) * ow + xo) * rowLength

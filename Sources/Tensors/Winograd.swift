@@ -243,10 +243,11 @@ public struct WinogradTransform: Sendable {
     }
   }
 
-  /// dx[N, H, W, Cin] from dV[t*t, P, Cin]: the adjoint of `transformInput` (overwrites dx).
+  /// dx[N, H, W, Cin] from dV[t*t, P, Cin]: the adjoint of `transformInput` (overwrites dx,
+  /// or adds to it with `accumulate`).
   public func transformInputGradient(
     _ dv: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
-    into dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    into dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, accumulate: Bool = false
   ) {
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
@@ -259,7 +260,7 @@ public struct WinogradTransform: Sendable {
       let patch = s + t * t * c
       for image in range {
         let base = dx + image * h * w * c
-        base.update(repeating: 0, count: h * w * c)
+        if !accumulate { base.update(repeating: 0, count: h * w * c) }
         for ty in 0..<th {
           for tx in 0..<tw {
             let tile = (image * th + ty) * tw + tx
