@@ -7,9 +7,8 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
   case gemm
   /// The fastest method for each layer: one GEMM per kernel tap when the output has at most
   /// `Conv2d.tapOutputPixels` pixels (see `TapPlan`); else Winograd for 3x3, stride-1,
-  /// padding-1 convolutions (F(4x4, 3x3), or F(2x2, 3x3) on maps of 4 pixels or less in a
-  /// side, where F(4x4)'s larger weight transforms cost more than its fewer multiplications
-  /// save); else GEMM.
+  /// padding-1 convolutions (F(4x4, 3x3), or F(2x2, 3x3) on small maps in small batches: see
+  /// `Conv2d.winogradTransform`); else GEMM.
   case winograd
 }
 
@@ -91,6 +90,18 @@ public final class Conv2d {
     return "\(kernelSize)x\(kernelSize)/\(stride) \(inputChannels)->\(outputChannels) on \(x.height)x\(x.width), \(method)"
   }
 
+  /// F(4x4, 3x3), except on maps of at most 4 pixels a side with fewer than
+  /// `f4MinimumTiles` F(4x4) tiles in the batch: there F(4x4)'s weight transforms (36 floats a
+  /// weight against F(2x2)'s 16) cost more than its fewer multiplications save.
+  public static func winogradTransform(batch: Int, height: Int, width: Int) -> WinogradTransform {
+    let f4 = WinogradTransform.f4
+    let (th, tw) = f4.tiles(height: height, width: width)
+    return min(height, width) <= 4 && batch * th * tw < f4MinimumTiles ? .f2 : f4
+  }
+
+  /// Measured on ResNet-50's 256->256 layers on 4x4 maps: F(4x4) is faster from a batch of 64.
+  public static let f4MinimumTiles = 64
+
   // x: [N, H, W, Cin] -> y: [N, OH, OW, Cout]
   public func forward(_ x: FeatureMap) -> FeatureMap {
     let y = Profiler.time(profileKey(x), part: 0) { forwardBody(x) }
@@ -117,7 +128,7 @@ public final class Conv2d {
         data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
     }
     if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
-      let transform = min(x.height, x.width) <= 4 ? WinogradTransform.f2 : WinogradTransform.f4
+      let transform = Self.winogradTransform(batch: x.batch, height: x.height, width: x.width)
       winograd = transform
       winogradForward(x, transform, into: y)
       return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)

@@ -91,6 +91,49 @@ final class ConvolutionMethodTests: XCTestCase {
     ], expecting: "taps")
   }
 
+  /// F(2x2) on 4x4 maps in small batches, F(4x4) from `Conv2d.f4MinimumTiles` tiles on.
+  func testWinogradTileFollowsTheBatch() {
+    check([Shape(channels: 32, outputChannels: 32, height: 4, width: 4, batch: 2)], expecting: "winograd F(2x2)")
+    check([Shape(channels: 32, outputChannels: 32, height: 4, width: 4, batch: Conv2d.f4MinimumTiles)], expecting: "winograd F(4x4)")
+    check([Shape(channels: 16, outputChannels: 16, height: 8, width: 8, batch: 1)], expecting: "winograd F(4x4)")
+  }
+
+  /// `backward(_:addingTo:)` adds the input gradient to what the target holds, for every
+  /// method: GEMM with and without im2col, Winograd, taps.
+  func testInputGradientAddsToATarget() {
+    let shapes = [
+      Shape(channels: 16, outputChannels: 24, height: 5, width: 5, kernel: 1, padding: 0),
+      Shape(channels: 16, outputChannels: 24, height: 6, width: 6, kernel: 1, stride: 2, padding: 0),
+      Shape(channels: 16, outputChannels: 24, height: 8, width: 8, stride: 2),
+      Shape(channels: 16, outputChannels: 24, height: 8, width: 8),
+      Shape(channels: 16, outputChannels: 24, height: 2, width: 2),
+    ]
+    for s in shapes {
+      let registry = ParameterRegistry()
+      let conv = Conv2d(
+        registry, name: "c", inputChannels: s.channels, outputChannels: s.outputChannels,
+        kernelSize: s.kernel, stride: s.stride, padding: s.padding)
+      registry.allocate()
+      var rng = SplitMix64(seed: 11)
+      conv.initialize(&rng)
+      let x = randomTensor([s.batch, s.height, s.width, s.channels], seed: 3)
+      let input = FeatureMap(data: x.data, batch: s.batch, height: s.height, width: s.width, channels: s.channels)
+      let (oh, ow) = conv.outputSize(height: s.height, width: s.width)
+      let dy = randomTensor([s.batch, oh, ow, s.outputChannels], seed: 5)
+      _ = conv.forward(input)
+      let alone = conv.backward(dy.data)!
+      let expected = Array(UnsafeBufferPointer(start: alone.data, count: alone.count))
+      let target = randomTensor([x.count], seed: 9)
+      let before = Array(UnsafeBufferPointer(start: target.data, count: target.count))
+      let sum = conv.backward(dy.data, addingTo: target.data)!
+      XCTAssertEqual(sum.data, target.data, "the target is the gradient returned")
+      var worst: Float = 0
+      for i in 0..<x.count { worst = max(worst, abs(target.data[i] - (before[i] + expected[i]))) }
+      XCTAssertLessThan(worst, 1e-5, "\(s)")
+      XCTAssertGreaterThan(Elementwise.maxAbs(alone.data, count: alone.count), 0.1)
+    }
+  }
+
   func testTapPlanCountsOnlyPairsInsideTheImage() {
     // 3x3, padding 1 on a 2x2 map: centre 4 pairs, 4 edges 2 each, 4 corners 1 each.
     let plan = TapPlan(ConvGeometry(batch: 1, height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1))
