@@ -25,6 +25,13 @@ public final class ResidualAddReLU {
   /// (`BatchNorm2d.forward(_:joining:)`), so that backward masks by it.
   public func adopt(_ output: FeatureMap) { shape = output }
 
+  /// Where a BatchNorm of one branch stores the masked gradient while it reads dy
+  /// (`BatchNorm2d.backward(_:join:)`), instead of a pass of its own here.
+  public func maskedGradient() -> JoinGradient {
+    guard let out = shape else { preconditionFailure("backward before forward") }
+    return JoinGradient(output: UnsafePointer(out.data), masked: outputGradient.pointer(count: out.count))
+  }
+
   /// The gradient at the sum (dy masked by the ReLU): the same tensor flows into both branches.
   public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
     guard let out = shape else { preconditionFailure("backward before forward") }

@@ -8,6 +8,15 @@ public protocol StatisticsReducer: AnyObject {
   func sumAcrossReplicas(_ values: UnsafeMutablePointer<Double>, count: Int)
 }
 
+/// The gradient at a residual join's output, to be masked by the join's ReLU (see
+/// `BatchNorm2d.backward(_:join:)`).
+public struct JoinGradient: Equatable {
+  /// The join's output, ReLU(main + shortcut).
+  public let output: UnsafePointer<Float>
+  /// Where the masked gradient goes (`ResidualAddReLU.maskedGradient`).
+  public let masked: UnsafeMutablePointer<Float>
+}
+
 public final class BatchNorm2d {
   public let channels: Int
   public let weight: Parameter
@@ -66,9 +75,11 @@ public final class BatchNorm2d {
   /// replicas; the result is in `totals`: [sum a (C), sum a*b (C), rows].
   /// With `relu` (scale, shift), a row's entries count only where b * scale + shift > 0: the
   /// ReLU's mask, recomputed from the BatchNorm input instead of read from its output.
+  /// With `join`, `a` is first masked by the join's output (`a` where output > 0, else 0),
+  /// and the masked rows are stored in `join.masked`.
   private func reduceColumns(
     _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?,
-    relu: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)?, rows: Int
+    relu: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)?, join: JoinGradient? = nil, rows: Int
   ) {
     let c = channels
     let chunks = Parallel.chunkCount(rows, grain: 64)
@@ -90,7 +101,17 @@ public final class BatchNorm2d {
           fs.update(repeating: 0, count: 2 * c)
           for r in row..<end {
             let pa = a + r * c
-            if let relu, let b {
+            if let join, let b {
+              let pb = b + r * c
+              let py = join.output + r * c
+              let pm = join.masked + r * c
+              for ch in 0..<c {
+                let v = py[ch] > 0 ? pa[ch] : 0
+                pm[ch] = v
+                fs[ch] += v
+                fp[ch] += v * pb[ch]
+              }
+            } else if let relu, let b {
               let pb = b + r * c
               let (sc, sh) = relu
               for ch in 0..<c {
@@ -205,9 +226,12 @@ public final class BatchNorm2d {
   }
 
   /// dy: [N, H, W, C] (the gradient of the ReLU's output when fused). Accumulates dgamma and
-  /// dbeta when they train; returns dx when `computesInputGradient`.
-  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+  /// dbeta when they train; returns dx when `computesInputGradient`. With `join`, dy is the
+  /// gradient at a residual join's output: this layer masks it by the join's ReLU on its way
+  /// and stores the masked gradient (the join's own backward) for the join's other branch.
+  public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> FeatureMap? {
     guard let x = input else { preconditionFailure("backward before forward") }
+    precondition(join == nil || !appliesReLU, "a BatchNorm with its own ReLU does not also mask by a join")
     let c = channels
     let rows = x.pixels
     let m = mean.tensor!.data
@@ -218,7 +242,9 @@ public final class BatchNorm2d {
     let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
-    reduceColumns(dy, times: x.data, relu: relu, rows: rows)
+    reduceColumns(dy, times: x.data, relu: relu, join: join, rows: rows)
+    // From here on dy is the masked gradient.
+    let dy = join.map { UnsafePointer($0.masked) } ?? dy
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
     for ch in 0..<c {
       localGradientSums[ch] = totals[ch]

@@ -124,9 +124,9 @@ public final class Downsample {
     return Profiler.time(.batchnorm) { batchNorm.forward(y) }
   }
 
-  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+  func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, observer: GradientObserver?) -> FeatureMap? {
     defer { observer?(convolution.weight.offset) }
-    guard let d = Profiler.time(.batchnorm, { batchNorm.backward(dy) }) else { return nil }
+    guard let d = Profiler.time(.batchnorm, { batchNorm.backward(dy, join: join) }) else { return nil }
     return Profiler.time(.convolution) { convolution.backward(d.data) }
   }
 }
@@ -149,15 +149,18 @@ struct ConvBNChain {
     return h
   }
 
-  /// With `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`).
+  /// With `join`, the last BatchNorm masks dy by the join (see `BatchNorm2d.backward`); with
+  /// `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`).
   func backward(
-    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil, observer: GradientObserver?
+    _ dy: UnsafePointer<Float>, join: JoinGradient? = nil, addingTo target: UnsafeMutablePointer<Float>? = nil,
+    observer: GradientObserver?
   ) -> FeatureMap? {
     var g: UnsafePointer<Float> = dy
     var result: FeatureMap?
     for (index, (conv, bn)) in pairs.enumerated().reversed() {
       defer { observer?(conv.weight.offset) }
-      guard let d = Profiler.time(.batchnorm, { bn.backward(g) }) else { return nil }
+      let mask = index == pairs.count - 1 ? join : nil
+      guard let d = Profiler.time(.batchnorm, { bn.backward(g, join: mask) }) else { return nil }
       let into = index == 0 ? target : nil
       guard let dx = Profiler.time(.convolution, { conv.backward(d.data, addingTo: into) }) else { return nil }
       g = UnsafePointer(dx.data)
@@ -204,15 +207,20 @@ public class ResidualUnit {
   }
 
   public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
-    let d = Profiler.time(.residual) { join.backward(dy) }
+    // The join's backward (dy masked by its ReLU) is done by the first BatchNorm to read dy,
+    // which stores the masked gradient in `d` for the other branch.
+    let mask = join.maskedGradient()
+    let d = mask.masked
     // The shortcut's parameters are registered after the main path's: doing it first completes
     // the gradients in descending offset order.
-    let dShortcut = downsample.map { $0.backward(d, observer: observer) } ?? nil
+    let dShortcut = downsample.map { $0.backward(dy, join: mask, observer: observer) } ?? nil
     // The input's gradient is the shortcut's plus the main path's: the main path's first
     // convolution adds its own into the shortcut's (into d itself for an identity shortcut,
     // which nothing reads after the main path's last BatchNorm).
     let target = computesInputGradient ? dShortcut?.data ?? d : nil
-    let dMain = main.backward(d, addingTo: target, observer: observer)
+    let dMain = downsample == nil
+      ? main.backward(dy, join: mask, addingTo: target, observer: observer)
+      : main.backward(UnsafePointer(d), addingTo: target, observer: observer)
     guard computesInputGradient, let dx = dMain else { return nil }
     return dx
   }

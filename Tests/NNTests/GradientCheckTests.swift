@@ -279,6 +279,50 @@ final class GradientCheckTests: XCTestCase {
       "the joined pass updates the running statistics like the plain one")
   }
 
+  /// The join's mask done inside the BatchNorm's backward gives the join's masked gradient
+  /// and the BatchNorm's dx, dgamma and dbeta bit for bit.
+  func testBatchNormMaskingByTheJoinMatchesJoinThenBatchNorm() {
+    let registry = ParameterRegistry()
+    let bn = BatchNorm2d(registry, name: "bn", channels: 6)
+    registry.allocate()
+    bn.initialize()
+    for ch in 0..<6 {
+      bn.weight.value[ch] = 0.7 + Float(ch) * 0.2
+      bn.bias.value[ch] = Float(ch) * 0.1 - 0.3
+    }
+    let x = randomTensor([2, 4, 3, 6], seed: 71)
+    let s = randomTensor([2, 4, 3, 6], seed: 73)
+    let dy = randomTensor([2, 4, 3, 6], seed: 79)
+    let fx = FeatureMap(data: x.data, batch: 2, height: 4, width: 3, channels: 6)
+    let join = ResidualAddReLU()
+    join.adopt(bn.forward(fx, joining: fx.with(data: s.data)))
+
+    func run(folded: Bool) -> (masked: [Float], dx: [Float], gradients: [Float]) {
+      registry.zeroGradients()
+      let masked: UnsafeMutablePointer<Float>
+      let dx: FeatureMap
+      if folded {
+        let mask = join.maskedGradient()
+        masked = mask.masked
+        masked.update(repeating: .nan, count: x.count)
+        dx = bn.backward(dy.data, join: mask)!
+      } else {
+        masked = join.backward(dy.data)
+        dx = bn.backward(masked)!
+      }
+      return (Array(UnsafeBufferPointer(start: masked, count: x.count)),
+        Array(UnsafeBufferPointer(start: dx.data, count: x.count)),
+        Array(UnsafeBufferPointer(start: registry.gradients.data, count: registry.gradients.count)))
+    }
+    let separate = run(folded: false)
+    let folded = run(folded: true)
+    XCTAssertEqual(folded.masked, separate.masked)
+    XCTAssertEqual(folded.dx, separate.dx)
+    XCTAssertEqual(folded.gradients, separate.gradients)
+    let zeros = separate.masked.filter { $0 == 0 }.count
+    XCTAssertTrue(zeros > 0 && zeros < x.count, "the mask should cut some entries and pass others")
+  }
+
   func testBinaryCrossEntropy() {
     let z = Tensor(shape: [2, 3], values: [0.5, -2, 30, -30, 0, 1.5])
     let t = Tensor(shape: [2, 3], values: [1, 0, 1, 1, 0, 0])
