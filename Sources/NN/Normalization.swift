@@ -99,14 +99,29 @@ public final class BatchNorm2d {
         while row < range.upperBound {
           let end = min(row + 32, range.upperBound)
           fs.update(repeating: 0, count: 2 * c)
-          for r in row..<end {
+          // Without a mask, four rows at a time: a quarter of the loads and stores of the
+          // partial sums. (Masked sums, which read more streams, gained nothing from it.)
+          var r = row
+          if let b {
+            while r + 4 <= end, join == nil && relu == nil {
+              let p0 = a + r * c, q0 = b + r * c
+              let p1 = p0 + c, q1 = q0 + c, p2 = p1 + c, q2 = q1 + c, p3 = p2 + c, q3 = q2 + c
+              for ch in 0..<c {
+                fs[ch] += (p0[ch] + p1[ch]) + (p2[ch] + p3[ch])
+                fp[ch] += (p0[ch] * q0[ch] + p1[ch] * q1[ch]) + (p2[ch] * q2[ch] + p3[ch] * q3[ch])
+              }
+              r += 4
+            }
+          }
+          for r in r..<end {
             let pa = a + r * c
             if let join, let b {
               let pb = b + r * c
               let py = join.output + r * c
               let pm = join.masked + r * c
               for ch in 0..<c {
-                let v = py[ch] > 0 ? pa[ch] : 0
+                let value = pa[ch]  // read unconditionally: a select, not a masked load
+                let v = py[ch] > 0 ? value : 0
                 pm[ch] = v
                 fs[ch] += v
                 fp[ch] += v * pb[ch]
@@ -115,7 +130,8 @@ public final class BatchNorm2d {
               let pb = b + r * c
               let (sc, sh) = relu
               for ch in 0..<c {
-                let v = pb[ch] * sc[ch] + sh[ch] > 0 ? pa[ch] : 0
+                let value = pa[ch]
+                let v = pb[ch] * sc[ch] + sh[ch] > 0 ? value : 0
                 fs[ch] += v
                 fp[ch] += v * pb[ch]
               }
@@ -289,7 +305,8 @@ public final class BatchNorm2d {
         let pdx = dx + r * c
         if let (sc, sh) = relu {
           for ch in 0..<c {
-            let g = px[ch] * sc[ch] + sh[ch] > 0 ? pdy[ch] : 0
+            let gradient = pdy[ch]  // read unconditionally: a select, not a masked load
+            let g = px[ch] * sc[ch] + sh[ch] > 0 ? gradient : 0
             pdx[ch] = a[ch] * g + b[ch] * px[ch] + d[ch]
           }
         } else {
