@@ -146,7 +146,11 @@ final class GradientCheckTests: XCTestCase {
     let analyticBeta = Array(UnsafeBufferPointer(start: bn.bias.gradient, count: c))
     let loss = { probe.loss(bn.forward(input).data) }
     let eps: Float = 1e-3
-    XCTAssertLessThan(finiteDifferenceError(x.data, count: x.count, analytic: analyticX, epsilon: eps, loss: loss), 2e-3, "dx", line: line)
+    // Float rounding of the forward pass puts about 1e-3 of noise in a central difference of
+    // one input at a step of 1e-3; at 3e-3 it is a third of that, and the truncation error is
+    // still far below the tolerance. (gamma and beta move a whole channel: there a larger step
+    // crosses the ReLU's kink.)
+    XCTAssertLessThan(finiteDifferenceError(x.data, count: x.count, analytic: analyticX, epsilon: 3 * eps, loss: loss), 2e-3, "dx", line: line)
     XCTAssertLessThan(finiteDifferenceError(bn.weight.value, count: c, analytic: analyticGamma, epsilon: eps, loss: loss), 2e-3, "dgamma", line: line)
     XCTAssertLessThan(finiteDifferenceError(bn.bias.value, count: c, analytic: analyticBeta, epsilon: eps, loss: loss), 2e-3, "dbeta", line: line)
   }
@@ -280,7 +284,7 @@ final class GradientCheckTests: XCTestCase {
   }
 
   /// The join's mask done inside the BatchNorm's backward gives the join's masked gradient
-  /// and the BatchNorm's dx, dgamma and dbeta bit for bit.
+  /// bit for bit, and the BatchNorm's dx, dgamma and dbeta.
   func testBatchNormMaskingByTheJoinMatchesJoinThenBatchNorm() {
     let registry = ParameterRegistry()
     let bn = BatchNorm2d(registry, name: "bn", channels: 6)
@@ -317,8 +321,15 @@ final class GradientCheckTests: XCTestCase {
     let separate = run(folded: false)
     let folded = run(folded: true)
     XCTAssertEqual(folded.masked, separate.masked)
-    XCTAssertEqual(folded.dx, separate.dx)
-    XCTAssertEqual(folded.gradients, separate.gradients)
+    // The sums are grouped differently (unmasked sums take four rows at a time): equal up to
+    // rounding.
+    func close(_ a: [Float], _ b: [Float]) -> Bool {
+      let scale = b.map { abs($0) }.max()!
+      return zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * scale }
+    }
+    XCTAssertTrue(close(folded.dx, separate.dx))
+    XCTAssertTrue(close(folded.gradients, separate.gradients))
+    XCTAssertGreaterThan(separate.gradients.map { abs($0) }.max()!, 0.1)
     let zeros = separate.masked.filter { $0 == 0 }.count
     XCTAssertTrue(zeros > 0 && zeros < x.count, "the mask should cut some entries and pass others")
   }
