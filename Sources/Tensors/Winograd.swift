@@ -142,6 +142,7 @@ public struct WinogradTransform: Sendable {
     _ x: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
     into v: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
+    if writtenOut(channels: c) { return transformInputF4(x, batch: n, height: h, width: w, channels: c, into: v) }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -171,6 +172,7 @@ public struct WinogradTransform: Sendable {
     _ weights: UnsafePointer<Float>, outputChannels o: Int, inputChannels c: Int,
     into u: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
+    if writtenOut(channels: c) { return transformWeightsF4(weights, outputChannels: o, inputChannels: c, into: u) }
     let t = inputTile
     let g = kernel
     Parallel.forEachChunk(o, grain: 8) { chunk, range in
@@ -190,6 +192,7 @@ public struct WinogradTransform: Sendable {
     _ mm: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
     into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
+    if writtenOut(channels: c) { return transformOutputF4(mm, batch: n, height: h, width: w, channels: c, into: y) }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -221,6 +224,7 @@ public struct WinogradTransform: Sendable {
     _ dy: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
     into dm: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
+    if writtenOut(channels: c) { return transformOutputGradientF4(dy, batch: n, height: h, width: w, channels: c, into: dm) }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -249,6 +253,9 @@ public struct WinogradTransform: Sendable {
     _ dv: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
     into dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, accumulate: Bool = false
   ) {
+    if writtenOut(channels: c) {
+      return transformInputGradientF4(dv, batch: n, height: h, width: w, channels: c, into: dx, accumulate: accumulate)
+    }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -288,6 +295,7 @@ public struct WinogradTransform: Sendable {
     _ du: UnsafePointer<Float>, outputChannels o: Int, inputChannels c: Int,
     into dw: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
   ) {
+    if writtenOut(channels: c) { return accumulateWeightGradientF4(du, outputChannels: o, inputChannels: c, into: dw) }
     let t = inputTile
     let gt = kernel.transposed
     Parallel.forEachChunk(o, grain: 8) { chunk, range in
