@@ -103,13 +103,25 @@ public final class Conv2d {
   public static let f4MinimumTiles = 64
 
   // x: [N, H, W, Cin] -> y: [N, OH, OW, Cout]
-  public func forward(_ x: FeatureMap) -> FeatureMap {
-    let y = Profiler.time(profileKey(x), part: 0) { forwardBody(x) }
+  /// With `observer`, each part of the output is reported once final (see `ProductObserver`):
+  /// as the GEMM makes it, or after the whole output for the other methods.
+  public func forward(_ x: FeatureMap, observer: ProductObserver? = nil) -> FeatureMap {
+    let y = Profiler.time(profileKey(x), part: 0) { forwardBody(x, observer) }
     if Profiler.enabled { Profiler.convolutions[profileKey(x), default: [0, 0, 0, 0]][3] += 1 }
     return y
   }
 
-  private func forwardBody(_ x: FeatureMap) -> FeatureMap {
+  private func forwardBody(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
+    let y = computeOutput(x, observer)
+    if let observer, taps != nil || winograd != nil {
+      Parallel.forEachChunk(y.pixels, grain: 64) { worker, rows in
+        observer(worker, y.data, outputChannels, rows, 0..<outputChannels)
+      }
+    }
+    return y
+  }
+
+  private func computeOutput(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
     precondition(x.channels == inputChannels, "conv expects \(inputChannels) channels, got \(x.channels)")
     let g = ConvGeometry(
       batch: x.batch, height: x.height, width: x.width, channels: inputChannels,
@@ -143,7 +155,7 @@ public final class Conv2d {
     }
     BLAS.sgemm(
       transposeB: true, m: g.rows, n: outputChannels, k: g.columns,
-      a: col, lda: g.columns, b: weight.value, ldb: g.columns, c: y, ldc: outputChannels)
+      a: col, lda: g.columns, b: weight.value, ldb: g.columns, c: y, ldc: outputChannels, observer: observer)
     return FeatureMap(
       data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
   }

@@ -164,12 +164,109 @@ public final class BatchNorm2d {
     totals.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0.baseAddress!, count: $0.count) }
   }
 
+  /// Whether the next forward's input reports its parts as they are made (`statisticsObserver`):
+  /// its sums are then gathered on the way instead of by a pass of their own.
+  private var fusedStatistics = false
+  /// Whether the last batch statistics came from an observer rather than a pass of their own.
+  public private(set) var statisticsWereObserved = false
+  /// Per worker slot: sum x (C), sum x^2 (C), elements observed (1): `fusedStride` Doubles.
+  private var fusedSums: UnsafeMutablePointer<Double>?
+  private var fusedCapacity = 0
+  private var fusedSlots = 0
+  private var fusedStride: Int { 2 * channels + 1 }
+
+  deinit { fusedSums?.deallocate() }
+
+  /// For the layer that produces this one's input (next forward): sums each part of its
+  /// output as it is made. Nil when this layer uses running statistics.
+  public func statisticsObserver() -> ProductObserver? {
+    guard training else { return nil }
+    let c = channels
+    let stride = fusedStride
+    let slots = Parallel.workers
+    if fusedCapacity < slots * stride {
+      fusedSums?.deallocate()
+      fusedSums = .allocate(capacity: slots * stride)
+      fusedCapacity = slots * stride
+    }
+    fusedSums!.update(repeating: 0, count: slots * stride)
+    fusedSlots = slots
+    _ = runSums.pointer(count: slots * 2 * c)
+    fusedStatistics = true
+    return observer
+  }
+
+  /// Made once, so that a step allocates no closure.
+  private lazy var observer: ProductObserver = { [unowned self] worker, x, ldc, rows, columns in
+    self.observe(worker: worker, x, ldc: ldc, rows: rows, columns: columns)
+  }
+
+  private func observe(worker: Int, _ x: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
+    let c = channels
+    precondition(ldc == c && worker < fusedSlots, "statistics of \(c) channels observed on rows of \(ldc)")
+    let sums = fusedSums! + worker * fusedStride
+    // Float partial sums over runs of 32 rows, four rows at a time, added in Double: as in
+    // `reduceColumns`.
+    let fs = runSums.tensor!.data + worker * 2 * c
+    let fp = fs + c
+    var row = rows.lowerBound
+    while row < rows.upperBound {
+      let end = min(row + 32, rows.upperBound)
+      for ch in columns {
+        fs[ch] = 0
+        fp[ch] = 0
+      }
+      var r = row
+      while r + 4 <= end {
+        let p0 = x + r * c, p1 = p0 + c, p2 = p1 + c, p3 = p2 + c
+        for ch in columns {
+          let (a0, a1, a2, a3) = (p0[ch], p1[ch], p2[ch], p3[ch])
+          fs[ch] += (a0 + a1) + (a2 + a3)
+          fp[ch] += (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)
+        }
+        r += 4
+      }
+      for r in r..<end {
+        let p0 = x + r * c
+        for ch in columns {
+          fs[ch] += p0[ch]
+          fp[ch] += p0[ch] * p0[ch]
+        }
+      }
+      for ch in columns {
+        sums[ch] += Double(fs[ch])
+        sums[c + ch] += Double(fp[ch])
+      }
+      row = end
+    }
+    sums[2 * c] += Double(rows.count * columns.count)
+  }
+
+  /// The sums the producer of `x` reported, if it reported every element of `x`.
+  private func fusedTotals(_ x: FeatureMap) -> Bool {
+    guard fusedStatistics, let sums = fusedSums else { return false }
+    fusedStatistics = false
+    let c = channels
+    var observed = 0.0
+    for slot in 0..<fusedSlots { observed += sums[slot * fusedStride + 2 * c] }
+    guard observed == Double(x.pixels * c) else { return false }
+    if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
+    for ch in 0..<(2 * c) {
+      var s = 0.0
+      for slot in 0..<fusedSlots { s += sums[slot * fusedStride + ch] }
+      totals[ch] = s
+    }
+    totals[2 * c] = Double(x.pixels)
+    return true
+  }
+
   /// Per-channel mean and inverse standard deviation of `x` over the batch (over the global
   /// batch when a reducer is set), and the running-statistics update. This is the one place
   /// statistics are computed; synchronized BatchNorm only supplies the reducer.
   public func batchStatistics(_ x: FeatureMap) {
     let c = channels
-    reduceColumns(x.data, times: x.data, relu: nil, rows: x.pixels)
+    statisticsWereObserved = fusedTotals(x)
+    if !statisticsWereObserved { reduceColumns(x.data, times: x.data, relu: nil, rows: x.pixels) }
     reduceAcrossReplicas()
     let count = totals[2 * c]
     let m = mean.pointer(count: c)

@@ -120,7 +120,7 @@ public final class Downsample {
   }
 
   func forward(_ x: FeatureMap) -> FeatureMap {
-    let y = Profiler.time(.convolution) { convolution.forward(x) }
+    let y = Profiler.time(.convolution) { convolution.forward(x, observer: batchNorm.statisticsObserver()) }
     return Profiler.time(.batchnorm) { batchNorm.forward(y) }
   }
 
@@ -139,7 +139,7 @@ struct ConvBNChain {
   func forward(_ x: FeatureMap, joining shortcut: FeatureMap? = nil) -> FeatureMap {
     var h = x
     for (index, (conv, bn)) in pairs.enumerated() {
-      let y = Profiler.time(.convolution) { conv.forward(h) }
+      let y = Profiler.time(.convolution) { conv.forward(h, observer: bn.statisticsObserver()) }
       if let shortcut, index == pairs.count - 1 {
         h = Profiler.time(.batchnorm) { bn.forward(y, joining: shortcut) }
       } else {
@@ -403,7 +403,7 @@ public final class ResNet {
 
   /// images -> pooled features [N, featureDimension].
   public func forwardFeatures(_ images: FeatureMap) -> FeatureMap {
-    var h = Profiler.time(.convolution) { conv1.forward(images) }
+    var h = Profiler.time(.convolution) { conv1.forward(images, observer: bn1.statisticsObserver()) }
     h = Profiler.time(.batchnorm) { bn1.forward(h) }
     if let maxPool { h = Profiler.time(.pooling) { maxPool.forward(h) } }
     for block in blocks { h = block.forward(h) }

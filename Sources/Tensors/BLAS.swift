@@ -1,6 +1,14 @@
 // The sgemm wrapper (row-major) over OpenBLAS, its thread control, and the sgemm ceiling probe.
 import CBLAS
 
+/// Told that C[rows, columns] of a product (row stride `ldc`) is final, by the worker
+/// (0..<`Parallel.workers`) that computed it, while that part is still in its cache: a
+/// consumer's reduction over C (BatchNorm's statistics) rides on the product instead of a pass
+/// of its own.
+public typealias ProductObserver = (
+  _ worker: Int, _ c: UnsafePointer<Float>, _ ldc: Int, _ rows: Range<Int>, _ columns: Range<Int>
+) -> Void
+
 public enum BLAS {
   /// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, all row-major. The product is split
   /// over `Parallel.workers` by rows of C (or by columns when C has few rows), each part a
@@ -9,14 +17,29 @@ public enum BLAS {
   public static func sgemm(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true,
+    observer: ProductObserver? = nil
   ) {
     if m == 0 || n == 0 { return }
     let work = Double(m) * Double(n) * Double(k)
     let parts = work < 4e6 || !parallel ? 1 : Parallel.workers
+    // Rows of C made at a time when an observer reads them: about 1 MB, while the other
+    // operand (packed again for each part) stays small beside the rows' own.
+    let observedRows = observer != nil && n <= 256 ? max(64, (1 << 18) / n) : m
+    // C[rows] (all columns) by one serial product per part of `observedRows`, each observed.
+    func rowsOfC(_ worker: Int, _ rows: Range<Int>) {
+      var start = rows.lowerBound
+      while start < rows.upperBound {
+        let part = start..<min(start + observedRows, rows.upperBound)
+        let aPart = transposeA ? a + part.lowerBound : a + part.lowerBound * lda
+        serialSgemm(transposeA, transposeB, part.count, n, k, alpha, aPart, lda, b, ldb, beta, c + part.lowerBound * ldc, ldc)
+        observer?(worker, c, ldc, part, 0..<n)
+        start = part.upperBound
+      }
+    }
     if parts <= 1 {
-      serialSgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    } else if k >= 8 * max(m, n) {
+      rowsOfC(0, 0..<m)
+    } else if observer == nil && k >= 8 * max(m, n) {
       // A long reduction into a small C (a weight gradient over many pixels): split k, so
       // that each worker packs only its share of both operands, then add the partial products.
       let extra = reductionScratch.pointer(count: (parts - 1) * m * n)
@@ -42,14 +65,12 @@ public enum BLAS {
     } else if m >= n {
       // Each worker packs all of the operand it does not split: split the longer side of C,
       // so that the one packed twice is the smaller.
-      Parallel.forEach(m, grain: max(1, m / parts)) { rows in
-        let aPart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
-        serialSgemm(transposeA, transposeB, rows.count, n, k, alpha, aPart, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
-      }
+      Parallel.forEachChunk(m, grain: max(1, m / parts)) { worker, rows in rowsOfC(worker, rows) }
     } else {
-      Parallel.forEach(n, grain: max(1, n / parts)) { columns in
+      Parallel.forEachChunk(n, grain: max(1, n / parts)) { worker, columns in
         let bPart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
         serialSgemm(transposeA, transposeB, m, columns.count, k, alpha, a, lda, bPart, ldb, beta, c + columns.lowerBound, ldc)
+        observer?(worker, c, ldc, 0..<m, columns)
       }
     }
   }

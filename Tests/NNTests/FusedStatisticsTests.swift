@@ -1,0 +1,73 @@
+// BatchNorm statistics gathered while the convolution makes its output (`statisticsObserver`)
+// against the BatchNorm's own pass over the finished output.
+import NN
+import Tensors
+import XCTest
+
+final class FusedStatisticsTests: XCTestCase {
+  struct Case {
+    var channels: Int, outputChannels: Int, size: Int, batch: Int, kernel = 1, stride = 1, padding = 0
+  }
+
+  /// Output and running statistics of conv + BatchNorm, with and without the observer.
+  func run(_ s: Case, observed: Bool, line: UInt = #line) -> (y: [Float], state: [Float]) {
+    let registry = ParameterRegistry()
+    let conv = Conv2d(
+      registry, name: "c", inputChannels: s.channels, outputChannels: s.outputChannels,
+      kernelSize: s.kernel, stride: s.stride, padding: s.padding)
+    let bn = BatchNorm2d(registry, name: "bn", channels: s.outputChannels, appliesReLU: true)
+    registry.allocate()
+    var rng = SplitMix64(seed: 17)
+    conv.initialize(&rng)
+    bn.initialize()
+    let x = randomTensor([s.batch, s.size, s.size, s.channels], seed: 19)
+    // An offset per input channel, so that the means are far from zero.
+    for i in 0..<x.count { x.data[i] += Float(i % s.channels) * 0.05 }
+    let input = FeatureMap(data: x.data, batch: s.batch, height: s.size, width: s.size, channels: s.channels)
+    let y = bn.forward(conv.forward(input, observer: observed ? bn.statisticsObserver() : nil))
+    XCTAssertEqual(bn.statisticsWereObserved, observed, "\(s)", line: line)
+    return (Array(UnsafeBufferPointer(start: y.data, count: y.count)),
+      Array(UnsafeBufferPointer(start: registry.state.data, count: registry.state.count)))
+  }
+
+  func testObservedStatisticsMatchAPassOverTheOutput() {
+    let cases = [
+      Case(channels: 16, outputChannels: 128, size: 32, batch: 8),  // row split, parts of 2048 rows
+      Case(channels: 256, outputChannels: 256, size: 8, batch: 1),  // fewer rows than columns: column split
+      Case(channels: 24, outputChannels: 40, size: 8, batch: 2, kernel: 3, padding: 1),  // Winograd
+      Case(channels: 8, outputChannels: 32, size: 9, batch: 3, kernel: 3, stride: 2, padding: 1),  // im2col
+      Case(channels: 4, outputChannels: 5, size: 3, batch: 1),  // one small serial product
+    ]
+    for s in cases {
+      let plain = run(s, observed: false)
+      let fused = run(s, observed: true)
+      var worst: Float = 0
+      for (a, b) in zip(fused.state, plain.state) { worst = max(worst, abs(a - b) / max(abs(b), 1)) }
+      XCTAssertLessThan(worst, 1e-5, "running statistics, \(s)")
+      var worstY: Float = 0
+      for (a, b) in zip(fused.y, plain.y) { worstY = max(worstY, abs(a - b)) }
+      XCTAssertLessThan(worstY, 1e-4, "output, \(s)")
+      XCTAssertGreaterThan(plain.state.map { abs($0) }.max()!, 0.05, "the running means should have moved")
+    }
+  }
+
+  /// An observer that saw only part of the input (or none of it) is not trusted: the
+  /// BatchNorm makes its own pass.
+  func testStatisticsOfAnIncompleteObservationAreNotUsed() {
+    let registry = ParameterRegistry()
+    let bn = BatchNorm2d(registry, name: "bn", channels: 8)
+    registry.allocate()
+    bn.initialize()
+    let x = randomTensor([2, 4, 4, 8], seed: 23)
+    let map = FeatureMap(data: x.data, batch: 2, height: 4, width: 4, channels: 8)
+    let reference = Array(UnsafeBufferPointer(start: bn.forward(map).data, count: x.count))
+    let observer = bn.statisticsObserver()!
+    observer(0, x.data, 8, 0..<5, 0..<8)  // 5 of the 32 rows
+    let y = bn.forward(map)
+    XCTAssertFalse(bn.statisticsWereObserved)
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: y.data, count: x.count)), reference)
+    _ = bn.statisticsObserver()
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: bn.forward(map).data, count: x.count)), reference)
+    XCTAssertFalse(bn.statisticsWereObserved)
+  }
+}
