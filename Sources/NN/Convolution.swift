@@ -46,6 +46,10 @@ public final class Conv2d {
   /// transformed once, not every step.
   private var cachedTransform: Int?
   private var geometry: ConvGeometry?
+  /// Output lines per part when the last forward streamed its lowering (`streamedLines`).
+  private var streamed: Int?
+  /// Whether the last forward lowered its input part by part, never whole (see `streamedLines`).
+  public var streamedLowering: Bool { streamed != nil }
   private var output = Workspace()
   private var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
   private var loweredGradient = Workspace()
@@ -131,6 +135,7 @@ public final class Conv2d {
     let y = output.pointer(count: g.rows * outputChannels)
     winograd = nil
     taps = nil
+    streamed = nil
     if algorithm == .winograd && kernelSize > 1 && g.outputHeight * g.outputWidth <= Self.tapOutputPixels {
       if tapPlan?.geometry != g { tapPlan = TapPlan(g) }
       let plan = tapPlan!
@@ -144,6 +149,12 @@ public final class Conv2d {
       winograd = transform
       winogradForward(x, transform, into: y)
       return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)
+    }
+    streamed = streamedLines(g)
+    if let lines = streamed {
+      streamedForward(x, g, lines: lines, into: y, observer)
+      return FeatureMap(
+        data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
     }
     let col: UnsafePointer<Float>
     if g.isPointwise {
@@ -168,8 +179,16 @@ public final class Conv2d {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
     if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target) }
     if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
+    if let lines = streamed {
+      if weight.requiresGradient {
+        Profiler.time(profileKey(x), part: 1) { streamedWeightGradient(dy, x, g, lines: lines) }
+      }
+      guard computesInputGradient else { return nil }
+      // The flags changed since forward: lower the whole input after all.
+      Im2Col.lower(x.data, g, into: lowered.pointer(count: g.rows * g.columns))
+    }
     let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
-    if weight.requiresGradient {
+    if weight.requiresGradient && streamed == nil {
       Profiler.time(profileKey(x), part: 1) {
         BLAS.sgemm(
           transposeA: true, m: outputChannels, n: g.columns, k: g.rows,
@@ -186,6 +205,68 @@ public final class Conv2d {
         beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns)
       if !direct { Im2Col.scatter(dcol, g, into: dx, accumulate: target != nil) }
       return x.with(data: dx)
+    }
+  }
+
+  /// Output lines lowered at a time when the lowered matrix is never made whole, or nil. A
+  /// layer with no input gradient and few output channels (the stem: 7x7x3 -> 64) lowers
+  /// about 1 MB of rows at a time, just before the GEMM packs them, once in forward and again
+  /// for the weight gradient, instead of writing the whole lowered matrix (49 times the image)
+  /// and reading it back twice.
+  private func streamedLines(_ g: ConvGeometry) -> Int? {
+    guard !g.isPointwise, !computesInputGradient else { return nil }
+    let lines = max(1, (1 << 18) / (g.outputWidth * g.columns))
+    guard outputChannels * 8 <= lines * g.outputWidth, g.batch * g.outputHeight >= 2 * lines else { return nil }
+    return lines
+  }
+
+  private func streamedForward(
+    _ x: FeatureMap, _ g: ConvGeometry, lines: Int, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
+  ) {
+    let (width, k, cout) = (g.outputWidth, g.columns, outputChannels)
+    let buffers = lowered.pointer(count: Parallel.workers * lines * width * k)
+    Parallel.forEachChunk(g.batch * g.outputHeight, grain: lines) { worker, range in
+      let col = buffers + worker * lines * width * k
+      var start = range.lowerBound
+      while start < range.upperBound {
+        let part = start..<min(start + lines, range.upperBound)
+        Im2Col.lower(x.data, g, lines: part, into: col)
+        let rows = (part.lowerBound * width)..<(part.upperBound * width)
+        BLAS.sgemm(
+          transposeB: true, m: rows.count, n: cout, k: k, a: col, lda: k, b: weight.value, ldb: k,
+          c: y + rows.lowerBound * cout, ldc: cout, parallel: false)
+        observer?(worker, y, cout, rows, 0..<cout)
+        start = part.upperBound
+      }
+    }
+  }
+
+  /// dW += dy^T * col, the rows of col lowered again part by part; each worker sums its own
+  /// parts, and the workers' sums are added at the end.
+  private func streamedWeightGradient(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
+    let (width, k, cout) = (g.outputWidth, g.columns, outputChannels)
+    let total = g.batch * g.outputHeight
+    let chunks = Parallel.chunkCount(total, grain: lines)
+    let buffers = lowered.pointer(count: Parallel.workers * lines * width * k)
+    let partials = loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
+    let gradient = weight.gradient!
+    Parallel.forEachChunk(total, grain: lines) { worker, range in
+      let col = buffers + worker * lines * width * k
+      let sum = worker == 0 ? gradient : partials + (worker - 1) * cout * k
+      if worker > 0 { sum.update(repeating: 0, count: cout * k) }
+      var start = range.lowerBound
+      while start < range.upperBound {
+        let part = start..<min(start + lines, range.upperBound)
+        Im2Col.lower(x.data, g, lines: part, into: col)
+        let rows = (part.lowerBound * width)..<(part.upperBound * width)
+        BLAS.sgemm(
+          transposeA: true, m: cout, n: k, k: rows.count, a: dy + rows.lowerBound * cout, lda: cout,
+          b: col, ldb: k, beta: 1, c: sum, ldc: k, parallel: false)
+        start = part.upperBound
+      }
+    }
+    for worker in 1..<max(1, chunks) {
+      Elementwise.add(partials + (worker - 1) * cout * k, into: gradient, count: cout * k)
     }
   }
 

@@ -45,33 +45,40 @@ public enum Im2Col {
   public static func lower(
     _ x: UnsafePointer<Float>, _ g: ConvGeometry, into col: UnsafeMutablePointer<Float>
   ) {
+    Parallel.forEach(g.batch * g.outputHeight, grain: 1) { range in
+      lower(x, g, lines: range, into: col + range.lowerBound * g.outputWidth * g.columns)
+    }
+  }
+
+  /// The rows of col for output lines (image, output row) `lines`, from `col` on (serial).
+  public static func lower(
+    _ x: UnsafePointer<Float>, _ g: ConvGeometry, lines: Range<Int>, into col: UnsafeMutablePointer<Float>
+  ) {
     let oh = g.outputHeight
     let ow = g.outputWidth
     let c = g.channels
     let k = g.kernel
     let rowLength = g.columns
-    Parallel.forEach(g.batch * oh, grain: 1) { range in
-      for nh in range {
-        let n = nh / oh
-        let y = nh % oh
-        let image = x + n * g.height * g.width * c
-        for xo in 0..<ow {
-          let dst = col + (nh * ow + xo) * rowLength
-          let x0 = xo * g.stride - g.padding
-          let taps = validTaps(x0: x0, kernel: k, width: g.width)
-          for kh in 0..<k {
-            let row = dst + kh * k * c
-            let iy = y * g.stride - g.padding + kh
-            if iy < 0 || iy >= g.height || taps.isEmpty {
-              row.update(repeating: 0, count: k * c)
-              continue
-            }
-            if taps.lowerBound > 0 { row.update(repeating: 0, count: taps.lowerBound * c) }
-            (row + taps.lowerBound * c).update(
-              from: image + (iy * g.width + x0 + taps.lowerBound) * c, count: taps.count * c)
-            if taps.upperBound < k {
-              (row + taps.upperBound * c).update(repeating: 0, count: (k - taps.upperBound) * c)
-            }
+    for nh in lines {
+      let n = nh / oh
+      let y = nh % oh
+      let image = x + n * g.height * g.width * c
+      for xo in 0..<ow {
+        let dst = col + ((nh - lines.lowerBound) * ow + xo) * rowLength
+        let x0 = xo * g.stride - g.padding
+        let taps = validTaps(x0: x0, kernel: k, width: g.width)
+        for kh in 0..<k {
+          let row = dst + kh * k * c
+          let iy = y * g.stride - g.padding + kh
+          if iy < 0 || iy >= g.height || taps.isEmpty {
+            row.update(repeating: 0, count: k * c)
+            continue
+          }
+          if taps.lowerBound > 0 { row.update(repeating: 0, count: taps.lowerBound * c) }
+          (row + taps.lowerBound * c).update(
+            from: image + (iy * g.width + x0 + taps.lowerBound) * c, count: taps.count * c)
+          if taps.upperBound < k {
+            (row + taps.upperBound * c).update(repeating: 0, count: (k - taps.upperBound) * c)
           }
         }
       }

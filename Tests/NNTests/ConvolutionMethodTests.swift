@@ -134,6 +134,33 @@ final class ConvolutionMethodTests: XCTestCase {
     }
   }
 
+  /// A stem-like layer with no input gradient lowers its input part by part (in forward and
+  /// again for dW); the same layer asked for dx lowers it whole. Both give the same y and dW.
+  func testStreamedLoweringMatchesTheWholeLowering() {
+    let registry = ParameterRegistry()
+    let conv = Conv2d(registry, name: "c", inputChannels: 3, outputChannels: 16, kernelSize: 7, stride: 2, padding: 3)
+    registry.allocate()
+    var rng = SplitMix64(seed: 29)
+    conv.initialize(&rng)
+    let x = randomTensor([5, 64, 64, 3], seed: 31)
+    let input = FeatureMap(data: x.data, batch: 5, height: 64, width: 64, channels: 3)
+    let dy = randomTensor([5, 32, 32, 16], seed: 37)
+    func pass(streamed: Bool) -> (y: [Float], dw: [Float]) {
+      conv.computesInputGradient = !streamed
+      registry.zeroGradients()
+      let y = conv.forward(input)
+      XCTAssertEqual(conv.streamedLowering, streamed)
+      let values = Array(UnsafeBufferPointer(start: y.data, count: y.count))
+      _ = conv.backward(dy.data)
+      return (values, Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count)))
+    }
+    let whole = pass(streamed: false)
+    let parts = pass(streamed: true)
+    XCTAssertLessThan(relative(parts.y, whole.y, whole.y.count), 1e-6)
+    XCTAssertLessThan(relative(parts.dw, whole.dw, whole.dw.count), 1e-5)
+    XCTAssertGreaterThan(Elementwise.maxAbs(whole.dw, count: whole.dw.count), 1)
+  }
+
   func testTapPlanCountsOnlyPairsInsideTheImage() {
     // 3x3, padding 1 on a 2x2 map: centre 4 pairs, 4 edges 2 each, 4 corners 1 each.
     let plan = TapPlan(ConvGeometry(batch: 1, height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1))
