@@ -73,6 +73,7 @@ final class ConvolutionMethodTests: XCTestCase {
       Shape(channels: 3, outputChannels: 5, height: 7, width: 5),
       Shape(channels: 16, outputChannels: 32, height: 9, width: 11),
       Shape(channels: 8, outputChannels: 8, height: 1, width: 9),
+      Shape(channels: 5, outputChannels: 6, height: 3, width: 4),  // F(2x2), channels not a multiple of 8
     ], expecting: "winograd")
   }
 
