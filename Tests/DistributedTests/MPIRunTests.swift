@@ -147,7 +147,11 @@ final class MPIRunTests: XCTestCase {
         let (loss, weights) = try difference(one, many)
         print(String(format: "sync BN, batch %d, np 1 vs np %d: loss %.2e, weights and running statistics %.2e (max relative)", batch, ranks, loss, weights))
         XCTAssertLessThan(loss, 1e-5, "batch \(batch) on \(ranks) ranks")
-        XCTAssertLessThan(weights, 1e-5, "batch \(batch) on \(ranks) ranks")
+        // The largest relative difference is in a BatchNorm bias: it starts at 0 and is about
+        // 1e-2 after three steps, so the float rounding of its gradient, sum(dy) added in
+        // another order on each rank count (about 1e-7), is 1e-5 of it. Local BatchNorm,
+        // which is wrong here, differs by more than 1e-3 (the next test).
+        XCTAssertLessThan(weights, 3e-5, "batch \(batch) on \(ranks) ranks")
       }
     }
   }
