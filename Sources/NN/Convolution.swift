@@ -175,7 +175,23 @@ public final class Conv2d {
   /// `computesInputGradient`, else nil. With `target`, dx is added to it in place (a residual
   /// join's two branches meeting) and `target` is returned as dx: no buffer is zeroed for it and
   /// no separate sum pass is made.
-  public func backward(_ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil) -> FeatureMap? {
+  /// With `observer`, each part of dx is reported once final (see `forward(_:observer:)`).
+  public func backward(
+    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
+  ) -> FeatureMap? {
+    guard let observer else { return backwardBody(dy, addingTo: target, nil) }
+    let dx = backwardBody(dy, addingTo: target, observer)
+    if let dx, !(geometry!.isPointwise && winograd == nil && taps == nil && streamed == nil) {
+      Parallel.forEachChunk(dx.pixels, grain: 64) { worker, rows in
+        observer(worker, dx.data, inputChannels, rows, 0..<inputChannels)
+      }
+    }
+    return dx
+  }
+
+  private func backwardBody(
+    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>?, _ observer: ProductObserver?
+  ) -> FeatureMap? {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
     if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target) }
     if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
@@ -202,7 +218,7 @@ public final class Conv2d {
       let dcol = direct ? dx : loweredGradient.pointer(count: g.rows * g.columns)
       BLAS.sgemm(
         m: g.rows, n: g.columns, k: outputChannels, a: dy, lda: outputChannels, b: weight.value, ldb: g.columns,
-        beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns)
+        beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns, observer: direct ? observer : nil)
       if !direct { Im2Col.scatter(dcol, g, into: dx, accumulate: target != nil) }
       return x.with(data: dx)
     }

@@ -181,17 +181,8 @@ public final class BatchNorm2d {
   /// output as it is made. Nil when this layer uses running statistics.
   public func statisticsObserver() -> ProductObserver? {
     guard training else { return nil }
-    let c = channels
-    let stride = fusedStride
-    let slots = Parallel.workers
-    if fusedCapacity < slots * stride {
-      fusedSums?.deallocate()
-      fusedSums = .allocate(capacity: slots * stride)
-      fusedCapacity = slots * stride
-    }
-    fusedSums!.update(repeating: 0, count: slots * stride)
-    fusedSlots = slots
-    _ = runSums.pointer(count: slots * 2 * c)
+    prepareSlots()
+    fusedGradient = false
     fusedStatistics = true
     return observer
   }
@@ -244,8 +235,14 @@ public final class BatchNorm2d {
 
   /// The sums the producer of `x` reported, if it reported every element of `x`.
   private func fusedTotals(_ x: FeatureMap) -> Bool {
-    guard fusedStatistics, let sums = fusedSums else { return false }
+    guard fusedStatistics else { return false }
     fusedStatistics = false
+    return observedTotals(x)
+  }
+
+  /// `totals` from the observed sums, if every element of `x`'s shape was observed.
+  private func observedTotals(_ x: FeatureMap) -> Bool {
+    guard let sums = fusedSums else { return false }
     let c = channels
     var observed = 0.0
     for slot in 0..<fusedSlots { observed += sums[slot * fusedStride + 2 * c] }
@@ -259,6 +256,98 @@ public final class BatchNorm2d {
     totals[2 * c] = Double(x.pixels)
     return true
   }
+
+  /// Whether the next backward's dy reports its parts as they are made (`gradientObserver`).
+  private var fusedGradient = false
+  private var observedJoin: JoinGradient?
+
+  /// For the layer that produces this one's output gradient (next backward): sums dy and
+  /// dy * x (masked by this layer's ReLU, or by `join` whose masked gradient it also stores)
+  /// over each part of dy as it is made, instead of backward's pass over the finished dy.
+  public func gradientObserver(join: JoinGradient? = nil) -> ProductObserver? {
+    guard input != nil, join == nil || !appliesReLU else { return nil }
+    prepareSlots()
+    observedJoin = join
+    fusedStatistics = false
+    fusedGradient = true
+    return gradientSink
+  }
+
+  /// Zeroed sums (and Float scratch) for one slot per worker.
+  private func prepareSlots() {
+    let stride = fusedStride
+    let slots = Parallel.workers
+    if fusedCapacity < slots * stride {
+      fusedSums?.deallocate()
+      fusedSums = .allocate(capacity: slots * stride)
+      fusedCapacity = slots * stride
+    }
+    fusedSums!.update(repeating: 0, count: slots * stride)
+    fusedSlots = slots
+    _ = runSums.pointer(count: slots * 2 * channels)
+  }
+
+  /// Made once, so that a step allocates no closure.
+  private lazy var gradientSink: ProductObserver = { [unowned self] worker, dy, ldc, rows, columns in
+    self.observeGradient(worker: worker, dy, ldc: ldc, rows: rows, columns: columns)
+  }
+
+  private func observeGradient(worker: Int, _ dy: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
+    let c = channels
+    precondition(ldc == c && worker < fusedSlots, "gradient of \(c) channels observed on rows of \(ldc)")
+    let x = input!.data
+    let sums = fusedSums! + worker * fusedStride
+    let fs = runSums.tensor!.data + worker * 2 * c
+    let fp = fs + c
+    let sc = UnsafePointer(coefficients.tensor!.data)
+    let sh = sc + c
+    let join = observedJoin
+    let relu = appliesReLU
+    var row = rows.lowerBound
+    while row < rows.upperBound {
+      let end = min(row + 32, rows.upperBound)
+      for ch in columns {
+        fs[ch] = 0
+        fp[ch] = 0
+      }
+      for r in row..<end {
+        let pg = dy + r * c
+        let px = x + r * c
+        if let join {
+          let py = join.output + r * c
+          let pm = join.masked + r * c
+          for ch in columns {
+            let value = pg[ch]
+            let v = py[ch] > 0 ? value : 0
+            pm[ch] = v
+            fs[ch] += v
+            fp[ch] += v * px[ch]
+          }
+        } else if relu {
+          for ch in columns {
+            let value = pg[ch]
+            let v = px[ch] * sc[ch] + sh[ch] > 0 ? value : 0
+            fs[ch] += v
+            fp[ch] += v * px[ch]
+          }
+        } else {
+          for ch in columns {
+            fs[ch] += pg[ch]
+            fp[ch] += pg[ch] * px[ch]
+          }
+        }
+      }
+      for ch in columns {
+        sums[ch] += Double(fs[ch])
+        sums[c + ch] += Double(fp[ch])
+      }
+      row = end
+    }
+    sums[2 * c] += Double(rows.count * columns.count)
+  }
+
+  /// Whether the last backward's sums came from an observer rather than a pass of their own.
+  public private(set) var gradientSumsWereObserved = false
 
   /// Per-channel mean and inverse standard deviation of `x` over the batch (over the global
   /// batch when a reducer is set), and the running-statistics update. This is the one place
@@ -355,7 +444,11 @@ public final class BatchNorm2d {
     let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
-    reduceColumns(dy, times: x.data, relu: relu, join: join, rows: rows)
+    // The observed sums are used only if they were made with this mask and cover all of dy.
+    gradientSumsWereObserved = fusedGradient && observedJoin == join && observedTotals(x)
+    fusedGradient = false
+    observedJoin = nil
+    if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, relu: relu, join: join, rows: rows) }
     // From here on dy is the masked gradient.
     let dy = join.map { UnsafePointer($0.masked) } ?? dy
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }

@@ -98,6 +98,12 @@ public protocol ResidualBlock: AnyObject {
   /// Returns the gradient for the block's input when `computesInputGradient`; calls `observer`
   /// each time the gradients from some parameter offset on are final.
   func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap?
+  /// As `backward(_:observer:)`, reporting the input gradient as it is made (the block
+  /// below's `gradientObserver`).
+  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?, inputObserver: ProductObserver?) -> FeatureMap?
+  /// For the block above: sums this block's output gradient on the way (see
+  /// `BatchNorm2d.gradientObserver`), for the first BatchNorm that reads it.
+  func gradientObserver() -> ProductObserver?
   /// Chooses which gradients backward computes, from which parameters train.
   func configureGradients(inputGradient: Bool)
   var needsBackward: Bool { get }
@@ -150,10 +156,12 @@ struct ConvBNChain {
   }
 
   /// With `join`, the last BatchNorm masks dy by the join (see `BatchNorm2d.backward`); with
-  /// `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`).
+  /// `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`),
+  /// and reports it to `inputObserver` as it is made. Each convolution's input gradient is
+  /// reported to the BatchNorm below it, which sums it on the way.
   func backward(
     _ dy: UnsafePointer<Float>, join: JoinGradient? = nil, addingTo target: UnsafeMutablePointer<Float>? = nil,
-    observer: GradientObserver?
+    inputObserver: ProductObserver? = nil, observer: GradientObserver?
   ) -> FeatureMap? {
     var g: UnsafePointer<Float> = dy
     var result: FeatureMap?
@@ -162,7 +170,8 @@ struct ConvBNChain {
       let mask = index == pairs.count - 1 ? join : nil
       guard let d = Profiler.time(.batchnorm, { bn.backward(g, join: mask) }) else { return nil }
       let into = index == 0 ? target : nil
-      guard let dx = Profiler.time(.convolution, { conv.backward(d.data, addingTo: into) }) else { return nil }
+      let below = index == 0 ? inputObserver : pairs[index - 1].1.gradientObserver()
+      guard let dx = Profiler.time(.convolution, { conv.backward(d.data, addingTo: into, observer: below) }) else { return nil }
       g = UnsafePointer(dx.data)
       result = dx
     }
@@ -207,6 +216,16 @@ public class ResidualUnit {
   }
 
   public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
+    backward(dy, observer: observer, inputObserver: nil)
+  }
+
+  public func gradientObserver() -> ProductObserver? {
+    (downsample?.batchNorm ?? main.pairs.last!.1).gradientObserver(join: join.maskedGradient())
+  }
+
+  public func backward(
+    _ dy: UnsafePointer<Float>, observer: GradientObserver?, inputObserver: ProductObserver?
+  ) -> FeatureMap? {
     // The join's backward (dy masked by its ReLU) is done by the first BatchNorm to read dy,
     // which stores the masked gradient in `d` for the other branch.
     let mask = join.maskedGradient()
@@ -219,8 +238,8 @@ public class ResidualUnit {
     // which nothing reads after the main path's last BatchNorm).
     let target = computesInputGradient ? dShortcut?.data ?? d : nil
     let dMain = downsample == nil
-      ? main.backward(dy, join: mask, addingTo: target, observer: observer)
-      : main.backward(UnsafePointer(d), addingTo: target, observer: observer)
+      ? main.backward(dy, join: mask, addingTo: target, inputObserver: inputObserver, observer: observer)
+      : main.backward(UnsafePointer(d), addingTo: target, inputObserver: inputObserver, observer: observer)
     guard computesInputGradient, let dx = dMain else { return nil }
     return dx
   }
@@ -427,9 +446,12 @@ public final class ResNet {
     }
     guard let d = Profiler.time(.pooling, { pool.backward(g) }) else { return }
     g = UnsafePointer(d.data)
-    for block in blocks.reversed() {
+    let all = blocks
+    for (index, block) in all.enumerated().reversed() {
       guard block.needsBackward else { return }
-      guard let d = block.backward(g, observer: observer) else { return }
+      // The block below sums its output gradient while this block's GEMM makes it.
+      let below = index > 0 && all[index - 1].needsBackward ? all[index - 1].gradientObserver() : nil
+      guard let d = block.backward(g, observer: observer, inputObserver: below) else { return }
       g = UnsafePointer(d.data)
     }
     if stemComputesInputGradient, let maxPool {
