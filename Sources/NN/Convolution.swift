@@ -117,11 +117,8 @@ public final class Conv2d {
 
   private func forwardBody(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
     let y = computeOutput(x, observer)
-    if let observer, taps != nil || winograd != nil {
-      Parallel.forEachChunk(y.pixels, grain: 64) { worker, rows in
-        observer(worker, y.data, outputChannels, rows, 0..<outputChannels)
-      }
-    }
+    // The GEMM and the Winograd output transform report as they go; the taps, after.
+    if let observer, taps != nil { WinogradTransform.observeAll(observer, y.data, rows: y.pixels, channels: outputChannels) }
     return y
   }
 
@@ -147,7 +144,7 @@ public final class Conv2d {
     if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
       let transform = Self.winogradTransform(batch: x.batch, height: x.height, width: x.width)
       winograd = transform
-      winogradForward(x, transform, into: y)
+      winogradForward(x, transform, into: y, observer)
       return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)
     }
     streamed = streamedLines(g)
@@ -181,11 +178,9 @@ public final class Conv2d {
   ) -> FeatureMap? {
     guard let observer else { return backwardBody(dy, addingTo: target, nil) }
     let dx = backwardBody(dy, addingTo: target, observer)
-    if let dx, !(geometry!.isPointwise && winograd == nil && taps == nil && streamed == nil) {
-      Parallel.forEachChunk(dx.pixels, grain: 64) { worker, rows in
-        observer(worker, dx.data, inputChannels, rows, 0..<inputChannels)
-      }
-    }
+    // The GEMM (1x1) and the Winograd input-gradient transform report as they go; the rest, after.
+    let reported = winograd != nil || (geometry!.isPointwise && taps == nil && streamed == nil)
+    if let dx, !reported { WinogradTransform.observeAll(observer, dx.data, rows: dx.pixels, channels: inputChannels) }
     return dx
   }
 
@@ -193,7 +188,7 @@ public final class Conv2d {
     _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>?, _ observer: ProductObserver?
   ) -> FeatureMap? {
     guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
-    if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target) }
+    if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target, observer) }
     if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
     if let lines = streamed {
       if weight.requiresGradient {
@@ -372,7 +367,9 @@ public final class Conv2d {
     return x.with(data: dx)
   }
 
-  private func winogradForward(_ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>) {
+  private func winogradForward(
+    _ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
+  ) {
     let (th, tw) = w.tiles(height: x.height, width: x.width)
     let p = x.batch * th * tw
     let xi = w.inputTile * w.inputTile
@@ -393,11 +390,12 @@ public final class Conv2d {
         transposeB: true, m: p, n: cout, k: cin, a: v + k * p * cin, lda: cin,
         b: u + k * cout * cin, ldb: cin, c: m + k * p * cout, ldc: cout, parallel: false)
     }
-    w.transformOutput(m, batch: x.batch, height: x.height, width: x.width, channels: cout, into: y, scratch: s)
+    w.transformOutput(m, batch: x.batch, height: x.height, width: x.width, channels: cout, into: y, scratch: s, observer: observer)
   }
 
   private func winogradBackward(
-    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform, addingTo target: UnsafeMutablePointer<Float>?
+    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform, addingTo target: UnsafeMutablePointer<Float>?,
+    _ observer: ProductObserver?
   ) -> FeatureMap? {
     let (th, tw) = w.tiles(height: x.height, width: x.width)
     let p = x.batch * th * tw
@@ -430,7 +428,7 @@ public final class Conv2d {
       let dx = target ?? inputGradient.pointer(count: x.count)
       w.transformInputGradient(
         v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s,
-        accumulate: target != nil)
+        accumulate: target != nil, observer: observer)
       return x.with(data: dx)
     }
   }

@@ -187,12 +187,16 @@ public struct WinogradTransform: Sendable {
     }
   }
 
-  /// y[N, H, W, Cout] from M[t*t, P, Cout]; outputs past the image edge are dropped.
+  /// y[N, H, W, Cout] from M[t*t, P, Cout]; outputs past the image edge are dropped. With
+  /// `observer`, every row of y is reported once written (see `ProductObserver`).
   public func transformOutput(
     _ mm: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
-    into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, observer: ProductObserver? = nil
   ) {
-    if writtenOut(channels: c) { return transformOutputF4(mm, batch: n, height: h, width: w, channels: c, into: y) }
+    if writtenOut(channels: c) {
+      return transformOutputF4(mm, batch: n, height: h, width: w, channels: c, into: y, observer: observer)
+    }
+    defer { if let observer { Self.observeAll(observer, y, rows: n * h * w, channels: c) } }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -251,11 +255,14 @@ public struct WinogradTransform: Sendable {
   /// or adds to it with `accumulate`).
   public func transformInputGradient(
     _ dv: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
-    into dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, accumulate: Bool = false
+    into dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+    observer: ProductObserver? = nil
   ) {
     if writtenOut(channels: c) {
-      return transformInputGradientF4(dv, batch: n, height: h, width: w, channels: c, into: dx, accumulate: accumulate)
+      return transformInputGradientF4(
+        dv, batch: n, height: h, width: w, channels: c, into: dx, accumulate: accumulate, observer: observer)
     }
+    defer { if let observer { Self.observeAll(observer, dx, rows: n * h * w, channels: c) } }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -308,6 +315,11 @@ public struct WinogradTransform: Sendable {
           accumulate: true)
       }
     }
+  }
+
+  /// Reports all `rows` rows of `data` to `observer`, split over the workers.
+  public static func observeAll(_ observer: ProductObserver, _ data: UnsafePointer<Float>, rows: Int, channels: Int) {
+    Parallel.forEachChunk(rows, grain: 64) { worker, range in observer(worker, data, channels, range, 0..<channels) }
   }
 
   /// Scratch floats the transforms above need, for `channels` up to the given count.

@@ -140,11 +140,11 @@ extension WinogradTransform {
 
   func transformOutputF4(
     _ mm: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
-    into y: UnsafeMutablePointer<Float>
+    into y: UnsafeMutablePointer<Float>, observer: ProductObserver?
   ) {
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
-    Parallel.forEach(p, grain: 4) { range in
+    Parallel.forEachChunk(p, grain: 4) { worker, range in
       withUnsafeTemporaryAllocation(of: Lane.self, capacity: 76) { buffer in
         let tile6 = buffer.baseAddress!, tmp = tile6 + 36, out = tmp + 24
         for tile in range {
@@ -159,6 +159,13 @@ extension WinogradTransform {
             for i in 0..<rows {
               let row = base + ((y0 + i) * w + x0) * c + channel
               for j in 0..<columns { store(out[i * 4 + j], row + j * c) }
+            }
+          }
+          // The tile's rows of pixels are final and in cache.
+          if let observer {
+            for i in 0..<rows {
+              let first = (image * h + y0 + i) * w + x0
+              observer(worker, y, c, first..<(first + columns), 0..<c)
             }
           }
         }
@@ -197,12 +204,12 @@ extension WinogradTransform {
 
   func transformInputGradientF4(
     _ dv: UnsafePointer<Float>, batch n: Int, height h: Int, width w: Int, channels c: Int,
-    into dx: UnsafeMutablePointer<Float>, accumulate: Bool
+    into dx: UnsafeMutablePointer<Float>, accumulate: Bool, observer: ProductObserver?
   ) {
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     // Tiles overlap by two pixels, so one image's tiles are accumulated by one worker.
-    Parallel.forEach(n) { range in
+    Parallel.forEachChunk(n, grain: 1) { worker, range in
       withUnsafeTemporaryAllocation(of: Lane.self, capacity: 108) { buffer in
         let tile6 = buffer.baseAddress!, tmp = tile6 + 36, out = tmp + 36
         for image in range {
@@ -225,6 +232,8 @@ extension WinogradTransform {
               }
             }
           }
+          // The image's gradient is final and in cache.
+          observer?(worker, dx, c, (image * h * w)..<((image + 1) * h * w), 0..<c)
         }
       }
     }

@@ -34,7 +34,8 @@ final class FusedStatisticsTests: XCTestCase {
     let cases = [
       Case(channels: 16, outputChannels: 128, size: 32, batch: 8),  // row split, parts of 2048 rows
       Case(channels: 256, outputChannels: 256, size: 8, batch: 1),  // fewer rows than columns: column split
-      Case(channels: 24, outputChannels: 40, size: 8, batch: 2, kernel: 3, padding: 1),  // Winograd
+      Case(channels: 24, outputChannels: 40, size: 8, batch: 2, kernel: 3, padding: 1),  // Winograd, written out
+      Case(channels: 3, outputChannels: 5, size: 6, batch: 2, kernel: 3, padding: 1),  // Winograd, general path
       Case(channels: 8, outputChannels: 32, size: 9, batch: 3, kernel: 3, stride: 2, padding: 1),  // im2col
       Case(channels: 4, outputChannels: 5, size: 3, batch: 1),  // one small serial product
     ]
