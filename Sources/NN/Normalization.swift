@@ -398,7 +398,10 @@ public final class BatchNorm2d {
     precondition(x.channels == channels, "batchnorm expects \(channels) channels, got \(x.channels)")
     input = x
     usedBatchStatistics = training
-    if training { batchStatistics(x) } else { runningStatistics() }
+    // Gradient sums are observed during a backward, after this forward; none from before
+    // is ever used.
+    fusedGradient = false
+    if training { batchStatistics(x) } else { fusedStatistics = false; runningStatistics() }
     let c = channels
     let y = output.pointer(count: x.count)
     let m = mean.tensor!.data
