@@ -42,8 +42,7 @@ public final class BatchNorm2d {
   /// Per-channel coefficients of the elementwise passes: forward's scale and shift (kept for
   /// backward's ReLU mask), then backward's three (5C floats).
   private var coefficients = Workspace()
-  /// Per-chunk accumulators: 2C Doubles per chunk, and 2C Floats per chunk for short runs.
-  private var partials = [Double]()
+  /// Float partial sums of `accumulate`, 2C per worker.
   private var runSums = Workspace()
   /// [sum a (C), sum a*b (C), count]: what is reduced across replicas.
   private var totals = [Double]()
@@ -71,92 +70,94 @@ public final class BatchNorm2d {
     batchesTracked.value[0] = 0
   }
 
-  /// Sums over the rows of the [rows, C] matrices `a` and (if given) `a * b`, over all
-  /// replicas; the result is in `totals`: [sum a (C), sum a*b (C), rows].
-  /// With `relu` (scale, shift), a row's entries count only where b * scale + shift > 0: the
-  /// ReLU's mask, recomputed from the BatchNorm input instead of read from its output.
-  /// With `join`, `a` is first masked by the join's output (`a` where output > 0, else 0),
-  /// and the masked rows are stored in `join.masked`.
-  private func reduceColumns(
-    _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?,
-    relu: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)?, join: JoinGradient? = nil, rows: Int
+  /// What `accumulate` masks its `a` by before summing.
+  private enum SumMask {
+    case none
+    /// This layer's ReLU: a counts where b * scale + shift > 0 (forward's scale and shift, so
+    /// forward's mask, recomputed from the BatchNorm input instead of read from its output).
+    case relu(scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)
+    /// A residual join: a counts where the join's output > 0; the masked a is stored.
+    case join(JoinGradient)
+  }
+
+  /// Adds sum(a) and sum(a * b) over `rows` x `columns` of the [*, C] matrices `a` (masked by
+  /// `mask`) and `b` into worker slot `slot`, with the count of elements. Float partial sums
+  /// over runs of 32 rows keep the loops vectorised (four rows at a time without a mask: a
+  /// quarter of the loads and stores of the partial sums); the runs are added in Double, so
+  /// the error does not grow with the batch.
+  private func accumulate(
+    slot: Int, _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>, mask: SumMask,
+    rows: Range<Int>, columns: Range<Int>
   ) {
     let c = channels
-    let chunks = Parallel.chunkCount(rows, grain: 64)
-    let slots = max(chunks, Parallel.workers)
-    if partials.count < slots * 2 * c { partials = [Double](repeating: 0, count: slots * 2 * c) }
-    let floats = runSums.pointer(count: slots * 2 * c)
-    partials.withUnsafeMutableBufferPointer { all in
-      let accumulators = all.baseAddress!
-      Parallel.forEachChunk(rows, grain: 64) { chunk, range in
-        let sums = accumulators + chunk * 2 * c
-        sums.update(repeating: 0, count: 2 * c)
-        // Float partial sums over short runs of rows keep the loop vectorised; the runs are
-        // added in Double, so the error does not grow with the batch.
-        let fs = floats + chunk * 2 * c
-        let fp = fs + c
-        var row = range.lowerBound
-        while row < range.upperBound {
-          let end = min(row + 32, range.upperBound)
-          fs.update(repeating: 0, count: 2 * c)
-          // Without a mask, four rows at a time: a quarter of the loads and stores of the
-          // partial sums. (Masked sums, which read more streams, gained nothing from it.)
-          var r = row
-          if let b {
-            while r + 4 <= end, join == nil && relu == nil {
-              let p0 = a + r * c, q0 = b + r * c
-              let p1 = p0 + c, q1 = q0 + c, p2 = p1 + c, q2 = q1 + c, p3 = p2 + c, q3 = q2 + c
-              for ch in 0..<c {
-                fs[ch] += (p0[ch] + p1[ch]) + (p2[ch] + p3[ch])
-                fp[ch] += (p0[ch] * q0[ch] + p1[ch] * q1[ch]) + (p2[ch] * q2[ch] + p3[ch] * q3[ch])
-              }
-              r += 4
-            }
+    precondition(slot < fusedSlots, "sums for worker \(slot) of \(fusedSlots)")
+    let sums = fusedSums! + slot * fusedStride
+    let fs = runSums.tensor!.data + slot * 2 * c
+    let fp = fs + c
+    var row = rows.lowerBound
+    while row < rows.upperBound {
+      let end = min(row + 32, rows.upperBound)
+      for ch in columns {
+        fs[ch] = 0
+        fp[ch] = 0
+      }
+      var r = row
+      if case .none = mask {
+        while r + 4 <= end {
+          let p0 = a + r * c, q0 = b + r * c
+          let p1 = p0 + c, q1 = q0 + c, p2 = p1 + c, q2 = q1 + c, p3 = p2 + c, q3 = q2 + c
+          for ch in columns {
+            fs[ch] += (p0[ch] + p1[ch]) + (p2[ch] + p3[ch])
+            fp[ch] += (p0[ch] * q0[ch] + p1[ch] * q1[ch]) + (p2[ch] * q2[ch] + p3[ch] * q3[ch])
           }
-          for r in r..<end {
-            let pa = a + r * c
-            if let join, let b {
-              let pb = b + r * c
-              let py = join.output + r * c
-              let pm = join.masked + r * c
-              for ch in 0..<c {
-                let value = pa[ch]  // read unconditionally: a select, not a masked load
-                let v = py[ch] > 0 ? value : 0
-                pm[ch] = v
-                fs[ch] += v
-                fp[ch] += v * pb[ch]
-              }
-            } else if let relu, let b {
-              let pb = b + r * c
-              let (sc, sh) = relu
-              for ch in 0..<c {
-                let value = pa[ch]
-                let v = pb[ch] * sc[ch] + sh[ch] > 0 ? value : 0
-                fs[ch] += v
-                fp[ch] += v * pb[ch]
-              }
-            } else if let b {
-              let pb = b + r * c
-              for ch in 0..<c {
-                fs[ch] += pa[ch]
-                fp[ch] += pa[ch] * pb[ch]
-              }
-            } else {
-              for ch in 0..<c { fs[ch] += pa[ch] }
-            }
-          }
-          for ch in 0..<(2 * c) { sums[ch] += Double(fs[ch]) }
-          row = end
+          r += 4
         }
       }
-      if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
-      for ch in 0..<(2 * c) {
-        var s = 0.0
-        for chunk in 0..<chunks { s += accumulators[chunk * 2 * c + ch] }
-        totals[ch] = s
+      for r in r..<end {
+        let pa = a + r * c
+        let pb = b + r * c
+        switch mask {
+        case .join(let join):
+          let py = join.output + r * c
+          let pm = join.masked + r * c
+          for ch in columns {
+            let value = pa[ch]  // read unconditionally: a select, not a masked load
+            let v = py[ch] > 0 ? value : 0
+            pm[ch] = v
+            fs[ch] += v
+            fp[ch] += v * pb[ch]
+          }
+        case .relu(let sc, let sh):
+          for ch in columns {
+            let value = pa[ch]
+            let v = pb[ch] * sc[ch] + sh[ch] > 0 ? value : 0
+            fs[ch] += v
+            fp[ch] += v * pb[ch]
+          }
+        case .none:
+          for ch in columns {
+            fs[ch] += pa[ch]
+            fp[ch] += pa[ch] * pb[ch]
+          }
+        }
       }
+      for ch in columns {
+        sums[ch] += Double(fs[ch])
+        sums[c + ch] += Double(fp[ch])
+      }
+      row = end
     }
-    totals[2 * c] = Double(rows)
+    sums[2 * c] += Double(rows.count * columns.count)
+  }
+
+  /// The same sums as a pass of its own over all `rows`, split over the workers; the result is
+  /// in `totals`: [sum a (C), sum a*b (C), rows].
+  private func reduceColumns(_ a: UnsafePointer<Float>, times b: UnsafePointer<Float>, mask: SumMask, rows: Int) {
+    prepareSlots()
+    Parallel.forEachChunk(rows, grain: 64) { chunk, range in
+      accumulate(slot: chunk, a, times: b, mask: mask, rows: range, columns: 0..<channels)
+    }
+    _ = sumSlots(rows: rows)
   }
 
   private func reduceAcrossReplicas() {
@@ -193,67 +194,24 @@ public final class BatchNorm2d {
   }
 
   private func observe(worker: Int, _ x: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
-    let c = channels
-    precondition(ldc == c && worker < fusedSlots, "statistics of \(c) channels observed on rows of \(ldc)")
-    let sums = fusedSums! + worker * fusedStride
-    // Float partial sums over runs of 32 rows, four rows at a time, added in Double: as in
-    // `reduceColumns`.
-    let fs = runSums.tensor!.data + worker * 2 * c
-    let fp = fs + c
-    var row = rows.lowerBound
-    while row < rows.upperBound {
-      let end = min(row + 32, rows.upperBound)
-      for ch in columns {
-        fs[ch] = 0
-        fp[ch] = 0
-      }
-      var r = row
-      while r + 4 <= end {
-        let p0 = x + r * c, p1 = p0 + c, p2 = p1 + c, p3 = p2 + c
-        for ch in columns {
-          let (a0, a1, a2, a3) = (p0[ch], p1[ch], p2[ch], p3[ch])
-          fs[ch] += (a0 + a1) + (a2 + a3)
-          fp[ch] += (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)
-        }
-        r += 4
-      }
-      for r in r..<end {
-        let p0 = x + r * c
-        for ch in columns {
-          fs[ch] += p0[ch]
-          fp[ch] += p0[ch] * p0[ch]
-        }
-      }
-      for ch in columns {
-        sums[ch] += Double(fs[ch])
-        sums[c + ch] += Double(fp[ch])
-      }
-      row = end
-    }
-    sums[2 * c] += Double(rows.count * columns.count)
+    precondition(ldc == channels, "statistics of \(channels) channels observed on rows of \(ldc)")
+    accumulate(slot: worker, x, times: x, mask: .none, rows: rows, columns: columns)
   }
 
-  /// The sums the producer of `x` reported, if it reported every element of `x`.
-  private func fusedTotals(_ x: FeatureMap) -> Bool {
-    guard fusedStatistics else { return false }
-    fusedStatistics = false
-    return observedTotals(x)
-  }
-
-  /// `totals` from the observed sums, if every element of `x`'s shape was observed.
-  private func observedTotals(_ x: FeatureMap) -> Bool {
+  /// `totals` from the slots' sums, if they cover every element of `rows` rows.
+  private func sumSlots(rows: Int) -> Bool {
     guard let sums = fusedSums else { return false }
     let c = channels
     var observed = 0.0
     for slot in 0..<fusedSlots { observed += sums[slot * fusedStride + 2 * c] }
-    guard observed == Double(x.pixels * c) else { return false }
+    guard observed == Double(rows * c) else { return false }
     if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
     for ch in 0..<(2 * c) {
       var s = 0.0
       for slot in 0..<fusedSlots { s += sums[slot * fusedStride + ch] }
       totals[ch] = s
     }
-    totals[2 * c] = Double(x.pixels)
+    totals[2 * c] = Double(rows)
     return true
   }
 
@@ -293,57 +251,15 @@ public final class BatchNorm2d {
   }
 
   private func observeGradient(worker: Int, _ dy: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
-    let c = channels
-    precondition(ldc == c && worker < fusedSlots, "gradient of \(c) channels observed on rows of \(ldc)")
-    let x = input!.data
-    let sums = fusedSums! + worker * fusedStride
-    let fs = runSums.tensor!.data + worker * 2 * c
-    let fp = fs + c
-    let sc = UnsafePointer(coefficients.tensor!.data)
-    let sh = sc + c
-    let join = observedJoin
-    let relu = appliesReLU
-    var row = rows.lowerBound
-    while row < rows.upperBound {
-      let end = min(row + 32, rows.upperBound)
-      for ch in columns {
-        fs[ch] = 0
-        fp[ch] = 0
-      }
-      for r in row..<end {
-        let pg = dy + r * c
-        let px = x + r * c
-        if let join {
-          let py = join.output + r * c
-          let pm = join.masked + r * c
-          for ch in columns {
-            let value = pg[ch]
-            let v = py[ch] > 0 ? value : 0
-            pm[ch] = v
-            fs[ch] += v
-            fp[ch] += v * px[ch]
-          }
-        } else if relu {
-          for ch in columns {
-            let value = pg[ch]
-            let v = px[ch] * sc[ch] + sh[ch] > 0 ? value : 0
-            fs[ch] += v
-            fp[ch] += v * px[ch]
-          }
-        } else {
-          for ch in columns {
-            fs[ch] += pg[ch]
-            fp[ch] += pg[ch] * px[ch]
-          }
-        }
-      }
-      for ch in columns {
-        sums[ch] += Double(fs[ch])
-        sums[c + ch] += Double(fp[ch])
-      }
-      row = end
-    }
-    sums[2 * c] += Double(rows.count * columns.count)
+    precondition(ldc == channels, "gradient of \(channels) channels observed on rows of \(ldc)")
+    accumulate(slot: worker, dy, times: input!.data, mask: gradientMask(observedJoin), rows: rows, columns: columns)
+  }
+
+  private func gradientMask(_ join: JoinGradient?) -> SumMask {
+    if let join { return .join(join) }
+    guard appliesReLU else { return .none }
+    let scale = UnsafePointer(coefficients.tensor!.data)
+    return .relu(scale: scale, shift: scale + channels)
   }
 
   /// Whether the last backward's sums came from an observer rather than a pass of their own.
@@ -354,8 +270,9 @@ public final class BatchNorm2d {
   /// statistics are computed; synchronized BatchNorm only supplies the reducer.
   public func batchStatistics(_ x: FeatureMap) {
     let c = channels
-    statisticsWereObserved = fusedTotals(x)
-    if !statisticsWereObserved { reduceColumns(x.data, times: x.data, relu: nil, rows: x.pixels) }
+    statisticsWereObserved = fusedStatistics && sumSlots(rows: x.pixels)
+    fusedStatistics = false
+    if !statisticsWereObserved { reduceColumns(x.data, times: x.data, mask: .none, rows: x.pixels) }
     reduceAcrossReplicas()
     let count = totals[2 * c]
     let m = mean.pointer(count: c)
@@ -441,17 +358,13 @@ public final class BatchNorm2d {
     let rows = x.pixels
     let m = mean.tensor!.data
     let s = inverseStd.tensor!.data
-    // The ReLU passed where forward's x * scale + shift was positive: the same expression on
-    // the same floats, so the same mask, without reading the output back.
-    let scale = UnsafePointer(coefficients.tensor!.data)
-    let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
     // The observed sums are used only if they were made with this mask and cover all of dy.
-    gradientSumsWereObserved = fusedGradient && observedJoin == join && observedTotals(x)
+    gradientSumsWereObserved = fusedGradient && observedJoin == join && sumSlots(rows: rows)
     fusedGradient = false
     observedJoin = nil
-    if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, relu: relu, join: join, rows: rows) }
+    if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, mask: gradientMask(join), rows: rows) }
     // From here on dy is the masked gradient.
     let dy = join.map { UnsafePointer($0.masked) } ?? dy
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
@@ -490,6 +403,10 @@ public final class BatchNorm2d {
         d[ch] = 0
       }
     }
+    // The ReLU passed where forward's x * scale + shift was positive: the same expression on
+    // the same floats, so the same mask, without reading the output back.
+    let scale = UnsafePointer(coefficients.tensor!.data)
+    let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     let dx = inputGradient.pointer(count: x.count)
     Parallel.forEach(rows, grain: 64) { range in
       for r in range {
