@@ -231,50 +231,51 @@ public final class Conv2d {
     return lines
   }
 
-  private func streamedForward(
-    _ x: FeatureMap, _ g: ConvGeometry, lines: Int, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
+  /// Lowers the input part by part, `lines` output lines at a time, each worker into its own
+  /// buffer, and calls `body(worker, col, rows)` with each part's lowered rows.
+  private func forEachLoweredPart(
+    _ x: FeatureMap, _ g: ConvGeometry, lines: Int,
+    _ body: (_ worker: Int, _ col: UnsafePointer<Float>, _ rows: Range<Int>) -> Void
   ) {
-    let (width, k, cout) = (g.outputWidth, g.columns, outputChannels)
-    let buffers = lowered.pointer(count: Parallel.workers * lines * width * k)
+    let partSize = lines * g.outputWidth * g.columns
+    let buffers = lowered.pointer(count: Parallel.workers * partSize)
     Parallel.forEachChunk(g.batch * g.outputHeight, grain: lines) { worker, range in
-      let col = buffers + worker * lines * width * k
+      let col = buffers + worker * partSize
       var start = range.lowerBound
       while start < range.upperBound {
         let part = start..<min(start + lines, range.upperBound)
         Im2Col.lower(x.data, g, lines: part, into: col)
-        let rows = (part.lowerBound * width)..<(part.upperBound * width)
-        BLAS.sgemm(
-          transposeB: true, m: rows.count, n: cout, k: k, a: col, lda: k, b: weight.value, ldb: k,
-          c: y + rows.lowerBound * cout, ldc: cout, parallel: false)
-        observer?(worker, y, cout, rows, 0..<cout)
+        body(worker, col, (part.lowerBound * g.outputWidth)..<(part.upperBound * g.outputWidth))
         start = part.upperBound
       }
+    }
+  }
+
+  private func streamedForward(
+    _ x: FeatureMap, _ g: ConvGeometry, lines: Int, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
+  ) {
+    let (k, cout) = (g.columns, outputChannels)
+    forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
+      BLAS.sgemm(
+        transposeB: true, m: rows.count, n: cout, k: k, a: col, lda: k, b: weight.value, ldb: k,
+        c: y + rows.lowerBound * cout, ldc: cout, parallel: false)
+      observer?(worker, y, cout, rows, 0..<cout)
     }
   }
 
   /// dW += dy^T * col, the rows of col lowered again part by part; each worker sums its own
   /// parts, and the workers' sums are added at the end.
   private func streamedWeightGradient(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
-    let (width, k, cout) = (g.outputWidth, g.columns, outputChannels)
-    let total = g.batch * g.outputHeight
-    let chunks = Parallel.chunkCount(total, grain: lines)
-    let buffers = lowered.pointer(count: Parallel.workers * lines * width * k)
+    let (k, cout) = (g.columns, outputChannels)
+    let chunks = Parallel.chunkCount(g.batch * g.outputHeight, grain: lines)
     let partials = loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
     let gradient = weight.gradient!
-    Parallel.forEachChunk(total, grain: lines) { worker, range in
-      let col = buffers + worker * lines * width * k
+    for worker in 1..<max(1, chunks) { (partials + (worker - 1) * cout * k).update(repeating: 0, count: cout * k) }
+    forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
       let sum = worker == 0 ? gradient : partials + (worker - 1) * cout * k
-      if worker > 0 { sum.update(repeating: 0, count: cout * k) }
-      var start = range.lowerBound
-      while start < range.upperBound {
-        let part = start..<min(start + lines, range.upperBound)
-        Im2Col.lower(x.data, g, lines: part, into: col)
-        let rows = (part.lowerBound * width)..<(part.upperBound * width)
-        BLAS.sgemm(
-          transposeA: true, m: cout, n: k, k: rows.count, a: dy + rows.lowerBound * cout, lda: cout,
-          b: col, ldb: k, beta: 1, c: sum, ldc: k, parallel: false)
-        start = part.upperBound
-      }
+      BLAS.sgemm(
+        transposeA: true, m: cout, n: k, k: rows.count, a: dy + rows.lowerBound * cout, lda: cout,
+        b: col, ldb: k, beta: 1, c: sum, ldc: k, parallel: false)
     }
     for worker in 1..<max(1, chunks) {
       Elementwise.add(partials + (worker - 1) * cout * k, into: gradient, count: cout * k)
