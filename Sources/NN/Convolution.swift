@@ -118,7 +118,7 @@ public final class Conv2d {
   private func forwardBody(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
     let y = computeOutput(x, observer)
     // The GEMM and the Winograd output transform report as they go; the taps, after.
-    if let observer, taps != nil { WinogradTransform.observeAll(observer, y.data, rows: y.pixels, channels: outputChannels) }
+    if let observer, taps != nil { BLAS.report(y.data, rows: y.pixels, channels: outputChannels, to: observer) }
     return y
   }
 
@@ -180,7 +180,7 @@ public final class Conv2d {
     let dx = backwardBody(dy, addingTo: target, observer)
     // The GEMM (1x1) and the Winograd input-gradient transform report as they go; the rest, after.
     let reported = winograd != nil || (geometry!.isPointwise && taps == nil && streamed == nil)
-    if let dx, !reported { WinogradTransform.observeAll(observer, dx.data, rows: dx.pixels, channels: inputChannels) }
+    if let dx, !reported { BLAS.report(dx.data, rows: dx.pixels, channels: inputChannels, to: observer) }
     return dx
   }
 

@@ -75,6 +75,12 @@ public enum BLAS {
     }
   }
 
+  /// Reports all `rows` rows of a finished [rows, channels] matrix to `observer`, split over
+  /// the workers: for results that no product reported as it made them.
+  public static func report(_ data: UnsafePointer<Float>, rows: Int, channels: Int, to observer: ProductObserver) {
+    Parallel.forEachChunk(rows, grain: 64) { worker, range in observer(worker, data, channels, range, 0..<channels) }
+  }
+
   @inline(__always)
   static func serialSgemm(
     _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,

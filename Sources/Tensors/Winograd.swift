@@ -196,7 +196,7 @@ public struct WinogradTransform: Sendable {
     if writtenOut(channels: c) {
       return transformOutputF4(mm, batch: n, height: h, width: w, channels: c, into: y, observer: observer)
     }
-    defer { if let observer { Self.observeAll(observer, y, rows: n * h * w, channels: c) } }
+    defer { if let observer { BLAS.report(y, rows: n * h * w, channels: c, to: observer) } }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -262,7 +262,7 @@ public struct WinogradTransform: Sendable {
       return transformInputGradientF4(
         dv, batch: n, height: h, width: w, channels: c, into: dx, accumulate: accumulate, observer: observer)
     }
-    defer { if let observer { Self.observeAll(observer, dx, rows: n * h * w, channels: c) } }
+    defer { if let observer { BLAS.report(dx, rows: n * h * w, channels: c, to: observer) } }
     let (th, tw) = tiles(height: h, width: w)
     let p = n * th * tw
     let t = inputTile
@@ -315,11 +315,6 @@ public struct WinogradTransform: Sendable {
           accumulate: true)
       }
     }
-  }
-
-  /// Reports all `rows` rows of `data` to `observer`, split over the workers.
-  public static func observeAll(_ observer: ProductObserver, _ data: UnsafePointer<Float>, rows: Int, channels: Int) {
-    Parallel.forEachChunk(rows, grain: 64) { worker, range in observer(worker, data, channels, range, 0..<channels) }
   }
 
   /// Scratch floats the transforms above need, for `channels` up to the given count.
