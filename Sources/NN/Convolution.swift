@@ -184,6 +184,83 @@ public final class Conv2d {
     return dx
   }
 
+  /// Makes `rows` of the output gradient at the pointer given (row `rows.lowerBound` first):
+  /// the BatchNorm above a convolution, whose dx is this layer's dy.
+  public typealias GradientProducer = (_ rows: Range<Int>, _ into: UnsafeMutablePointer<Float>) -> Void
+
+  /// Whether `backward(producedBy:)` takes dy a part at a time (see there); else the caller
+  /// makes dy whole first. True for 1x1 stride-1 layers whose weight gradient is a long
+  /// reduction (at least 8 rows per output or input channel: the large maps), and for layers
+  /// that lower their input part by part (the stem: see `streamedLines`).
+  public var consumesGradientInParts: Bool {
+    guard let g = geometry, taps == nil, winograd == nil else { return false }
+    if streamed != nil { return true }
+    return g.isPointwise && g.rows >= 8 * max(inputChannels, outputChannels)
+  }
+
+  /// Backward with dy made part by part by `produce` (only when `consumesGradientInParts`):
+  /// each worker makes about 1 MB of dy rows at a time into a buffer of its own, and the
+  /// products read it from cache: its rows of dx (added to `target` when given, and reported
+  /// to `observer`), and its share of dW (summed per worker, then added). dy is never written
+  /// whole nor read back from memory.
+  public func backward(
+    producedBy produce: GradientProducer, addingTo target: UnsafeMutablePointer<Float>? = nil,
+    observer: ProductObserver? = nil
+  ) -> FeatureMap? {
+    guard let x = input, let g = geometry, consumesGradientInParts else {
+      preconditionFailure("backward in parts on a layer that does not take them")
+    }
+    if let lines = streamed {
+      if weight.requiresGradient {
+        Profiler.time(profileKey(x), part: 1) {
+          withoutActuallyEscaping(produce) { streamedWeightGradient(.parts($0), x, g, lines: lines) }
+        }
+      }
+      return nil
+    }
+    let (cin, cout, rows) = (inputChannels, outputChannels, x.pixels)
+    let trains = weight.requiresGradient
+    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? inputGradient.pointer(count: x.count) : nil
+    let partRows = max(64, (1 << 18) / max(cin, cout))
+    let workers = Parallel.chunkCount(rows, grain: partRows)
+    let parts = gatheredGradient.pointer(count: workers * partRows * cout)
+    let sums = loweredGradient.pointer(count: max(1, workers - 1) * cout * cin)
+    if trains { sums.update(repeating: 0, count: (workers - 1) * cout * cin) }
+    let gradient = weight.gradient
+    Profiler.time(profileKey(x), part: 2) {
+      Parallel.forEachChunk(rows, grain: partRows) { worker, range in
+        let dy = parts + worker * partRows * cout
+        var start = range.lowerBound
+        while start < range.upperBound {
+          let part = start..<min(start + partRows, range.upperBound)
+          produce(part, dy)
+          if trains {
+            BLAS.sgemm(
+              transposeA: true, m: cout, n: cin, k: part.count, a: dy, lda: cout, b: x.data + part.lowerBound * cin,
+              ldb: cin, beta: 1, c: worker == 0 ? gradient! : sums + (worker - 1) * cout * cin, ldc: cin, parallel: false)
+          }
+          if let dx {
+            BLAS.sgemm(
+              m: part.count, n: cin, k: cout, a: dy, lda: cout, b: weight.value, ldb: cin,
+              beta: target != nil ? 1 : 0, c: dx + part.lowerBound * cin, ldc: cin, parallel: false)
+            observer?(worker, dx, cin, part, 0..<cin)
+          }
+          start = part.upperBound
+        }
+      }
+      if trains {
+        for worker in 1..<workers { Elementwise.add(sums + (worker - 1) * cout * cin, into: gradient!, count: cout * cin) }
+      }
+    }
+    return dx.map { x.with(data: $0) }
+  }
+
+  /// Where a weight gradient's dy rows come from: a whole matrix, or a producer of parts.
+  private enum GradientRows {
+    case whole(UnsafePointer<Float>)
+    case parts(GradientProducer)
+  }
+
   private func backwardBody(
     _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>?, _ observer: ProductObserver?
   ) -> FeatureMap? {
@@ -192,7 +269,7 @@ public final class Conv2d {
     if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
     if let lines = streamed {
       if weight.requiresGradient {
-        Profiler.time(profileKey(x), part: 1) { streamedWeightGradient(dy, x, g, lines: lines) }
+        Profiler.time(profileKey(x), part: 1) { streamedWeightGradient(.whole(dy), x, g, lines: lines) }
       }
       guard computesInputGradient else { return nil }
       // The flags changed since forward: lower the whole input after all.
@@ -264,17 +341,29 @@ public final class Conv2d {
   }
 
   /// dW += dy^T * col, the rows of col lowered again part by part; each worker sums its own
-  /// parts, and the workers' sums are added at the end.
-  private func streamedWeightGradient(_ dy: UnsafePointer<Float>, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
+  /// parts, and the workers' sums are added at the end. dy's rows are made for each part
+  /// beside them when they come from a producer.
+  private func streamedWeightGradient(_ dy: GradientRows, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
     let (k, cout) = (g.columns, outputChannels)
     let chunks = Parallel.chunkCount(g.batch * g.outputHeight, grain: lines)
     let partials = loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
+    let partRows = lines * g.outputWidth
+    let made: UnsafeMutablePointer<Float>? = if case .parts = dy { gatheredGradient.pointer(count: chunks * partRows * cout) } else { nil }
     let gradient = weight.gradient!
     for worker in 1..<max(1, chunks) { (partials + (worker - 1) * cout * k).update(repeating: 0, count: cout * k) }
     forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
       let sum = worker == 0 ? gradient : partials + (worker - 1) * cout * k
+      let rowsOfDy: UnsafePointer<Float>
+      switch dy {
+      case .whole(let matrix):
+        rowsOfDy = matrix + rows.lowerBound * cout
+      case .parts(let produce):
+        let buffer = made! + worker * partRows * cout
+        produce(rows, buffer)
+        rowsOfDy = UnsafePointer(buffer)
+      }
       BLAS.sgemm(
-        transposeA: true, m: cout, n: k, k: rows.count, a: dy + rows.lowerBound * cout, lda: cout,
+        transposeA: true, m: cout, n: k, k: rows.count, a: rowsOfDy, lda: cout,
         b: col, ldb: k, beta: 1, c: sum, ldc: k, parallel: false)
     }
     for worker in 1..<max(1, chunks) {

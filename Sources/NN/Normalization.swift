@@ -352,6 +352,16 @@ public final class BatchNorm2d {
   /// gradient at a residual join's output: this layer masks it by the join's ReLU on its way
   /// and stores the masked gradient (the join's own backward) for the join's other branch.
   public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> FeatureMap? {
+    guard prepareBackward(dy, join: join), let x = input else { return nil }
+    let dx = inputGradient.pointer(count: x.count)
+    Parallel.forEach(x.pixels, grain: 64) { range in self.inputGradient(rows: range, into: dx + range.lowerBound * channels) }
+    return x.with(data: dx)
+  }
+
+  /// Backward's first half: the sums over dy (observed, or a pass of their own), dgamma and
+  /// dbeta, and the coefficients of dx. Returns whether dx is wanted; it is then made, a part
+  /// of the rows at a time and in any order, by `inputGradient(rows:into:)`.
+  public func prepareBackward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> Bool {
     guard let x = input else { preconditionFailure("backward before forward") }
     precondition(join == nil || !appliesReLU, "a BatchNorm with its own ReLU does not also mask by a join")
     let c = channels
@@ -366,7 +376,7 @@ public final class BatchNorm2d {
     observedJoin = nil
     if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, mask: gradientMask(join), rows: rows) }
     // From here on dy is the masked gradient.
-    let dy = join.map { UnsafePointer($0.masked) } ?? dy
+    outputGradient = join.map { UnsafePointer($0.masked) } ?? dy
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
     for ch in 0..<c {
       localGradientSums[ch] = totals[ch]
@@ -378,7 +388,7 @@ public final class BatchNorm2d {
     if bias.requiresGradient {
       for ch in 0..<c { bias.gradient[ch] += Float(localGradientSums[ch]) }
     }
-    guard computesInputGradient else { return nil }
+    guard computesInputGradient else { return false }
 
     // dx = a * dy + b * x + d per channel (dy masked by the ReLU).
     let a = coefficients.tensor!.data + 2 * c
@@ -403,27 +413,37 @@ public final class BatchNorm2d {
         d[ch] = 0
       }
     }
+    return true
+  }
+
+  /// The (masked) output gradient of the last `prepareBackward`.
+  private var outputGradient: UnsafePointer<Float>?
+
+  /// dx of `rows` (after `prepareBackward` returned true), written from `dx` on (row
+  /// `rows.lowerBound` at `dx`). Rows may be made in any order, from any worker.
+  public func inputGradient(rows: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
+    guard let x = input, let dy = outputGradient else { preconditionFailure("inputGradient before prepareBackward") }
+    let c = channels
+    let scale = UnsafePointer(coefficients.tensor!.data)
+    let a = scale + 2 * c
+    let b = a + c
+    let d = b + c
     // The ReLU passed where forward's x * scale + shift was positive: the same expression on
     // the same floats, so the same mask, without reading the output back.
-    let scale = UnsafePointer(coefficients.tensor!.data)
     let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
-    let dx = inputGradient.pointer(count: x.count)
-    Parallel.forEach(rows, grain: 64) { range in
-      for r in range {
-        let pdy = dy + r * c
-        let px = x.data + r * c
-        let pdx = dx + r * c
-        if let (sc, sh) = relu {
-          for ch in 0..<c {
-            let gradient = pdy[ch]  // read unconditionally: a select, not a masked load
-            let g = px[ch] * sc[ch] + sh[ch] > 0 ? gradient : 0
-            pdx[ch] = a[ch] * g + b[ch] * px[ch] + d[ch]
-          }
-        } else {
-          for ch in 0..<c { pdx[ch] = a[ch] * pdy[ch] + b[ch] * px[ch] + d[ch] }
+    for r in rows {
+      let pdy = dy + r * c
+      let px = x.data + r * c
+      let pdx = dx + (r - rows.lowerBound) * c
+      if let (sc, sh) = relu {
+        for ch in 0..<c {
+          let gradient = pdy[ch]  // read unconditionally: a select, not a masked load
+          let g = px[ch] * sc[ch] + sh[ch] > 0 ? gradient : 0
+          pdx[ch] = a[ch] * g + b[ch] * px[ch] + d[ch]
         }
+      } else {
+        for ch in 0..<c { pdx[ch] = a[ch] * pdy[ch] + b[ch] * px[ch] + d[ch] }
       }
     }
-    return x.with(data: dx)
   }
 }

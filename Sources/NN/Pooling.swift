@@ -71,21 +71,24 @@ public final class MaxPool2d {
     return shape
   }
 
-  public func backward(_ dy: UnsafePointer<Float>) -> FeatureMap? {
+  /// With `observer`, each image's input gradient is reported once made (see `ProductObserver`).
+  public func backward(_ dy: UnsafePointer<Float>, observer: ProductObserver? = nil) -> FeatureMap? {
     guard let x = input, let yShape = outputShape else { preconditionFailure("backward before forward") }
     guard computesInputGradient else { return nil }
     let dx = inputGradient.pointer(count: x.count)
-    let imageIn = x.height * x.width * x.channels
+    let pixels = x.height * x.width
+    let imageIn = pixels * x.channels
     let imageOut = yShape.height * yShape.width * yShape.channels
     argmax.withUnsafeBufferPointer { arg in
       let am = arg.baseAddress!
-      Parallel.forEach(x.batch) { range in
+      Parallel.forEachChunk(x.batch) { worker, range in
         for n in range {
           let dimage = dx + n * imageIn
           dimage.update(repeating: 0, count: imageIn)
           for i in 0..<imageOut {
             dimage[Int(am[n * imageOut + i])] += dy[n * imageOut + i]
           }
+          observer?(worker, dx, x.channels, (n * pixels)..<((n + 1) * pixels), 0..<x.channels)
         }
       }
     }

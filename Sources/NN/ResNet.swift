@@ -132,9 +132,24 @@ public final class Downsample {
 
   func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, observer: GradientObserver?) -> FeatureMap? {
     defer { observer?(convolution.weight.offset) }
-    guard let d = Profiler.time(.batchnorm, { batchNorm.backward(dy, join: join) }) else { return nil }
-    return Profiler.time(.convolution) { convolution.backward(d.data) }
+    return backwardThrough(batchNorm, convolution, dy, join: join)
   }
+}
+
+/// Backward through a BatchNorm and the convolution that made its input; nil when no gradient
+/// goes further down. When the convolution takes its dy in parts (see
+/// `Conv2d.consumesGradientInParts`), BatchNorm's dx is made part by part inside the
+/// convolution's backward (and timed with it), never whole.
+func backwardThrough(
+  _ bn: BatchNorm2d, _ conv: Conv2d, _ dy: UnsafePointer<Float>, join: JoinGradient? = nil,
+  addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
+) -> FeatureMap? {
+  if conv.consumesGradientInParts {
+    guard Profiler.time(.batchnorm, { bn.prepareBackward(dy, join: join) }) else { return nil }
+    return Profiler.time(.convolution) { conv.backward(producedBy: bn.inputGradient, addingTo: target, observer: observer) }
+  }
+  guard let d = Profiler.time(.batchnorm, { bn.backward(dy, join: join) }) else { return nil }
+  return Profiler.time(.convolution) { conv.backward(d.data, addingTo: target, observer: observer) }
 }
 
 /// Runs a chain of (convolution, BatchNorm) pairs forward and backward.
@@ -168,10 +183,9 @@ struct ConvBNChain {
     for (index, (conv, bn)) in pairs.enumerated().reversed() {
       defer { observer?(conv.weight.offset) }
       let mask = index == pairs.count - 1 ? join : nil
-      guard let d = Profiler.time(.batchnorm, { bn.backward(g, join: mask) }) else { return nil }
       let into = index == 0 ? target : nil
       let below = index == 0 ? inputObserver : pairs[index - 1].1.gradientObserver()
-      guard let dx = Profiler.time(.convolution, { conv.backward(d.data, addingTo: into, observer: below) }) else { return nil }
+      guard let dx = backwardThrough(bn, conv, g, join: mask, addingTo: into, observer: below) else { return nil }
       g = UnsafePointer(dx.data)
       result = dx
     }
@@ -219,8 +233,21 @@ public class ResidualUnit {
     backward(dy, observer: observer, inputObserver: nil)
   }
 
+  /// For the layer that makes this unit's output gradient: the first BatchNorm to read it sums
+  /// it (masked by the join, whose masked gradient it stores) as it is made. With a projection
+  /// shortcut, the main path's last BatchNorm then sums the masked part just stored, while it
+  /// is still in cache.
   public func gradientObserver() -> ProductObserver? {
-    (downsample?.batchNorm ?? main.pairs.last!.1).gradientObserver(join: join.maskedGradient())
+    let mask = join.maskedGradient()
+    let last = main.pairs.last!.1
+    guard let downsample else { return last.gradientObserver(join: mask) }
+    guard let first = downsample.batchNorm.gradientObserver(join: mask) else { return nil }
+    guard let second = last.gradientObserver() else { return first }
+    let masked = UnsafePointer(mask.masked)
+    return { worker, dy, ldc, rows, columns in
+      first(worker, dy, ldc, rows, columns)
+      second(worker, masked, ldc, rows, columns)
+    }
   }
 
   public func backward(
@@ -450,17 +477,18 @@ public final class ResNet {
     for (index, block) in all.enumerated().reversed() {
       guard block.needsBackward else { return }
       // The block below sums its output gradient while this block's GEMM makes it.
-      let below = index > 0 && all[index - 1].needsBackward ? all[index - 1].gradientObserver() : nil
+      let below = index > 0
+        ? all[index - 1].needsBackward ? all[index - 1].gradientObserver() : nil
+        : stemComputesInputGradient && maxPool == nil ? bn1.gradientObserver() : nil
       guard let d = block.backward(g, observer: observer, inputObserver: below) else { return }
       g = UnsafePointer(d.data)
     }
     if stemComputesInputGradient, let maxPool {
-      guard let d = Profiler.time(.pooling, { maxPool.backward(g) }) else { return }
+      guard let d = Profiler.time(.pooling, { maxPool.backward(g, observer: bn1.gradientObserver()) }) else { return }
       g = UnsafePointer(d.data)
     }
     defer { observer?(0) }
-    guard let d = Profiler.time(.batchnorm, { bn1.backward(g) }) else { return }
-    _ = Profiler.time(.convolution) { conv1.backward(d.data) }
+    _ = backwardThrough(bn1, conv1, g)
   }
 
   /// FLOPs of the last forward pass (convolutions and the head) and of a training step with

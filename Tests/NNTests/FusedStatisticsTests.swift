@@ -75,43 +75,51 @@ final class FusedStatisticsTests: XCTestCase {
 
 final class ObservedGradientSumsTests: XCTestCase {
   /// Backward of a ResNet-50 with and without the observed gradient sums: the BatchNorms below
-  /// a 1x1 convolution, and each block's first BatchNorm below the next block, take their
-  /// sums from the GEMM that made their dy; every gradient agrees to rounding.
+  /// a 1x1 convolution, each block's first BatchNorm below the next block (and, beside a
+  /// projection shortcut, the main path's last), and the stem's BatchNorm below the first block
+  /// or the max-pool take their sums from what made their dy; every gradient agrees to rounding.
   func testObservedGradientSumsMatchThePass() throws {
-    func gradients(observed: Bool) throws -> (values: [Float], model: ResNet) {
-      let model = try ResNet(ResNetConfiguration(depth: .resnet50, stem: .small, width: 0.25, classes: 4), seed: 3)
-      let x = randomTensor([4, 8, 8, 3], seed: 41)
-      let dy = randomTensor([4, 4], seed: 43)
-      model.registry.zeroGradients()
-      _ = model.forward(FeatureMap(data: x.data, batch: 4, height: 8, width: 8, channels: 3))
-      if !observed {
-        // Backward block by block without handing observers down.
-        var g = UnsafePointer(model.fc!.backward(dy.data)!)
-        g = UnsafePointer(model.pool.backward(g)!.data)
-        for block in model.blocks.reversed() { g = UnsafePointer(block.backward(g, observer: nil)!.data) }
-        let d = model.bn1.backward(g)!
-        _ = model.conv1.backward(d.data)
-      } else {
-        model.backward(dy.data)
+    for stem in [Stem.small, .imagenet] {
+      func gradients(observed: Bool) throws -> (values: [Float], model: ResNet) {
+        let model = try ResNet(ResNetConfiguration(depth: .resnet50, stem: stem, width: 0.25, classes: 4), seed: 3)
+        let size = stem == .small ? 8 : 32
+        let x = randomTensor([4, size, size, 3], seed: 41)
+        let dy = randomTensor([4, 4], seed: 43)
+        model.registry.zeroGradients()
+        _ = model.forward(FeatureMap(data: x.data, batch: 4, height: size, width: size, channels: 3))
+        if !observed {
+          // Backward block by block without handing observers down.
+          var g = UnsafePointer(model.fc!.backward(dy.data)!)
+          g = UnsafePointer(model.pool.backward(g)!.data)
+          for block in model.blocks.reversed() { g = UnsafePointer(block.backward(g, observer: nil)!.data) }
+          if let pool = model.maxPool { g = UnsafePointer(pool.backward(g)!.data) }
+          let d = model.bn1.backward(g)!
+          _ = model.conv1.backward(d.data)
+        } else {
+          model.backward(dy.data)
+        }
+        return (Array(UnsafeBufferPointer(start: model.registry.gradients.data, count: model.registry.gradients.count)), model)
       }
-      return (Array(UnsafeBufferPointer(start: model.registry.gradients.data, count: model.registry.gradients.count)), model)
+      let plain = try gradients(observed: false)
+      let fused = try gradients(observed: true)
+      let first = fused.model.layers[0][0] as! Bottleneck
+      let second = fused.model.layers[0][1] as! Bottleneck
+      XCTAssertTrue(first.bn2.gradientSumsWereObserved, "bn2 sits below a 1x1 convolution")
+      XCTAssertTrue(first.downsample!.batchNorm.gradientSumsWereObserved, "the block's first BatchNorm below the next block")
+      XCTAssertTrue(first.bn3.gradientSumsWereObserved, "beside the projection shortcut's BatchNorm")
+      XCTAssertTrue(second.bn3.gradientSumsWereObserved)
+      XCTAssertTrue(first.bn1.gradientSumsWereObserved, "below a Winograd convolution: observed after the fact")
+      XCTAssertTrue(fused.model.bn1.gradientSumsWereObserved, "the stem's BatchNorm, below \(stem)")
+      // Without an observer from the block above, a block's first BatchNorm makes its own pass.
+      XCTAssertFalse((plain.model.layers[0][1] as! Bottleneck).bn3.gradientSumsWereObserved)
+      XCTAssertFalse((plain.model.layers[0][0] as! Bottleneck).downsample!.batchNorm.gradientSumsWereObserved)
+      XCTAssertFalse((plain.model.layers[0][0] as! Bottleneck).bn3.gradientSumsWereObserved)
+      XCTAssertFalse(plain.model.bn1.gradientSumsWereObserved)
+      let scale = plain.values.map { abs($0) }.max()!
+      var worst: Float = 0
+      for (a, b) in zip(fused.values, plain.values) { worst = max(worst, abs(a - b)) }
+      XCTAssertLessThan(worst / scale, 1e-5, "\(stem)")
+      XCTAssertGreaterThan(scale, 0)
     }
-    let plain = try gradients(observed: false)
-    let fused = try gradients(observed: true)
-    let first = fused.model.layers[0][0] as! Bottleneck
-    let second = fused.model.layers[0][1] as! Bottleneck
-    XCTAssertTrue(first.bn2.gradientSumsWereObserved, "bn2 sits below a 1x1 convolution")
-    XCTAssertTrue(first.downsample!.batchNorm.gradientSumsWereObserved, "the block's first BatchNorm below the next block")
-    XCTAssertTrue(second.bn3.gradientSumsWereObserved)
-    XCTAssertTrue(first.bn1.gradientSumsWereObserved, "below a Winograd convolution: observed after the fact")
-    XCTAssertFalse(fused.model.bn1.gradientSumsWereObserved, "nothing reports the stem's gradient")
-    // Without an observer from the block above, a block's first BatchNorm makes its own pass.
-    XCTAssertFalse((plain.model.layers[0][1] as! Bottleneck).bn3.gradientSumsWereObserved)
-    XCTAssertFalse((plain.model.layers[0][0] as! Bottleneck).downsample!.batchNorm.gradientSumsWereObserved)
-    let scale = plain.values.map { abs($0) }.max()!
-    var worst: Float = 0
-    for (a, b) in zip(fused.values, plain.values) { worst = max(worst, abs(a - b)) }
-    XCTAssertLessThan(worst / scale, 1e-5)
-    XCTAssertGreaterThan(scale, 0)
   }
 }
