@@ -11,10 +11,18 @@ import Tensors
 public protocol Optimizer: AnyObject {
   var learningRate: Float { get set }
   var parameters: [Parameter] { get }
-  func step()
+  /// One update of every parameter. With `zeroingGradients`, each gradient element is set to 0
+  /// as soon as it is read: the gradients are left zero for the next step, without a pass of
+  /// their own over the buffer (see `ParameterRegistry.step(_:)`).
+  func step(zeroingGradients: Bool)
   /// Per-parameter state (momentum buffers, moments) and the step count, for checkpoints.
   var state: [Tensor] { get }
   var stepCount: Int { get set }
+}
+
+extension Optimizer {
+  /// One update, the gradients left as they are.
+  public func step() { step(zeroingGradients: false) }
 }
 
 public enum OptimizerKind: String, CaseIterable, Sendable {
@@ -95,14 +103,17 @@ public final class SGD: Optimizer {
     self.init(registry.parameters { $0.requiresGradient }, learningRate: learningRate, momentum: momentum)
   }
 
-  public func step() {
+  public func step(zeroingGradients zeroing: Bool) {
     let (lr, mu, wd, first, nesterov) = (learningRate, momentum, weightDecay, stepCount == 0, nesterov)
     for (index, p) in parameters.enumerated() {
       let value = p.value!
       let grad = p.gradient!
       if mu == 0 {
         Parallel.forEach(p.count, grain: 1 << 14) { range in
-          for i in range { value[i] -= lr * (grad[i] + wd * value[i]) }
+          for i in range {
+            value[i] -= lr * (grad[i] + wd * value[i])
+            if zeroing { grad[i] = 0 }
+          }
         }
         continue
       }
@@ -110,6 +121,7 @@ public final class SGD: Optimizer {
       Parallel.forEach(p.count, grain: 1 << 14) { range in
         for i in range {
           let g = grad[i] + wd * value[i]
+          if zeroing { grad[i] = 0 }
           let v = first ? g : mu * velocity[i] + g
           velocity[i] = v
           value[i] -= lr * (nesterov ? g + mu * v : v)
@@ -147,7 +159,7 @@ public final class Adam: Optimizer {
     state = stateBuffers(parameters, copies: 2)
   }
 
-  public func step() {
+  public func step(zeroingGradients zeroing: Bool) {
     stepCount += 1
     let t = Float(stepCount)
     let correction1 = 1 - powf(beta1, t)
@@ -163,6 +175,7 @@ public final class Adam: Optimizer {
       Parallel.forEach(p.count, grain: 1 << 14) { range in
         for i in range {
           var g = grad[i]
+          if zeroing { grad[i] = 0 }
           if decoupled { value[i] *= 1 - lr * wd } else { g += wd * value[i] }
           m[i] = b1 * m[i] + (1 - b1) * g
           v[i] = b2 * v[i] + (1 - b2) * g * g
@@ -199,7 +212,7 @@ public final class LARS: Optimizer {
     p.kind == .normalization || p.name.hasSuffix(".bias")
   }
 
-  public func step() {
+  public func step(zeroingGradients zeroing: Bool) {
     for (index, p) in parameters.enumerated() {
       let value = p.value!
       let grad = p.gradient!
@@ -225,6 +238,7 @@ public final class LARS: Optimizer {
       Parallel.forEach(p.count, grain: 1 << 14) { range in
         for i in range {
           let g = grad[i] + wd * value[i]
+          if zeroing { grad[i] = 0 }
           let v = mu * velocity[i] + rate * g
           velocity[i] = v
           value[i] -= v

@@ -111,7 +111,33 @@ public final class ParameterRegistry {
 
   public var parameterCount: Int { values.count }
 
-  public func zeroGradients() { Elementwise.zero(gradients.data, count: gradients.count) }
+  /// Zeroes every gradient, before a backward pass accumulates into them; nothing to do right
+  /// after a `step(_:)` that left them zero.
+  public func zeroGradients() {
+    if gradientsAreZero {
+      gradientsAreZero = false
+      return
+    }
+    Elementwise.zero(gradients.data, count: gradients.count)
+  }
+
+  /// Whether the last `step(_:)` left every gradient zero, with nothing written since.
+  private var gradientsAreZero = false
+
+  /// `optimizer.step()` in a training loop that zeroes the gradients before each backward.
+  /// When the optimizer updates every parameter that requires a gradient (no other gradient
+  /// is ever written), its step zeroes each gradient as it reads it, and the next
+  /// `zeroGradients` has nothing left to do: one pass over the whole gradient buffer fewer per
+  /// step. `ResNet.backward` (or `gradientsWritten`) cancels that.
+  public func step(_ optimizer: Optimizer) {
+    let updated = Set(optimizer.parameters.map(ObjectIdentifier.init))
+    let covered = parameters.allSatisfy { !$0.requiresGradient || updated.contains(ObjectIdentifier($0)) }
+    optimizer.step(zeroingGradients: covered)
+    gradientsAreZero = covered
+  }
+
+  /// Tells the registry that gradients are being written: the next `zeroGradients` zeroes them.
+  public func gradientsWritten() { gradientsAreZero = false }
 
   public func parameters(where include: (Parameter) -> Bool) -> [Parameter] {
     parameters.filter(include)

@@ -460,6 +460,7 @@ public final class ResNet {
   /// Backward from dL/dlogits (or dL/dfeatures without a head); accumulates into the
   /// registry's gradients. `observer` hears of each completed suffix of the gradient buffer.
   public func backward(_ dOutput: UnsafePointer<Float>, observer: GradientObserver? = nil) {
+    registry.gradientsWritten()
     var g = dOutput
     if let projection {
       defer { observer?(projection.first.weight.offset) }

@@ -377,7 +377,7 @@ public final class Trainer {
       try SafeTensors.write(tensors, to: path)
       gradientDump = nil
     }
-    optimizer.step()
+    model.registry.step(optimizer)
     return (totals[0], correct == nil ? nil : Int(totals[1]))
   }
 

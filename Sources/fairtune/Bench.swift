@@ -130,7 +130,7 @@ struct Bench: ParsableCommand {
       if let failure { throw failure }
       try reducer.finish()
       try statistics?.check()
-      Profiler.time(.optimizer) { optimizer.step() }
+      Profiler.time(.optimizer) { model.registry.step(optimizer) }
       losses.append(try comm.sum(Double(loss)))
     }
 

@@ -179,7 +179,7 @@ struct BenchDataCommand: ParsableCommand {
       _ = Losses.binaryCrossEntropyWithLogits(
         logits: logits, targets: labels.data, count: batch * 40, gradient: gradient.data)
       model.backward(gradient.data)
-      optimizer.step()
+      model.registry.step(optimizer)
     }
     let loader = BatchLoader(
       dataset: dataset, schedule: schedule(dataset, steps: steps + 1), transform: transform, threads: 1, seed: 0)
@@ -216,7 +216,7 @@ struct BenchDataCommand: ParsableCommand {
         Losses.binaryCrossEntropyWithLogits(
           logits: logits, targets: b.labels.data, count: batch * 40, gradient: gradient.data))
       model.backward(gradient.data)
-      optimizer.step()
+      model.registry.step(optimizer)
       if b.step % 50 == 0 {
         print(
           String(

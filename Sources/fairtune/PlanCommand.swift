@@ -175,7 +175,7 @@ struct PlanCommand: ParsableCommand {
       _ = model.forward(input)
       if !forwardOnly {
         model.backward(gradient.data)
-        optimizer.step()
+        model.registry.step(optimizer)
       }
       if step > 0 { times.append(Clock.now() - start) }
     }

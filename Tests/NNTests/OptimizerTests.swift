@@ -28,13 +28,25 @@ final class OptimizerTests: XCTestCase {
       for i in 0..<p.count { p.value[i] = values[i] }
     }
     let optimizer = settings.make(params)
+    // The same steps zeroing the gradients as they are read: the same values, bit for bit.
+    let (_, twins) = parameters()
+    for (p, twin) in zip(params, twins) { twin.value.update(from: p.value, count: p.count) }
+    let zeroing = settings.make(twins)
     var worst: Float = 0
     for step in 0..<4 {
-      for p in params {
+      for (p, twin) in zip(params, twins) {
         let g = try f.floats("grad.\(step).\(p.name)")
         for i in 0..<p.count { p.gradient[i] = g[i] }
+        twin.gradient.update(from: p.gradient, count: p.count)
       }
       optimizer.step()
+      zeroing.step(zeroingGradients: true)
+      for (p, twin) in zip(params, twins) {
+        let g = try f.floats("grad.\(step).\(p.name)")
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: twin.value, count: p.count)), Array(UnsafeBufferPointer(start: p.value, count: p.count)), "\(key) zeroing")
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: p.gradient, count: p.count)), g, "a plain step leaves the gradient")
+        XCTAssertEqual(Elementwise.maxAbs(twin.gradient, count: p.count), 0, "\(key) zeroes \(p.name)'s gradient")
+      }
       for p in params {
         let expected = try f.floats("\(key).\(step).\(p.name)")
         let initial = try f.floats("init.\(p.name)")
@@ -79,6 +91,65 @@ final class OptimizerTests: XCTestCase {
     XCTAssertEqual(s.learningRate(step: 10), 1, accuracy: 1e-6)
     XCTAssertEqual(s.learningRate(step: 60), 0.5, accuracy: 1e-6)
     XCTAssertEqual(s.learningRate(step: 109), 0.5 * (1 + Float(cos(Double.pi * 99 / 100))), accuracy: 1e-6)
+  }
+
+  /// `ParameterRegistry.step`: the optimizer zeroes the gradients on the way only when it
+  /// updates every parameter that requires a gradient; the next `zeroGradients` then skips
+  /// its pass, unless a backward pass has written gradients since.
+  func testRegistryStepZeroesOnlyWhatItCovers() {
+    let (registry, params) = parameters()
+    func fill(_ value: Float) { registry.gradients.data.update(repeating: value, count: registry.gradients.count) }
+    func gradients() -> [Float] { Array(UnsafeBufferPointer(start: registry.gradients.data, count: registry.gradients.count)) }
+    // An optimizer over two of the three trained parameters: a plain step, then a real zeroing.
+    fill(1)
+    registry.step(SGD([params[0], params[1]], learningRate: 0.1))
+    XCTAssertEqual(gradients(), [Float](repeating: 1, count: registry.gradients.count))
+    registry.zeroGradients()
+    XCTAssertEqual(gradients(), [Float](repeating: 0, count: registry.gradients.count))
+    // The third frozen: the two cover every trained parameter, and their step zeroes.
+    params[2].requiresGradient = false
+    fill(1)
+    params[2].gradient.update(repeating: 0, count: params[2].count)
+    registry.step(SGD([params[0], params[1]], learningRate: 0.1))
+    XCTAssertEqual(gradients(), [Float](repeating: 0, count: registry.gradients.count))
+    // The next zeroGradients has nothing to do (what is written against the contract stays)...
+    params[0].gradient[0] = 5
+    registry.zeroGradients()
+    XCTAssertEqual(params[0].gradient[0], 5, "the pass was skipped")
+    // ...and only that one: the following zeroes again.
+    registry.zeroGradients()
+    XCTAssertEqual(params[0].gradient[0], 0)
+    // Gradients written after the step cancel the skip.
+    registry.step(SGD([params[0], params[1]], learningRate: 0.1))
+    params[1].gradient[0] = 3
+    registry.gradientsWritten()
+    registry.zeroGradients()
+    XCTAssertEqual(gradients(), [Float](repeating: 0, count: registry.gradients.count))
+  }
+
+  /// Three steps of a small ResNet with `registry.step` against `optimizer.step` and a full
+  /// zeroing: the same weights, bit for bit; a backward after the step cancels the skip.
+  func testTrainingWithRegistryStepsMatchesPlainSteps() throws {
+    func train(registryStep: Bool) throws -> [Float] {
+      let model = try ResNet(ResNetConfiguration(depth: .resnet18, stem: .small, width: 0.125, classes: 3), seed: 9)
+      let optimizer = SGD(model.registry, learningRate: 0.05, momentum: 0.9)
+      let x = randomTensor([2, 8, 8, 3], seed: 1)
+      let dy = randomTensor([2, 3], seed: 2)
+      let input = FeatureMap(data: x.data, batch: 2, height: 8, width: 8, channels: 3)
+      for _ in 0..<3 {
+        model.registry.zeroGradients()
+        _ = model.forward(input)
+        model.backward(dy.data)
+        if registryStep { model.registry.step(optimizer) } else { optimizer.step() }
+      }
+      // A backward without zeroing first (accumulating into the zeroed gradients), then zeroing.
+      _ = model.forward(input)
+      model.backward(dy.data)
+      model.registry.zeroGradients()
+      XCTAssertEqual(Elementwise.maxAbs(model.registry.gradients.data, count: model.registry.gradients.count), 0)
+      return Array(UnsafeBufferPointer(start: model.registry.values.data, count: model.registry.values.count))
+    }
+    XCTAssertEqual(try train(registryStep: true), try train(registryStep: false))
   }
 
   func testOptimizerTouchesOnlyItsParameters() {
