@@ -12,6 +12,22 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
   case winograd
 }
 
+/// The buffers a convolution uses only within one forward or one backward call (gathered
+/// rows, Winograd's M and dM and dU, lowered gradients, partial sums, transform scratch):
+/// layers that run one after another share one set (`Conv2d.scratch`), so that a step reuses
+/// the same memory, warm in cache, instead of each layer touching its own.
+public final class ConvolutionScratch {
+  var gatheredInput = Workspace()
+  var gatheredGradient = Workspace()
+  var tapProduct = Workspace()
+  var transformedOutput = Workspace()  // M, then dM [t*t, P, Cout]
+  var transformedWeightGradient = Workspace()  // dU[t*t, Cout, Cin]
+  var transform = Workspace()
+  var loweredGradient = Workspace()  // dcol, or per-worker partial weight gradients
+
+  public init() {}
+}
+
 public final class Conv2d {
   public let inputChannels: Int
   public let outputChannels: Int
@@ -23,6 +39,8 @@ public final class Conv2d {
   /// False for the first layer, and for every layer below the lowest one that trains.
   public var computesInputGradient = true
   public var algorithm = ConvolutionAlgorithm.winograd
+  /// This layer's per-call buffers; a model gives all its layers one (they never run at once).
+  public var scratch = ConvolutionScratch()
 
   /// Outputs of at most this many pixels per image are computed one kernel tap at a time.
   public static let tapOutputPixels = 4
@@ -34,14 +52,8 @@ public final class Conv2d {
   private var taps: TapPlan?
   /// The last tap plan made, kept while the geometry stays: a step allocates none.
   private var tapPlan: TapPlan?
-  private var gatheredInput = Workspace()
-  private var gatheredGradient = Workspace()
-  private var tapProduct = Workspace()
   private var transformedInput = Workspace()  // V[t*t, P, Cin], kept for dW
   private var transformedWeights = Workspace()  // U[t*t, Cout, Cin]
-  private var transformedOutput = Workspace()  // M, then dM [t*t, P, Cout]
-  private var transformedWeightGradient = Workspace()  // dU[t*t, Cout, Cin]
-  private var scratch = Workspace()
   /// The transform `transformedWeights` holds, while the weight is frozen: frozen weights are
   /// transformed once, not every step.
   private var cachedTransform: Int?
@@ -52,8 +64,8 @@ public final class Conv2d {
   public var streamedLowering: Bool { streamed != nil }
   private var output = Workspace()
   private var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
-  private var loweredGradient = Workspace()
-  private var inputGradient = Workspace()
+  /// Where dx goes when it is not added to a target (see `ResNet`'s sharing of these).
+  public var gradientBuffer = SharedWorkspace()
 
   public init(
     _ registry: ParameterRegistry, name: String, inputChannels: Int, outputChannels: Int,
@@ -220,11 +232,11 @@ public final class Conv2d {
     }
     let (cin, cout, rows) = (inputChannels, outputChannels, x.pixels)
     let trains = weight.requiresGradient
-    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? inputGradient.pointer(count: x.count) : nil
+    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? gradientBuffer.pointer(count: x.count) : nil
     let partRows = max(64, (1 << 18) / max(cin, cout))
     let workers = Parallel.chunkCount(rows, grain: partRows)
-    let parts = gatheredGradient.pointer(count: workers * partRows * cout)
-    let sums = loweredGradient.pointer(count: max(1, workers - 1) * cout * cin)
+    let parts = scratch.gatheredGradient.pointer(count: workers * partRows * cout)
+    let sums = scratch.loweredGradient.pointer(count: max(1, workers - 1) * cout * cin)
     if trains { sums.update(repeating: 0, count: (workers - 1) * cout * cin) }
     let gradient = weight.gradient
     Profiler.time(profileKey(x), part: 2) {
@@ -285,9 +297,9 @@ public final class Conv2d {
     }
     guard computesInputGradient else { return nil }
     return Profiler.time(profileKey(x), part: 2) {
-      let dx = target ?? inputGradient.pointer(count: x.count)
+      let dx = target ?? gradientBuffer.pointer(count: x.count)
       let direct = g.isPointwise
-      let dcol = direct ? dx : loweredGradient.pointer(count: g.rows * g.columns)
+      let dcol = direct ? dx : scratch.loweredGradient.pointer(count: g.rows * g.columns)
       BLAS.sgemm(
         m: g.rows, n: g.columns, k: outputChannels, a: dy, lda: outputChannels, b: weight.value, ldb: g.columns,
         beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns, observer: direct ? observer : nil)
@@ -346,9 +358,9 @@ public final class Conv2d {
   private func streamedWeightGradient(_ dy: GradientRows, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
     let (k, cout) = (g.columns, outputChannels)
     let chunks = Parallel.chunkCount(g.batch * g.outputHeight, grain: lines)
-    let partials = loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
+    let partials = scratch.loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
     let partRows = lines * g.outputWidth
-    let made: UnsafeMutablePointer<Float>? = if case .parts = dy { gatheredGradient.pointer(count: chunks * partRows * cout) } else { nil }
+    let made: UnsafeMutablePointer<Float>? = if case .parts = dy { scratch.gatheredGradient.pointer(count: chunks * partRows * cout) } else { nil }
     let gradient = weight.gradient!
     for worker in 1..<max(1, chunks) { (partials + (worker - 1) * cout * k).update(repeating: 0, count: cout * k) }
     forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
@@ -378,8 +390,8 @@ public final class Conv2d {
     let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
     let ldw = kernelSize * kernelSize * cin
     let rows = plan.maximumRows
-    let gathered = gatheredInput.pointer(count: rows * cin)
-    let product = tapProduct.pointer(count: rows * cout)
+    let gathered = scratch.gatheredInput.pointer(count: rows * cin)
+    let product = scratch.tapProduct.pointer(count: rows * cout)
     var written = false
     for tap in plan.taps {
       let m = x.batch * tap.outputs.count
@@ -413,10 +425,10 @@ public final class Conv2d {
     let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
     let ldw = kernelSize * kernelSize * cin
     let rows = plan.maximumRows
-    let gx = gatheredInput.pointer(count: rows * cin)
-    let gdy = gatheredGradient.pointer(count: rows * cout)
-    let product = tapProduct.pointer(count: rows * max(cin, cout))
-    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? inputGradient.pointer(count: x.count) : nil
+    let gx = scratch.gatheredInput.pointer(count: rows * cin)
+    let gdy = scratch.gatheredGradient.pointer(count: rows * cout)
+    let product = scratch.tapProduct.pointer(count: rows * max(cin, cout))
+    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? gradientBuffer.pointer(count: x.count) : nil
     // Everything is added to a target; without one, the first product writes dx.
     var dxWritten = target != nil
     for tap in plan.taps {
@@ -464,12 +476,12 @@ public final class Conv2d {
     let p = x.batch * th * tw
     let xi = w.inputTile * w.inputTile
     let (cin, cout) = (inputChannels, outputChannels)
-    let s = scratch.pointer(count: w.scratchCount(channels: max(cin, cout)))
+    let s = scratch.transform.pointer(count: w.scratchCount(channels: max(cin, cout)))
     let previous = transformedWeights.tensor?.data
     let u = transformedWeights.pointer(count: xi * cout * cin)
     if u != previous { cachedTransform = nil }
     let v = transformedInput.pointer(count: xi * p * cin)
-    let m = transformedOutput.pointer(count: xi * p * cout)
+    let m = scratch.transformedOutput.pointer(count: xi * p * cout)
     if weight.requiresGradient || cachedTransform != w.outputTile {
       w.transformWeights(weight.value, outputChannels: cout, inputChannels: cin, into: u, scratch: s)
       cachedTransform = weight.requiresGradient ? nil : w.outputTile
@@ -491,14 +503,14 @@ public final class Conv2d {
     let p = x.batch * th * tw
     let xi = w.inputTile * w.inputTile
     let (cin, cout) = (inputChannels, outputChannels)
-    let s = scratch.tensor!.data
+    let s = scratch.transform.pointer(count: w.scratchCount(channels: max(cin, cout)))
     let u = transformedWeights.tensor!.data
     let v = transformedInput.tensor!.data
-    let dm = transformedOutput.tensor!.data
+    let dm = scratch.transformedOutput.pointer(count: xi * p * cout)
     Profiler.time(profileKey(x), part: 1) {
       w.transformOutputGradient(dy, batch: x.batch, height: x.height, width: x.width, channels: cout, into: dm, scratch: s)
       if weight.requiresGradient {
-        let du = transformedWeightGradient.pointer(count: xi * cout * cin)
+        let du = scratch.transformedWeightGradient.pointer(count: xi * cout * cin)
         w.batchedProducts { k in
           BLAS.sgemm(
             transposeA: true, m: cout, n: cin, k: p, a: dm + k * p * cout, lda: cout,
@@ -515,7 +527,7 @@ public final class Conv2d {
           m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
           b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
       }
-      let dx = target ?? inputGradient.pointer(count: x.count)
+      let dx = target ?? gradientBuffer.pointer(count: x.count)
       w.transformInputGradient(
         v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s,
         accumulate: target != nil, observer: observer)

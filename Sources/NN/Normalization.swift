@@ -35,7 +35,8 @@ public final class BatchNorm2d {
   private var input: FeatureMap?
   private var usedBatchStatistics = true
   private var output = Workspace()
-  private var inputGradient = Workspace()
+  /// Where `backward` writes dx (see `ResNet`'s sharing of these).
+  public var gradientBuffer = SharedWorkspace()
   /// mean[C], inverse standard deviation[C] of the last forward.
   private var mean = Workspace()
   private var inverseStd = Workspace()
@@ -353,7 +354,7 @@ public final class BatchNorm2d {
   /// and stores the masked gradient (the join's own backward) for the join's other branch.
   public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> FeatureMap? {
     guard prepareBackward(dy, join: join), let x = input else { return nil }
-    let dx = inputGradient.pointer(count: x.count)
+    let dx = gradientBuffer.pointer(count: x.count)
     Parallel.forEach(x.pixels, grain: 64) { range in self.inputGradient(rows: range, into: dx + range.lowerBound * channels) }
     return x.with(data: dx)
   }

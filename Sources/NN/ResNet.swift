@@ -271,6 +271,22 @@ public class ResidualUnit {
     return dx
   }
 
+  /// Gives this unit's layers the model's shared gradient buffers. Within a unit's backward,
+  /// each BatchNorm's dx is read only by the convolution below it, and each main-path
+  /// convolution's dx (the first one adds to the shortcut's instead) only by the BatchNorm
+  /// below it, done before the next convolution writes its own: one buffer serves each role
+  /// in every unit. The projection's dx is the unit's input gradient (the main path adds to
+  /// it) and is read, last, by the unit below's first BatchNorm, before any other projection
+  /// runs.
+  func share(normalization: SharedWorkspace, chain: SharedWorkspace, shortcut: SharedWorkspace) {
+    for (index, (conv, bn)) in main.pairs.enumerated() {
+      bn.gradientBuffer = normalization
+      if index > 0 { conv.gradientBuffer = chain }
+    }
+    downsample?.batchNorm.gradientBuffer = normalization
+    downsample?.convolution.gradientBuffer = shortcut
+  }
+
   public func configureGradients(inputGradient: Bool) {
     computesInputGradient = inputGradient
     let mainTrains = main.configure(inputGradient: inputGradient)
@@ -381,6 +397,11 @@ public final class ResNet {
     fc = c.classes.map { Linear(registry, name: "fc", inputFeatures: inputChannels, outputFeatures: $0) }
     projection = c.projection.map { ProjectionHead(registry, inputFeatures: inputChannels, size: $0) }
     registry.allocate()
+    let scratch = ConvolutionScratch()
+    for conv in convolutions { conv.scratch = scratch }
+    let (normalization, chain, shortcut) = (SharedWorkspace(), SharedWorkspace(), SharedWorkspace())
+    bn1.gradientBuffer = normalization
+    for block in layers.joined() { (block as? ResidualUnit)?.share(normalization: normalization, chain: chain, shortcut: shortcut) }
     var rng = SplitMix64(seed: seed)
     for conv in convolutions { conv.initialize(&rng) }
     for bn in batchNorms { bn.initialize() }

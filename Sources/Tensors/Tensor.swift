@@ -85,3 +85,14 @@ public struct Workspace {
     return fresh.data
   }
 }
+
+/// A `Workspace` that several layers can hold: those whose buffers are never in use at the
+/// same time share one, so that a step keeps reusing the same (cache-warm) memory.
+public final class SharedWorkspace {
+  private var workspace = Workspace()
+  public init() {}
+
+  /// At least `count` floats; the buffer only grows, and its contents are whatever the last
+  /// holder left.
+  public func pointer(count: Int) -> UnsafeMutablePointer<Float> { workspace.pointer(count: count) }
+}

@@ -104,3 +104,37 @@ final class GradientInPartsTests: XCTestCase {
     XCTAssertTrue(conv.consumesGradientInParts, "4096 rows")
   }
 }
+
+final class SharedBufferTests: XCTestCase {
+  /// A model's layers share one set of per-call buffers; two models have their own (so models
+  /// on different threads never share one), and running them interleaved gives each the
+  /// gradients it gets alone.
+  func testModelsInterleavedMatchModelsAlone() throws {
+    func model() throws -> ResNet {
+      try ResNet(ResNetConfiguration(depth: .resnet50, stem: .small, width: 0.25, classes: 4), seed: 3)
+    }
+    let inputs = [randomTensor([4, 16, 16, 3], seed: 41), randomTensor([4, 16, 16, 3], seed: 42)]
+    let dy = randomTensor([4, 4], seed: 43)
+    func gradients(_ m: ResNet) -> [Float] {
+      Array(UnsafeBufferPointer(start: m.registry.gradients.data, count: m.registry.gradients.count))
+    }
+    func map(_ t: Tensor) -> FeatureMap { FeatureMap(data: t.data, batch: 4, height: 16, width: 16, channels: 3) }
+    var alone: [[Float]] = []
+    for input in inputs {
+      let m = try model()
+      _ = m.forward(map(input))
+      m.backward(dy.data)
+      alone.append(gradients(m))
+    }
+    let (a, b) = (try model(), try model())
+    XCTAssertTrue(a.convolutions.allSatisfy { $0.scratch === a.conv1.scratch })
+    XCTAssertFalse(a.conv1.scratch === b.conv1.scratch)
+    _ = a.forward(map(inputs[0]))
+    _ = b.forward(map(inputs[1]))
+    a.backward(dy.data)
+    b.backward(dy.data)
+    XCTAssertEqual(gradients(a), alone[0])
+    XCTAssertEqual(gradients(b), alone[1])
+    XCTAssertNotEqual(alone[0], alone[1])
+  }
+}
