@@ -3,7 +3,8 @@ import Tensors
 
 public final class ResidualAddReLU {
   private var output = Workspace()
-  private var outputGradient = Workspace()
+  /// Where the masked gradient goes (see `ResNet`'s sharing of these).
+  public var gradientBuffer = SharedWorkspace()
   private var shape: FeatureMap?
 
   public init() {}
@@ -29,13 +30,13 @@ public final class ResidualAddReLU {
   /// (`BatchNorm2d.backward(_:join:)`), instead of a pass of its own here.
   public func maskedGradient() -> JoinGradient {
     guard let out = shape else { preconditionFailure("backward before forward") }
-    return JoinGradient(output: UnsafePointer(out.data), masked: outputGradient.pointer(count: out.count))
+    return JoinGradient(output: UnsafePointer(out.data), masked: gradientBuffer.pointer(count: out.count))
   }
 
   /// The gradient at the sum (dy masked by the ReLU): the same tensor flows into both branches.
   public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
     guard let out = shape else { preconditionFailure("backward before forward") }
-    let d = outputGradient.pointer(count: out.count)
+    let d = gradientBuffer.pointer(count: out.count)
     let y = out.data
     Parallel.forEach(out.count, grain: 1 << 14) { range in
       for i in range { d[i] = y[i] > 0 ? dy[i] : 0 }

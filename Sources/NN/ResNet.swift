@@ -277,8 +277,12 @@ public class ResidualUnit {
   /// below it, done before the next convolution writes its own: one buffer serves each role
   /// in every unit. The projection's dx is the unit's input gradient (the main path adds to
   /// it) and is read, last, by the unit below's first BatchNorm, before any other projection
-  /// runs.
-  func share(normalization: SharedWorkspace, chain: SharedWorkspace, shortcut: SharedWorkspace) {
+  /// runs. The join's masked gradient is written while the unit above makes this unit's
+  /// output gradient (or as this unit's backward begins) and read until the unit below has
+  /// read this unit's input gradient: units next to each other need two buffers, and every
+  /// other unit can reuse one (`masked`).
+  func share(normalization: SharedWorkspace, chain: SharedWorkspace, shortcut: SharedWorkspace, masked: SharedWorkspace) {
+    join.gradientBuffer = masked
     for (index, (conv, bn)) in main.pairs.enumerated() {
       bn.gradientBuffer = normalization
       if index > 0 { conv.gradientBuffer = chain }
@@ -401,7 +405,10 @@ public final class ResNet {
     for conv in convolutions { conv.scratch = scratch }
     let (normalization, chain, shortcut) = (SharedWorkspace(), SharedWorkspace(), SharedWorkspace())
     bn1.gradientBuffer = normalization
-    for block in layers.joined() { (block as? ResidualUnit)?.share(normalization: normalization, chain: chain, shortcut: shortcut) }
+    let masked = [SharedWorkspace(), SharedWorkspace()]
+    for (index, block) in layers.joined().enumerated() {
+      (block as? ResidualUnit)?.share(normalization: normalization, chain: chain, shortcut: shortcut, masked: masked[index % 2])
+    }
     var rng = SplitMix64(seed: seed)
     for conv in convolutions { conv.initialize(&rng) }
     for bn in batchNorms { bn.initialize() }
