@@ -11,11 +11,20 @@ final class GradientInPartsTests: XCTestCase {
     var relu = false, target = false, inputGradient = true, frozen = false
   }
 
-  /// Counts the elements reported to an observer, per worker (workers report concurrently).
+  /// Counts the elements reported to an observer, per worker (workers report concurrently,
+  /// each into its own slot).
   final class Tally {
-    var counts = [Int](repeating: 0, count: Parallel.workers)
-    lazy var observer: ProductObserver = { [unowned self] worker, _, _, rows, columns in
-      self.counts[worker] += rows.count * columns.count
+    let slots = Parallel.workers
+    let counts: UnsafeMutablePointer<Int>
+    init() {
+      counts = .allocate(capacity: slots)
+      counts.initialize(repeating: 0, count: slots)
+    }
+    deinit { counts.deallocate() }
+    var total: Int { (0..<slots).reduce(0) { $0 + counts[$1] } }
+    var observer: ProductObserver {
+      let counts = self.counts
+      return { worker, _, _, rows, columns in counts[worker] += rows.count * columns.count }
     }
   }
 
@@ -57,7 +66,7 @@ final class GradientInPartsTests: XCTestCase {
     XCTAssertEqual(dx == nil, !s.inputGradient, line: line)
     if s.target, let dx { XCTAssertEqual(dx.data, target.data, "dx is the target", line: line) }
     let gradients = Array(UnsafeBufferPointer(start: registry.gradients.data, count: registry.gradients.count))
-    return (dx.map { Array(UnsafeBufferPointer(start: $0.data, count: $0.count)) } ?? [], gradients, tally.counts.reduce(0, +))
+    return (dx.map { Array(UnsafeBufferPointer(start: $0.data, count: $0.count)) } ?? [], gradients, tally.total)
   }
 
   func worst(_ a: [Float], _ b: [Float]) -> Float {
