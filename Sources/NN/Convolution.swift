@@ -236,35 +236,45 @@ public final class Conv2d {
     let partRows = max(64, (1 << 18) / max(cin, cout))
     let workers = Parallel.chunkCount(rows, grain: partRows)
     let parts = scratch.gatheredGradient.pointer(count: workers * partRows * cout)
-    let sums = scratch.loweredGradient.pointer(count: max(1, workers - 1) * cout * cin)
-    if trains { sums.update(repeating: 0, count: (workers - 1) * cout * cin) }
-    let gradient = weight.gradient
     Profiler.time(profileKey(x), part: 2) {
-      Parallel.forEachChunk(rows, grain: partRows) { worker, range in
-        let dy = parts + worker * partRows * cout
-        var start = range.lowerBound
-        while start < range.upperBound {
-          let part = start..<min(start + partRows, range.upperBound)
-          produce(part, dy)
-          if trains {
-            BLAS.sgemm(
-              transposeA: true, m: cout, n: cin, k: part.count, a: dy, lda: cout, b: x.data + part.lowerBound * cin,
-              ldb: cin, beta: 1, c: worker == 0 ? gradient! : sums + (worker - 1) * cout * cin, ldc: cin, parallel: false)
+      summingWeightGradient(workers: trains ? workers : 1) { sum in
+        Parallel.forEachChunk(rows, grain: partRows) { worker, range in
+          let dy = parts + worker * partRows * cout
+          var start = range.lowerBound
+          while start < range.upperBound {
+            let part = start..<min(start + partRows, range.upperBound)
+            produce(part, dy)
+            if trains {
+              BLAS.sgemm(
+                transposeA: true, m: cout, n: cin, k: part.count, a: dy, lda: cout, b: x.data + part.lowerBound * cin,
+                ldb: cin, beta: 1, c: sum(worker), ldc: cin, parallel: false)
+            }
+            if let dx {
+              BLAS.sgemm(
+                m: part.count, n: cin, k: cout, a: dy, lda: cout, b: weight.value, ldb: cin,
+                beta: target != nil ? 1 : 0, c: dx + part.lowerBound * cin, ldc: cin, parallel: false)
+              observer?(worker, dx, cin, part, 0..<cin)
+            }
+            start = part.upperBound
           }
-          if let dx {
-            BLAS.sgemm(
-              m: part.count, n: cin, k: cout, a: dy, lda: cout, b: weight.value, ldb: cin,
-              beta: target != nil ? 1 : 0, c: dx + part.lowerBound * cin, ldc: cin, parallel: false)
-            observer?(worker, dx, cin, part, 0..<cin)
-          }
-          start = part.upperBound
         }
-      }
-      if trains {
-        for worker in 1..<workers { Elementwise.add(sums + (worker - 1) * cout * cin, into: gradient!, count: cout * cin) }
       }
     }
     return dx.map { x.with(data: $0) }
+  }
+
+  /// Runs `body` with where each of `workers` workers adds its share of dW: worker 0 straight
+  /// into the weight's gradient, the others into zeroed partial sums, added to it afterwards
+  /// in worker order (the same floats whatever the timing).
+  private func summingWeightGradient(
+    workers: Int, _ body: (_ sum: (_ worker: Int) -> UnsafeMutablePointer<Float>) -> Void
+  ) {
+    let count = weight.count
+    let gradient = weight.gradient!
+    let partials = scratch.loweredGradient.pointer(count: max(1, workers - 1) * count)
+    partials.update(repeating: 0, count: (workers - 1) * count)
+    body { worker in worker == 0 ? gradient : partials + (worker - 1) * count }
+    for worker in 1..<max(1, workers) { Elementwise.add(partials + (worker - 1) * count, into: gradient, count: count) }
   }
 
   /// Where a weight gradient's dy rows come from: a whole matrix, or a producer of parts.
@@ -358,28 +368,23 @@ public final class Conv2d {
   private func streamedWeightGradient(_ dy: GradientRows, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
     let (k, cout) = (g.columns, outputChannels)
     let chunks = Parallel.chunkCount(g.batch * g.outputHeight, grain: lines)
-    let partials = scratch.loweredGradient.pointer(count: max(1, chunks - 1) * cout * k)
     let partRows = lines * g.outputWidth
     let made: UnsafeMutablePointer<Float>? = if case .parts = dy { scratch.gatheredGradient.pointer(count: chunks * partRows * cout) } else { nil }
-    let gradient = weight.gradient!
-    for worker in 1..<max(1, chunks) { (partials + (worker - 1) * cout * k).update(repeating: 0, count: cout * k) }
-    forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
-      let sum = worker == 0 ? gradient : partials + (worker - 1) * cout * k
-      let rowsOfDy: UnsafePointer<Float>
-      switch dy {
-      case .whole(let matrix):
-        rowsOfDy = matrix + rows.lowerBound * cout
-      case .parts(let produce):
-        let buffer = made! + worker * partRows * cout
-        produce(rows, buffer)
-        rowsOfDy = UnsafePointer(buffer)
+    summingWeightGradient(workers: chunks) { sum in
+      forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
+        let rowsOfDy: UnsafePointer<Float>
+        switch dy {
+        case .whole(let matrix):
+          rowsOfDy = matrix + rows.lowerBound * cout
+        case .parts(let produce):
+          let buffer = made! + worker * partRows * cout
+          produce(rows, buffer)
+          rowsOfDy = UnsafePointer(buffer)
+        }
+        BLAS.sgemm(
+          transposeA: true, m: cout, n: k, k: rows.count, a: rowsOfDy, lda: cout,
+          b: col, ldb: k, beta: 1, c: sum(worker), ldc: k, parallel: false)
       }
-      BLAS.sgemm(
-        transposeA: true, m: cout, n: k, k: rows.count, a: rowsOfDy, lda: cout,
-        b: col, ldb: k, beta: 1, c: sum, ldc: k, parallel: false)
-    }
-    for worker in 1..<max(1, chunks) {
-      Elementwise.add(partials + (worker - 1) * cout * k, into: gradient, count: cout * k)
     }
   }
 
