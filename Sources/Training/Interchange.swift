@@ -76,13 +76,36 @@ extension ResNetConfiguration {
 }
 
 public enum Interchange {
-  /// A model built from a torchvision-named safetensors file.
-  public static func importSafeTensors(_ path: String, depth: ResNetDepth) throws -> ResNet {
-    let tensors = try SafeTensors(contentsOf: path).namedTensors()
+  /// A model built from a torchvision-named safetensors file, with what was assumed to make it
+  /// fit (one sentence each; empty when the file is a plain torchvision state dict).
+  public static func importSafeTensors(_ path: String, depth: ResNetDepth) throws -> (model: ResNet, assumptions: [String]) {
+    var (tensors, assumptions) = publishedState(try SafeTensors(contentsOf: path).namedTensors())
     let configuration = try ResNetConfiguration.infer(depth: depth, from: tensors, source: path)
     let model = try ResNet(configuration)
+    // Float-only state dicts leave out BatchNorm's batch counter (an int64 that nothing reads
+    // in eval or fine-tuning with a momentum): it starts at 0, as in a fresh torch model. Only
+    // when the file has none of them, so a file that lost some is still refused by name.
+    let counters = model.registry.entries.filter { $0.name.hasSuffix(".num_batches_tracked") }
+    if !counters.isEmpty && !tensors.keys.contains(where: { $0.hasSuffix(".num_batches_tracked") }) {
+      for entry in counters { tensors[entry.name] = NamedTensor(name: entry.name, shape: entry.shape, values: [0]) }
+      assumptions.append("the file has no num_batches_tracked tensors (a float-only state dict): the \(counters.count) BatchNorm batch counters start at 0")
+    }
     try model.load(tensors, source: path)
-    return model
+    return (model, assumptions)
+  }
+
+  /// Undoes what common ways of saving a ResNet add to torchvision's names: the "module."
+  /// prefix of a DistributedDataParallel (or DataParallel) model, stripped only when every name
+  /// has it.
+  static func publishedState(_ tensors: [String: NamedTensor]) -> (tensors: [String: NamedTensor], assumptions: [String]) {
+    let prefix = "module."
+    guard !tensors.isEmpty, tensors.keys.allSatisfy({ $0.hasPrefix(prefix) }) else { return (tensors, []) }
+    var stripped: [String: NamedTensor] = [:]
+    for (name, tensor) in tensors {
+      let plain = String(name.dropFirst(prefix.count))
+      stripped[plain] = NamedTensor(name: plain, shape: tensor.shape, values: tensor.values)
+    }
+    return (stripped, ["every tensor name starts with '\(prefix)' (a DistributedDataParallel state): the prefix was removed"])
   }
 
   /// Writes every parameter and buffer with torchvision's names, shapes and dtypes

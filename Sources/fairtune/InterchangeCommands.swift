@@ -14,7 +14,11 @@ struct ImportCommand: ParsableCommand {
       Names, shapes and element order are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
       `fc.weight`, ...). The stem, the width and the head size are read off the tensors; --model
       says which depth. A file without `fc.*` gives a backbone checkpoint (a head is added when
-      fine-tuning).
+      fine-tuning). Two common variants of published weights are accepted, and the command says
+      so when it meets one: names that all start with `module.` (a state saved from
+      DistributedDataParallel; the prefix is removed), and a state without the
+      `num_batches_tracked` counters (a float-only state dict; the counters start at 0). Any
+      other tensor that does not fit the model is refused by name.
       """))
 
   @Option(help: "The safetensors file to read.")
@@ -36,7 +40,8 @@ struct ImportCommand: ParsableCommand {
   }
 
   func run() throws {
-    let resnet = try Interchange.importSafeTensors(safetensors, depth: ResNetDepth(rawValue: model)!)
+    let (resnet, assumptions) = try Interchange.importSafeTensors(safetensors, depth: ResNetDepth(rawValue: model)!)
+    for assumption in assumptions { print("\(safetensors): \(assumption)") }
     try Interchange.modelCheckpoint(resnet, kind: "import", extra: ["source": (safetensors as NSString).lastPathComponent]).write(to: out)
     let c = resnet.configuration
     print("\(out): \(c.depth.rawValue), stem \(c.stem.rawValue), width \(c.width), \(c.classes.map { "\($0)-way head" } ?? "no head"), \(resnet.registry.parameterCount) parameters")
