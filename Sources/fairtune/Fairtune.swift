@@ -24,12 +24,24 @@ struct Fairtune: ParsableCommand {
   static func main() {
     setvbuf(stdout, nil, _IOLBF, 0)
     signal(SIGXFSZ, SIG_IGN)
+    var command: ParsableCommand
     do {
-      var command = try parseAsRoot()
-      try command.run()
+      command = try parseAsRoot()
     } catch {
       if exitCode(for: error) == .validationFailure {
         FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
+      exit(withError: error)
+    }
+    do {
+      try command.run()
+    } catch {
+      // A usage error found while running (an option that contradicts a file it names) points
+      // at the help of the command that was run, not at the list of commands.
+      if exitCode(for: error) == .validationFailure {
+        let name = type(of: command).configuration.commandName.map { " " + $0 } ?? ""
+        FileHandle.standardError.write(Data("Error: \(error)\nSee 'fairtune\(name) --help' for the options.\n".utf8))
         Foundation.exit(2)
       }
       exit(withError: error)

@@ -1,19 +1,29 @@
 // Options shared by every command that builds a model.
 import ArgumentParser
+import Data
+import Foundation
 import NN
+import Training
 
 struct ModelOptions: ParsableArguments {
-  @Option(help: "Architecture: resnet18, resnet34 or resnet50.")
-  var model: String = "resnet18"
+  @Option(name: .customLong("model"), help: "Architecture: resnet18, resnet34 or resnet50 (default: resnet18, or the --from checkpoint's).")
+  var modelChoice: String?
 
-  @Option(help: "Channel multiplier (0.25 = a quarter of torchvision's channels).")
-  var width: Double = 1
+  @Option(name: .customLong("width"), help: "Channel multiplier, 0.25 = a quarter of torchvision's channels (default: 1, or the --from checkpoint's).")
+  var widthChoice: Double?
 
-  @Option(help: "Stem: imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool, for 32-64 px).")
-  var stem: String = "imagenet"
+  @Option(
+    name: .customLong("stem"),
+    help: "Stem: imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool, for 32-64 px) (default: imagenet, or the --from checkpoint's).")
+  var stemChoice: String?
 
-  @Option(help: "Input images are SIZE x SIZE pixels.")
-  var imageSize: Int = 64
+  @Option(name: .customLong("image-size"), help: "Input images are SIZE x SIZE pixels (default: 64, or the --from checkpoint's).")
+  var imageSizeChoice: Int?
+
+  var model: String { modelChoice ?? "resnet18" }
+  var width: Double { widthChoice ?? 1 }
+  var stem: String { stemChoice ?? "imagenet" }
+  var imageSize: Int { imageSizeChoice ?? 64 }
 
   func validate() throws {
     guard ResNetDepth(rawValue: model) != nil else {
@@ -35,4 +45,48 @@ struct ModelOptions: ParsableArguments {
   func configuration(classes: Int?) -> ResNetConfiguration {
     ResNetConfiguration(depth: ResNetDepth(rawValue: model)!, stem: Stem(rawValue: stem)!, width: width, classes: classes)
   }
+
+  /// The options with what was not given taken from the checkpoint that `--from` names: its
+  /// model, width and stem, and the image size it was trained at when it records one. An option
+  /// given on the command line that contradicts the checkpoint is refused, naming both values.
+  func adopting(_ checkpoint: Checkpoint, source: String) throws -> ModelOptions {
+    let recorded = try ResNetConfiguration(metadata: checkpoint.metadata["model"], source: source)
+    var adopted = self
+    func check<Value: Equatable>(_ option: String, _ given: Value?, _ held: Value) throws -> Value {
+      if let given, given != held {
+        throw ValidationError("\(option) \(given) contradicts --from \(source), which holds a model with \(option) \(held): drop \(option) (it is taken from the checkpoint) or pass another --from.")
+      }
+      return held
+    }
+    adopted.modelChoice = try check("--model", modelChoice, recorded.depth.rawValue)
+    adopted.widthChoice = try check("--width", widthChoice, recorded.width)
+    adopted.stemChoice = try check("--stem", stemChoice, recorded.stem.rawValue)
+    if let size = checkpoint.imageSize {
+      adopted.imageSizeChoice = try check("--image-size", imageSizeChoice, size)
+    }
+    try adopted.validate()
+    return adopted
+  }
+
+  /// With no --image-size given (nor taken from a checkpoint), a packed dataset's own size, so
+  /// that `--data` packed at 32 px needs no `--image-size 32` beside it.
+  func adoptingImageSize(ofData path: String) throws -> ModelOptions {
+    let url = URL(fileURLWithPath: path)
+    guard imageSizeChoice == nil, FileManager.default.fileExists(atPath: url.appendingPathComponent(PackedDataset.labelFile).path),
+      let dataset = try? PackedDataset(path: url)
+    else { return self }
+    var adopted = self
+    adopted.imageSizeChoice = dataset.imageSize
+    try adopted.validate()
+    return adopted
+  }
+
+  /// What a checkpoint made with these options records of them beside its model description.
+  var checkpointMetadata: [String: Any] { ["image_size": imageSize] }
+}
+
+extension Checkpoint {
+  /// The image size the checkpoint's model was trained at, when it records one (an imported
+  /// checkpoint does not).
+  var imageSize: Int? { (metadata["image_size"] as? NSNumber)?.intValue }
 }

@@ -174,7 +174,7 @@ struct ReproduceCommand: ParsableCommand {
       guard root else { return }
       let modelOptions = try ModelOptions.parse(model)
       let dataset = try PackedDataset(path: URL(fileURLWithPath: packed))
-      let pretrainedModel = try FinetuneCommand.model(modelOptions, from: pretrained, seed: seed)
+      let pretrainedModel = try FinetuneCommand.model(modelOptions, pretrained: FinetuneCommand.pretrained(pretrained), seed: seed)
       let images = Array(dataset.train.prefix(2048))
       let threads = distributed.threadsPerRank
       Parallel.workers = threads
@@ -182,7 +182,7 @@ struct ReproduceCommand: ParsableCommand {
       var models: [(label: String, statistics: [LayerStatistics])] = []
       for strategy in strategies {
         guard let record = best[strategy] else { continue }
-        let tuned = try FinetuneCommand.model(modelOptions, from: out + "/sweep/trials/\(record.id)/final.ckpt", seed: seed)
+        let tuned = try FinetuneCommand.model(modelOptions, pretrained: FinetuneCommand.pretrained(out + "/sweep/trials/\(record.id)/final.ckpt"), seed: seed)
         models.append((strategy, BatchNormDrift.running(tuned)))
       }
       let (markdown, csv) = BatchNormDrift.markdown(data: data, pretrained: BatchNormDrift.running(pretrainedModel), models: models, images: images.count)

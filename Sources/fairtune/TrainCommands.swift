@@ -137,6 +137,7 @@ struct PretrainCommand: ParsableCommand {
   }
 
   func run() throws {
+    let modelOptions = try self.modelOptions.adoptingImageSize(ofData: training.data)
     var defining = training.defining
     defining["command"] = "pretrain"
     defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
@@ -155,7 +156,8 @@ struct PretrainCommand: ParsableCommand {
       guard let trainer = try session.train(
         model, objective: .simclr(temperature: Float(temperature)),
         transform: .simCLR(SimCLRAugmentation(strength: Float(colorStrength), blur: blur)), training: training,
-        distributed: distributed, learningRate: learningRate, metadata: ["kind": "pretrain", "options": defining])
+        distributed: distributed, learningRate: learningRate,
+        metadata: modelOptions.checkpointMetadata.merging(["kind": "pretrain", "options": defining]) { $1 })
       else { return }
       session.launch.say(String(format: "pretraining done: %d steps, %.1f s; %@", trainer.step, trainer.trainingSeconds, session.run.finalCheckpoint))
     } catch {
@@ -207,6 +209,9 @@ struct FinetuneCommand: ParsableCommand {
 
   func run() throws {
     let strategy = Strategy(rawValue: self.strategy)!
+    // The checkpoint is read (and the options checked against it) before the run directory is made.
+    let pretrained = try FinetuneCommand.pretrained(from)
+    let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: training.data)
     var defining = training.defining
     defining["command"] = "finetune"
     defining["strategy"] = strategy.rawValue
@@ -214,11 +219,8 @@ struct FinetuneCommand: ParsableCommand {
     defining["model"] = "\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem) size \(modelOptions.imageSize)"
     defining["augment"] = "\(augment)"
     if randomBackbone { defining["random_backbone"] = "true" }
-    // The checkpoint is read (and checked against --model) before the run directory is made.
     let model: ResNet
-    do { model = try FinetuneCommand.model(modelOptions, from: from, seed: training.seed) } catch let error as ValidationError { throw error } catch {
-      throw ValidationError("\(error)")
-    }
+    do { model = try FinetuneCommand.model(modelOptions, pretrained: pretrained, seed: training.seed) } catch { throw ValidationError("\(error)") }
     let session: Session
     do { session = try Session(training, distributed, model: modelOptions, defining: defining) } catch { throw ValidationError("\(error)") }
     do {
@@ -230,8 +232,9 @@ struct FinetuneCommand: ParsableCommand {
       let trainer = try session.train(
         model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
         learningRate: training.learningRate(default: 0.1),
-        metadata: ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
-          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
+        metadata: modelOptions.checkpointMetadata.merging(
+          ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
+            "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }
       ) { $0.featureCache = cache }
       let validation = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache,
         tableSeconds: cache?.fillSeconds ?? 0)
@@ -294,16 +297,29 @@ struct FinetuneCommand: ParsableCommand {
     return (f1, seconds)
   }
 
+  /// The checkpoint `--from` names, read once (nil without --from); an unreadable one is a
+  /// usage error naming it.
+  static func pretrained(_ from: String?) throws -> (checkpoint: Checkpoint, source: String)? {
+    guard let from else { return nil }
+    do { return (try Checkpoint.read(from), from) } catch { throw ValidationError("--from \(error)") }
+  }
+
+  /// The model options of a fine-tuning run: what the command line gave, the rest from the
+  /// pretrained checkpoint, and the image size from a packed --data when nothing says it.
+  static func options(_ given: ModelOptions, pretrained: (checkpoint: Checkpoint, source: String)?, data: String) throws -> ModelOptions {
+    do {
+      let adopted = try pretrained.map { try given.adopting($0.checkpoint, source: $0.source) } ?? given
+      return try adopted.adoptingImageSize(ofData: data)
+    } catch let error as ValidationError { throw error } catch { throw ValidationError("--from \(error)") }
+  }
+
   /// A 40-way model: a pretrained backbone with a fresh head, or (supervised) a random one.
-  static func model(_ options: ModelOptions, from: String?, seed: UInt64) throws -> ResNet {
-    guard let from else { return try ResNet(options.configuration(classes: 40), seed: seed) }
-    let ckpt = try Checkpoint.read(from)
+  /// `options` have been adopted from the checkpoint (`options(_:pretrained:data:)`).
+  static func model(_ options: ModelOptions, pretrained: (checkpoint: Checkpoint, source: String)?, seed: UInt64) throws -> ResNet {
+    guard let (ckpt, from) = pretrained else { return try ResNet(options.configuration(classes: 40), seed: seed) }
     var configuration = try ResNetConfiguration(metadata: ckpt.metadata["model"], source: from)
     configuration.projection = nil
     configuration.classes = 40
-    guard configuration.depth.rawValue == options.model, configuration.width == options.width, configuration.stem.rawValue == options.stem else {
-      throw ValidationError("--from \(from) holds a \(configuration.depth.rawValue) (width \(configuration.width), stem \(configuration.stem.rawValue)); pass the same --model, --width and --stem.")
-    }
     let model = try ResNet(configuration, seed: seed)
     let backbone = Dictionary(ckpt.tensors.filter { !$0.name.hasPrefix("fc.") }.map { ($0.name, $0) }) { a, _ in a }
     try model.load(backbone, source: from, allowMissingHead: true, allowExtra: true)
