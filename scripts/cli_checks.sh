@@ -44,6 +44,20 @@ head -c 500 "$tmp/a.ckpt" >"$tmp/cut.ckpt"
 check "inspect truncated" 1 "truncated" "$bin" inspect "$tmp/cut.ckpt"
 check "inspect not a checkpoint" 1 "not a fairtune checkpoint" "$bin" inspect $fixtures/torchvision-resnet18.safetensors
 [ -e "$tmp/b.ckpt" ] && { echo "FAIL: a failed import left $tmp/b.ckpt behind"; failed=$((failed + 1)); }
+
+# --from carries the model: the imported checkpoint (ResNet-18, imagenet stem, width 1/16)
+# fine-tunes without --model, --width or --stem; an option that contradicts it is refused.
+"$bin" synth --out "$tmp/faces" --train 32 --val 8 --test 8 --image-size 32 --seed 5 >/dev/null 2>&1
+"$bin" pack --celeba "$tmp/faces" --image-size 32 --out "$tmp/packed" >/dev/null 2>&1
+check "finetune takes the model from --from" 0 "validation mean F1" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy frozen --batch 16 --out "$tmp/ft"
+check "finetune option contradicts --from" 2 "--width 0.5 contradicts --from" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy frozen --width 0.5 --out "$tmp/ft2"
+check "finetune refused left nothing" 1 "" test -e "$tmp/ft2"
+check "sweep option contradicts --from" 2 "--model resnet34 contradicts --from" "$bin" sweep --data "$tmp/packed" --from "$tmp/a.ckpt" --strategies bn-stats --trials 2 --model resnet34 --out "$tmp/sw"
+check "refused sweep left nothing" 1 "" test -e "$tmp/sw"
+# A sweep whose every trial fails (each trial's folder is taken by a file) ends with status 1,
+# naming the strategy and the failure.
+mkdir -p "$tmp/sw2/trials" && touch "$tmp/sw2/trials/bn-stats-0" "$tmp/sw2/trials/bn-stats-1"
+check "sweep with no finished trial" 1 "no finished trial for bn-stats (last failure: .*bn-stats-1" "$bin" sweep --data "$tmp/packed" --from "$tmp/a.ckpt" --strategies bn-stats --trials 1 --max-failures 1 --max-epochs 1 --batch 16 --out "$tmp/sw2"
 rm -rf "$tmp"
 
 scratch=$(mktemp -d)

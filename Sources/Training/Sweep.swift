@@ -65,6 +65,7 @@ public typealias TrialRunner = (_ id: String, _ settings: TrialSettings, _ group
 public enum SweepError: Error, CustomStringConvertible {
   case badGroups(workers: Int, groupSize: Int)
   case lostGroup(leader: Int, trial: String, seconds: Double, run: String)
+  case noResults(strategies: [String], run: String)
 
   public var description: String {
     switch self {
@@ -72,6 +73,8 @@ public enum SweepError: Error, CustomStringConvertible {
       return "--group-size \(size) does not divide the \(workers) worker ranks (every rank but the coordinator): use a group size that divides \(workers), or start \(workers - workers % size + 1) or \(workers - workers % size + size + 1) ranks"
     case .lostGroup(let leader, let trial, let seconds, let run):
       return "the group led by rank \(leader) has not been heard from for \(Int(seconds)) s while running \(trial); it is recorded interrupted. The sweep stops here: re-run the same command to resume \(run)"
+    case .noResults(let strategies, let run):
+      return "the sweep ended with no finished trial for \(strategies.joined(separator: "; ")): see \(run)/trials.csv, fix the cause, and re-run with a larger --max-failures (finished trials are kept)"
     }
   }
 }
@@ -105,6 +108,17 @@ public final class Sweep {
     }
     return best
   }
+  /// The strategies that ended without any finished (or ASHA-stopped) trial, each with the
+  /// reason its last failed trial gave.
+  public func strategiesWithoutResults() throws -> [(strategy: String, reason: String?)] {
+    let journal = try Journal(path: journalPath, readOnly: true)
+    return plan.strategies.compactMap { strategy in
+      let records = journal.records(strategy: strategy)
+      guard !records.contains(where: { $0.status.isComplete }) else { return nil }
+      return (strategy, records.last { $0.status == .failed }?.reason)
+    }
+  }
+
   public func bestCheckpoint(strategy: String) -> String { directory + "/best/\(strategy).ckpt" }
 
   public func run() throws {

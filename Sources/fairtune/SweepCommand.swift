@@ -125,10 +125,13 @@ struct SweepCommand: ParsableCommand {
     let launch: Launch
     let dataset: PackedDataset
     let searchSpace: SearchSpace
+    let pretrained = strategyList.contains { $0 != .supervised } ? try FinetuneCommand.pretrained(from) : nil
+    let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: data)
     do {
       launch = try Launch.start(distributed)
       dataset = try Session.open(data, model: modelOptions, run: out, launch: launch)
       searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
+      try checkWhatTrialsShare(modelOptions, pretrained: pretrained, dataset: dataset, ranks: launch.communicator.size)
       try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true)
     } catch let error as ValidationError {
       throw error
@@ -141,16 +144,39 @@ struct SweepCommand: ParsableCommand {
       asha: scheduler == .asha ? Asha(eta: ashaEta, minEpochs: ashaMinEpochs) : nil)
     let tables = FeatureTables()
     let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
-      try self.runTrial(id, settings, group: group, dataset: dataset, tables: tables, progress: progress)
+      try self.runTrial(id, settings, group: group, dataset: dataset, modelOptions: modelOptions, pretrained: pretrained, tables: tables, progress: progress)
     }
     sweep.say = { print($0) }
+    let empty: [(strategy: String, reason: String?)]
     do {
       try sweep.run()
+      empty = launch.isRoot ? try sweep.strategiesWithoutResults() : []
       if launch.isRoot {
         print(String(format: "coordinator time: %.3f s in all (journal, trials.csv, best checkpoints)", sweep.coordinatorSeconds))
       }
     } catch {
       launch.fail(error)
+    }
+    if !empty.isEmpty {
+      let lines = empty.map { "\($0.strategy)\($0.reason.map { " (last failure: \($0))" } ?? "")" }
+      launch.fail(SweepError.noResults(strategies: lines, run: out))
+    }
+  }
+
+  /// What every trial shares, checked before the first one starts, so that options that cannot
+  /// work are one usage error instead of a sweep of identical failures: the model built from
+  /// --from, the batch against the data and the groups.
+  func checkWhatTrialsShare(_ options: ModelOptions, pretrained: (checkpoint: Checkpoint, source: String)?, dataset: PackedDataset, ranks: Int) throws {
+    if let pretrained { _ = try FinetuneCommand.model(options, pretrained: pretrained, seed: seed) }
+    if strategyList.contains(.supervised) { _ = try FinetuneCommand.model(options, pretrained: nil, seed: seed) }
+    guard batch <= dataset.train.count else {
+      throw ValidationError("--batch \(batch) is larger than the \(dataset.train.count) train images of \(data).")
+    }
+    if ranks > 1 {
+      guard (ranks - 1) % groupSize == 0 else { throw ValidationError("\(SweepError.badGroups(workers: ranks - 1, groupSize: groupSize)).") }
+      guard batch >= groupSize else {
+        throw ValidationError("--batch \(batch) is smaller than --group-size \(groupSize): every rank of a group needs at least one image.")
+      }
     }
   }
 
@@ -168,8 +194,8 @@ struct SweepCommand: ParsableCommand {
   /// reporting the validation metric after each epoch; a finished trial is evaluated on every
   /// split like `fairtune finetune`.
   func runTrial(
-    _ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, tables: FeatureTables,
-    progress: @escaping (Int?, Double?) -> Bool
+    _ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, modelOptions: ModelOptions,
+    pretrained: (checkpoint: Checkpoint, source: String)?, tables: FeatureTables, progress: @escaping (Int?, Double?) -> Bool
   ) throws -> TrialOutcome {
     let strategy = Strategy(rawValue: settings.strategy)!
     let directory = out + "/trials/" + id
@@ -179,7 +205,7 @@ struct SweepCommand: ParsableCommand {
     defining["trial"] = id
     let launch = Launch(communicator: group)
     let session = try Session(launch: launch, dataset: dataset, training: training, defining: defining)
-    let model = try FinetuneCommand.model(modelOptions, from: strategy == .supervised ? nil : from, seed: settings.seed)
+    let model = try FinetuneCommand.model(modelOptions, pretrained: strategy == .supervised ? nil : pretrained, seed: settings.seed)
     strategy.apply(to: model)
     let counts = strategy.updatedCounts(model)
     let start = Clock.now()
