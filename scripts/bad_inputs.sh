@@ -197,7 +197,7 @@ bad "sweep: ASHA with no rung below max epochs" "--asha-min-epochs" "$out/w12" -
 bad "sweep: ASHA eta 1" "--asha-eta" "$out/w13" -- "$bin" sweep --data "$work/packed" --from "$ckpt" --strategies full --scheduler asha --asha-eta 1 --out "$out/w13" "${model[@]}"
 bad "sweep: unknown scheduler" "--scheduler" "$out/w14" -- "$bin" sweep --data "$work/packed" --from "$ckpt" --strategies full --scheduler hyperband --out "$out/w14" "${model[@]}"
 mkdir -p "$work/damaged-sweep" && echo "garbage" >"$work/damaged-sweep/journal.jsonl"
-bad "sweep: damaged journal" "journal.jsonl:1" - -- "$bin" sweep --data "$work/packed" --from "$ckpt" --strategies full --trials 1 --out "$work/damaged-sweep" "${model[@]}"
+bad "sweep: damaged journal" "journal.jsonl:1" - -- "$bin" sweep --data "$work/packed" --from "$ckpt" --strategies full --trials 1 --batch 16 --out "$work/damaged-sweep" "${model[@]}"
 
 # --- fairness and report
 head -3 "$scores" >"$work/short-scores.csv"
