@@ -188,7 +188,8 @@ public final class Adam: Optimizer {
 
 /// LARS as in SimCLR's reference code: for a weight tensor, g += wd w, then the layer's learning
 /// rate is lr * eta * ||w|| / ||g|| (1 when either norm is 0); v = mu v + lr' g; w -= v.
-/// BatchNorm and bias parameters are excluded from both weight decay and adaptation.
+/// BatchNorm and bias parameters, and the classifier head, are excluded from both weight decay
+/// and adaptation.
 public final class LARS: Optimizer {
   public var learningRate: Float
   public let momentum: Float
@@ -207,9 +208,12 @@ public final class LARS: Optimizer {
     state = stateBuffers(parameters, copies: 1)
   }
 
-  /// BatchNorm parameters and biases are neither decayed nor adapted.
+  /// BatchNorm parameters and biases are neither decayed nor adapted; nor is the classifier
+  /// (torchvision's `fc`), as SimCLR's reference code excludes its supervised head: a freshly
+  /// initialised head has a small weight norm against a large gradient, so a trust ratio of
+  /// 0.001 would leave it nearly untrained. SimCLR's projection head stays adapted.
   public static func isExcluded(_ p: Parameter) -> Bool {
-    p.kind == .normalization || p.name.hasSuffix(".bias")
+    p.kind == .normalization || p.name.hasSuffix(".bias") || (p.group == .head && p.name.hasPrefix("fc."))
   }
 
   public func step(zeroingGradients zeroing: Bool) {

@@ -69,6 +69,41 @@ final class OptimizerTests: XCTestCase {
     try check("lars", OptimizerSettings(kind: .lars, learningRate: 0.5, momentum: 0.9, weightDecay: 1e-2, trustCoefficient: 0.001))
   }
 
+  /// The classifier head takes plain momentum-SGD steps (no trust ratio, no weight decay), as in
+  /// SimCLR's reference code; SimCLR's projection head and the backbone stay adapted.
+  func testLARSDoesNotAdaptTheClassifierHead() throws {
+    let registry = ParameterRegistry()
+    let conv = registry.parameter("layer1.0.conv1.weight", shape: [4], kind: .convolution, group: .backbone)
+    let projection = registry.parameter("projection.0.weight", shape: [4], kind: .linear, group: .head)
+    let classifier = registry.parameter("fc.weight", shape: [4], kind: .linear, group: .head)
+    registry.allocate()
+    let weights: [Float] = [0.01, -0.02, 0.03, 0.015]
+    let gradient: [Float] = [0.5, -1.0, 0.25, 2.0]
+    for p in [conv, projection, classifier] {
+      for i in 0..<4 {
+        p.value[i] = weights[i]
+        p.gradient[i] = gradient[i]
+      }
+    }
+    let learningRate: Float = 0.5
+    let weightDecay: Float = 1e-2
+    let trust: Float = 1e-3
+    OptimizerSettings(kind: .lars, learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay, trustCoefficient: trust)
+      .make([conv, projection, classifier]).step()
+    for i in 0..<4 {
+      XCTAssertEqual(classifier.value[i], weights[i] - learningRate * gradient[i], accuracy: 1e-7, "fc.weight[\(i)]")
+    }
+    let decayed = zip(gradient, weights).map { Double($0) + Double(weightDecay) * Double($1) }
+    let ratio = Double(trust) * (weights.map { Double($0 * $0) }.reduce(0, +)).squareRoot() / (decayed.map { $0 * $0 }.reduce(0, +)).squareRoot()
+    for p in [conv, projection] {
+      for i in 0..<4 {
+        XCTAssertEqual(Double(p.value[i]), Double(weights[i]) - Double(learningRate) * ratio * decayed[i], accuracy: 1e-8, "\(p.name)[\(i)]")
+      }
+    }
+    XCTAssertTrue(LARS.isExcluded(classifier))
+    XCTAssertFalse(LARS.isExcluded(projection))
+  }
+
   func testSchedulesMatchPyTorch() throws {
     let f = try fixture()
     let cases: [(String, Schedule)] = [
