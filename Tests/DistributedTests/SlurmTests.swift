@@ -64,6 +64,31 @@ final class SlurmTests: XCTestCase {
     return last
   }
 
+  /// Waits until a requeued job is pending again and the node holds nothing of its first start
+  /// (no completing flag, no process of the job), then until the clock's second has turned:
+  /// Slurm's credentials carry whole seconds, and a new one made in the second of the
+  /// revocation counts as revoked.
+  func waitUntilTheNodeIsDone(with job: String, limit: Double = 120) throws {
+    let start = Clock.now()
+    var waits: [String] = []
+    while Clock.now() - start < limit {
+      let state = try Harness.run("/usr/bin/env", ["squeue", "-h", "-j", job, "-o", "%T"], limit: 20).output
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+      // `listpids` asks slurmd on this node; it fails once no step of the job is left there.
+      let pids = try Harness.run("/usr/bin/env", ["scontrol", "listpids", job], limit: 20)
+      let processes = pids.status == 0 ? pids.output.split(separator: "\n").dropFirst().filter { !$0.isEmpty }.count : 0
+      if state == "PENDING" && processes == 0 {
+        let second = time(nil)
+        while time(nil) <= second { usleep(50_000) }
+        print(String(format: "Slurm: job %@ requeued: node clean after %.1f s (%@)", job, Clock.now() - start, waits.suffix(3).joined(separator: "; ")))
+        return
+      }
+      waits.append("\(state.isEmpty ? "?" : state), \(processes) process(es)")
+      usleep(200_000)
+    }
+    XCTFail("job \(job) still held the node \(Int(limit)) s after the requeue: \(waits.suffix(5).joined(separator: "; "))")
+  }
+
   static let finalStates: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"]
 
   func dataset(images: Int, size: Int) throws -> String {
@@ -98,9 +123,11 @@ final class SlurmTests: XCTestCase {
     let requeue = try Harness.run("/usr/bin/env", ["scontrol", "requeue", job], limit: 30)
     XCTAssertEqual(requeue.status, 0, requeue.output)
     let requeuedAt = Clock.now() - start
-    // Slurm holds a requeued job back for a while (its begin time moves on): once it is pending
-    // again, let it start now.
-    try wait(job, limit: 60) { $0 == "PENDING" }
+    // Slurm holds a requeued job back (its begin time moves on by the credential lifetime) so
+    // that the node can finish with the first start: the requeue revokes the job's credential as
+    // of that second, and slurmd refuses ("Job credential revoked") a new start whose credential
+    // is not younger. Release it early only once the node is done with the first start.
+    try waitUntilTheNodeIsDone(with: job)
     _ = try Harness.run("/usr/bin/env", ["scontrol", "update", "JobId=\(job)", "StartTime=now"], limit: 30)
     let end = try wait(job, limit: 600) { Self.finalStates.contains($0) }
     XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode) (reason \(end.reason))")
