@@ -1,4 +1,5 @@
-// index.html: Figure 1, Table 1 and the timing table on one page that needs no network.
+// index.html: Figure 1, Table 1, the heat map, the timing table and the Markdown sections on one
+// page that needs no network.
 import Foundation
 
 public enum IndexPage {
@@ -6,7 +7,7 @@ public enum IndexPage {
   /// well-formed XHTML so that it also parses as XML.
   static func html(
     title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String],
-    sections: [ReportSection] = []
+    sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil
   ) -> String {
     let bootstrapped = models.contains { $0.intervals != nil }
     let ratioItems = TimingTable.markdown(timing)
@@ -22,6 +23,9 @@ public enum IndexPage {
           grouped(run.record.updatedParameters), grouped(run.record.updatedBuffers),
         ]
       })
+    let heatMapFigure = heatMap.map {
+      "<h2>Figure 2: F1 gap per attribute pair</h2>\n<figure>\n\($0.svg)<figcaption>\(escapedXML($0.caption))</figcaption>\n</figure>"
+    }
     let links = files.map { "<li><a href=\"\(escapedXML($0))\">\(escapedXML($0))</a></li>" }.joined(separator: "\n")
     return """
       <!DOCTYPE html>
@@ -30,12 +34,20 @@ public enum IndexPage {
       <meta charset="utf-8"/>
       <title>\(escapedXML(title))</title>
       <style>
-      body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-      table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+      body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px; color: #222; }
+      h3 { font-size: 17px; margin: 1.4em 0 0.4em; }
+      table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 13px; }
       th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
       th:first-child, td:first-child { text-align: left; }
       thead { background: #f0f0f0; }
+      table.wide { table-layout: fixed; width: 100%; font-size: 12px; }
+      table.wide th, table.wide td { padding: 3px 4px; }
+      table.wide th { font-size: 11px; }
+      table.wide td { overflow-wrap: anywhere; }
+      table.wide th:first-child { width: 136px; }
       figure { margin: 1em 0; }
+      figcaption { font-size: 13px; color: #444; max-width: 900px; }
+      code { font-size: 12px; background: #f3f3f3; padding: 0 2px; }
       .interval { color: #666; font-size: 11px; white-space: nowrap; }
       </style>
       </head>
@@ -49,7 +61,8 @@ public enum IndexPage {
       \(figure)
       </figure>
       <h2>Table 1</h2>
-      \(Table1.display(models, paperOnly: true).html)
+      \(table1HTML(models, paperOnly: true))
+      \(heatMapFigure ?? "")
       <h2>Training time</h2>
       \(timingTable.html)
       <ul>
@@ -57,7 +70,7 @@ public enum IndexPage {
       </ul>
       \(sections.map(\.html).joined(separator: "\n"))
       <h2>All attributes</h2>
-      \(Table1.display(models, paperOnly: false).html)
+      \(table1HTML(models, paperOnly: false))
       <h2>Files</h2>
       <ul>
       \(links)
@@ -67,9 +80,35 @@ public enum IndexPage {
 
       """
   }
+
+  /// How many models one table of index.html shows: attribute, rho and six bootstrapped models
+  /// fit a 1280 px screen.
+  static let modelsPerTable = 6
+
+  /// Table 1 as a gap table and a worst-group table, each split into tables of at most
+  /// `modelsPerTable` models: a gap and a worst column per model in one table, as in table1.md,
+  /// is wider than a laptop screen from five bootstrapped models on. The cells are the ones of
+  /// table1.md.
+  static func table1HTML(_ models: [ModelResult], paperOnly: Bool) -> String {
+    let table = Table1.display(models, paperOnly: paperOnly)
+    var parts: [String] = []
+    for (offset, heading) in [(0, "F1 gap ↓ (lower is fairer)"), (1, "Worst-group F1 ↑ (higher is better)")] {
+      parts.append("<h3>\(escapedXML(heading))</h3>")
+      for first in stride(from: 0, to: models.count, by: modelsPerTable) {
+        let shown = first..<min(first + modelsPerTable, models.count)
+        let columns = [0, 1] + shown.map { 2 + 2 * $0 + offset }
+        parts.append(
+          TextTable(
+            header: ["attribute", "rho"] + shown.map { models[$0].label },
+            rows: table.rows.map { row in columns.map { row[$0] } }
+          ).html)
+      }
+    }
+    return parts.joined(separator: "\n")
+  }
 }
 
-/// A further part of the report: a Markdown text (shown as it is) or an SVG figure (inline).
+/// A further part of the report: a Markdown text (rendered as HTML) or an SVG figure (inline).
 public struct ReportSection: Sendable {
   public let title: String
   public let file: String
@@ -81,8 +120,12 @@ public struct ReportSection: Sendable {
     self.contents = contents
   }
 
+  /// A Markdown text that starts with its own "# title" is headed by it (one level down, as
+  /// <h2>); any other gets the section's title.
   var html: String {
-    let body = file.hasSuffix(".svg") ? "<figure>\n\(contents)\n</figure>" : "<pre style=\"white-space: pre-wrap; font-size: 12px\">\(escapedXML(contents))</pre>"
-    return "<h2>\(escapedXML(title))</h2>\n\(body)"
+    if file.hasSuffix(".svg") { return "<h2>\(escapedXML(title))</h2>\n<figure>\n\(contents)\n</figure>" }
+    let markdown = MarkdownHTML.html(contents, headingOffset: 1)
+    let headed = contents.drop { $0 == "\n" }.hasPrefix("# ")
+    return headed ? markdown : "<h2>\(escapedXML(title))</h2>\n\(markdown)"
   }
 }

@@ -60,11 +60,21 @@ public enum ReportBuilder {
     }
   }
 
-  /// table1.md, table1.csv, table1-full.csv, figure1.svg, timing.md and index.html.
-  public static func files(_ runs: [EvaluatedRun], sections: [ReportSection] = []) -> [(name: String, contents: Data)] {
+  /// table1.md, table1.csv, table1-full.csv, figure1.svg, heatmap.svg, timing.md and index.html.
+  /// `heatMapModel` is the index in `runs` of the model heatmap.svg shows (nil:
+  /// HeatMap.defaultModel).
+  public static func files(
+    _ runs: [EvaluatedRun], sections: [ReportSection] = [], heatMapModel: Int? = nil
+  ) -> [(name: String, contents: Data)] {
     let results = runs.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
     let figure = Figure1.svg(runs.map(\.figureModel))
+    let heatMap = (heatMapModel ?? HeatMap.defaultModel(runs)).map { index in
+      let run = runs[index]
+      return HeatMap.figure(
+        label: run.label, names: run.evaluation.attributeNames, summary: run.evaluation.model.summary,
+        counts: PairCounts.count(run.evaluation.model.outcomes))
+    }
     var files: [(name: String, contents: String)] = [
       ("table1.md", Table1.markdown(results)),
       ("table1.csv", Table1.csv(results, paperOnly: true)),
@@ -72,9 +82,10 @@ public enum ReportBuilder {
       ("figure1.svg", figure),
       ("timing.md", TimingTable.markdown(timing)),
     ] + sections.map { ($0.file, $0.contents) }
+    if let heatMap { files.append(("heatmap.svg", heatMap.svg)) }
     let index = IndexPage.html(
       title: "fairtune report: \(runs.count) model\(runs.count == 1 ? "" : "s")", figure: figure, models: results,
-      timing: timing, files: files.map(\.name), sections: sections)
+      timing: timing, files: files.map(\.name), sections: sections, heatMap: heatMap)
     files.append(("index.html", index))
     return files.map { ($0.name, Data($0.contents.utf8)) }
   }

@@ -1,5 +1,6 @@
-// `fairtune report` from six run directories: tables, timing ratios, and that figure1.svg and
-// index.html parse as XML; and the run-directory contract's errors.
+// `fairtune report` from six run directories: tables, timing ratios, and that figure1.svg,
+// heatmap.svg and index.html parse as XML; the Markdown renderer, Table 1's layout in index.html
+// and the heat map's marks; and the run-directory contract's errors.
 import Fairness
 import Foundation
 import XCTest
@@ -10,11 +11,14 @@ import XCTest
   import FoundationXML
 #endif
 
-/// Counts elements by name and remembers external references while parsing.
+/// Counts elements by name, the most cells in a table row, and remembers external references
+/// while parsing.
 final class ElementCounter: NSObject, XMLParserDelegate {
   var counts: [String: Int] = [:]
   var root: String?
   var externalReferences: [String] = []
+  var widestRow = 0
+  private var rowCells = 0
 
   func parser(
     _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
@@ -25,6 +29,47 @@ final class ElementCounter: NSObject, XMLParserDelegate {
     for (name, value) in attributes where (name == "src" || name == "href") && value.contains(":") {
       externalReferences.append(value)
     }
+    if elementName == "tr" { rowCells = 0 }
+    if elementName == "td" || elementName == "th" { rowCells += 1 }
+  }
+
+  func parser(
+    _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?
+  ) {
+    if elementName == "tr" { widestRow = max(widestRow, rowCells) }
+  }
+}
+
+/// The fill and tooltip of every <rect> with a <title> in an SVG, and the `d` of every <path>
+/// filled with a pattern.
+final class SVGCells: NSObject, XMLParserDelegate {
+  var cells: [(title: String, fill: String)] = []
+  var patternPaths: [String] = []
+  private var rectFill: String?
+  private var title: String?
+
+  func parser(
+    _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
+    attributes: [String: String] = [:]
+  ) {
+    switch elementName {
+    case "rect": rectFill = attributes["fill"]
+    case "title": title = ""
+    case "path" where attributes["fill"]?.hasPrefix("url(#") == true: patternPaths.append(attributes["d"] ?? "")
+    default: break
+    }
+  }
+
+  func parser(_ parser: XMLParser, foundCharacters string: String) {
+    title? += string
+  }
+
+  func parser(
+    _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?
+  ) {
+    if elementName == "title", let title, let rectFill { cells.append((title, rectFill)) }
+    if elementName == "title" { title = nil }
+    if elementName == "rect" { rectFill = nil }
   }
 }
 
@@ -115,9 +160,17 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(evaluated.map(\.label), Strategy.allCases.map(\.rawValue), "ordered by strategy")
     XCTAssertEqual(evaluated[0].evaluation.testImages, 300)
     let out = directory.appendingPathComponent("out")
-    try OutputFiles.write(ReportBuilder.files(evaluated), into: out)
+    let findings = Findings.markdown(
+      main: evaluated, seedRuns: [], probe: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
+    let sections = [ReportSection(title: "Findings", file: "findings.md", contents: findings)]
+    try OutputFiles.write(ReportBuilder.files(evaluated, sections: sections), into: out)
     let written = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
-    XCTAssertEqual(written, ["figure1.svg", "index.html", "table1-full.csv", "table1.csv", "table1.md", "timing.md"])
+    XCTAssertEqual(
+      written,
+      [
+        "figure1.svg", "findings.md", "heatmap.svg", "index.html", "table1-full.csv", "table1.csv", "table1.md",
+        "timing.md",
+      ])
 
     let svg = try parseXML(out.appendingPathComponent("figure1.svg"))
     XCTAssertEqual(svg.root, "svg")
@@ -126,12 +179,29 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(svgText.contains("over the 1,560 (t, c) pairs"))
     XCTAssertTrue(svgText.contains(">23.6M<"), "parameter bar label")
 
+    XCTAssertEqual(try parseXML(out.appendingPathComponent("heatmap.svg")).root, "svg")
+
     let html = try parseXML(out.appendingPathComponent("index.html"))
     XCTAssertEqual(html.root, "html")
-    XCTAssertEqual(html.counts["svg"], 1, "the figure is inline")
-    XCTAssertEqual(html.counts["table"], 3)
+    XCTAssertEqual(html.counts["svg"], 2, "Figure 1 and the heat map are inline")
+    XCTAssertEqual(
+      html.counts["table"], 2 + 2 + 1 + 1, "Table 1 and all attributes as gap and worst tables, timing, findings")
     XCTAssertEqual(html.counts["script"], nil)
+    XCTAssertEqual(html.counts["pre"], nil, "findings.md is rendered, not shown as Markdown source")
     XCTAssertEqual(html.externalReferences, [], "nothing to fetch from the network")
+    // One table with a gap and a worst column per model, as in table1.md, has 2 + 2 x 6 = 14
+    // columns: wider than a laptop screen.
+    XCTAssertLessThanOrEqual(
+      html.widestRow, 2 + IndexPage.modelsPerTable, "no table wider than attribute, rho and 6 models")
+    let page = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
+    XCTAssertTrue(page.contains("<h2>Findings</h2>"), "findings.md's own title heads its section")
+    XCTAssertTrue(page.contains("<h3>The paper&apos;s findings on this data</h3>"))
+    XCTAssertTrue(page.contains("<th>attribute</th><th>rho</th><th>frozen</th><th>bn-stats</th>"))
+    XCTAssertTrue(page.contains("F1 gap |F1(t|c) - F1(t|-c)| of bn-stats"), "the heat map shows bn-stats by default")
+    XCTAssertTrue(page.contains("<figcaption>The F1 gap |F1(t|c) - F1(t|-c)| of bn-stats for every ordered pair"))
+    // A seventh model starts a second table of each metric.
+    let seven = IndexPage.table1HTML(evaluated.map(\.result) + [evaluated[0].result], paperOnly: true)
+    XCTAssertEqual(seven.components(separatedBy: "<table>").count - 1, 4)
 
     let table = try String(contentsOf: out.appendingPathComponent("table1.md"), encoding: .utf8)
     let paperTable = table.components(separatedBy: "## All attributes")[0]
@@ -269,5 +339,128 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
     let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
     XCTAssertTrue(swapped.contains("over Frozen (all row; paper .43 -> .69): **does not hold**"), swapped)
+  }
+
+  func testMarkdownBlocks() {
+    let markdown = """
+      # Findings
+
+      Some *emphasis*, **strong**, `a_b|c`,
+      [table1.md](table1.md) &amp; <b>.
+
+      | model | value | note |
+      |:---|---:|:-:|
+      | bn-stats | 0.512 ± 0.010 | a \\| b |
+      | full | 0.3 |
+      - (a) first: **holds**.
+      - second
+        - nested *one*
+        - nested two
+      continued
+      1. one
+      2. two
+      ### Deep
+
+      3. three
+      """
+    let expected = """
+      <h2>Findings</h2>
+      <p>Some <em>emphasis</em>, <strong>strong</strong>, <code>a_b|c</code>,
+      <a href="table1.md">table1.md</a> &amp;amp; &lt;b&gt;.</p>
+      <table>
+      <thead><tr><th style="text-align: left">model</th><th style="text-align: right">value</th>\
+      <th style="text-align: center">note</th></tr></thead>
+      <tbody>
+      <tr><td style="text-align: left">bn-stats</td><td style="text-align: right">0.512 ± 0.010</td>\
+      <td style="text-align: center">a | b</td></tr>
+      <tr><td style="text-align: left">full</td><td style="text-align: right">0.3</td>\
+      <td style="text-align: center"></td></tr>
+      </tbody>
+      </table>
+      <ul>
+      <li>(a) first: <strong>holds</strong>.</li>
+      <li>second
+      <ul>
+      <li>nested <em>one</em></li>
+      <li>nested two</li>
+      </ul></li>
+      </ul>
+      <p>continued</p>
+      <ol>
+      <li>one</li>
+      <li>two</li>
+      </ol>
+      <h4>Deep</h4>
+      <ol start="3">
+      <li>three</li>
+      </ol>
+
+      """
+    XCTAssertEqual(MarkdownHTML.html(markdown, headingOffset: 1), expected)
+    let nineColumns = "| a | b | c | d | e | f | g | h | i |\n" + String(repeating: "|---", count: 9) + "|\n"
+    XCTAssertTrue(MarkdownHTML.html(nineColumns).hasPrefix("<table class=\"wide\">\n"), "laid out to the page width")
+  }
+
+  func testMarkdownInlineText() {
+    func inline(_ text: String) -> String { MarkdownHTML.inline(text) }
+    XCTAssertEqual(inline(#"He said "x" & 'y' <script>"#), "He said &quot;x&quot; &amp; &apos;y&apos; &lt;script&gt;")
+    XCTAssertEqual(inline("Wearing_Necktie and No_Beard"), "Wearing_Necktie and No_Beard", "no _ emphasis")
+    XCTAssertEqual(inline("0.12 [0.1, 0.2] * and * marks"), "0.12 [0.1, 0.2] * and * marks", "a lone * is text")
+    XCTAssertEqual(inline("**a *b* c**"), "<strong>a <em>b</em> c</strong>")
+    XCTAssertEqual(inline("*a **b** c*"), "<em>a <strong>b</strong> c</em>")
+    XCTAssertEqual(inline("`<*x*>`"), "<code>&lt;*x*&gt;</code>", "nothing inside code is markup")
+    XCTAssertEqual(inline(#"\*not\* \[x\]"#), "*not* [x]")
+    XCTAssertEqual(inline("[*see*](a.md?x=1&y=2)"), #"<a href="a.md?x=1&amp;y=2"><em>see</em></a>"#)
+    XCTAssertEqual(inline("[x](javascript:alert(1))"), "[x](javascript:alert(1))", "no script links")
+    XCTAssertEqual(inline("[site](https://example.org/a)"), #"<a href="https://example.org/a">site</a>"#)
+  }
+
+  /// Three attributes on eight images: no image with A has C (so (c = A, t = C) is undefined),
+  /// and C is true on two images, one of them with B (low support for (c = C, t = B)).
+  func testHeatMapMarksUndefinedAndLowSupportPairs() throws {
+    let labels: [[Bool]] = [
+      [true, true, false], [true, true, false], [true, false, false], [true, false, false],
+      [false, true, true], [false, false, true], [false, true, false], [false, false, false],
+    ]
+    var predictions = labels
+    predictions[2][0] = false
+    let outcomes = Outcomes(
+      attributeCount: 3, imageCount: 8, labels: labels.flatMap { $0 }, predictions: predictions.flatMap { $0 })
+    let counts = PairCounts.count(outcomes)
+    let summary = FairnessSummary(counts)
+    let names = ["A", "B", "C"]
+    let cells = HeatMap.cells(summary: summary, counts: counts, minimumPositives: 2, names: names)
+    let gap = try XCTUnwrap(summary.pairGap[1 * 3 + 0])
+    XCTAssertEqual(gap, 1 - 2.0 / 3, accuracy: 1e-12, "F1(A|B) = 1, F1(A|-B) = 2/3")
+    XCTAssertEqual(
+      cells,
+      [
+        .undefined(reason: "t = c", counted: nil), .value(gap: summary.pairGap[1]!),
+        .undefined(reason: "no test image with A has C", counted: summary.pairGap[2]),
+        .value(gap: gap), .undefined(reason: "t = c", counted: nil), .lowSupport(gap: summary.pairGap[5]!),
+        .undefined(reason: "no test image with C has A", counted: summary.pairGap[6]),
+        .lowSupport(gap: summary.pairGap[7]!), .undefined(reason: "t = c", counted: nil),
+      ])
+
+    let figure = HeatMap.figure(label: "m", names: names, summary: summary, counts: counts, minimumPositives: 2)
+    let parser = XMLParser(data: Data(figure.svg.utf8))
+    let svg = SVGCells()
+    parser.delegate = svg
+    XCTAssertTrue(parser.parse(), "\(String(describing: parser.parserError))")
+    let fills = Dictionary(svg.cells.map { ($0.title, $0.fill) }, uniquingKeysWith: { first, _ in first })
+    XCTAssertEqual(
+      fills["c = A, t = C: undefined (no test image with A has C; Table 1 counts it as 1.000)"],
+      HeatMap.undefinedColor)
+    XCTAssertEqual(fills["c = B, t = B: undefined (t = c)"], HeatMap.undefinedColor)
+    XCTAssertEqual(
+      fills["c = B, t = A: gap 0.333 (positives of t: 2 with c, 2 without)"], HeatMap.color(gap / 0.4),
+      "scaled to 0.4, the largest well-supported gap rounded up")
+    let lowSupport = try XCTUnwrap(svg.cells.first { $0.title.hasPrefix("c = C, t = B: gap") })
+    XCTAssertTrue(lowSupport.title.hasSuffix("low support (positives of t: 1 with c, 3 without)"), lowSupport.title)
+    XCTAssertNotEqual(lowSupport.fill, HeatMap.undefinedColor)
+    XCTAssertEqual(svg.patternPaths.count, 1, "one hatched overlay")
+    XCTAssertEqual(svg.patternPaths.first?.filter { $0 == "M" }.count, 2, "over the two low-support cells")
+    XCTAssertTrue(figure.caption.contains("2 of the 6 pairs where c has no two subgroups"), figure.caption)
+    XCTAssertTrue(figure.caption.contains("Hatched: 2 pairs with fewer than 2 positives"), figure.caption)
   }
 }
