@@ -1,24 +1,40 @@
 // Bootstrap confidence intervals: resamples of the test images as multinomial weights, the pair
-// counts of all resamples accumulated together, and percentile intervals.
+// counts of all resamples accumulated together, and intervals from them (bias-corrected basic
+// intervals by default, percentile intervals on request).
 import Dispatch
 
-/// A two-sided percentile interval, the mean over the resamples, and how many resamples had the
-/// statistic (a resample in which an attribute is true on every image or on none has no gap or
-/// worst for it). The mean minus the estimate is the bootstrap's bias: a gap is an absolute
-/// difference of noisy F1s, so resampling inflates it, and the interval of a gap can lie above
-/// its estimate; a worst (a minimum) is pulled the other way.
+/// How an interval is made from the resampled values θ*_b of a statistic whose estimate is θ̂.
+public enum IntervalMethod: String, Sendable, CaseIterable {
+  /// [q(α/2), q(1-α/2)] of the θ*, around the plain estimate θ̂. Right for a statistic whose
+  /// estimate is unbiased; a gap (an absolute difference of noisy F1s) is biased upward and a
+  /// worst (a minimum) downward, and then the interval misses the population value.
+  case percentile
+  /// The bootstrap's bias estimate mean(θ*) - θ̂ taken off: the estimate 2θ̂ - mean(θ*), and the
+  /// basic interval [2θ̂ - q(1-α/2), 2θ̂ - q(α/2)], which assumes θ̂ - θ is distributed like
+  /// θ* - θ̂ (so the bias moves the interval the other way). Its coverage is measured by
+  /// simulation in docs/statistics.md.
+  case basic
+}
+
+/// A two-sided interval with the point estimate it belongs to (bias-corrected for `basic`), the
+/// mean over the resamples, and how many resamples had the statistic (a resample in which an
+/// attribute is true on every image or on none has no gap or worst for it).
 public struct Interval: Equatable, Sendable {
   public let low: Double
   public let high: Double
+  public let estimate: Double
   public let mean: Double
   public let resamples: Int
 
-  public init(low: Double, high: Double, mean: Double, resamples: Int) {
+  public init(low: Double, high: Double, estimate: Double, mean: Double, resamples: Int) {
     self.low = low
     self.high = high
+    self.estimate = estimate
     self.mean = mean
     self.resamples = resamples
   }
+
+  public func contains(_ value: Double) -> Bool { low <= value && value <= high }
 }
 
 /// The per-attribute and "all" statistics of one resample of one model.
@@ -27,12 +43,14 @@ public struct ResampleStatistic: Sendable {
   public let worst: [Double?]
   public let allGap: Double?
   public let allWorst: Double?
+  public let meanF1: Double
 
   public init(_ summary: FairnessSummary) {
     gap = summary.gap
     worst = summary.worst
     allGap = summary.allGap
     allWorst = summary.allWorst
+    meanF1 = summary.meanF1
   }
 
   /// `first - second`, statistic by statistic: a paired comparison on the same resample.
@@ -45,6 +63,7 @@ public struct ResampleStatistic: Sendable {
     worst = zip(first.worst, second.worst).map(subtract)
     allGap = subtract(first.allGap, second.allGap)
     allWorst = subtract(first.allWorst, second.allWorst)
+    meanF1 = first.meanF1 - second.meanF1
   }
 }
 
@@ -54,17 +73,18 @@ public struct BootstrapIntervals: Sendable {
   public let worst: [Interval?]
   public let allGap: Interval?
   public let allWorst: Interval?
+  public let meanF1: Interval?
 
-  public init(_ statistics: [ResampleStatistic], level: Double) {
-    let attributeCount = statistics.first?.gap.count ?? 0
-    gap = (0..<attributeCount).map { attribute in
-      percentileInterval(statistics.compactMap { $0.gap[attribute] }, level: level)
+  /// `estimate`: the statistics of the evaluated test split itself; `statistics`: of its resamples.
+  public init(_ statistics: [ResampleStatistic], estimate: ResampleStatistic, level: Double, method: IntervalMethod = .basic) {
+    func make(_ value: Double?, _ draws: [Double]) -> Interval? {
+      value.flatMap { bootstrapInterval(draws, estimate: $0, level: level, method: method) }
     }
-    worst = (0..<attributeCount).map { attribute in
-      percentileInterval(statistics.compactMap { $0.worst[attribute] }, level: level)
-    }
-    allGap = percentileInterval(statistics.compactMap(\.allGap), level: level)
-    allWorst = percentileInterval(statistics.compactMap(\.allWorst), level: level)
+    gap = estimate.gap.indices.map { a in make(estimate.gap[a], statistics.compactMap { $0.gap[a] }) }
+    worst = estimate.worst.indices.map { a in make(estimate.worst[a], statistics.compactMap { $0.worst[a] }) }
+    allGap = make(estimate.allGap, statistics.compactMap(\.allGap))
+    allWorst = make(estimate.allWorst, statistics.compactMap(\.allWorst))
+    meanF1 = make(estimate.meanF1, statistics.map(\.meanF1).filter(\.isFinite))
   }
 }
 
@@ -78,14 +98,28 @@ public func interpolatedQuantile(sorted: [Double], _ probability: Double) -> Dou
 }
 
 /// The central `level` interval of `values` from the (1 - level) / 2 and (1 + level) / 2
-/// quantiles, interpolated linearly between order statistics (NumPy's default); nil when empty.
+/// quantiles, interpolated linearly between order statistics (NumPy's default), around the mean
+/// of the values; nil when empty.
 public func percentileInterval(_ values: [Double], level: Double) -> Interval? {
   guard !values.isEmpty else { return nil }
+  let mean = values.reduce(0, +) / Double(values.count)
+  return bootstrapInterval(values, estimate: mean, level: level, method: .percentile)
+}
+
+/// The interval of a statistic estimated as `estimate` whose resamples gave `values` (see
+/// `IntervalMethod`); nil when there are no resamples.
+public func bootstrapInterval(_ values: [Double], estimate: Double, level: Double, method: IntervalMethod) -> Interval? {
+  guard !values.isEmpty else { return nil }
   let sorted = values.sorted()
-  func quantile(_ probability: Double) -> Double { interpolatedQuantile(sorted: sorted, probability) }
-  return Interval(
-    low: quantile((1 - level) / 2), high: quantile((1 + level) / 2),
-    mean: sorted.reduce(0, +) / Double(sorted.count), resamples: sorted.count)
+  let low = interpolatedQuantile(sorted: sorted, (1 - level) / 2)
+  let high = interpolatedQuantile(sorted: sorted, (1 + level) / 2)
+  let mean = sorted.reduce(0, +) / Double(sorted.count)
+  switch method {
+  case .percentile:
+    return Interval(low: low, high: high, estimate: estimate, mean: mean, resamples: sorted.count)
+  case .basic:
+    return Interval(low: 2 * estimate - high, high: 2 * estimate - low, estimate: 2 * estimate - mean, mean: mean, resamples: sorted.count)
+  }
 }
 
 public enum Bootstrap {
@@ -111,17 +145,21 @@ public enum Bootstrap {
   /// kernel about 0.7 ms; the alternative of 4-bit weight planes, one popcount per plane, pair and
   /// 64-image word, 3.4 ms (1.3 ms with a hardware popcount, which the portable build does not
   /// get); one pass over the resampled images per pair (`PerPairBaseline`) about 180 ms.
+  ///
+  /// Every resample uses `selection`'s pairs (default: those of the first model's test split),
+  /// so that each estimates the same quantity; all models share it (it depends on labels only).
   public static func resample(
-    _ models: [Outcomes], count: Int, seed: UInt64, lanes: Int = 64
+    _ models: [Outcomes], count: Int, seed: UInt64, selection: PairSelection? = nil, lanes: Int = 64
   ) -> [[ResampleStatistic]] {
     precondition(lanes > 0, "a block holds at least one resample")
     guard let first = models.first, count > 0 else { return models.map { _ in [] } }
+    let selection = selection ?? PairSelection(PairCounts.count(first))
     let imageCount = first.imageCount
     let attributeCount = first.attributeCount
     let patterns = models.map(ImagePatterns.init)
     let rowCount = (attributeCount + 1) * attributeCount * 3
     let blockCount = (count + lanes - 1) / lanes
-    let placeholder = ResampleStatistic(FairnessSummary(PairCounts(attributeCount: attributeCount, imageCount: 0)))
+    let placeholder = ResampleStatistic(FairnessSummary(PairCounts(attributeCount: attributeCount, imageCount: 0), selection: selection))
     var results = [ResampleStatistic](repeating: placeholder, count: models.count * count)
     results.withUnsafeMutableBufferPointer { output in
       let output = output
@@ -150,7 +188,7 @@ public enum Bootstrap {
               counts.predictedPositives[pair] = Int(accumulator[(pair * 3 + 1) * width + lane])
               counts.positives[pair] = Int(accumulator[(pair * 3 + 2) * width + lane])
             }
-            output[model * count + firstResample + lane] = ResampleStatistic(FairnessSummary(counts))
+            output[model * count + firstResample + lane] = ResampleStatistic(FairnessSummary(counts, selection: selection))
           }
         }
       }

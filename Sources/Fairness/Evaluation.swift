@@ -7,34 +7,44 @@ public struct ModelEvaluation: Sendable {
   public let outcomes: Outcomes
   public let summary: FairnessSummary
 
-  public init(_ splits: EvaluationSplits) {
+  /// `minimumSupport`: the positives each subgroup of a pair needs for the pair to be used.
+  public init(_ splits: EvaluationSplits, minimumSupport: Int = PairSelection.defaultMinimum) {
     thresholds = Thresholds.calibrate(splits.train)
     outcomes = Outcomes(splits.test, thresholds: thresholds)
-    summary = FairnessSummary(PairCounts.count(outcomes))
+    let counts = PairCounts.count(outcomes)
+    summary = FairnessSummary(counts, selection: PairSelection(counts, minimum: minimumSupport))
   }
 }
 
 /// How to resample: `resamples` bootstrap draws of the test images from random stream `seed`,
-/// and the coverage of the intervals.
+/// the coverage of the intervals and how they are made.
 public struct BootstrapOptions: Sendable {
   public let resamples: Int
   public let seed: UInt64
   public let level: Double
+  public let method: IntervalMethod
 
-  public init(resamples: Int, seed: UInt64, level: Double = 0.95) {
+  public init(resamples: Int, seed: UInt64, level: Double = 0.95, method: IntervalMethod = .basic) {
     self.resamples = resamples
     self.seed = seed
     self.level = level
+    self.method = method
   }
+
+  /// The level of the paired interval an equivalence test (two one-sided tests at 5% each)
+  /// checks against its margin.
+  public static let equivalenceLevel = 0.90
 }
 
 /// A second model evaluated on the same test images, and the intervals of the differences
-/// (first model minus this one) over the same resamples.
+/// (first model minus this one) over the same resamples: at the options' level (is one better?)
+/// and at the equivalence level (are they within a margin?).
 public struct Comparison: Sendable {
   public let name: String
   public let model: ModelEvaluation
   public let intervals: BootstrapIntervals?
   public let differenceIntervals: BootstrapIntervals?
+  public let equivalenceIntervals: BootstrapIntervals?
 }
 
 public struct FairnessEvaluation: Sendable {
@@ -50,7 +60,7 @@ public struct FairnessEvaluation: Sendable {
   /// both were joined with the same attribute and partition files.
   public init(
     _ splits: EvaluationSplits, bootstrap: BootstrapOptions? = nil,
-    compared: (name: String, splits: EvaluationSplits)? = nil
+    compared: (name: String, splits: EvaluationSplits)? = nil, minimumSupport: Int = PairSelection.defaultMinimum
   ) throws {
     if let compared {
       guard compared.splits.test.images == splits.test.images, compared.splits.test.labels == splits.test.labels else {
@@ -63,23 +73,31 @@ public struct FairnessEvaluation: Sendable {
     attributeNames = splits.test.attributeNames
     trainImages = splits.train.imageCount
     testImages = splits.test.imageCount
-    model = ModelEvaluation(splits)
-    let other = compared.map { ModelEvaluation($0.splits) }
+    model = ModelEvaluation(splits, minimumSupport: minimumSupport)
+    let other = compared.map { ModelEvaluation($0.splits, minimumSupport: minimumSupport) }
     self.bootstrap = bootstrap
     var statistics: [[ResampleStatistic]] = []
     if let bootstrap, bootstrap.resamples > 0 {
       statistics = Bootstrap.resample(
-        [model.outcomes] + (other.map { [$0.outcomes] } ?? []), count: bootstrap.resamples, seed: bootstrap.seed)
+        [model.outcomes] + (other.map { [$0.outcomes] } ?? []), count: bootstrap.resamples, seed: bootstrap.seed,
+        selection: model.summary.selection)
     }
     let level = bootstrap?.level ?? 0.95
-    intervals = statistics.first.map { BootstrapIntervals($0, level: level) }
+    let method = bootstrap?.method ?? .basic
+    let estimate = ResampleStatistic(model.summary)
+    intervals = statistics.first.map { BootstrapIntervals($0, estimate: estimate, level: level, method: method) }
     if let compared, let other {
+      let otherEstimate = ResampleStatistic(other.summary)
+      let difference = ResampleStatistic(difference: estimate, otherEstimate)
       let differences =
         statistics.count == 2 ? zip(statistics[0], statistics[1]).map { ResampleStatistic(difference: $0, $1) } : nil
       comparison = Comparison(
         name: compared.name, model: other,
-        intervals: statistics.count == 2 ? BootstrapIntervals(statistics[1], level: level) : nil,
-        differenceIntervals: differences.map { BootstrapIntervals($0, level: level) })
+        intervals: statistics.count == 2 ? BootstrapIntervals(statistics[1], estimate: otherEstimate, level: level, method: method) : nil,
+        differenceIntervals: differences.map { BootstrapIntervals($0, estimate: difference, level: level, method: method) },
+        equivalenceIntervals: differences.map {
+          BootstrapIntervals($0, estimate: difference, level: BootstrapOptions.equivalenceLevel, method: method)
+        })
     } else {
       comparison = nil
     }

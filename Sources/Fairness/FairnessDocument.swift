@@ -80,12 +80,13 @@ extension FairnessEvaluation {
   /// The conventions a reader needs to interpret the numbers, written into the document.
   public static let conventions = [
     "thresholds: for each task t, the train score maximising train F1 over every distinct train score; an image is predicted positive when its score >= the threshold; among thresholds with equal train F1 the highest wins; null means the train split has no positive for t, so no image is predicted positive (+infinity).",
-    "F1 = 2 TP / (2 TP + FP + FN). A subgroup with no positive and no predicted positive for a task has F1 = 0/0, counted as 0 (the usual zero-division convention); every such subgroup is listed in zero_division.",
-    "gap(c) and worst(c) are the means over the tasks t != c of |F1(t|c) - F1(t|-c)| and min(F1(t|c), F1(t|-c)); they are null when c is true on every test image or on none. all is their median over the attributes that have them.",
+    "F1 = 2 TP / (2 TP + FP + FN) within a subgroup.",
+    "pairs: a pair (t, c) is used when both of its subgroups (c true, c false) hold at least min_support positives of t. A subgroup without positives has no F1 worth the name (0/0, or 0 whatever the model does): such pairs are undefined, not 0. pair_selection counts the pairs used, undefined and below min_support; pairs.support holds the smaller subgroup's positives of every pair.",
+    "gap(c) and worst(c) are the means over the used pairs (t, c) of |F1(t|c) - F1(t|-c)| and min(F1(t|c), F1(t|-c)); pairs_used says how many; null when c has none (c true on every test image or on none, or no task with enough positives on both sides). all is their median over the attributes that have them.",
     "rho(c) = min(N(c), N(-c)) / (N(c) + N(-c)) on the test split.",
-    "pairs: row = condition c, column = task t, in attribute order; null on the diagonal and where a subgroup is empty.",
-    "intervals: percentile bootstrap over the test images resampled with replacement; mean is the mean over the resamples and resamples the number of resamples in which the statistic exists; differences are this model minus the compared one on the same resamples.",
-    "bootstrap bias: a gap is an absolute difference of noisy F1s, so resampling inflates it and its interval can lie above the estimate (a worst, a minimum, is pulled down); mean - estimate shows by how much. To tell two models apart use the paired difference (--compare), where the inflation of both models largely cancels.",
+    "pairs: row = condition c, column = task t, in attribute order; f1 matrices are null on the diagonal and where a subgroup is empty; gap and worst are null for pairs not used.",
+    "intervals: the test images resampled with replacement (the same resamples for every model, so differences are paired); method basic: estimate = 2 x (the test split's value) - (mean over resamples), the bootstrap's bias correction, and the interval [2 value - q(1 - a/2), 2 value - q(a/2)]; method percentile: [q(a/2), q(1 - a/2)] around the plain value. A gap is an absolute difference of noisy F1s and is biased upward, a worst (a minimum) downward: the plain value is what the test split shows, estimate is the bias-corrected one. Coverage by simulation: docs/statistics.md.",
+    "differences are this model minus the compared one on the same resamples; difference intervals at the report's level, equivalence intervals at 90% (two one-sided tests at 5%).",
   ]
 
   /// fairness.json.
@@ -102,10 +103,19 @@ extension FairnessEvaluation {
           "bootstrap",
           .object([
             ("resamples", .integer(bootstrap.resamples)), ("seed", .unsigned(bootstrap.seed)),
-            ("level", .number(bootstrap.level)),
+            ("level", .number(bootstrap.level)), ("method", .string(bootstrap.method.rawValue)),
           ])
         ))
     }
+    let selection = model.summary.selection
+    members.append(
+      (
+        "pair_selection",
+        .object([
+          ("min_support", .integer(selection.minimum)), ("used", .integer(selection.used)),
+          ("undefined", .integer(selection.undefined)), ("below_min_support", .integer(selection.belowMinimum)),
+        ])
+      ))
     members += modelMembers(model, intervals: intervals)
     if let comparison {
       var compared: [(String, JSONValue)] = [("scores", .string(comparison.name))]
@@ -128,6 +138,7 @@ extension FairnessEvaluation {
         ("rho", .number(summary.rho[attribute])),
         ("test_true", .integer(summary.conditionCounts[attribute])),
         ("test_false", .integer(summary.imageCount - summary.conditionCounts[attribute])),
+        ("pairs_used", .integer(summary.selection.usedPerCondition[attribute])),
         ("gap", JSONValue(summary.gap[attribute])),
         ("worst", JSONValue(summary.worst[attribute])),
       ]
@@ -154,18 +165,8 @@ extension FairnessEvaluation {
           ("f1_given_not_c", matrix(summary.f1GivenNotCondition)),
           ("gap", matrix(summary.pairGap)),
           ("worst", matrix(summary.pairWorst)),
+          ("support", .array((0..<count).map { row in .array((0..<count).map { .integer(summary.selection.support[row * count + $0]) }) })),
         ])
-      ),
-      (
-        "zero_division",
-        .array(
-          summary.zeroDivisions.map { zero in
-            .object([
-              ("task", .string(attributeNames[zero.task])),
-              ("condition", .string(attributeNames[zero.condition])),
-              ("subgroup", .string(zero.conditionValue ? "c" : "not c")),
-            ])
-          })
       ),
     ]
   }
@@ -185,6 +186,10 @@ extension FairnessEvaluation {
       all.append(("gap_interval", Self.interval(intervals.allGap)))
       all.append(("worst_interval", Self.interval(intervals.allWorst)))
     }
+    if let equivalence = comparison.equivalenceIntervals {
+      all.append(("gap_interval_90", Self.interval(equivalence.allGap)))
+      all.append(("worst_interval_90", Self.interval(equivalence.allWorst)))
+    }
     let perAttribute: [JSONValue] = attributeNames.indices.map { attribute in
       var entry: [(String, JSONValue)] = [
         ("attribute", .string(attributeNames[attribute])),
@@ -203,7 +208,8 @@ extension FairnessEvaluation {
   private static func interval(_ interval: Interval?) -> JSONValue {
     guard let interval else { return .null }
     return .object([
-      ("low", .number(interval.low)), ("high", .number(interval.high)), ("mean", .number(interval.mean)),
+      ("estimate", .number(interval.estimate)), ("low", .number(interval.low)), ("high", .number(interval.high)),
+      ("mean", .number(interval.mean)),
       ("resamples", .integer(interval.resamples)),
     ])
   }

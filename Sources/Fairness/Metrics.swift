@@ -1,47 +1,99 @@
-// The paper's fairness metrics from pair counts: F1 per subgroup, F1 gap and worst-group F1 per
-// pair and per attribute, their median over attributes ("all"), and rho.
+// The paper's fairness metrics from pair counts: which pairs are defined and used, F1 per
+// subgroup, F1 gap and worst-group F1 per pair and per attribute, their median over attributes
+// ("all"), and rho.
 
-/// A subgroup whose F1 fell back to the zero-division convention: no image of `task` is
-/// positive there and none is predicted positive, so F1 = 0/0, counted as 0.
-public struct ZeroDivision: Equatable, Sendable {
-  public let task: Int
-  public let condition: Int
-  /// Whether the subgroup is "condition true" (false: "condition false").
-  public let conditionValue: Bool
+/// Which (task, condition) pairs a summary uses. A pair is defined only when both of its
+/// subgroups (c true, c false) hold a positive of the task: F1 of a subgroup without positives
+/// is 0/0 or 0 whatever the model does, so such a pair says nothing about fairness and would drag
+/// worst to 0 and inflate the gap. Pairs whose smaller subgroup has fewer than `minimum`
+/// positives are excluded too: their F1 is too noisy to be estimated (see docs/statistics.md).
+/// The set is decided once, on the evaluated test split, and resamples keep it, so that every
+/// resample estimates the same quantity.
+public struct PairSelection: Equatable, Sendable {
+  public let attributeCount: Int
+  public let minimum: Int
+  /// `included[condition * attributeCount + task]`.
+  public let included: [Bool]
+  /// min(positives of t where c, positives of t where not c) per pair (0 on the diagonal).
+  public let support: [Int]
+  /// Off-diagonal pairs of conditions that split the images, by why they are left out.
+  public let undefined: Int
+  public let belowMinimum: Int
+  public var used: Int { included.filter { $0 }.count }
 
-  public init(task: Int, condition: Int, conditionValue: Bool) {
-    self.task = task
-    self.condition = condition
-    self.conditionValue = conditionValue
+  /// The default minimum number of positives in each subgroup of a pair.
+  public static let defaultMinimum = 10
+
+  public init(_ counts: PairCounts, minimum: Int = PairSelection.defaultMinimum) {
+    precondition(minimum >= 1, "a pair needs at least one positive in each subgroup")
+    let k = counts.attributeCount
+    var included = [Bool](repeating: false, count: k * k)
+    var support = [Int](repeating: 0, count: k * k)
+    var undefined = 0
+    var belowMinimum = 0
+    for condition in 0..<k {
+      let inside = counts.imagesWhere(condition)
+      guard inside > 0, inside < counts.imageCount else { continue }
+      for task in 0..<k where task != condition {
+        let index = condition * k + task
+        let positives = counts.positives[index]
+        let outside = counts.positives[k * k + task] - positives
+        support[index] = min(positives, outside)
+        if support[index] == 0 {
+          undefined += 1
+        } else if support[index] < minimum {
+          belowMinimum += 1
+        } else {
+          included[index] = true
+        }
+      }
+    }
+    attributeCount = k
+    self.minimum = minimum
+    self.included = included
+    self.support = support
+    self.undefined = undefined
+    self.belowMinimum = belowMinimum
+  }
+
+  /// Pairs used per condition c (the tasks its gap and worst average over).
+  public var usedPerCondition: [Int] {
+    (0..<attributeCount).map { c in (0..<attributeCount).filter { included[c * attributeCount + $0] }.count }
   }
 }
 
 /// Everything the paper reports for one model, for any number of attributes. Pair arrays are
-/// indexed `[condition * attributeCount + task]`; they are nil on the diagonal and wherever a
-/// subgroup has no image.
+/// indexed `[condition * attributeCount + task]`; they are nil on the diagonal, wherever a
+/// subgroup has no image, and for pairs the selection leaves out.
 public struct FairnessSummary: Sendable {
   public let attributeCount: Int
   public let imageCount: Int
+  public let selection: PairSelection
   /// N(c): test images where c is true.
   public let conditionCounts: [Int]
   /// rho(c) = min(N(c), N(-c)) / (N(c) + N(-c)).
   public let rho: [Double]
-  /// F1(t|c) and F1(t|-c).
+  /// F1(t|c) and F1(t|-c), for every pair whose condition splits the images (used or not).
   public let f1GivenCondition: [Double?]
   public let f1GivenNotCondition: [Double?]
-  /// |F1(t|c) - F1(t|-c)| and min(F1(t|c), F1(t|-c)).
+  /// |F1(t|c) - F1(t|-c)| and min(F1(t|c), F1(t|-c)), for the pairs the selection uses.
   public let pairGap: [Double?]
   public let pairWorst: [Double?]
-  /// F1gap(c) and F1worst(c): means over the tasks t != c. nil when c is true on every image or
-  /// on none, so it has no two subgroups to compare.
+  /// F1gap(c) and F1worst(c): means over the used tasks t != c. nil when c has no used pair (c
+  /// true on every image or on none, or no task with enough positives on both sides).
   public let gap: [Double?]
   public let worst: [Double?]
   /// The medians of `gap` and `worst` over the attributes that have them: the paper's "all".
   public let allGap: Double?
   public let allWorst: Double?
-  public let zeroDivisions: [ZeroDivision]
+  /// The mean over the tasks of F1 on all images (the usual accuracy summary).
+  public let meanF1: Double
 
-  public init(_ counts: PairCounts) {
+  /// The summary over the pairs `selection` keeps (default: those of these counts with at least
+  /// `PairSelection.defaultMinimum` positives on each side).
+  public init(_ counts: PairCounts, selection: PairSelection? = nil) {
+    let selection = selection ?? PairSelection(counts)
+    precondition(selection.attributeCount == counts.attributeCount, "a selection of other attributes")
     let attributeCount = counts.attributeCount
     let all = attributeCount * attributeCount
     let imageCount = counts.imageCount
@@ -51,44 +103,40 @@ public struct FairnessSummary: Sendable {
     var pairWorst = f1Given
     var gap = [Double?](repeating: nil, count: attributeCount)
     var worst = gap
-    var zeroDivisions: [ZeroDivision] = []
     let conditionCounts = (0..<attributeCount).map { counts.imagesWhere($0) }
     for condition in 0..<attributeCount {
       let inside = conditionCounts[condition]
       guard inside > 0, inside < imageCount else { continue }
       var gapSum = 0.0
       var worstSum = 0.0
+      var used = 0
       for task in 0..<attributeCount where task != condition {
         let index = condition * attributeCount + task
         let total = attributeCount * attributeCount + task
         let truePositives = counts.truePositives[index]
         let predicted = counts.predictedPositives[index]
         let positives = counts.positives[index]
-        let outsideTruePositives = counts.truePositives[total] - truePositives
-        let outsidePredicted = counts.predictedPositives[total] - predicted
-        let outsidePositives = counts.positives[total] - positives
-        if predicted + positives == 0 {
-          zeroDivisions.append(ZeroDivision(task: task, condition: condition, conditionValue: true))
-        }
-        if outsidePredicted + outsidePositives == 0 {
-          zeroDivisions.append(ZeroDivision(task: task, condition: condition, conditionValue: false))
-        }
         let given = f1(truePositives: truePositives, predicted: predicted, positives: positives)
-        let givenNot = f1(truePositives: outsideTruePositives, predicted: outsidePredicted, positives: outsidePositives)
+        let givenNot = f1(
+          truePositives: counts.truePositives[total] - truePositives, predicted: counts.predictedPositives[total] - predicted,
+          positives: counts.positives[total] - positives)
         f1Given[index] = given
         f1GivenNot[index] = givenNot
+        guard selection.included[index] else { continue }
         pairGap[index] = abs(given - givenNot)
         pairWorst[index] = min(given, givenNot)
         gapSum += abs(given - givenNot)
         worstSum += min(given, givenNot)
+        used += 1
       }
-      if attributeCount > 1 {
-        gap[condition] = gapSum / Double(attributeCount - 1)
-        worst[condition] = worstSum / Double(attributeCount - 1)
+      if used > 0 {
+        gap[condition] = gapSum / Double(used)
+        worst[condition] = worstSum / Double(used)
       }
     }
     self.attributeCount = attributeCount
     self.imageCount = imageCount
+    self.selection = selection
     self.conditionCounts = conditionCounts
     rho = conditionCounts.map { imageCount == 0 ? 0 : Double(min($0, imageCount - $0)) / Double(imageCount) }
     f1GivenCondition = f1Given
@@ -99,7 +147,10 @@ public struct FairnessSummary: Sendable {
     self.worst = worst
     allGap = median(gap.compactMap { $0 })
     allWorst = median(worst.compactMap { $0 })
-    self.zeroDivisions = zeroDivisions
+    let total = attributeCount * attributeCount
+    meanF1 = attributeCount == 0 ? .nan : (0..<attributeCount).reduce(0.0) { sum, task in
+      sum + f1(truePositives: counts.truePositives[total + task], predicted: counts.predictedPositives[total + task], positives: counts.positives[total + task])
+    } / Double(attributeCount)
   }
 }
 

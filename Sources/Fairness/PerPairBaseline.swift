@@ -42,6 +42,7 @@ public enum PerPairBaseline {
   /// The statistics of `count` resamples, drawn exactly as `Bootstrap.resample` draws them,
   /// each counted pair by pair; resamples run in parallel on all cores.
   public static func resample(_ outcomes: Outcomes, count: Int, seed: UInt64) -> [ResampleStatistic] {
+    let selection = PairSelection(PairCounts.count(outcomes))
     var results = [ResampleStatistic?](repeating: nil, count: count)
     results.withUnsafeMutableBufferPointer { output in
       let output = output
@@ -49,7 +50,7 @@ public enum PerPairBaseline {
         var images: [Int] = []
         images.reserveCapacity(outcomes.imageCount)
         Bootstrap.forEachDraw(seed: seed, resample: resample, imageCount: outcomes.imageCount) { images.append($0) }
-        output[resample] = ResampleStatistic(FairnessSummary(counts(outcomes, images: images)))
+        output[resample] = ResampleStatistic(FairnessSummary(counts(outcomes, images: images), selection: selection))
       }
     }
     return results.compactMap { $0 }

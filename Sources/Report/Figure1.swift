@@ -1,5 +1,5 @@
 // Figure 1 as a self-contained SVG: parameters and buffers updated per model (log scale) above,
-// the distribution of F1worst over all (task, condition) pairs per model below.
+// the distribution of F1worst over the (task, condition) pairs used per model below.
 import Fairness
 import Foundation
 
@@ -59,7 +59,7 @@ public enum Figure1 {
     let pairCount = models.map(\.pairWorst.count).max() ?? 0
     var parts: [String] = [
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
-      "<title>Figure 1: parameters and buffers updated per model, and the distribution of F1worst over \(grouped(pairCount)) attribute pairs</title>",
+      "<title>Figure 1: parameters and buffers updated per model, and the distribution of F1worst over the \(grouped(pairCount)) attribute pairs used</title>",
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
     ]
     parts += updatedCountsPanel(models, top: 20, plotTop: 60, plotBottom: 270)
@@ -157,7 +157,7 @@ public enum Figure1 {
   ) -> [String] {
     var parts = [
       text(
-        left, top + 12, "F1worst = min(F1(t|c), F1(t|-c)) over the \(grouped(pairCount)) (t, c) pairs", anchor: "start",
+        left, top + 12, "F1worst = min(F1(t|c), F1(t|-c)) over the \(grouped(pairCount)) (t, c) pairs used", anchor: "start",
         size: 14, weight: "bold")
     ]
     func y(_ value: Double) -> Double { plotBottom - value * (plotBottom - plotTop) }

@@ -1,7 +1,7 @@
-// findings.md: the paper's findings checked on this run, in plain words, with the bootstrap
-// intervals of the best model of each strategy and the spread over fine-tuning seeds, so that a
-// difference smaller than seed noise is not called a finding. Nothing here is tuned to agree
-// with the paper: each finding says whether it holds, holds in direction only, or does not.
+// findings.md: the paper's findings checked on this run, in plain words, each decided on the
+// paired bootstrap difference of two models (better, equivalent within a stated margin, or
+// inconclusive), with the spread over fresh fine-tuning seeds beside it. Nothing here is tuned
+// to agree with the paper: each finding says whether it holds, does not, or is not shown.
 import Fairness
 import Foundation
 
@@ -26,7 +26,6 @@ public enum Findings {
   static func spread(_ v: [Double]) -> String {
     v.count > 1 ? String(format: "%.3f ± %.3f", mean(v), sd(v)) : String(format: "%.3f", mean(v))
   }
-  static func interval(_ i: Interval?) -> String { i.map { String(format: "[%.3f, %.3f]", $0.low, $0.high) } ?? "(no interval)" }
 
   /// Spearman's rank correlation (average ranks for ties).
   static func spearman(_ a: [Double], _ b: [Double]) -> Double {
@@ -53,67 +52,83 @@ public enum Findings {
     return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : .nan
   }
 
-  /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: more runs of the
-  /// same strategies with other seeds; `probe`: a linear probe on a randomly initialised backbone.
+  /// The equivalence margin: two models whose paired 90% interval of a difference lies within
+  /// ±margin F1 are called equivalent on that statistic.
+  public static let margin = 0.02
+
+  /// One paired verdict in words: the bias-corrected difference, its 95% and 90% intervals, and
+  /// what they allow one to say.
+  static func paired(_ interval: Interval?, _ equivalence: Interval?, higherIsBetter: Bool) -> (verdict: Verdict?, text: String) {
+    guard let interval, let equivalence else { return (nil, "no interval") }
+    let (verdict, within) = Verdict.decide(interval, equivalence: equivalence, margin: margin, higherIsBetter: higherIsBetter)
+    let text = String(format: "difference %+.3f, 95%% [%+.3f, %+.3f], 90%% [%+.3f, %+.3f]", interval.estimate, interval.low, interval.high, equivalence.low, equivalence.high)
+    let word: String
+    switch verdict {
+    case .better, .worse: word = verdict.rawValue + (within ? String(format: " (by less than the ±%.2f margin)", margin) : "")
+    case .equivalent: word = String(format: "equivalent within ±%.2f", margin)
+    case .inconclusive: word = "inconclusive"
+    }
+    return (verdict, "\(text): **\(word)**")
+  }
+
+  /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: the same settings
+  /// retrained with fresh seeds (not the sweep's own trial); `probe`: a linear probe on a
+  /// randomly initialised backbone.
   public static func markdown(main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, bootstrap: BootstrapOptions) -> String {
     var groups: [Strategy: Seeds] = [:]
     for run in main {
-      groups[run.record.strategy] = Seeds(main: run, runs: [run] + seedRuns.filter { $0.record.strategy == run.record.strategy })
+      groups[run.record.strategy] = Seeds(main: run, runs: seedRuns.filter { $0.record.strategy == run.record.strategy })
     }
     let seedCount = groups.values.map(\.runs.count).min() ?? 0
     var text = "# Findings\n\n"
-    text += "Each strategy's best trial of the sweep, evaluated on the test split with \(bootstrap.resamples) bootstrap resamples (95% intervals in brackets)"
-    text += seedCount > 1 ? ", and fine-tuned again with the same hyper-parameters and other seeds: \(seedCount) seeds per strategy, shown as mean ± standard deviation.\n\n" : ".\n\n"
+    text += "Each strategy's best trial of the sweep is evaluated on the test split. Two models are compared on the same \(bootstrap.resamples) bootstrap resamples of the test images (paired); a difference is the bias-corrected estimate with its 95% and 90% basic bootstrap intervals. "
+    text += String(format: "A model is **better** when the 95%% interval of the difference excludes 0 in its favour, **equivalent** when the 90%% interval lies within ±%.2f F1 (two one-sided tests at 5%%), and otherwise the comparison is **inconclusive**. ", margin)
+    text += seedCount > 0
+      ? "The best settings were also retrained with \(seedCount) fresh seed\(seedCount == 1 ? "" : "s") (the sweep's own trial excluded): the seeds columns show their mean ± standard deviation.\n\n"
+      : "No seed re-runs were given.\n\n"
 
-    // The seeds table.
-    text += "| model | seeds | test mean F1 | all gap ↓ | all worst ↑ | training time (s) |\n|---|---|---|---|---|---|\n"
+    text += "| model | test mean F1 | all gap ↓ | all worst ↑ | seeds | seeds: mean F1 | seeds: all gap | seeds: all worst | training time (s) |\n|---|---|---|---|---|---|---|---|---|\n"
     for strategy in Strategy.allCases {
       guard let g = groups[strategy] else { continue }
-      text += "| \(strategy.rawValue) | \(g.runs.count) | \(spread(g.meanF1)) | \(spread(g.gap)) | \(spread(g.worst)) | \(spread(g.seconds).replacingOccurrences(of: ".000", with: "")) |\n"
+      let summary = g.main.evaluation.model.summary
+      let seeds = g.runs.count
+      text += "| \(strategy.rawValue) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(seeds) | "
+      text += seeds > 0 ? "\(spread(g.meanF1)) | \(spread(g.gap)) | \(spread(g.worst)) | " : "| | | "
+      text += "\(String(format: "%.0f", g.main.record.trainingSeconds)) |\n"
     }
     text += "\n"
 
+    func compare(_ a: EvaluatedRun, _ b: EvaluatedRun) -> PairedComparison {
+      PairedComparison(a.evaluation.model, b.evaluation.model, options: bootstrap)
+    }
+
     // Pretraining learned something: the linear probe against the same probe on a random backbone.
     if let probe, let frozen = groups[.frozen] {
-      let result = MeanF1.intervals([frozen.main.evaluation.model.outcomes, probe.evaluation.model.outcomes], options: bootstrap)
-      let holds = (result.difference?.low ?? -1) > 0
+      let c = compare(frozen.main, probe)
+      let (verdict, words) = paired(c.meanF1, c.meanF1Equivalence, higherIsBetter: true)
       text += "## Pretraining\n\n"
-      text += String(
-        format: "A linear probe (frozen strategy, the same hyper-parameters) on the SimCLR backbone reaches a test mean F1 of %.3f %@; on a randomly initialised backbone %.3f %@. The paired difference is %.3f %@: ",
-        result.values[0], interval(result.intervals[0]), result.values[1], interval(result.intervals[1]), result.values[0] - result.values[1],
-        interval(result.difference))
-      text += holds ? "**pretraining learned features a linear probe can use**.\n\n" : "**the SimCLR backbone is not clearly better than a random one here**.\n\n"
+      text += String(format: "A linear probe (frozen strategy, the same settings) on the SimCLR backbone reaches a test mean F1 of %.3f; on a randomly initialised backbone %.3f. SimCLR minus random, mean F1: ",
+        MeanF1.value(frozen.main.evaluation.model.outcomes), MeanF1.value(probe.evaluation.model.outcomes))
+      text += words + (verdict == .better ? ": pretraining learned features a linear probe can use.\n\n" : ": the SimCLR backbone is not clearly better than a random one here.\n\n")
     }
 
     text += "## The paper's findings on this data\n\n"
-    func compare(_ a: Strategy, _ b: Strategy) -> (ma: Double, mb: Double, noise: Double, ia: Interval?, ib: Interval?, va: Double?, vb: Double?)? {
-      guard let ga = groups[a], let gb = groups[b] else { return nil }
-      return (mean(ga.worst), mean(gb.worst), (sd(ga.worst) * sd(ga.worst) + sd(gb.worst) * sd(gb.worst)).squareRoot(),
-        ga.main.evaluation.intervals?.allWorst ?? nil, gb.main.evaluation.intervals?.allWorst ?? nil,
-        ga.main.evaluation.model.summary.allWorst, gb.main.evaluation.model.summary.allWorst)
+    func finding(_ label: String, _ a: Strategy, _ b: Strategy, expect: Verdict, paper: String) {
+      guard let ga = groups[a], let gb = groups[b] else { return }
+      let c = compare(ga.main, gb.main)
+      let worst = paired(c.intervals.allWorst, c.equivalence.allWorst, higherIsBetter: true)
+      let gap = paired(c.intervals.allGap, c.equivalence.allGap, higherIsBetter: false)
+      let f1 = paired(c.meanF1, c.meanF1Equivalence, higherIsBetter: true)
+      let holds = worst.verdict == expect ? "holds" : worst.verdict == .inconclusive ? "not shown (inconclusive)" : "does not hold"
+      text += "- \(label) (\(paper)): **\(holds)** on all worst. \(a.rawValue) minus \(b.rawValue): all worst \(worst.text); all gap \(gap.text); mean F1 \(f1.text)."
+      if !ga.worst.isEmpty && !gb.worst.isEmpty {
+        text += " Over fresh seeds: all worst \(spread(ga.worst)) against \(spread(gb.worst))."
+      }
+      text += "\n"
     }
-    func describe(_ s: Strategy) -> String {
-      guard let g = groups[s] else { return s.rawValue }
-      return "\(s.rawValue) \(spread(g.worst))\(g.runs.count > 1 ? " over seeds" : ""), best trial \(formatted(g.main.evaluation.model.summary.allWorst)) \(interval(g.main.evaluation.intervals?.allWorst ?? nil))"
-    }
-    // (a)
-    if let c = compare(.bnStats, .frozen) {
-      let d = c.ma - c.mb
-      let separated = (c.ia?.low ?? .infinity) > (c.ib?.high ?? -.infinity) || (c.ia == nil && c.ib == nil)
-      let verdict = d > 0 && d > c.noise && separated ? "holds" : d > 0 ? "holds in direction only (the difference is within the noise)" : "does not hold"
-      text += String(format: "- (a) BN Stats improves worst-group F1 over Frozen (all row; paper .43 -> .69): **%@**. %@ vs %@: %+.3f (%+.0f%%), seed spread of the difference %.3f.\n",
-        verdict, describe(.bnStats), describe(.frozen), d, 100 * d / max(c.mb, 1e-9), c.noise)
-    }
-    func close(_ a: Strategy, _ b: Strategy, _ label: String) {
-      guard let c = compare(a, b) else { return }
-      let d = c.ma - c.mb
-      let insideB = c.ib.map { i in c.va.map { i.low <= $0 && $0 <= i.high } ?? false } ?? false
-      let verdict = insideB || abs(d) <= max(c.noise, 1e-12) ? "holds" : "does not hold"
-      text += String(format: "- %@: **%@**. %@ vs %@: difference %+.3f, seed spread %.3f; %@.\n", label, verdict, describe(a), describe(b), d, c.noise,
-        insideB ? "the first lies inside the second's interval" : "the first lies outside the second's interval")
-    }
-    close(.bnStatsSkip, .full, "(b) BN Stats + Skip is within the interval of Full FT")
-    close(.full, .supervised, "(c) Full FT and Supervised are close")
+    finding("(a) BN Stats improves worst-group F1 over Frozen", .bnStats, .frozen, expect: .better, paper: "paper: all worst .43 -> .69, +36% on the worst subgroups")
+    finding("(b) BN Stats + Skip matches Full FT", .bnStatsSkip, .full, expect: .equivalent, paper: "paper: within Full's interval")
+    finding("(c) Full FT and Supervised are close", .full, .supervised, expect: .equivalent, paper: "paper: close")
     // (d)
     var correlations: [String] = []
     var negative = 0
@@ -125,17 +140,16 @@ public enum Findings {
       correlations.append(String(format: "%@ %.2f", run.label, r))
     }
     let most = negative * 2 > main.count
-    text += "- (d) The gap shrinks as rho grows: **\(negative == main.count ? "holds" : most ? "holds for most models" : "does not hold")**. Spearman correlation of F1 gap with rho over the attributes: \(correlations.joined(separator: ", ")).\n"
+    text += "- (d) The gap shrinks as rho grows: **\(negative == main.count ? "holds" : most ? "holds for most models" : "does not hold")**. Spearman correlation of F1 gap with rho over the attributes (pairs below --min-support excluded): \(correlations.joined(separator: ", ")).\n"
     // (e)
     func ratio(_ a: Strategy, _ b: Strategy) -> Double? {
       guard let ga = groups[a], let gb = groups[b] else { return nil }
-      return mean(ga.seconds) / max(mean(gb.seconds), 1e-9)
+      return ga.main.record.trainingSeconds / max(gb.main.record.trainingSeconds, 1e-9)
     }
     if let r1 = ratio(.supervised, .bnStats), let r2 = ratio(.full, .bnStatsSkip) {
       let verdict = r1 > 1 && r2 > 1 ? "holds in direction" : "does not hold"
-      text += String(format: "- (e) Training-time ratios: **%@**. Supervised / BN Stats %.2fx (paper 4.4x), Full FT / BN Stats + Skip %.2fx (paper 1.33x); each model's training time is its own trial's epochs, drawn by the sweep.\n", verdict, r1, r2)
+      text += String(format: "- (e) Training-time ratios of the selected models: **%@**. Supervised / BN Stats %.2fx (paper 4.4x), Full FT / BN Stats + Skip %.2fx (paper 1.33x); each is the whole training time of the selected trial, so it measures the epochs the search drew as much as the work per epoch.\n", verdict, r1, r2)
     }
-    text += "\nIntervals are 95% percentile bootstrap intervals over resampled test images of the best trial; \"seed spread\" is the standard deviation over fine-tuning seeds (combined for a difference). A finding holds when the difference is larger than both; \"in direction only\" when it points the paper's way but is within the noise.\n"
     return text
   }
 }

@@ -5,19 +5,15 @@ import Foundation
 
 /// What one cell of the heat map shows.
 enum PairCell: Equatable {
-  /// No gap to show: t = c, c has no two subgroups on the test images, or a subgroup of c has no
-  /// positive of t (its F1 is 0/0, or 0 whatever the model does). `reason` says which;
-  /// `counted` is the gap that Table 1's mean still counts, with such an F1 taken as 0.
-  case undefined(reason: String, counted: Double?)
-  /// A gap whose F1s rest on fewer than the minimum positives of t in one subgroup.
+  /// No gap: t = c, c has no two subgroups on the test images, or a subgroup of c has no positive
+  /// of t (its F1 is 0/0, or 0 whatever the model does). `reason` says which.
+  case undefined(reason: String)
+  /// A gap left out of Table 1: fewer than the minimum positives of t in one subgroup.
   case lowSupport(gap: Double)
   case value(gap: Double)
 }
 
 public enum HeatMap {
-  /// Fewer positives of t than this in either subgroup of c mark the pair as low support: an F1
-  /// over a handful of positives moves by tenths when one image changes.
-  public static let minimumPositives = 10
   static let undefinedColor = "#9e9e9e"
   static let hatchPattern = "heatmap-low-support"
   /// ColorBrewer's YlOrRd, from no gap (pale yellow) to the largest (dark red); neither end is
@@ -38,33 +34,28 @@ public enum HeatMap {
     return runs.isEmpty ? nil : 0
   }
 
-  /// The cells in pair order, `[condition * attributeCount + task]`; `counts` and `summary`
-  /// must come from the same outcomes.
-  static func cells(summary: FairnessSummary, counts: PairCounts, minimumPositives: Int, names: [String])
-    -> [PairCell]
-  {
+  /// The cells in pair order, `[condition * attributeCount + task]`, as the summary's pair
+  /// selection classes them.
+  static func cells(summary: FairnessSummary, names: [String]) -> [PairCell] {
     let attributeCount = summary.attributeCount
+    let selection = summary.selection
     var cells: [PairCell] = []
     for condition in 0..<attributeCount {
       for task in 0..<attributeCount {
         let index = condition * attributeCount + task
-        let inside = counts.positives[index]
-        let outside = counts.positives[attributeCount * attributeCount + task] - inside
         let (c, t) = (names[condition], names[task])
         if task == condition {
-          cells.append(.undefined(reason: "t = c", counted: nil))
-        } else if let gap = summary.pairGap[index] {
-          if inside == 0 {
-            cells.append(.undefined(reason: "no test image with \(c) has \(t)", counted: gap))
-          } else if outside == 0 {
-            cells.append(.undefined(reason: "no test image without \(c) has \(t)", counted: gap))
-          } else if min(inside, outside) < minimumPositives {
-            cells.append(.lowSupport(gap: gap))
-          } else {
+          cells.append(.undefined(reason: "t = c"))
+        } else if let given = summary.f1GivenCondition[index], let givenNot = summary.f1GivenNotCondition[index] {
+          if selection.support[index] == 0 {
+            cells.append(.undefined(reason: "a subgroup of \(c) has no positive of \(t)"))
+          } else if let gap = summary.pairGap[index] {
             cells.append(.value(gap: gap))
+          } else {
+            cells.append(.lowSupport(gap: abs(given - givenNot)))
           }
         } else {
-          cells.append(.undefined(reason: "\(c) is true on every test image or on none", counted: nil))
+          cells.append(.undefined(reason: "\(c) is true on every test image or on none"))
         }
       }
     }
@@ -115,18 +106,16 @@ public enum HeatMap {
     return (undefined, lowSupport)
   }
 
-  /// heatmap.svg, and the caption that index.html shows under it. `counts` and `summary` must
-  /// come from the same outcomes (PairCounts.count of the evaluation's outcomes).
-  public static func figure(
-    label: String, names: [String], summary: FairnessSummary, counts: PairCounts,
-    minimumPositives: Int = minimumPositives
-  ) -> (svg: String, caption: String) {
-    let cells = cells(summary: summary, counts: counts, minimumPositives: minimumPositives, names: names)
+  /// heatmap.svg, and the caption that index.html shows under it. `counts` must come from the
+  /// outcomes the summary was made of (PairCounts.count of the evaluation's outcomes).
+  public static func figure(label: String, names: [String], summary: FairnessSummary, counts: PairCounts) -> (svg: String, caption: String) {
+    let cells = cells(summary: summary, names: names)
     let tally = tally(cells, attributeCount: summary.attributeCount)
     let pairs = summary.attributeCount * (summary.attributeCount - 1)
+    let minimum = summary.selection.minimum
     let caption =
-      "The F1 gap |F1(t|c) - F1(t|-c)| of \(label) for every ordered pair: rows are the condition c, columns the task t; Table 1's gap of c is the mean of its row over t ≠ c, grey pairs included with the F1 of a subgroup without positives taken as 0. Grey: undefined, t = c on the diagonal and \(grouped(tally.undefined)) of the \(grouped(pairs)) pairs where c has no two subgroups or one of them has no positive of t. Hatched: \(grouped(tally.lowSupport)) pairs with fewer than \(minimumPositives) positives of t in a subgroup, whose F1s rest on few images. Hover over a cell for its values."
-    return (svg(label: label, names: names, cells: cells, counts: counts, minimumPositives: minimumPositives), caption)
+      "The F1 gap |F1(t|c) - F1(t|-c)| of \(label) for every ordered pair: rows are the condition c, columns the task t; Table 1's gap of c is the mean of its row over the pairs that are neither grey nor hatched. Grey: undefined, t = c on the diagonal and \(grouped(tally.undefined)) of the \(grouped(pairs)) pairs where c has no two subgroups or one of them has no positive of t. Hatched: \(grouped(tally.lowSupport)) pairs with fewer than \(minimum) positives of t in a subgroup (--min-support), left out of Table 1 because their F1s rest on few images. Hover over a cell for its values."
+    return (svg(label: label, names: names, cells: cells, counts: counts, minimumPositives: minimum), caption)
   }
 
   /// The grid with attribute names on both axes, the colour legend and the legend of the marks.
@@ -176,11 +165,10 @@ public enum HeatMap {
       let support = "positives of t: \(inside) with c, \(outside) without"
       let (fill, description): (String, String)
       switch cell {
-      case .undefined(let reason, let counted):
-        let note = counted.map { "; Table 1 counts it as \(formatted($0))" } ?? ""
-        (fill, description) = (undefinedColor, "\(pair): undefined (\(reason)\(note))")
+      case .undefined(let reason):
+        (fill, description) = (undefinedColor, "\(pair): undefined (\(reason))")
       case .lowSupport(let gap):
-        (fill, description) = (color(gap / top), "\(pair): gap \(formatted(gap)), low support (\(support))")
+        (fill, description) = (color(gap / top), "\(pair): gap \(formatted(gap)), low support, not in Table 1 (\(support))")
         hatched.append("M\(f(x)) \(f(y))h\(f(cellSize))v\(f(cellSize))h\(f(-cellSize))z")
       case .value(let gap):
         (fill, description) = (color(gap / top), "\(pair): gap \(formatted(gap)) (\(support))")

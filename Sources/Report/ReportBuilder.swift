@@ -27,7 +27,7 @@ public enum ReportBuilder {
   /// (frozen ... supervised), and labelled by strategy, with the directory name added when
   /// several runs share a strategy.
   public static func evaluate(
-    runs: [URL], attributes: URL?, partition: URL?, bootstrap: BootstrapOptions?
+    runs: [URL], attributes: URL?, partition: URL?, bootstrap: BootstrapOptions?, minimumSupport: Int = PairSelection.defaultMinimum
   ) throws -> [EvaluatedRun] {
     let records = try runs.map(RunRecord.init(directory:))
       .enumerated()
@@ -56,7 +56,7 @@ public enum ReportBuilder {
       let label =
         shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue
       return EvaluatedRun(
-        label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap))
+        label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap, minimumSupport: minimumSupport))
     }
   }
 

@@ -55,7 +55,12 @@ public enum Table1 {
 
   /// How to read the bootstrap intervals, under every table that shows them.
   public static let intervalNote =
-    "Brackets: 95% percentile bootstrap intervals over resampled test images. A gap is an absolute difference of noisy F1s, so resampling inflates it and its interval can lie above the estimate; compare two models with the paired difference (fairtune fairness --compare)."
+    "With intervals, a value is the bootstrap's bias-corrected estimate (2 x the test split's value - the mean over resampled test sets) and brackets hold its 95% basic bootstrap interval: a gap is an absolute difference of noisy F1s and is biased upward, a worst (a minimum) downward, and the correction takes the bias the resampling shows off; docs/statistics.md has the coverage measured by simulation. Compare two models with the paired difference (fairtune fairness --compare)."
+
+  /// How pairs are chosen, under every table.
+  static func pairNote(_ selection: PairSelection) -> String {
+    "pairs: the tasks t whose subgroups (c true and c false) both hold at least \(selection.minimum) positives (--min-support); \(selection.used) pairs are used, \(selection.undefined) are undefined (a subgroup without positives) and \(selection.belowMinimum) below the minimum."
+  }
 
   /// The attribute indices of the paper's rows that the dataset has, or of every attribute.
   static func rows(_ names: [String], paperOnly: Bool) -> [Int] {
@@ -66,13 +71,14 @@ public enum Table1 {
   /// a last row "all" holds the medians.
   static func display(_ models: [ModelResult], paperOnly: Bool) -> TextTable {
     guard let first = models.first else { return TextTable(header: [], rows: []) }
-    let header = ["attribute", "rho"] + models.flatMap { ["\($0.label) gap ↓", "\($0.label) worst ↑"] }
+    let header = ["attribute", "rho", "pairs"] + models.flatMap { ["\($0.label) gap ↓", "\($0.label) worst ↑"] }
     func cell(_ value: Double?, _ interval: Interval??) -> String {
       guard let interval = interval ?? nil else { return formatted(value) }
-      return "\(formatted(value)) [\(formatted(interval.low)), \(formatted(interval.high))]"
+      return "\(formatted(interval.estimate)) [\(formatted(interval.low)), \(formatted(interval.high))]"
     }
+    let used = first.summary.selection.usedPerCondition
     var rows = rows(first.attributeNames, paperOnly: paperOnly).map { attribute in
-      [first.attributeNames[attribute], formatted(first.summary.rho[attribute], decimals: 2)]
+      [first.attributeNames[attribute], formatted(first.summary.rho[attribute], decimals: 2), "\(used[attribute])"]
         + models.flatMap { model in
           [
             cell(model.summary.gap[attribute], model.intervals?.gap[attribute]),
@@ -81,7 +87,7 @@ public enum Table1 {
         }
     }
     rows.append(
-      ["all", ""]
+      ["all", "", "\(first.summary.selection.used)"]
         + models.flatMap { model in
           [
             cell(model.summary.allGap, model.intervals?.allGap),
@@ -97,24 +103,26 @@ public enum Table1 {
     let bootstrapped = models.contains { $0.intervals != nil }
     func columns(_ label: String, _ metric: String) -> [String] {
       bootstrapped
-        ? ["\(label) \(metric)", "\(label) \(metric) low", "\(label) \(metric) high"] : ["\(label) \(metric)"]
+        ? ["\(label) \(metric)", "\(label) \(metric) bias-corrected", "\(label) \(metric) low", "\(label) \(metric) high"]
+        : ["\(label) \(metric)"]
     }
     func cells(_ value: Double?, _ interval: Interval??) -> [String] {
       let text = value.map { "\($0)" } ?? ""
       guard bootstrapped else { return [text] }
       let interval = interval ?? nil
-      return [text, interval.map { "\($0.low)" } ?? "", interval.map { "\($0.high)" } ?? ""]
+      return [text, interval.map { "\($0.estimate)" } ?? "", interval.map { "\($0.low)" } ?? "", interval.map { "\($0.high)" } ?? ""]
     }
-    let header = ["attribute", "rho"] + models.flatMap { columns($0.label, "gap") + columns($0.label, "worst") }
+    let used = first.summary.selection.usedPerCondition
+    let header = ["attribute", "rho", "pairs"] + models.flatMap { columns($0.label, "gap") + columns($0.label, "worst") }
     var rows = rows(first.attributeNames, paperOnly: paperOnly).map { attribute in
-      [first.attributeNames[attribute], "\(first.summary.rho[attribute])"]
+      [first.attributeNames[attribute], "\(first.summary.rho[attribute])", "\(used[attribute])"]
         + models.flatMap { model in
           cells(model.summary.gap[attribute], model.intervals?.gap[attribute])
             + cells(model.summary.worst[attribute], model.intervals?.worst[attribute])
         }
     }
     rows.append(
-      ["all", ""]
+      ["all", "", "\(first.summary.selection.used)"]
         + models.flatMap { model in
           cells(model.summary.allGap, model.intervals?.allGap)
             + cells(model.summary.allWorst, model.intervals?.allWorst)
@@ -127,6 +135,7 @@ public enum Table1 {
     var text = "# Table 1: F1 gap (lower is fairer) and worst-group F1 (higher is better)\n\n"
     text += "For each attribute c: the mean over the other tasks t of |F1(t|c) - F1(t|-c)| (gap) and of "
     text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
+    if let first = models.first { text += " " + pairNote(first.summary.selection) }
     if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
     text += "\n\n" + display(models, paperOnly: true).markdown
     text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown
@@ -152,7 +161,7 @@ public enum ComparisonTable {
       guard let a, let b else { return "n/a" }
       guard let interval = interval ?? nil else { return formatted(a - b) }
       let excludesZero = interval.low > 0 || interval.high < 0
-      return "\(formatted(a - b)) [\(formatted(interval.low)), \(formatted(interval.high))]\(excludesZero ? " *" : "")"
+      return "\(formatted(interval.estimate)) [\(formatted(interval.low)), \(formatted(interval.high))]\(excludesZero ? " *" : "")"
     }
     var rows = names.indices.map { attribute in
       [
@@ -178,7 +187,7 @@ public enum ComparisonTable {
     text += "Differences are \(label) minus the compared model"
     if differences != nil {
       text +=
-        ", with 95% intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
+        ", bias-corrected, with 95% basic intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
     }
     return text + ".\n\n" + table.markdown
   }

@@ -55,6 +55,33 @@ public enum TrainingError: Error, CustomStringConvertible {
   }
 }
 
+/// The frozen strategy's head as a convex problem solved to convergence on the feature table:
+/// the train images and their labels ([count, K] in {0, 1}), and the solver (its weight decay
+/// is the run's).
+public struct ConvergedHead {
+  public let solver: LogisticRegression
+  public let indices: [Int]
+  public let labels: [Float]
+
+  public init(solver: LogisticRegression, indices: [Int], labels: [Float]) {
+    self.solver = solver
+    self.indices = indices
+    self.labels = labels
+  }
+
+  /// The head of a frozen run on `dataset`'s train split.
+  public init(dataset: PackedDataset, weightDecay: Double) {
+    let indices = dataset.train
+    let k = dataset.attributeCount
+    var labels = [Float](repeating: 0, count: indices.count * k)
+    for (row, index) in indices.enumerated() {
+      let values = dataset.labels(index)
+      for j in 0..<k { labels[row * k + j] = Float(values[j]) }
+    }
+    self.init(solver: LogisticRegression(weightDecay: weightDecay), indices: indices, labels: labels)
+  }
+}
+
 public enum Objective: Equatable, Sendable {
   /// Binary cross-entropy over the attributes (mean over the global batch and the outputs).
   case attributes
@@ -107,6 +134,9 @@ public final class Trainer {
   /// Every image's backbone features (the frozen strategy on plain images): steps run only
   /// the head.
   public var featureCache: FeatureCache?
+  /// With a feature table: the head is solved to convergence (`ConvergedHead`) instead of being
+  /// trained step by step.
+  public var convergedHead: ConvergedHead?
 
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
@@ -260,6 +290,7 @@ public final class Trainer {
   /// Trains to the end of the plan; returns the number of steps run now.
   @discardableResult
   public func train() throws -> Int {
+    if let convergedHead, let featureCache { return try fitHead(convergedHead, cache: featureCache) }
     let metrics = communicator.rank == 0 ? try MetricsLog(path: run.metricsFile) : nil
     let total = totalSteps
     let first = step
@@ -318,6 +349,53 @@ public final class Trainer {
           "checkpoint_raw_bytes": (model.registry.values.count + model.registry.state.count + optimizer.state.reduce(0) { $0 + $1.count }) * 4])
       }
     }
+    try communicator.barrier()
+    return step - first
+  }
+
+  /// The frozen head solved on the feature table of the train images: rank 0 solves, every rank
+  /// takes its weights. The whole plan counts as run (the final checkpoint says so), and
+  /// `afterEpoch` hears of the last epoch once, with the solved head in place.
+  private func fitHead(_ head: ConvergedHead, cache: FeatureCache) throws -> Int {
+    guard let fc = model.fc else { preconditionFailure("a converged head needs a classifier") }
+    let metrics = communicator.rank == 0 ? try MetricsLog(path: run.metricsFile) : nil
+    let start = Clock.now()
+    let n = head.indices.count
+    let k = fc.outputFeatures
+    var parameters = [Float](repeating: 0, count: fc.weight.count + k)
+    var summary = ""
+    if communicator.rank == 0 {
+      guard let rows = cache.features(head.indices) else { preconditionFailure("the feature table lacks train images") }
+      let features = Array(UnsafeBufferPointer(start: rows, count: n * cache.dimension))
+      let fit = features.withUnsafeBufferPointer { x in
+        head.labels.withUnsafeBufferPointer { y in
+          head.solver.fit(
+            features: x.baseAddress!, labels: y.baseAddress!, count: n, dimension: cache.dimension, outputs: k,
+            weight: Array(UnsafeBufferPointer(start: fc.weight.value, count: fc.weight.count)),
+            bias: Array(UnsafeBufferPointer(start: fc.bias!.value, count: k)))
+        }
+      }
+      parameters = fit.weight + fit.bias
+      for (iteration, loss) in fit.losses.enumerated() { metrics?.append(["step": iteration, "epoch": 0, "loss": loss, "solver": "lbfgs"]) }
+      metrics?.append([
+        "head_fit": "lbfgs", "iterations": fit.iterations, "converged": fit.converged, "loss": fit.loss,
+        "gradient_max": fit.gradientNorm, "gradient_tolerance": head.solver.gradientTolerance, "weight_decay": head.solver.weightDecay,
+        "images": n,
+      ])
+      summary = String(format: "head solved on the features of %d train images: L-BFGS, %d iterations, loss %.5f, largest gradient %.1e (%@ %.0e), weight decay %.2g",
+        n, fit.iterations, fit.loss, fit.gradientNorm, fit.converged ? "converged below" : "NOT converged: stopped above", head.solver.gradientTolerance,
+        head.solver.weightDecay)
+    }
+    try parameters.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+    fc.weight.value.update(from: parameters, count: fc.weight.count)
+    parameters.withUnsafeBufferPointer { fc.bias!.value.update(from: $0.baseAddress! + fc.weight.count, count: k) }
+    let first = step
+    step = totalSteps
+    trainingSeconds += Clock.now() - start
+    if communicator.rank == 0 { say(summary) }
+    try afterEpoch?(max(0, (totalSteps - 1) / source.stepsPerEpoch))
+    try writer.finish()
+    if communicator.rank == 0 { try checkpoint().write(to: run.finalCheckpoint) }
     try communicator.barrier()
     return step - first
   }

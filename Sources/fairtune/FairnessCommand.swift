@@ -5,6 +5,8 @@ import Fairness
 import Foundation
 import Report
 
+extension IntervalMethod: ExpressibleByArgument {}
+
 struct FairnessCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fairness",
@@ -46,6 +48,12 @@ struct FairnessCommand: ParsableCommand {
   @Option(help: "Seed of the bootstrap resamples.")
   var seed: UInt64 = 0
 
+  @Option(help: "Positives of the task each subgroup (c true, c false) of a pair needs for the pair to be used; pairs with fewer are left out and counted (a subgroup without positives has no F1).")
+  var minSupport: Int = PairSelection.defaultMinimum
+
+  @Option(help: "Intervals: basic (bias-corrected estimate with the basic bootstrap interval) or percentile.")
+  var interval: IntervalMethod = .basic
+
   @Option(help: "Scores CSV of a second model: its metrics and the paired differences on the same resamples.")
   var compare: String?
 
@@ -54,6 +62,12 @@ struct FairnessCommand: ParsableCommand {
 
   @Flag(help: "Time the fast and the per-pair paths on synthetic data instead of reading files.")
   var bench = false
+
+  @Option(help: "Instead of reading files: measure how often the intervals cover the population value, over this many test sets drawn from a score model with known population values (docs/statistics.md).")
+  var coverage: Int?
+
+  @Option(help: "Test images per drawn test set of --coverage.")
+  var coverageImages = 19_962
 
   @Option(help: "Test images of the --bench data.")
   var benchTestImages = 19_962
@@ -65,8 +79,17 @@ struct FairnessCommand: ParsableCommand {
   var benchBaselineResamples: Int?
 
   func validate() throws {
+    guard minSupport >= 1 else {
+      throw ValidationError("--min-support must be at least 1 (got \(minSupport)): a subgroup without positives has no F1.")
+    }
     if let bootstrap, bootstrap < 0 {
       throw ValidationError("--bootstrap cannot be negative (got \(bootstrap)); use 0 for no intervals.")
+    }
+    if let coverage {
+      guard coverage > 0, coverageImages > 0, (bootstrap ?? 1) > 0 else {
+        throw ValidationError("--coverage, --coverage-images and --bootstrap must be positive for a coverage simulation.")
+      }
+      return
     }
     if bench {
       guard benchTestImages > 0, benchTrainImages > 0 else {
@@ -90,6 +113,7 @@ struct FairnessCommand: ParsableCommand {
   }
 
   func run() throws {
+    if let coverage { return runCoverage(draws: coverage) }
     if bench { return runBenchmark() }
     guard let attributes, let partition, let scores, let out else { return }
     let attributeFile = try CelebAAttributes(contentsOf: URL(fileURLWithPath: attributes))
@@ -104,8 +128,8 @@ struct FairnessCommand: ParsableCommand {
     let compared = try compare.map { (name: $0, splits: try splits($0, train: compareTrain)) }
     let resamples = bootstrap ?? 0
     let evaluation = try FairnessEvaluation(
-      splits(scores, train: scoresTrain), bootstrap: BootstrapOptions(resamples: resamples, seed: seed),
-      compared: compared)
+      splits(scores, train: scoresTrain), bootstrap: BootstrapOptions(resamples: resamples, seed: seed, method: interval),
+      compared: compared, minimumSupport: minSupport)
     let name = label ?? URL(fileURLWithPath: scores).deletingPathExtension().lastPathComponent
     let result = ModelResult(
       label: name, attributeNames: evaluation.attributeNames, summary: evaluation.model.summary,
@@ -123,6 +147,15 @@ struct FairnessCommand: ParsableCommand {
     printSummary(evaluation, out: out, files: files.map(\.name))
   }
 
+  /// The coverage table of every interval method, with the simulation's settings.
+  private func runCoverage(draws: Int) {
+    let resamples = bootstrap ?? 400
+    let start = Date()
+    let tallies = CoverageSimulation.run(draws: draws, images: coverageImages, resamples: resamples, minimumSupport: minSupport, seed: seed)
+    print("coverage of nominal 95% intervals: \(draws) test sets of \(coverageImages) images from the 8-attribute CelebA-like score model, \(resamples) bootstrap resamples each, --min-support \(minSupport) (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
+    print(CoverageSimulation.markdown(tallies, level: 0.95), terminator: "")
+  }
+
   private func printSummary(_ evaluation: FairnessEvaluation, out: String, files: [String]) {
     let summary = evaluation.model.summary
     print(
@@ -138,15 +171,14 @@ struct FairnessCommand: ParsableCommand {
         "note: \(evaluation.attributeNames[attribute]) is true on every test image or on none: it has no gap or worst and is left out of all"
       )
     }
-    if !summary.zeroDivisions.isEmpty {
-      print(
-        "note: \(summary.zeroDivisions.count) subgroups have no positive and no predicted positive for their task: F1 counted as 0 (listed in fairness.json)"
-      )
-    }
+    let selection = summary.selection
+    print(
+      "pairs: \(selection.used) used, \(selection.undefined) undefined (a subgroup without positives), \(selection.belowMinimum) below --min-support \(selection.minimum)"
+    )
     func withInterval(_ value: Double?, _ interval: Interval??) -> String {
       let text = value.map { String(format: "%.3f", $0) } ?? "n/a"
       guard let interval = interval ?? nil else { return text }
-      return text + String(format: " [%.3f, %.3f]", interval.low, interval.high)
+      return text + String(format: " (bias-corrected %.3f [%.3f, %.3f])", interval.estimate, interval.low, interval.high)
     }
     print(
       "all: gap \(withInterval(summary.allGap, evaluation.intervals?.allGap)), worst \(withInterval(summary.allWorst, evaluation.intervals?.allWorst))"

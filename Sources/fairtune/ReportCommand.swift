@@ -49,7 +49,13 @@ struct ReportCommand: ParsableCommand {
   @Option(help: "Seed of the bootstrap resamples.")
   var seed: UInt64 = 0
 
+  @Option(help: "Positives of the task each subgroup (c true, c false) of a pair needs for the pair to be used (pairs with fewer are left out and counted).")
+  var minSupport: Int = PairSelection.defaultMinimum
+
   func validate() throws {
+    guard minSupport >= 1 else {
+      throw ValidationError("--min-support must be at least 1 (got \(minSupport)): a subgroup without positives has no F1.")
+    }
     guard !runs.isEmpty else {
       throw ValidationError("Pass at least one run directory with --runs DIR...")
     }
@@ -65,11 +71,12 @@ struct ReportCommand: ParsableCommand {
     let evaluated = try ReportBuilder.evaluate(
       runs: runs.map { URL(fileURLWithPath: $0) }, attributes: attributes.map { URL(fileURLWithPath: $0) },
       partition: partition.map { URL(fileURLWithPath: $0) },
-      bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed))
+      bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed), minimumSupport: minSupport)
     let url = { (path: String) in URL(fileURLWithPath: path) }
     let options = BootstrapOptions(resamples: bootstrap, seed: seed)
     func others(_ paths: [String]) throws -> [EvaluatedRun] {
-      paths.isEmpty ? [] : try ReportBuilder.evaluate(runs: paths.map(url), attributes: attributes.map(url), partition: partition.map(url), bootstrap: nil)
+      paths.isEmpty
+        ? [] : try ReportBuilder.evaluate(runs: paths.map(url), attributes: attributes.map(url), partition: partition.map(url), bootstrap: nil, minimumSupport: minSupport)
     }
     var sections: [ReportSection] = []
     if let pretrain {

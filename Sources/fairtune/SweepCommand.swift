@@ -220,6 +220,7 @@ struct SweepCommand: ParsableCommand {
     ) { trainer in
       trainer.say = { _ in }
       trainer.featureCache = cache
+      if cache != nil { trainer.convergedHead = ConvergedHead(dataset: dataset, weightDecay: settings.weightDecay) }
       trainer.afterStep = { _ = progress(nil, nil) }
       trainer.afterEpoch = { [unowned trainer] epoch in
         let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads, cache: cache)

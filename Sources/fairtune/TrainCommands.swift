@@ -175,7 +175,15 @@ struct FinetuneCommand: ParsableCommand {
       statistics updated), bn-stats-affine (+ every BatchNorm weight and bias), bn-stats-skip
       (+ the downsample shortcuts), full (everything); supervised trains everything from a random
       initialisation (no --from). Nothing below the lowest trainable parameter is
-      differentiated, and frozen weights get no gradient GEMMs. At the end, writes the scores of
+      differentiated, and frozen weights get no gradient GEMMs.
+
+      frozen on plain images computes every image's backbone features once; its head is then a
+      convex problem (40 logistic regressions with L2 weight decay --weight-decay on the weights),
+      solved with L-BFGS until the largest gradient component is below 1e-6 (at most 2000
+      iterations; metrics.jsonl records the loss of each iteration and whether it converged).
+      --optimizer, --lr, --epochs and the schedule do not apply there.
+
+      At the end, writes the scores of
       every train, val and test image (RUN/scores-{train,val,test}.csv), the validation mean F1
       with thresholds from train, and RUN/run.json for `fairtune report`.
       """))
@@ -235,7 +243,12 @@ struct FinetuneCommand: ParsableCommand {
         metadata: modelOptions.checkpointMetadata.merging(
           ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
             "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }
-      ) { $0.featureCache = cache }
+      ) { trainer in
+        trainer.featureCache = cache
+        if cache != nil {
+          trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: Double(training.weightDecay ?? 0))
+        }
+      }
       let validation = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache,
         tableSeconds: cache?.fillSeconds ?? 0)
       session.launch.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, validation.seconds, validation.f1))

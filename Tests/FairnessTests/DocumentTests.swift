@@ -1,5 +1,5 @@
-// fairness.json parses as JSON and says what the numbers are: null thresholds, zero-division
-// subgroups, pair matrices, intervals.
+// fairness.json parses as JSON and says what the numbers are: null thresholds, the pairs used and
+// left out, pair matrices, intervals.
 import Fairness
 import Foundation
 import XCTest
@@ -17,7 +17,7 @@ final class DocumentTests: XCTestCase {
       labels: [true, false, false, false, true, false, true, true, false, false, false, false],
       scores: [0.95, 0.1, 0.2, 0.3, 0.9, 0.1, 0.1, 0.85, 0.1, 0.2, 0.1, 0.3])
     let evaluation = try FairnessEvaluation(
-      EvaluationSplits(train: train, test: test), bootstrap: BootstrapOptions(resamples: 30, seed: 2))
+      EvaluationSplits(train: train, test: test), bootstrap: BootstrapOptions(resamples: 30, seed: 2), minimumSupport: 1)
     let object = try XCTUnwrap(JSONSerialization.jsonObject(with: evaluation.document()) as? [String: Any])
     XCTAssertEqual(object["attributes"] as? [String], names)
     let thresholds = try XCTUnwrap(object["thresholds"] as? [Any])
@@ -33,8 +33,15 @@ final class DocumentTests: XCTestCase {
     let given = try XCTUnwrap(pairs["f1_given_c"] as? [[Any]])
     XCTAssertEqual(given.count, 3)
     XCTAssertTrue(given[0][0] is NSNull, "diagonal")
-    let zeroDivisions = try XCTUnwrap(object["zero_division"] as? [[String: String]])
-    XCTAssertTrue(zeroDivisions.contains(["task": "a2", "condition": "a0", "subgroup": "c"]))
+    // a2 is never true: its pairs as a task are undefined, not F1 0.
+    let selection = try XCTUnwrap(object["pair_selection"] as? [String: Any])
+    XCTAssertEqual(selection["min_support"] as? Int, 1)
+    XCTAssertEqual(selection["undefined"] as? Int, 2)
+    XCTAssertEqual(selection["used"] as? Int, 2)
+    XCTAssertEqual(perAttribute[0]["pairs_used"] as? Int, 1)
+    let support = try XCTUnwrap(pairs["support"] as? [[Int]])
+    XCTAssertEqual(support[0][2], 0)
+    XCTAssertNotNil((perAttribute[0]["gap_interval"] as? [String: Any])?["estimate"] as? Double)
     XCTAssertEqual((object["conventions"] as? [String])?.count, FairnessEvaluation.conventions.count)
     XCTAssertEqual((object["bootstrap"] as? [String: Any])?["resamples"] as? Int, 30)
   }

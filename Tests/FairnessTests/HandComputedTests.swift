@@ -21,7 +21,8 @@ final class HandComputedTests: XCTestCase {
     let outcomes = Outcomes(
       attributeCount: 3, imageCount: 8, labels: labels.flatMap { $0.map { $0 == 1 } },
       predictions: predictions.flatMap { $0.map { $0 == 1 } })
-    return FairnessSummary(PairCounts.count(outcomes))
+    let counts = PairCounts.count(outcomes)
+    return FairnessSummary(counts, selection: PairSelection(counts, minimum: 1))
   }
 
   func testPairF1s() {
@@ -49,23 +50,28 @@ final class HandComputedTests: XCTestCase {
       XCTAssertEqual(s.f1GivenCondition[index]!, given, accuracy: 1e-12, "F1(a\(task)|a\(condition))")
       XCTAssertEqual(s.f1GivenNotCondition[index]!, givenNot, accuracy: 1e-12, "F1(a\(task)|-a\(condition))")
     }
-    XCTAssertTrue(s.zeroDivisions.isEmpty)
+    // a2 is never true where a0 is, and a0 never where a2 is: those two pairs are undefined.
+    XCTAssertEqual(s.selection.undefined, 2)
+    XCTAssertNil(s.pairGap[0 * 3 + 2])
+    XCTAssertNil(s.pairGap[2 * 3 + 0])
   }
 
   func testGapWorstRhoAndAll() {
     let s = summary
-    // gap(a0) = (|2/3 - 4/5| + |0 - 2/3|) / 2 = (2/15 + 10/15) / 2 = 2/5; worst(a0) = (2/3 + 0) / 2.
-    XCTAssertEqual(s.gap[0]!, 2.0 / 5, accuracy: 1e-12)
-    XCTAssertEqual(s.worst[0]!, 1.0 / 3, accuracy: 1e-12)
+    // a0's only defined pair is a1: gap(a0) = |2/3 - 4/5| = 2/15; worst(a0) = 2/3. (Counting the
+    // undefined pair (a2|a0) as F1 0 would give 2/5 and 1/3.)
+    XCTAssertEqual(s.gap[0]!, 2.0 / 15, accuracy: 1e-12)
+    XCTAssertEqual(s.worst[0]!, 2.0 / 3, accuracy: 1e-12)
     // gap(a1) = (2/15 + 1) / 2 = 17/30; worst(a1) = (2/3 + 0) / 2.
     XCTAssertEqual(s.gap[1]!, 17.0 / 30, accuracy: 1e-12)
     XCTAssertEqual(s.worst[1]!, 1.0 / 3, accuracy: 1e-12)
-    // gap(a2) = (6/7 + 1/3) / 2 = 25/42; worst(a2) = (0 + 2/3) / 2.
-    XCTAssertEqual(s.gap[2]!, 25.0 / 42, accuracy: 1e-12)
-    XCTAssertEqual(s.worst[2]!, 1.0 / 3, accuracy: 1e-12)
-    // all: the medians of (2/5, 17/30, 25/42) and (1/3, 1/3, 1/3).
-    XCTAssertEqual(s.allGap!, 17.0 / 30, accuracy: 1e-12)
-    XCTAssertEqual(s.allWorst!, 1.0 / 3, accuracy: 1e-12)
+    // a2's only defined pair is a1: gap(a2) = |1 - 2/3| = 1/3; worst(a2) = 2/3.
+    XCTAssertEqual(s.gap[2]!, 1.0 / 3, accuracy: 1e-12)
+    XCTAssertEqual(s.worst[2]!, 2.0 / 3, accuracy: 1e-12)
+    // all: the medians of (2/15, 17/30, 1/3) and (2/3, 1/3, 2/3).
+    XCTAssertEqual(s.allGap!, 1.0 / 3, accuracy: 1e-12)
+    XCTAssertEqual(s.allWorst!, 2.0 / 3, accuracy: 1e-12)
+    XCTAssertEqual(s.selection.usedPerCondition, [1, 2, 1])
     // rho: a0 and a1 are true on 4 of 8 images, a2 on 2 of 8.
     XCTAssertEqual(s.rho, [0.5, 0.5, 0.25])
     XCTAssertEqual(s.conditionCounts, [4, 4, 2])

@@ -80,7 +80,9 @@ final class IndependentMetricsTests: XCTestCase {
     let outcomes = Outcomes(test, thresholds: thresholds)
     let predictions = (0..<test.scores.count).map { test.scores[$0] >= thresholds[$0 % attributes].value }
     XCTAssertEqual(outcomes.predictions, predictions)
-    let summary = FairnessSummary(PairCounts.count(outcomes))
+    let counts = PairCounts.count(outcomes)
+    let summary = FairnessSummary(counts, selection: PairSelection(counts, minimum: 1))
+    XCTAssertEqual(summary.selection.used, attributes * (attributes - 1), "every pair has positives on both sides here")
     var checked = 0
     for condition in 0..<attributes {
       var gaps: [Double] = []

@@ -1,5 +1,6 @@
-// Mean F1 over attributes and its bootstrap: a hand-worked value, intervals that contain it, and
-// a paired difference that is exactly zero for a model compared with itself.
+// Mean F1 over attributes: a hand-worked value, the pair counts' and the resamples' mean F1 held
+// to the image-by-image definition, and paired differences that separate a damaged copy and are
+// exactly zero for a model compared with itself.
 import Fairness
 import XCTest
 
@@ -16,24 +17,35 @@ final class MeanF1Tests: XCTestCase {
     XCTAssertEqual(MeanF1.value(outcomes), 0.75, accuracy: 1e-12)
   }
 
-  func testIntervalsContainTheValueAndASelfComparisonIsZero() {
+  func testPairCountsAndResamplesAgreeWithTheImageByImageDefinition() {
     let scores = SyntheticScores.split(imageCount: 400, seed: 2)
-    let thresholds = Thresholds.calibrate(scores)
-    let model = Outcomes(scores, thresholds: thresholds)
+    let model = Outcomes(scores, thresholds: Thresholds.calibrate(scores))
+    let counts = PairCounts.count(model)
+    XCTAssertEqual(FairnessSummary(counts).meanF1, MeanF1.value(model), accuracy: 1e-12)
+    let fast = Bootstrap.resample([model], count: 30, seed: 7)[0].map(\.meanF1)
+    let plain = MeanF1.resampled([model], count: 30, seed: 7)[0]
+    for (a, b) in zip(fast, plain) { XCTAssertEqual(a, b, accuracy: 1e-12) }
+    XCTAssertNotEqual(fast[0], fast[1], "resamples differ")
+  }
+
+  func testPairedMeanF1SeparatesADamagedCopyAndNotItself() {
+    let scores = SyntheticScores.split(imageCount: 400, seed: 2)
+    let model = ModelEvaluation(EvaluationSplits(train: scores, test: scores))
     // A worse model: every prediction of attribute 0 flipped.
-    var flipped = model.predictions
-    for image in 0..<model.imageCount { flipped[image * model.attributeCount] = !flipped[image * model.attributeCount] }
-    let worse = Outcomes(attributeCount: model.attributeCount, imageCount: model.imageCount, labels: model.labels, predictions: flipped)
-    let result = MeanF1.intervals([model, worse], options: BootstrapOptions(resamples: 200, seed: 5))
-    for (value, interval) in zip(result.values, result.intervals) {
-      let i = try! XCTUnwrap(interval)
-      XCTAssertLessThan(i.low, value)
-      XCTAssertGreaterThan(i.high, value)
-    }
-    XCTAssertGreaterThan(result.values[0], result.values[1])
-    XCTAssertGreaterThan(result.difference!.low, 0, "a paired difference should separate a model from its damaged copy")
-    let same = MeanF1.intervals([model, model], options: BootstrapOptions(resamples: 50, seed: 5))
-    XCTAssertEqual(same.difference!.low, 0)
-    XCTAssertEqual(same.difference!.high, 0)
+    var flipped = model.outcomes.predictions
+    for image in 0..<model.outcomes.imageCount { flipped[image * model.outcomes.attributeCount] = !flipped[image * model.outcomes.attributeCount] }
+    let worse = Outcomes(attributeCount: model.outcomes.attributeCount, imageCount: model.outcomes.imageCount, labels: model.outcomes.labels, predictions: flipped)
+    let options = BootstrapOptions(resamples: 200, seed: 5)
+    let draws = Bootstrap.resample([model.outcomes, worse], count: 200, seed: 5)
+    let paired = zip(draws[0], draws[1]).map { ResampleStatistic(difference: $0, $1) }
+    let estimate = MeanF1.value(model.outcomes) - MeanF1.value(worse)
+    let difference = BootstrapIntervals(
+      paired, estimate: ResampleStatistic(difference: ResampleStatistic(model.summary), ResampleStatistic(FairnessSummary(PairCounts.count(worse)))),
+      level: options.level)
+    XCTAssertEqual(difference.meanF1?.estimate ?? 0, 2 * estimate - paired.map(\.meanF1).reduce(0, +) / 200, accuracy: 1e-12)
+    XCTAssertGreaterThan(try XCTUnwrap(difference.meanF1).low, 0, "a paired difference should separate a model from its damaged copy")
+    let same = PairedComparison(model, model, options: options)
+    XCTAssertEqual(same.meanF1?.low, 0)
+    XCTAssertEqual(same.meanF1?.high, 0)
   }
 }

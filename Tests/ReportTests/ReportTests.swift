@@ -176,7 +176,10 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(svg.root, "svg")
     let svgText = try String(contentsOf: out.appendingPathComponent("figure1.svg"), encoding: .utf8)
     XCTAssertEqual(svgText.components(separatedBy: "quartiles").count - 1, 6, "one box per model")
-    XCTAssertTrue(svgText.contains("over the 1,560 (t, c) pairs"))
+    let used = evaluated[0].evaluation.model.summary.selection.used
+    let usedText = used >= 1000 ? "\(used / 1000),\(String(format: "%03d", used % 1000))" : "\(used)"
+    XCTAssertTrue(svgText.contains("over the \(usedText) (t, c) pairs used"), "\(used) pairs")
+    XCTAssertGreaterThan(used, 100, "most pairs of 300 test images have 10 positives on both sides")
     XCTAssertTrue(svgText.contains(">23.6M<"), "parameter bar label")
 
     XCTAssertEqual(try parseXML(out.appendingPathComponent("heatmap.svg")).root, "svg")
@@ -189,10 +192,10 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(html.counts["script"], nil)
     XCTAssertEqual(html.counts["pre"], nil, "findings.md is rendered, not shown as Markdown source")
     XCTAssertEqual(html.externalReferences, [], "nothing to fetch from the network")
-    // One table with a gap and a worst column per model, as in table1.md, has 2 + 2 x 6 = 14
+    // One table with a gap and a worst column per model, as in table1.md, has 3 + 2 x 6 = 15
     // columns: wider than a laptop screen.
     XCTAssertLessThanOrEqual(
-      html.widestRow, 2 + IndexPage.modelsPerTable, "no table wider than attribute, rho and 6 models")
+      html.widestRow, 3 + IndexPage.modelsPerTable, "no table wider than attribute, rho, pairs and 6 models")
     let page = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
     XCTAssertTrue(page.contains("<h2>Findings</h2>"), "findings.md's own title heads its section")
     XCTAssertTrue(page.contains("<h3>The paper&apos;s findings on this data</h3>"))
@@ -208,11 +211,11 @@ final class ReportTests: XCTestCase {
     for attribute in Table1.paperAttributes + ["all"] {
       XCTAssertTrue(paperTable.contains("| \(attribute) |"), attribute)
     }
-    XCTAssertTrue(paperTable.contains("| attribute | rho | frozen gap ↓ | frozen worst ↑ | bn-stats gap ↓"))
+    XCTAssertTrue(paperTable.contains("| attribute | rho | pairs | frozen gap ↓ | frozen worst ↑ | bn-stats gap ↓"))
     let csv = try String(contentsOf: out.appendingPathComponent("table1.csv"), encoding: .utf8)
     let csvLines = csv.split(separator: "\n")
     XCTAssertEqual(csvLines.count, 13, "header, 11 attributes and all")
-    XCTAssertEqual(csvLines[0].split(separator: ",").count, 2 + 6 * 2 * 3, "gap and worst with low and high per model")
+    XCTAssertEqual(csvLines[0].split(separator: ",").count, 3 + 6 * 2 * 4, "gap and worst with the bias-corrected estimate, low and high per model")
     let full = try String(contentsOf: out.appendingPathComponent("table1-full.csv"), encoding: .utf8)
     XCTAssertEqual(full.split(separator: "\n").count, 42)
 
@@ -332,13 +335,14 @@ final class ReportTests: XCTestCase {
       return Findings.markdown(main: evaluated, seedRuns: others, probe: random, bootstrap: options)
     }
     let good = try findings(frozenNoise: 1.5, bnStatsNoise: 0.2)
-    XCTAssertTrue(good.contains("| frozen | 2 |"), good)
-    XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (all row; paper .43 -> .69): **holds**"), good)
-    XCTAssertTrue(good.contains("(b) BN Stats + Skip is within the interval of Full FT: **holds**"), good)
+    XCTAssertTrue(good.contains("| frozen | "), good)
+    XCTAssertTrue(good.contains("| 1 | "), "one fresh seed per strategy, the sweep's trial not counted: \(good)")
+    XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (paper: all worst .43 -> .69, +36% on the worst subgroups): **holds**"), good)
     XCTAssertTrue(good.contains("pretraining learned features a linear probe can use"), good)
     XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
     let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
-    XCTAssertTrue(swapped.contains("over Frozen (all row; paper .43 -> .69): **does not hold**"), swapped)
+    XCTAssertTrue(swapped.contains("+36% on the worst subgroups): **does not hold**"), swapped)
+    XCTAssertTrue(swapped.contains("all worst difference -"), "BN Stats minus Frozen is negative when BN Stats is the noisier: \(swapped)")
   }
 
   func testMarkdownBlocks() {
@@ -427,36 +431,38 @@ final class ReportTests: XCTestCase {
     let outcomes = Outcomes(
       attributeCount: 3, imageCount: 8, labels: labels.flatMap { $0 }, predictions: predictions.flatMap { $0 })
     let counts = PairCounts.count(outcomes)
-    let summary = FairnessSummary(counts)
+    let summary = FairnessSummary(counts, selection: PairSelection(counts, minimum: 2))
     let names = ["A", "B", "C"]
-    let cells = HeatMap.cells(summary: summary, counts: counts, minimumPositives: 2, names: names)
+    let cells = HeatMap.cells(summary: summary, names: names)
     let gap = try XCTUnwrap(summary.pairGap[1 * 3 + 0])
     XCTAssertEqual(gap, 1 - 2.0 / 3, accuracy: 1e-12, "F1(A|B) = 1, F1(A|-B) = 2/3")
+    func plainGap(_ index: Int) -> Double { abs(summary.f1GivenCondition[index]! - summary.f1GivenNotCondition[index]!) }
     XCTAssertEqual(
       cells,
       [
-        .undefined(reason: "t = c", counted: nil), .value(gap: summary.pairGap[1]!),
-        .undefined(reason: "no test image with A has C", counted: summary.pairGap[2]),
-        .value(gap: gap), .undefined(reason: "t = c", counted: nil), .lowSupport(gap: summary.pairGap[5]!),
-        .undefined(reason: "no test image with C has A", counted: summary.pairGap[6]),
-        .lowSupport(gap: summary.pairGap[7]!), .undefined(reason: "t = c", counted: nil),
+        .undefined(reason: "t = c"), .value(gap: summary.pairGap[1]!),
+        .undefined(reason: "a subgroup of A has no positive of C"),
+        .value(gap: gap), .undefined(reason: "t = c"), .lowSupport(gap: plainGap(5)),
+        .undefined(reason: "a subgroup of C has no positive of A"),
+        .lowSupport(gap: plainGap(7)), .undefined(reason: "t = c"),
       ])
+    XCTAssertNil(summary.pairGap[5], "a low-support pair is not in Table 1")
 
-    let figure = HeatMap.figure(label: "m", names: names, summary: summary, counts: counts, minimumPositives: 2)
+    let figure = HeatMap.figure(label: "m", names: names, summary: summary, counts: counts)
     let parser = XMLParser(data: Data(figure.svg.utf8))
     let svg = SVGCells()
     parser.delegate = svg
     XCTAssertTrue(parser.parse(), "\(String(describing: parser.parserError))")
     let fills = Dictionary(svg.cells.map { ($0.title, $0.fill) }, uniquingKeysWith: { first, _ in first })
     XCTAssertEqual(
-      fills["c = A, t = C: undefined (no test image with A has C; Table 1 counts it as 1.000)"],
+      fills["c = A, t = C: undefined (a subgroup of A has no positive of C)"],
       HeatMap.undefinedColor)
     XCTAssertEqual(fills["c = B, t = B: undefined (t = c)"], HeatMap.undefinedColor)
     XCTAssertEqual(
       fills["c = B, t = A: gap 0.333 (positives of t: 2 with c, 2 without)"], HeatMap.color(gap / 0.4),
       "scaled to 0.4, the largest well-supported gap rounded up")
     let lowSupport = try XCTUnwrap(svg.cells.first { $0.title.hasPrefix("c = C, t = B: gap") })
-    XCTAssertTrue(lowSupport.title.hasSuffix("low support (positives of t: 1 with c, 3 without)"), lowSupport.title)
+    XCTAssertTrue(lowSupport.title.hasSuffix("low support, not in Table 1 (positives of t: 1 with c, 3 without)"), lowSupport.title)
     XCTAssertNotEqual(lowSupport.fill, HeatMap.undefinedColor)
     XCTAssertEqual(svg.patternPaths.count, 1, "one hatched overlay")
     XCTAssertEqual(svg.patternPaths.first?.filter { $0 == "M" }.count, 2, "over the two low-support cells")

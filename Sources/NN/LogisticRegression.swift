@@ -1,0 +1,161 @@
+// A linear head fitted to convergence on fixed features: K independent L2-regularised logistic
+// regressions, minimised together with L-BFGS.
+import Foundation
+import Tensors
+
+/// The frozen strategy's problem: features X [n, d] that never change, labels Y [n, K] in {0, 1},
+/// and the head z = X Wᵀ + b. The objective is the trainer's loss plus weight decay on W,
+///
+///   f(W, b) = 1/(n K) Σ_i Σ_k [softplus(z_ik) - y_ik z_ik] + λ/2 ||W||²,
+///
+/// the penalty whose gradient λW is what SGD's weight decay adds (the bias is not decayed). The
+/// problem is convex, so "trained" has a meaning that does not depend on a learning rate or an
+/// epoch count: the minimiser, reached when the largest gradient component falls below
+/// `gradientTolerance`.
+public struct LogisticRegression {
+  public var weightDecay: Double
+  /// Stop when max |∂f| is below this (f is a mean, so its gradient is of order 1e-2 at the
+  /// start; float products bound what can be reached at about 1e-7).
+  public var gradientTolerance: Double
+  public var maxIterations: Int
+  /// Pairs (s, y) kept by L-BFGS.
+  public var memory: Int
+
+  public init(weightDecay: Double, gradientTolerance: Double = 1e-6, maxIterations: Int = 2000, memory: Int = 10) {
+    self.weightDecay = weightDecay
+    self.gradientTolerance = gradientTolerance
+    self.maxIterations = maxIterations
+    self.memory = memory
+  }
+
+  public struct Fit: Sendable {
+    /// [K, d] and [K].
+    public var weight: [Float]
+    public var bias: [Float]
+    public var loss: Double
+    public var gradientNorm: Double
+    public var iterations: Int
+    public var converged: Bool
+    /// The objective after each iteration (the first entry at the starting point).
+    public var losses: [Double]
+  }
+
+  /// The objective and its gradient at `parameters` ([K * d] weights then [K] biases).
+  public func objective(
+    _ parameters: [Double], features: UnsafePointer<Float>, labels: UnsafePointer<Float>, count n: Int, dimension d: Int, outputs k: Int
+  ) -> (value: Double, gradient: [Double]) {
+    let weight = parameters[0..<(k * d)].map(Float.init)
+    var logits = [Float](repeating: 0, count: n * k)
+    weight.withUnsafeBufferPointer { w in
+      logits.withUnsafeMutableBufferPointer { z in
+        BLAS.sgemm(transposeB: true, m: n, n: k, k: d, a: features, lda: d, b: w.baseAddress!, ldb: d, c: z.baseAddress!, ldc: k)
+      }
+    }
+    let scale = 1 / Double(n * k)
+    var loss = 0.0
+    var dLogits = [Float](repeating: 0, count: n * k)
+    var biasGradient = [Double](repeating: 0, count: k)
+    for i in 0..<n {
+      for j in 0..<k {
+        let z = Double(logits[i * k + j]) + parameters[k * d + j]
+        let y = Double(labels[i * k + j])
+        // softplus(z) - y z and sigmoid(z) from one exp(-|z|), without overflow for large |z|.
+        let e = exp(-abs(z))
+        loss += max(z, 0) - y * z + log1p(e)
+        let sigmoid = z >= 0 ? 1 / (1 + e) : e / (1 + e)
+        let g = (sigmoid - y) * scale
+        dLogits[i * k + j] = Float(g)
+        biasGradient[j] += g
+      }
+    }
+    var weightGradient = [Float](repeating: 0, count: k * d)
+    dLogits.withUnsafeBufferPointer { dz in
+      weightGradient.withUnsafeMutableBufferPointer { dw in
+        BLAS.sgemm(transposeA: true, m: k, n: d, k: n, a: dz.baseAddress!, lda: k, b: features, ldb: d, c: dw.baseAddress!, ldc: d)
+      }
+    }
+    var gradient = [Double](repeating: 0, count: k * d + k)
+    var penalty = 0.0
+    for index in 0..<(k * d) {
+      penalty += parameters[index] * parameters[index]
+      gradient[index] = Double(weightGradient[index]) + weightDecay * parameters[index]
+    }
+    for j in 0..<k { gradient[k * d + j] = biasGradient[j] }
+    return (loss * scale + weightDecay / 2 * penalty, gradient)
+  }
+
+  /// Minimises the objective from `weight` [K, d] and `bias` [K] (the head's current values).
+  public func fit(
+    features: UnsafePointer<Float>, labels: UnsafePointer<Float>, count n: Int, dimension d: Int, outputs k: Int,
+    weight: [Float], bias: [Float]
+  ) -> Fit {
+    func evaluate(_ x: [Double]) -> (Double, [Double]) {
+      objective(x, features: features, labels: labels, count: n, dimension: d, outputs: k)
+    }
+    var x = weight.map(Double.init) + bias.map(Double.init)
+    var (f, g) = evaluate(x)
+    var losses = [f]
+    var history: [(s: [Double], y: [Double], rho: Double)] = []
+    var iterations = 0
+    func largest(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+    func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+    while largest(g) > gradientTolerance && iterations < maxIterations {
+      // The two-loop recursion: p = -H g, H the L-BFGS inverse-Hessian estimate.
+      var q = g
+      var alphas: [Double] = []
+      for pair in history.reversed() {
+        let alpha = pair.rho * dot(pair.s, q)
+        alphas.append(alpha)
+        for i in q.indices { q[i] -= alpha * pair.y[i] }
+      }
+      if let last = history.last {
+        let gamma = dot(last.s, last.y) / dot(last.y, last.y)
+        for i in q.indices { q[i] *= gamma }
+      } else {
+        // The first step: a steepest-descent step of unit length.
+        let norm = dot(g, g).squareRoot()
+        for i in q.indices { q[i] /= max(norm, 1e-300) }
+      }
+      for (pair, alpha) in zip(history, alphas.reversed()) {
+        let beta = pair.rho * dot(pair.y, q)
+        for i in q.indices { q[i] += (alpha - beta) * pair.s[i] }
+      }
+      let direction = q.map { -$0 }
+      var slope = dot(g, direction)
+      var descent = direction
+      if slope >= 0 {
+        // Not a descent direction (rounding in a long history): restart from the gradient.
+        history.removeAll()
+        descent = g.map { -$0 }
+        slope = -dot(g, g)
+      }
+      // Backtracking until the Armijo condition holds.
+      var step = 1.0
+      var candidate = x
+      var next = (f, g)
+      var accepted = false
+      for _ in 0..<40 {
+        for i in x.indices { candidate[i] = x[i] + step * descent[i] }
+        next = evaluate(candidate)
+        if next.0 <= f + 1e-4 * step * slope { accepted = true; break }
+        step /= 2
+      }
+      iterations += 1
+      guard accepted else { break }
+      let s = zip(candidate, x).map { $0 - $1 }
+      let y = zip(next.1, g).map { $0 - $1 }
+      let curvature = dot(s, y)
+      if curvature > 1e-12 * dot(y, y).squareRoot() * dot(s, s).squareRoot() {
+        history.append((s, y, 1 / curvature))
+        if history.count > memory { history.removeFirst() }
+      }
+      x = candidate
+      (f, g) = next
+      losses.append(f)
+    }
+    let gradientNorm = largest(g)
+    return Fit(
+      weight: x[0..<(k * d)].map(Float.init), bias: x[(k * d)...].map(Float.init), loss: f, gradientNorm: gradientNorm,
+      iterations: iterations, converged: gradientNorm <= gradientTolerance, losses: losses)
+  }
+}
