@@ -210,12 +210,11 @@ public enum CoverageSimulation {
       let truths = (0..<2).map { model.population(model: $0, selection: selection) }
       let estimates = outcomes.map { ResampleStatistic(FairnessSummary(PairCounts.count($0), selection: selection)) }
       let resampled = Bootstrap.resample(outcomes, count: resamples, seed: UInt64(draw) &+ 17, selection: selection)
-      let paired = zip(resampled[0], resampled[1]).map { ResampleStatistic(difference: $0, $1) }
-      let difference = ResampleStatistic(difference: estimates[0], estimates[1])
+      let models = (0..<2).map { Resampled(estimate: estimates[$0], resamples: resampled[$0], selection: selection) }
       func subtract(_ a: Double?, _ b: Double?) -> Double? { a.flatMap { a in b.map { a - $0 } } }
       for method in IntervalMethod.allCases {
-        let one = BootstrapIntervals(resampled[0], estimate: estimates[0], level: level, method: method)
-        let both = BootstrapIntervals(paired, estimate: difference, level: level, method: method)
+        let one = BootstrapIntervals(models[0], level: level, method: method)
+        let both = BootstrapIntervals(difference: models[0], models[1], level: level, method: method)
         let cases: [(String, Interval?, Double?)] = [
           (statistics[0], one.gap[conditions.rare], truths[0].gap[conditions.rare]),
           (statistics[1], one.worst[conditions.rare], truths[0].worst[conditions.rare]),

@@ -24,7 +24,7 @@ public struct BootstrapOptions: Sendable {
   public let level: Double
   public let method: IntervalMethod
 
-  public init(resamples: Int, seed: UInt64, level: Double = 0.95, method: IntervalMethod = .basic) {
+  public init(resamples: Int, seed: UInt64, level: Double = 0.95, method: IntervalMethod = .bounded) {
     self.resamples = resamples
     self.seed = seed
     self.level = level
@@ -83,20 +83,19 @@ public struct FairnessEvaluation: Sendable {
         selection: model.summary.selection)
     }
     let level = bootstrap?.level ?? 0.95
-    let method = bootstrap?.method ?? .basic
+    let method = bootstrap?.method ?? .bounded
+    let selection = model.summary.selection
     let estimate = ResampleStatistic(model.summary)
-    intervals = statistics.first.map { BootstrapIntervals($0, estimate: estimate, level: level, method: method) }
+    let first = statistics.first.map { Resampled(estimate: estimate, resamples: $0, selection: selection) }
+    intervals = first.map { BootstrapIntervals($0, level: level, method: method) }
     if let compared, let other {
-      let otherEstimate = ResampleStatistic(other.summary)
-      let difference = ResampleStatistic(difference: estimate, otherEstimate)
-      let differences =
-        statistics.count == 2 ? zip(statistics[0], statistics[1]).map { ResampleStatistic(difference: $0, $1) } : nil
+      let second = statistics.count == 2 ? Resampled(estimate: ResampleStatistic(other.summary), resamples: statistics[1], selection: selection) : nil
       comparison = Comparison(
         name: compared.name, model: other,
-        intervals: statistics.count == 2 ? BootstrapIntervals(statistics[1], estimate: otherEstimate, level: level, method: method) : nil,
-        differenceIntervals: differences.map { BootstrapIntervals($0, estimate: difference, level: level, method: method) },
-        equivalenceIntervals: differences.map {
-          BootstrapIntervals($0, estimate: difference, level: BootstrapOptions.equivalenceLevel, method: method)
+        intervals: second.map { BootstrapIntervals($0, level: level, method: method) },
+        differenceIntervals: first.flatMap { a in second.map { BootstrapIntervals(difference: a, $0, level: level, method: method) } },
+        equivalenceIntervals: first.flatMap { a in
+          second.map { BootstrapIntervals(difference: a, $0, level: BootstrapOptions.equivalenceLevel, method: method) }
         })
     } else {
       comparison = nil

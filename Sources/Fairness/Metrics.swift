@@ -56,6 +56,11 @@ public struct PairSelection: Equatable, Sendable {
     self.belowMinimum = belowMinimum
   }
 
+  /// The indices `condition * attributeCount + task` of the used pairs, in order, and the
+  /// condition of each.
+  public var usedPairs: [Int] { included.indices.filter { included[$0] } }
+  public var usedConditions: [Int] { usedPairs.map { $0 / attributeCount } }
+
   /// Pairs used per condition c (the tasks its gap and worst average over).
   public var usedPerCondition: [Int] {
     (0..<attributeCount).map { c in (0..<attributeCount).filter { included[c * attributeCount + $0] }.count }

@@ -39,10 +39,10 @@ public struct PairedComparison: Sendable {
   public init(_ first: ModelEvaluation, _ second: ModelEvaluation, options: BootstrapOptions) {
     let selection = first.summary.selection
     let draws = Bootstrap.resample([first.outcomes, second.outcomes], count: options.resamples, seed: options.seed, selection: selection)
-    let paired = zip(draws[0], draws[1]).map { ResampleStatistic(difference: $0, $1) }
-    let estimate = ResampleStatistic(difference: ResampleStatistic(first.summary), ResampleStatistic(second.summary))
-    intervals = BootstrapIntervals(paired, estimate: estimate, level: options.level, method: options.method)
-    equivalence = BootstrapIntervals(paired, estimate: estimate, level: BootstrapOptions.equivalenceLevel, method: options.method)
+    let a = Resampled(estimate: ResampleStatistic(first.summary), resamples: draws[0], selection: selection)
+    let b = Resampled(estimate: ResampleStatistic(second.summary), resamples: draws[1], selection: selection)
+    intervals = BootstrapIntervals(difference: a, b, level: options.level, method: options.method)
+    equivalence = BootstrapIntervals(difference: a, b, level: BootstrapOptions.equivalenceLevel, method: options.method)
     meanF1 = intervals.meanF1
     meanF1Equivalence = equivalence.meanF1
   }

@@ -51,8 +51,8 @@ struct FairnessCommand: ParsableCommand {
   @Option(help: "Positives of the task each subgroup (c true, c false) of a pair needs for the pair to be used; pairs with fewer are left out and counted (a subgroup without positives has no F1).")
   var minSupport: Int = PairSelection.defaultMinimum
 
-  @Option(help: "Intervals: basic (bias-corrected estimate with the basic bootstrap interval) or percentile.")
-  var interval: IntervalMethod = .basic
+  @Option(help: "Intervals: bounded (allow for the whole bias of the gap and worst; docs/statistics.md), basic (bias-corrected estimate with the basic bootstrap interval) or percentile.")
+  var interval: IntervalMethod = .bounded
 
   @Option(help: "Scores CSV of a second model: its metrics and the paired differences on the same resamples.")
   var compare: String?

@@ -107,7 +107,7 @@ final class DegenerateCaseTests: XCTestCase {
     XCTAssertGreaterThan(defined, 150)
     XCTAssertLessThan(defined, 250)
     let estimate = ResampleStatistic(FairnessSummary(counts, selection: selection))
-    let intervals = BootstrapIntervals(statistics, estimate: estimate, level: 0.95)
+    let intervals = BootstrapIntervals(Resampled(estimate: estimate, resamples: statistics, selection: selection), level: 0.95)
     XCTAssertEqual(intervals.gap[0]?.resamples, defined)
   }
 
@@ -174,7 +174,7 @@ final class DegenerateCaseTests: XCTestCase {
     let first = EvaluationSplits(train: train, test: test)
     let second = EvaluationSplits(train: train, test: shifted)
     let evaluation = try FairnessEvaluation(
-      first, bootstrap: BootstrapOptions(resamples: 40, seed: 8), compared: (name: "shifted", splits: second), minimumSupport: 1)
+      first, bootstrap: BootstrapOptions(resamples: 40, seed: 8, method: .basic), compared: (name: "shifted", splits: second), minimumSupport: 1)
     let compared = try XCTUnwrap(evaluation.comparison)
     let statistics = Bootstrap.resample(
       [evaluation.model.outcomes, compared.model.outcomes], count: 40, seed: 8, selection: evaluation.model.summary.selection)

@@ -36,13 +36,14 @@ final class MeanF1Tests: XCTestCase {
     for image in 0..<model.outcomes.imageCount { flipped[image * model.outcomes.attributeCount] = !flipped[image * model.outcomes.attributeCount] }
     let worse = Outcomes(attributeCount: model.outcomes.attributeCount, imageCount: model.outcomes.imageCount, labels: model.outcomes.labels, predictions: flipped)
     let options = BootstrapOptions(resamples: 200, seed: 5)
-    let draws = Bootstrap.resample([model.outcomes, worse], count: 200, seed: 5)
-    let paired = zip(draws[0], draws[1]).map { ResampleStatistic(difference: $0, $1) }
+    let selection = model.summary.selection
+    let draws = Bootstrap.resample([model.outcomes, worse], count: 200, seed: 5, selection: selection)
     let estimate = MeanF1.value(model.outcomes) - MeanF1.value(worse)
-    let difference = BootstrapIntervals(
-      paired, estimate: ResampleStatistic(difference: ResampleStatistic(model.summary), ResampleStatistic(FairnessSummary(PairCounts.count(worse)))),
-      level: options.level)
-    XCTAssertEqual(difference.meanF1?.estimate ?? 0, 2 * estimate - paired.map(\.meanF1).reduce(0, +) / 200, accuracy: 1e-12)
+    let first = Resampled(estimate: ResampleStatistic(model.summary), resamples: draws[0], selection: selection)
+    let second = Resampled(estimate: ResampleStatistic(FairnessSummary(PairCounts.count(worse), selection: selection)), resamples: draws[1], selection: selection)
+    let difference = BootstrapIntervals(difference: first, second, level: options.level)
+    let paired = zip(draws[0], draws[1]).map { $0.meanF1 - $1.meanF1 }
+    XCTAssertEqual(difference.meanF1?.estimate ?? 0, 2 * estimate - paired.reduce(0, +) / 200, accuracy: 1e-12)
     XCTAssertGreaterThan(try XCTUnwrap(difference.meanF1).low, 0, "a paired difference should separate a model from its damaged copy")
     let same = PairedComparison(model, model, options: options)
     XCTAssertEqual(same.meanF1?.low, 0)
