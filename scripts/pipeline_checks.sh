@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole experiment on the tiny preset (`fairtune reproduce --preset tiny`), then a re-run
-# that must skip every finished stage, and the report's files checked.
+# that must skip every finished stage, and the report's files and its page in a browser checked.
 set -uo pipefail
 bin=${1:-.build/release/fairtune}
 out=$(mktemp -d)/reproduce
@@ -18,6 +18,9 @@ done
 rows=$(grep -c ',finished,' "$out/sweep/trials.csv" 2>/dev/null || echo 0)
 [ "$rows" -eq 12 ] && ok || bad "trials.csv has $rows finished trials, expected 12 (2 per model)"
 grep -q "supervised / bn-stats" "$out/report/timing.md" && ok || bad "timing.md lacks the supervised / bn-stats ratio"
+# The page as a browser shows it: no sideways scrolling at 1280 px, no broken image (Chromium is
+# installed by the check when missing).
+if scripts/check_report_page.sh "$out/report" >"$out.page.log" 2>&1; then ok; else bad "the report page failed the browser check"; cat "$out.page.log"; fi
 if "$bin" reproduce --preset tiny --out "$out" >"$out.again.log" 2>&1 && grep -q "\[pretrain\] done already" "$out.again.log"; then ok; else bad "a re-run did not skip the finished stages"; fi
 rm -rf "$(dirname "$out")"
 echo "pipeline: $passed passed, $failed failed"
