@@ -11,7 +11,8 @@ import Tensors
 /// the penalty whose gradient λW is what SGD's weight decay adds (the bias is not decayed). The
 /// problem is convex, so "trained" has a meaning that does not depend on a learning rate or an
 /// epoch count: the minimiser, reached when the largest gradient component falls below
-/// `gradientTolerance`.
+/// `gradientTolerance`, or when no step lowers the objective any more with the gradient within
+/// 100 times that (`Stop.stalled`).
 public struct LogisticRegression {
   public var weightDecay: Double
   /// Stop when max |∂f| is below this (f is a mean, so its gradient is of order 1e-2 at the
@@ -21,11 +22,23 @@ public struct LogisticRegression {
   /// Pairs (s, y) kept by L-BFGS.
   public var memory: Int
 
-  public init(weightDecay: Double, gradientTolerance: Double = 1e-6, maxIterations: Int = 2000, memory: Int = 10) {
+  public init(weightDecay: Double, gradientTolerance: Double = 1e-6, maxIterations: Int = 1000, memory: Int = 10) {
     self.weightDecay = weightDecay
     self.gradientTolerance = gradientTolerance
     self.maxIterations = maxIterations
     self.memory = memory
+  }
+
+  /// Why the minimisation ended.
+  public enum Stop: String, Sendable {
+    /// The largest gradient component fell below the tolerance.
+    case gradient
+    /// No step along the search direction lowered the objective any more: the objective's
+    /// float32 products (about 1e-7 relative) hide what is left. Converged as far as the
+    /// arithmetic can tell, when the gradient is within 100 times the tolerance.
+    case stalled
+    /// The iteration limit came first.
+    case iterations
   }
 
   public struct Fit: Sendable {
@@ -35,6 +48,7 @@ public struct LogisticRegression {
     public var loss: Double
     public var gradientNorm: Double
     public var iterations: Int
+    public var stop: Stop
     public var converged: Bool
     /// The objective after each iteration (the first entry at the starting point).
     public var losses: [Double]
@@ -97,6 +111,7 @@ public struct LogisticRegression {
     var losses = [f]
     var history: [(s: [Double], y: [Double], rho: Double)] = []
     var iterations = 0
+    var stalled = false
     func largest(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
     func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
     while largest(g) > gradientTolerance && iterations < maxIterations {
@@ -141,7 +156,10 @@ public struct LogisticRegression {
         step /= 2
       }
       iterations += 1
-      guard accepted else { break }
+      guard accepted else {
+        stalled = true
+        break
+      }
       let s = zip(candidate, x).map { $0 - $1 }
       let y = zip(next.1, g).map { $0 - $1 }
       let curvature = dot(s, y)
@@ -154,8 +172,10 @@ public struct LogisticRegression {
       losses.append(f)
     }
     let gradientNorm = largest(g)
+    let stop: Stop = gradientNorm <= gradientTolerance ? .gradient : stalled ? .stalled : .iterations
+    let converged = stop == .gradient || (stop == .stalled && gradientNorm <= 100 * gradientTolerance)
     return Fit(
       weight: x[0..<(k * d)].map(Float.init), bias: x[(k * d)...].map(Float.init), loss: f, gradientNorm: gradientNorm,
-      iterations: iterations, converged: gradientNorm <= gradientTolerance, losses: losses)
+      iterations: iterations, stop: stop, converged: converged, losses: losses)
   }
 }

@@ -41,11 +41,14 @@ public struct OptimizerSettings: Equatable, Codable, Sendable {
   public var epsilon: Float
   /// LARS's trust coefficient (SimCLR uses 0.001).
   public var trustCoefficient: Float
+  /// Adam and AdamW: the classifier head's learning rate is this times the others' (see
+  /// `Adam.classifierScale`).
+  public var classifierScale: Float
 
   public init(
     kind: OptimizerKind, learningRate: Float, momentum: Float = 0.9, nesterov: Bool = false,
     weightDecay: Float = 0, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-    trustCoefficient: Float = 0.001
+    trustCoefficient: Float = 0.001, classifierScale: Float = 1
   ) {
     self.kind = kind.rawValue
     self.learningRate = learningRate
@@ -56,6 +59,7 @@ public struct OptimizerSettings: Equatable, Codable, Sendable {
     self.beta2 = beta2
     self.epsilon = epsilon
     self.trustCoefficient = trustCoefficient
+    self.classifierScale = classifierScale
   }
 
   /// Builds the optimizer over `parameters`.
@@ -65,12 +69,17 @@ public struct OptimizerSettings: Equatable, Codable, Sendable {
       return SGD(parameters, learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
     case .adam, .adamw:
       return Adam(parameters, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-        weightDecay: weightDecay, decoupled: kind == OptimizerKind.adamw.rawValue)
+        weightDecay: weightDecay, decoupled: kind == OptimizerKind.adamw.rawValue, classifierScale: classifierScale)
     case .lars:
       return LARS(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
         trustCoefficient: trustCoefficient)
     }
   }
+}
+
+extension Parameter {
+  /// A parameter of the classifier head (torchvision's `fc`), which some optimizers treat apart.
+  public var isClassifier: Bool { group == .head && name.hasPrefix("fc.") }
 }
 
 /// One state buffer per parameter (allocated with the optimizer, so steps allocate nothing).
@@ -140,6 +149,11 @@ public final class Adam: Optimizer {
   public let epsilon: Float
   public let weightDecay: Float
   public let decoupled: Bool
+  /// The classifier head's learning rate is `classifierScale` times the others'. Adam's step is
+  /// about the learning rate whatever the gradient's scale, so one rate cannot suit both a fresh
+  /// linear head (whose weights must move by tenths within an epoch) and a pretrained backbone
+  /// (which a rate that large would wreck).
+  public let classifierScale: Float
   public let parameters: [Parameter]
   /// First moments, then second moments, one tensor per parameter each.
   public let state: [Tensor]
@@ -147,8 +161,9 @@ public final class Adam: Optimizer {
 
   public init(
     _ parameters: [Parameter], learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
-    epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false
+    epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false, classifierScale: Float = 1
   ) {
+    self.classifierScale = classifierScale
     self.parameters = parameters
     self.learningRate = learningRate
     self.beta1 = beta1
@@ -164,10 +179,11 @@ public final class Adam: Optimizer {
     let t = Float(stepCount)
     let correction1 = 1 - powf(beta1, t)
     let correction2 = 1 - powf(beta2, t)
-    let stepSize = learningRate / correction1
     let root2 = correction2.squareRoot()
-    let (b1, b2, eps, wd, lr, decoupled) = (beta1, beta2, epsilon, weightDecay, learningRate, decoupled)
+    let (b1, b2, eps, wd, decoupled) = (beta1, beta2, epsilon, weightDecay, decoupled)
     for (index, p) in parameters.enumerated() {
+      let lr = learningRate * (p.isClassifier ? classifierScale : 1)
+      let stepSize = lr / correction1
       let value = p.value!
       let grad = p.gradient!
       let m = state[index].data
@@ -213,7 +229,7 @@ public final class LARS: Optimizer {
   /// initialised head has a small weight norm against a large gradient, so a trust ratio of
   /// 0.001 would leave it nearly untrained. SimCLR's projection head stays adapted.
   public static func isExcluded(_ p: Parameter) -> Bool {
-    p.kind == .normalization || p.name.hasSuffix(".bias") || (p.group == .head && p.name.hasPrefix("fc."))
+    p.kind == .normalization || p.name.hasSuffix(".bias") || p.isClassifier
   }
 
   public func step(zeroingGradients zeroing: Bool) {

@@ -74,7 +74,7 @@ public enum Findings {
   /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: the same settings
   /// retrained with fresh seeds (not the sweep's own trial); `probe`: a linear probe on a
   /// randomly initialised backbone.
-  public static func markdown(main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, bootstrap: BootstrapOptions) -> String {
+  public static func markdown(main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, trivial: Baseline?, bootstrap: BootstrapOptions) -> String {
     var groups: [Strategy: Seeds] = [:]
     for run in main {
       groups[run.record.strategy] = Seeds(main: run, runs: seedRuns.filter { $0.record.strategy == run.record.strategy })
@@ -95,6 +95,14 @@ public enum Findings {
       text += "| \(strategy.rawValue) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(seeds) | "
       text += seeds > 0 ? "\(spread(g.meanF1)) | \(spread(g.gap)) | \(spread(g.worst)) | " : "| | | "
       text += "\(String(format: "%.0f", g.main.record.trainingSeconds)) |\n"
+    }
+    if let trivial {
+      let floor = trivial.evaluation.model.summary.meanF1
+      let near = main.filter { $0.evaluation.model.summary.meanF1 - floor < Table1.trivialMargin }.map(\.label)
+      text += String(format: "\nThe trivial predictor (every image positive, thresholds from train) has a test mean F1 of %.3f. ", floor)
+      text += near.isEmpty
+        ? String(format: "Every model is more than %.2f above it.\n", Table1.trivialMargin)
+        : String(format: "**Within %.2f of it, and so having learned little whatever their fairness figures say: %@.**\n", Table1.trivialMargin, near.joined(separator: ", "))
     }
     text += "\n"
 

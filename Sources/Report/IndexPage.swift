@@ -62,6 +62,8 @@ public enum IndexPage {
       </figure>
       <h2>Table 1</h2>
       \(table1HTML(models, paperOnly: true))
+      <h3>Test mean F1</h3>
+      \(Table1.meanF1(models).html)
       \(heatMapFigure ?? "")
       <h2>Training time</h2>
       \(timingTable.html)

@@ -21,7 +21,83 @@ public struct EvaluatedRun: Sendable {
   }
 }
 
+/// A reference point beside the models: the trivial predictor, or the linear probe on a randomly
+/// initialised backbone.
+public struct Baseline: Sendable {
+  public let label: String
+  public let evaluation: FairnessEvaluation
+  public let updatedParameters: Int
+  public let updatedBuffers: Int
+
+  public init(label: String, evaluation: FairnessEvaluation, updatedParameters: Int = 0, updatedBuffers: Int = 0) {
+    self.label = label
+    self.evaluation = evaluation
+    self.updatedParameters = updatedParameters
+    self.updatedBuffers = updatedBuffers
+  }
+
+  /// The linear probe on a random backbone, from its run.
+  public init(probe: EvaluatedRun) {
+    self.init(
+      label: Baseline.probeLabel, evaluation: probe.evaluation, updatedParameters: probe.record.updatedParameters,
+      updatedBuffers: probe.record.updatedBuffers)
+  }
+
+  public static let trivialLabel = "trivial (all positive)"
+  public static let probeLabel = "random-backbone probe"
+
+  public var result: ModelResult {
+    ModelResult(label: label, attributeNames: evaluation.attributeNames, summary: evaluation.model.summary, intervals: evaluation.intervals)
+  }
+
+  public var figureModel: FigureModel {
+    FigureModel(
+      label: label, updatedParameters: updatedParameters, updatedBuffers: updatedBuffers,
+      pairWorst: evaluation.model.summary.pairWorst.compactMap { $0 })
+  }
+}
+
 public enum ReportBuilder {
+  /// The trivial predictor on the dataset of `run`: every image scored alike, so the thresholds
+  /// from train predict every image positive for each attribute that has a train positive (the
+  /// F1-maximising constant prediction). A model near its mean F1 has learned little, whatever
+  /// its fairness figures say.
+  public static func trivialBaseline(
+    like run: URL, attributes: URL?, partition: URL?, bootstrap: BootstrapOptions?, minimumSupport: Int = PairSelection.defaultMinimum
+  ) throws -> Baseline {
+    let record = try RunRecord(directory: run)
+    let splits = try self.splits(record, attributes: attributes, partition: partition)
+    func constant(_ split: LabeledScores) -> LabeledScores {
+      LabeledScores(attributeNames: split.attributeNames, images: split.images, labels: split.labels, scores: split.scores.map { _ in 0 })
+    }
+    let trivial = EvaluationSplits(train: constant(splits.train), test: constant(splits.test))
+    return Baseline(label: Baseline.trivialLabel, evaluation: try FairnessEvaluation(trivial, bootstrap: bootstrap, minimumSupport: minimumSupport))
+  }
+
+  /// The label files read so far, by path: runs of one dataset share them.
+  final class LabelFiles {
+    var attributes: [URL: CelebAAttributes] = [:]
+    var partitions: [URL: CelebAPartition] = [:]
+  }
+
+  /// A run's train and test splits joined from its files (`attributes` and `partition` override
+  /// the files its run.json names).
+  static func splits(_ record: RunRecord, attributes: URL?, partition: URL?, files cache: LabelFiles = LabelFiles()) throws -> EvaluationSplits {
+    guard let attributesURL = attributes ?? record.attributesFile, let partitionURL = partition ?? record.partitionFile else {
+      throw InputError(
+        file: record.directory.appendingPathComponent("run.json").path, line: nil, "names no dataset (\"data\"); pass --attributes and --partition.")
+    }
+    let attributeFile = try cache.attributes[attributesURL] ?? CelebAAttributes(contentsOf: attributesURL)
+    try attributeFile.checkCelebAAttributeCount()
+    cache.attributes[attributesURL] = attributeFile
+    let partitionFile = try cache.partitions[partitionURL] ?? CelebAPartition(contentsOf: partitionURL)
+    cache.partitions[partitionURL] = partitionFile
+    let files = record.scoresFiles
+    return try EvaluationSplits(
+      attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: files.scores),
+      trainScores: try files.train.map { try ScoreTable(contentsOf: $0) })
+  }
+
   /// Reads and evaluates each run. `attributes` and `partition` override the files named in a
   /// run's run.json and are needed for runs that name none. Runs are ordered by strategy
   /// (frozen ... supervised), and labelled by strategy, with the directory name added when
@@ -33,25 +109,9 @@ public enum ReportBuilder {
       .enumerated()
       .sorted { ($0.element.strategy.order, $0.offset) < ($1.element.strategy.order, $1.offset) }
       .map(\.element)
-    var attributeFiles: [URL: CelebAAttributes] = [:]
-    var partitionFiles: [URL: CelebAPartition] = [:]
+    let cache = LabelFiles()
     return try records.map { record in
-      guard let attributesURL = attributes ?? record.attributesFile,
-        let partitionURL = partition ?? record.partitionFile
-      else {
-        throw InputError(
-          file: record.directory.appendingPathComponent("run.json").path, line: nil,
-          "names no dataset (\"data\"); pass --attributes and --partition.")
-      }
-      let attributeFile = try attributeFiles[attributesURL] ?? CelebAAttributes(contentsOf: attributesURL)
-      try attributeFile.checkCelebAAttributeCount()
-      attributeFiles[attributesURL] = attributeFile
-      let partitionFile = try partitionFiles[partitionURL] ?? CelebAPartition(contentsOf: partitionURL)
-      partitionFiles[partitionURL] = partitionFile
-      let files = record.scoresFiles
-      let splits = try EvaluationSplits(
-        attributes: attributeFile, partition: partitionFile, scores: ScoreTable(contentsOf: files.scores),
-        trainScores: try files.train.map { try ScoreTable(contentsOf: $0) })
+      let splits = try self.splits(record, attributes: attributes, partition: partition, files: cache)
       let shared = records.filter { $0.strategy == record.strategy }.count > 1
       let label =
         shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue
@@ -64,11 +124,11 @@ public enum ReportBuilder {
   /// `heatMapModel` is the index in `runs` of the model heatmap.svg shows (nil:
   /// HeatMap.defaultModel).
   public static func files(
-    _ runs: [EvaluatedRun], sections: [ReportSection] = [], heatMapModel: Int? = nil
+    _ runs: [EvaluatedRun], baselines: [Baseline] = [], sections: [ReportSection] = [], heatMapModel: Int? = nil
   ) -> [(name: String, contents: Data)] {
-    let results = runs.map(\.result)
+    let results = runs.map(\.result) + baselines.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
-    let figure = Figure1.svg(runs.map(\.figureModel))
+    let figure = Figure1.svg(runs.map(\.figureModel) + baselines.map(\.figureModel))
     let heatMap = (heatMapModel ?? HeatMap.defaultModel(runs)).map { index in
       let run = runs[index]
       return HeatMap.figure(

@@ -130,6 +130,25 @@ public enum Table1 {
     return TextTable(header: header, rows: rows)
   }
 
+  /// How close to the trivial predictor's test mean F1 a model is flagged as having learned little.
+  public static let trivialMargin = 0.05
+
+  /// Every model's and baseline's test mean F1 (with its interval when bootstrapped); a model
+  /// within `trivialMargin` of the trivial predictor is flagged.
+  static func meanF1(_ models: [ModelResult]) -> TextTable {
+    let trivial = models.first { $0.label == Baseline.trivialLabel }?.summary.meanF1
+    let rows = models.map { model -> [String] in
+      let value = model.intervals?.meanF1.map { "\(formatted($0.estimate)) [\(formatted($0.low)), \(formatted($0.high))]" }
+        ?? formatted(model.summary.meanF1)
+      var note = ""
+      if let trivial, model.label != Baseline.trivialLabel, model.summary.meanF1 - trivial < trivialMargin {
+        note = String(format: "⚠ within %.2f of the trivial predictor (%.3f): it has learned little, whatever its fairness figures say", trivialMargin, trivial)
+      }
+      return [model.label, value, note]
+    }
+    return TextTable(header: ["model", "test mean F1", "note"], rows: rows)
+  }
+
   /// table1.md: the paper's rows, then all attributes.
   public static func markdown(_ models: [ModelResult]) -> String {
     var text = "# Table 1: F1 gap (lower is fairer) and worst-group F1 (higher is better)\n\n"
@@ -138,6 +157,7 @@ public enum Table1 {
     if let first = models.first { text += " " + pairNote(first.summary.selection) }
     if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
     text += "\n\n" + display(models, paperOnly: true).markdown
+    text += "\n## Test mean F1\n\n" + meanF1(models).markdown
     text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown
     return text
   }

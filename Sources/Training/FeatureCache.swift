@@ -25,9 +25,10 @@ public final class FeatureCache {
   private var gathered = Workspace()
   private var chunkImages = Workspace()
 
-  /// Images per backbone pass while filling. Fixed, with the last pass of a rank padded to it:
-  /// the arithmetic (and so the rounding) of an image's features then depends only on the
-  /// image, not on the number of ranks or on where a resumed run started.
+  /// Images per backbone pass while filling. Fixed, with the last pass of a rank padded to it,
+  /// so that a resumed run computes every image as the first run did. Between rank counts an
+  /// image may sit at another position of its pass, which on some CPUs changes its features'
+  /// last bits (OpenBLAS sums rows at the edge of its register blocks in another order).
   public static let chunk = 32
   /// Tables larger than this (per rank) are not made; training then runs the backbone.
   public static let defaultBytes = 4 << 30

@@ -378,13 +378,19 @@ public final class Trainer {
       parameters = fit.weight + fit.bias
       for (iteration, loss) in fit.losses.enumerated() { metrics?.append(["step": iteration, "epoch": 0, "loss": loss, "solver": "lbfgs"]) }
       metrics?.append([
-        "head_fit": "lbfgs", "iterations": fit.iterations, "converged": fit.converged, "loss": fit.loss,
+        "head_fit": "lbfgs", "iterations": fit.iterations, "converged": fit.converged, "stop": fit.stop.rawValue, "loss": fit.loss,
         "gradient_max": fit.gradientNorm, "gradient_tolerance": head.solver.gradientTolerance, "weight_decay": head.solver.weightDecay,
         "images": n,
       ])
-      summary = String(format: "head solved on the features of %d train images: L-BFGS, %d iterations, loss %.5f, largest gradient %.1e (%@ %.0e), weight decay %.2g",
-        n, fit.iterations, fit.loss, fit.gradientNorm, fit.converged ? "converged below" : "NOT converged: stopped above", head.solver.gradientTolerance,
-        head.solver.weightDecay)
+      let verdict: String
+      switch fit.stop {
+      case .gradient: verdict = String(format: "converged: below %.0e", head.solver.gradientTolerance)
+      case .stalled:
+        verdict = fit.converged ? "converged as far as float32 can tell: no step lowers the loss" : "NOT converged: the line search stalled"
+      case .iterations: verdict = "NOT converged: the iteration limit came first"
+      }
+      summary = String(format: "head solved on the features of %d train images: L-BFGS, %d iterations, loss %.5f, largest gradient %.1e (%@), weight decay %.2g",
+        n, fit.iterations, fit.loss, fit.gradientNorm, verdict, head.solver.weightDecay)
     }
     try parameters.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
     fc.weight.value.update(from: parameters, count: fc.weight.count)

@@ -12,8 +12,11 @@ struct ReportCommand: ParsableCommand {
       Each RUN holds run.json (strategy, updated_parameters, updated_buffers, training_seconds and \
       optionally data: {attributes, partition}) and scores.csv (`image,<40 attribute names>`, a \
       row per train and test image). Writes OUT/table1.md, OUT/table1.csv, OUT/table1-full.csv, \
-      OUT/figure1.svg, OUT/timing.md and OUT/index.html (open it in a browser; it needs no \
-      network).
+      OUT/figure1.svg, OUT/heatmap.svg, OUT/timing.md and OUT/index.html (open it in a browser; \
+      it needs no network). Beside the models, Table 1, Figure 1 and the mean F1 table show the \
+      trivial predictor (every image positive, thresholds from train) and, with --probe, the \
+      linear probe on a random backbone; a model within 0.05 test mean F1 of the trivial \
+      predictor is flagged.
       """))
 
   @Option(parsing: .upToNextOption, help: "Run directories, one per model.")
@@ -78,13 +81,21 @@ struct ReportCommand: ParsableCommand {
       paths.isEmpty
         ? [] : try ReportBuilder.evaluate(runs: paths.map(url), attributes: attributes.map(url), partition: partition.map(url), bootstrap: nil, minimumSupport: minSupport)
     }
+    // The baselines beside the models: the trivial predictor on the first run's data, and the
+    // random-backbone probe when given.
+    let trivial = try ReportBuilder.trivialBaseline(
+      like: url(runs[0]), attributes: attributes.map(url), partition: partition.map(url), bootstrap: options, minimumSupport: minSupport)
+    let probeRun = try probe.map {
+      try ReportBuilder.evaluate(runs: [url($0)], attributes: attributes.map(url), partition: partition.map(url), bootstrap: options, minimumSupport: minSupport)[0]
+    }
+    let baselines = [trivial] + (probeRun.map { [Baseline(probe: $0)] } ?? [])
     var sections: [ReportSection] = []
     if let pretrain {
       let points = try LossCurve.points(metrics: url(pretrain + "/metrics.jsonl"))
       sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: LossCurve.svg(points)))
     }
     if findings {
-      let text = Findings.markdown(main: evaluated, seedRuns: try others(seedRuns), probe: try others(probe.map { [$0] } ?? []).first, bootstrap: options)
+      let text = Findings.markdown(main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: options)
       sections.append(ReportSection(title: "Findings", file: "findings.md", contents: text))
     }
     for path in include {
@@ -92,11 +103,10 @@ struct ReportCommand: ParsableCommand {
       let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
       sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
     }
-    let files = ReportBuilder.files(evaluated, sections: sections)
+    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
-    for run in evaluated {
-      let summary = run.evaluation.model.summary
-      print(String(format: "%@: all gap %.3f, worst %.3f", run.label, summary.allGap ?? .nan, summary.allWorst ?? .nan))
+    for (label, summary) in evaluated.map({ ($0.label, $0.evaluation.model.summary) }) + baselines.map({ ($0.label, $0.evaluation.model.summary) }) {
+      print(String(format: "%@: test mean F1 %.3f, all gap %.3f, worst %.3f", label, summary.meanF1, summary.allGap ?? .nan, summary.allWorst ?? .nan))
     }
     print("wrote \(files.map { "\(out)/\($0.name)" }.joined(separator: ", "))")
   }

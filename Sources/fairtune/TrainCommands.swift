@@ -239,7 +239,7 @@ struct FinetuneCommand: ParsableCommand {
       let cache = try FinetuneCommand.featureCache(model, strategy: strategy, augmented: augment, session: session)
       let trainer = try session.train(
         model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
-        learningRate: training.learningRate(default: 0.1),
+        learningRate: training.learningRate(default: 1),
         metadata: modelOptions.checkpointMetadata.merging(
           ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
             "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }

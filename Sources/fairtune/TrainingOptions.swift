@@ -27,7 +27,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Optimizer: sgd, lars, adam or adamw (default: lars for pretrain, sgd for finetune).")
   var optimizer: String?
 
-  @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256; default 0.3 for pretrain, 0.1 for finetune).")
+  @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256; default 0.3 for pretrain, 1 for finetune; the loss is a mean over the 40 attributes, so heads need rates of 0.3 to 10 with SGD; Adam and AdamW give the classifier head 30 times the rate).")
   var lr: Double?
 
   @Option(help: "Momentum (sgd, lars).")
@@ -84,12 +84,18 @@ struct TrainingOptions: ParsableArguments {
   func learningRate(default value: Double) -> Double { lr ?? value }
 
   /// The command's defaults fill what was not given: pretrain uses LARS and weight decay 1e-6
-  /// (SimCLR's), finetune SGD without weight decay.
+  /// (SimCLR's), finetune SGD without weight decay. When fine-tuning, Adam and AdamW give the
+  /// classifier head 30 times the learning rate (`Adam.classifierScale`); SGD and LARS give it
+  /// the same rate (LARS without trust-ratio adaptation).
   func optimizerSettings(learningRate: Double, pretraining: Bool) -> OptimizerSettings {
     OptimizerSettings(
       kind: optimizer.flatMap(OptimizerKind.init) ?? (pretraining ? .lars : .sgd), learningRate: Float(learningRate),
-      momentum: Float(momentum), nesterov: nesterov, weightDecay: Float(weightDecay ?? (pretraining ? 1e-6 : 0)))
+      momentum: Float(momentum), nesterov: nesterov, weightDecay: Float(weightDecay ?? (pretraining ? 1e-6 : 0)),
+      classifierScale: pretraining ? 1 : TrainingOptions.adamClassifierScale)
   }
+
+  /// The classifier head's learning-rate multiplier under Adam and AdamW when fine-tuning.
+  static let adamClassifierScale: Float = 30
 
   func schedule(learningRate: Double, stepsPerEpoch: Int, totalSteps: Int) -> Schedule {
     let kind = ScheduleKind(rawValue: schedule)!

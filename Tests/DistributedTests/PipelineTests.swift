@@ -93,24 +93,27 @@ final class PipelineTests: XCTestCase {
   }
 
   /// frozen solves its head on the feature table in one go (no checkpoint to resume from): the
-  /// solve converges, and its head is bit-identical on 1 and 2 ranks (rank 0 solves on a table
-  /// whose rows do not depend on the rank count).
+  /// solve converges, and its head agrees on 1 and 2 ranks (rank 0 solves; the table's rows can
+  /// differ in their last bits between rank counts, see FeatureCacheTests).
   func testFrozenHeadIsSolvedToConvergenceOnAnyRankCount() throws {
     let pretrain = path("pre-for-frozen")
     XCTAssertEqual(try Harness.run(Harness.binary, ["pretrain", "--data", Self.data, "--out", pretrain, "--batch", "32", "--steps", "2"] + model).status, 0)
-    var heads: [[Float]] = []
+    var losses: [Double] = []
     for ranks in [1, 2] {
       let out = path("frozen-np\(ranks)")
       let result = try Harness.mpi(ranks, ["finetune", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategy", "frozen",
         "--batch", "16", "--weight-decay", "1e-3", "--out", out] + model)
       XCTAssertEqual(result.status, 0, result.output)
-      XCTAssertTrue(result.output.contains("converged below"), result.output)
+      XCTAssertTrue(result.output.contains("(converged"), result.output)
       let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
-      XCTAssertTrue(metrics.contains("\"converged\":true"), metrics.suffix(500).description)
-      let tensors = try Harness.tensors(ofCheckpoint: out + "/final.ckpt")
-      heads.append(try XCTUnwrap(tensors["fc.weight"]) + XCTUnwrap(tensors["fc.bias"]))
+      let fit = try XCTUnwrap(
+        metrics.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+          .first { $0["head_fit"] != nil })
+      XCTAssertEqual(fit["converged"] as? Bool, true, "\(fit)")
+      losses.append(try XCTUnwrap(fit["loss"] as? Double))
     }
-    XCTAssertEqual(heads[0], heads[1], "the solved head differs between 1 and 2 ranks")
+    // The same convex problem on the two tables (equal to their last bits): the same minimum.
+    XCTAssertEqual(losses[0], losses[1], accuracy: 1e-6 * losses[0], "the solved loss differs between 1 and 2 ranks")
   }
 
   func trials(_ sweep: String) throws -> [[String]] {
@@ -149,7 +152,9 @@ final class PipelineTests: XCTestCase {
     let sweep = path("sweep-diverging")
     let result = try Harness.run(Harness.binary, ["sweep", "--data", Self.data, "--strategies", "supervised", "--trials", "1",
       "--max-failures", "2", "--max-epochs", "1", "--batch", "32", "--space", space, "--out", sweep] + model)
-    XCTAssertEqual(result.status, 0, result.output)
+    // Every trial failed, so the sweep ends with status 1 and says which strategy has nothing.
+    XCTAssertEqual(result.status, 1, result.output)
+    XCTAssertTrue(result.output.contains("no finished trial for supervised"), result.output)
     let rows = try trials(sweep)
     XCTAssertEqual(rows.count, 3, "\(rows)")
     XCTAssertTrue(rows.allSatisfy { $0[2] == "failed" }, "\(rows)")

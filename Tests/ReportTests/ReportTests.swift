@@ -161,7 +161,7 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(evaluated[0].evaluation.testImages, 300)
     let out = directory.appendingPathComponent("out")
     let findings = Findings.markdown(
-      main: evaluated, seedRuns: [], probe: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
+      main: evaluated, seedRuns: [], probe: nil, trivial: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
     let sections = [ReportSection(title: "Findings", file: "findings.md", contents: findings)]
     try OutputFiles.write(ReportBuilder.files(evaluated, sections: sections), into: out)
     let written = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
@@ -188,7 +188,7 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(html.root, "html")
     XCTAssertEqual(html.counts["svg"], 2, "Figure 1 and the heat map are inline")
     XCTAssertEqual(
-      html.counts["table"], 2 + 2 + 1 + 1, "Table 1 and all attributes as gap and worst tables, timing, findings")
+      html.counts["table"], 2 + 1 + 2 + 1 + 1, "Table 1 as gap and worst tables, test mean F1, all attributes as gap and worst tables, timing, findings")
     XCTAssertEqual(html.counts["script"], nil)
     XCTAssertEqual(html.counts["pre"], nil, "findings.md is rendered, not shown as Markdown source")
     XCTAssertEqual(html.externalReferences, [], "nothing to fetch from the network")
@@ -332,7 +332,8 @@ final class ReportTests: XCTestCase {
       let evaluated = try ReportBuilder.evaluate(runs: main, attributes: nil, partition: nil, bootstrap: options)
       let others = try ReportBuilder.evaluate(runs: seeds, attributes: nil, partition: nil, bootstrap: nil)
       let random = try ReportBuilder.evaluate(runs: [probe], attributes: nil, partition: nil, bootstrap: nil)[0]
-      return Findings.markdown(main: evaluated, seedRuns: others, probe: random, bootstrap: options)
+      let trivial = try ReportBuilder.trivialBaseline(like: main[0], attributes: nil, partition: nil, bootstrap: nil)
+      return Findings.markdown(main: evaluated, seedRuns: others, probe: random, trivial: trivial, bootstrap: options)
     }
     let good = try findings(frozenNoise: 1.5, bnStatsNoise: 0.2)
     XCTAssertTrue(good.contains("| frozen | "), good)
@@ -340,6 +341,7 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (paper: all worst .43 -> .69, +36% on the worst subgroups): **holds**"), good)
     XCTAssertTrue(good.contains("pretraining learned features a linear probe can use"), good)
     XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
+    XCTAssertTrue(good.contains("The trivial predictor (every image positive, thresholds from train) has a test mean F1 of"), good)
     let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
     XCTAssertTrue(swapped.contains("+36% on the worst subgroups): **does not hold**"), swapped)
     XCTAssertTrue(swapped.contains("all worst difference -"), "BN Stats minus Frozen is negative when BN Stats is the noisier: \(swapped)")
@@ -468,5 +470,32 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(svg.patternPaths.first?.filter { $0 == "M" }.count, 2, "over the two low-support cells")
     XCTAssertTrue(figure.caption.contains("2 of the 6 pairs where c has no two subgroups"), figure.caption)
     XCTAssertTrue(figure.caption.contains("Hatched: 2 pairs with fewer than 2 positives"), figure.caption)
+  }
+
+  /// The trivial predictor predicts every test image positive (so its mean F1 is the mean of
+  /// 2p / (1 + p) over the attributes' test positive rates p), appears beside the models, and a
+  /// model whose scores are noise is flagged as within 0.05 of it while a good one is not.
+  func testBaselinesAndTheNearTrivialFlag() throws {
+    let dataset = try writeDataset(train: 400, test: 300)
+    let data = (dataset.attributes, dataset.partition)
+    let good = try writeRun("good", strategy: .full, parameters: 1, buffers: 0, seconds: 1, noise: 0, splits: dataset.splits, data: data)
+    let noise = try writeRun("noise", strategy: .frozen, parameters: 1, buffers: 0, seconds: 1, noise: 1e4, splits: dataset.splits, data: data)
+    let trivial = try ReportBuilder.trivialBaseline(like: good, attributes: nil, partition: nil, bootstrap: nil)
+    let outcomes = trivial.evaluation.model.outcomes
+    XCTAssertTrue(outcomes.predictions.allSatisfy { $0 }, "every attribute has train positives here: all predicted positive")
+    let k = outcomes.attributeCount
+    let expected = (0..<k).map { a -> Double in
+      let p = Double((0..<outcomes.imageCount).filter { outcomes.labels[$0 * k + a] }.count) / Double(outcomes.imageCount)
+      return 2 * p / (1 + p)
+    }.reduce(0, +) / Double(k)
+    XCTAssertEqual(trivial.evaluation.model.summary.meanF1, expected, accuracy: 1e-12)
+    let evaluated = try ReportBuilder.evaluate(runs: [good, noise], attributes: nil, partition: nil, bootstrap: nil)
+    let table = Table1.markdown(evaluated.map(\.result) + [trivial.result])
+    XCTAssertTrue(table.contains("trivial (all positive) gap ↓"), table)
+    let flagged = table.split(separator: "\n").filter { $0.contains("⚠ within 0.05 of the trivial predictor") }
+    XCTAssertEqual(flagged.count, 1, table)
+    XCTAssertTrue(flagged[0].hasPrefix("| frozen |"), "the noise model is flagged: \(flagged)")
+    let figure = Figure1.svg(evaluated.map(\.figureModel) + [trivial.figureModel])
+    XCTAssertTrue(figure.contains("trivial (all positive)"), "the trivial predictor is in Figure 1")
   }
 }

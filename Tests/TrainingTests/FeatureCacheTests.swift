@@ -105,8 +105,13 @@ final class FeatureCacheTests: XCTestCase {
     // The same batch size, other neighbours and other positions.
     let other = [4, 12, 0, 17, 8, 9, 10, 2, 15]
     let second = features(other)
+    // Equal to rounding: an image's rows can land on the edge of OpenBLAS's register blocks in
+    // one batch and inside them in another, and on some CPUs (the Haswell kernels that AMD Zen 3
+    // gets) edge rows are summed in another order. What matters is that no other image leaks in.
     for (k, image) in other.enumerated() where image < 9 {
-      XCTAssertEqual(second[k], first[image], "image \(image) at position \(k) among other images")
+      let largest = zip(second[k], first[image]).map { abs($0 - $1) }.max() ?? .infinity
+      let scale = first[image].map(abs).max() ?? 1
+      XCTAssertLessThanOrEqual(largest, 1e-5 * scale, "image \(image) at position \(k) among other images")
     }
     XCTAssertNotEqual(first[0], first[1], "different images should have different features")
   }
