@@ -24,12 +24,16 @@ struct SweepCommand: ParsableCommand {
       draws up to --max-failures, and each strategy ends with exactly --trials finished trials.
 
       The search space (default, or --space FILE in JSON):
-        {"optimizers": {"sgd": [1e-3, 1.0], "lars": [1e-2, 5.0],
-                        "adam": [1e-5, 3e-3], "adamw": [1e-5, 3e-3]},
+        {"optimizers": {"sgd": [0.3, 10.0], "lars": [0.3, 5.0],
+                        "adam": [1e-4, 3e-3], "adamw": [1e-4, 3e-3]},
          "schedules": ["cosine", "onecycle"], "weight_decay": [1e-6, 1e-3],
          "zero_weight_decay": 0.25, "min_epochs": 1, "warmup_fraction": 0.2}
 
-      Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs.
+      Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs. The
+      ranges are set so that every draw trains a fresh head within an epoch (docs/search.md): the
+      head is not trust-ratio adapted by LARS, and Adam and AdamW give it 30 times their rate.
+      frozen trials solve their head to convergence on the feature table (L-BFGS), so only their
+      weight decay matters.
 
       --scheduler asha stops trials early: after epochs m, m*eta, m*eta^2, ... (--asha-min-epochs
       m, --asha-eta eta; below the trial's last epoch) a trial's validation metric is compared
