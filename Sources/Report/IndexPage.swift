@@ -7,22 +7,12 @@ public enum IndexPage {
   /// well-formed XHTML so that it also parses as XML.
   static func html(
     title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String],
-    sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil
+    sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil, epochTimes: EpochTimes? = nil
   ) -> String {
     let bootstrapped = models.contains { $0.intervals != nil }
-    let ratioItems = TimingTable.markdown(timing)
-      .split(separator: "\n")
-      .filter { $0.hasPrefix("- ") }
-      .map { "<li>\(escapedXML(String($0.dropFirst(2))))</li>" }
-      .joined(separator: "\n")
-    let timingTable = TextTable(
-      header: ["model", "strategy", "training time", "updated parameters", "updated buffers"],
-      rows: timing.map { run in
-        [
-          run.label, run.record.strategy.rawValue, TimingTable.duration(run.record.trainingSeconds),
-          grouped(run.record.updatedParameters), grouped(run.record.updatedBuffers),
-        ]
-      })
+    // timing.md below its own title, which the page's heading replaces.
+    let timingText = TimingTable.markdown(timing, epochTimes: epochTimes).split(separator: "\n", omittingEmptySubsequences: false)
+      .drop { !$0.hasPrefix("# ") }.dropFirst().joined(separator: "\n")
     let heatMapFigure = heatMap.map {
       "<h2>Figure 2: F1 gap per attribute pair</h2>\n<figure>\n\($0.svg)<figcaption>\(escapedXML($0.caption))</figcaption>\n</figure>"
     }
@@ -66,10 +56,7 @@ public enum IndexPage {
       \(Table1.meanF1(models).html)
       \(heatMapFigure ?? "")
       <h2>Training time</h2>
-      \(timingTable.html)
-      <ul>
-      \(ratioItems)
-      </ul>
+      \(MarkdownHTML.html(timingText, headingOffset: 1))
       \(sections.map(\.html).joined(separator: "\n"))
       <h2>All attributes</h2>
       \(table1HTML(models, paperOnly: false))

@@ -124,7 +124,8 @@ public enum ReportBuilder {
   /// `heatMapModel` is the index in `runs` of the model heatmap.svg shows (nil:
   /// HeatMap.defaultModel).
   public static func files(
-    _ runs: [EvaluatedRun], baselines: [Baseline] = [], sections: [ReportSection] = [], heatMapModel: Int? = nil
+    _ runs: [EvaluatedRun], baselines: [Baseline] = [], sections: [ReportSection] = [], heatMapModel: Int? = nil,
+    epochTimes: EpochTimes? = nil
   ) -> [(name: String, contents: Data)] {
     let results = runs.map(\.result) + baselines.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
@@ -140,12 +141,12 @@ public enum ReportBuilder {
       ("table1.csv", Table1.csv(results, paperOnly: true)),
       ("table1-full.csv", Table1.csv(results, paperOnly: false)),
       ("figure1.svg", figure),
-      ("timing.md", TimingTable.markdown(timing)),
+      ("timing.md", TimingTable.markdown(timing, epochTimes: epochTimes)),
     ] + sections.map { ($0.file, $0.contents) }
     if let heatMap { files.append(("heatmap.svg", heatMap.svg)) }
     let index = IndexPage.html(
       title: "fairtune report: \(runs.count) model\(runs.count == 1 ? "" : "s")", figure: figure, models: results,
-      timing: timing, files: files.map(\.name), sections: sections, heatMap: heatMap)
+      timing: timing, files: files.map(\.name), sections: sections, heatMap: heatMap, epochTimes: epochTimes)
     files.append(("index.html", index))
     return files.map { ($0.name, Data($0.contents.utf8)) }
   }

@@ -1,5 +1,56 @@
-// timing.md: training time per model and the two ratios the paper quotes.
+// timing.md: training time per model and the two ratios the paper quotes, for the selected
+// models' whole training and per epoch measured side by side.
+import Fairness
 import Foundation
+
+/// Each strategy's training time per epoch, measured side by side: the same data, batch and
+/// settings, a few steps each (see `fairtune reproduce`'s epoch-times stage).
+public struct EpochTimes: Sendable, Equatable {
+  public var seconds: [Strategy: Double]
+  /// How each figure was made, for frozen (whose head is solved, not stepped).
+  public static let frozenNote =
+    "frozen has no epochs of its own: its figure is its whole training, one forward pass of every image for the feature table and the solve of its head"
+
+  public init(seconds: [Strategy: Double]) {
+    self.seconds = seconds
+  }
+
+  /// The seconds per epoch of a run of `steps` measured steps: the median step time (the first
+  /// step left out, as warm-up) times `stepsPerEpoch`; for frozen, its whole training time.
+  public static func perEpoch(run: URL, strategy: Strategy, stepsPerEpoch: Int) throws -> Double {
+    if strategy == .frozen { return try RunRecord(directory: run).trainingSeconds }
+    let metrics = run.appendingPathComponent("metrics.jsonl")
+    let text = try String(contentsOf: metrics, encoding: .utf8)
+    let steps = text.split(separator: "\n").compactMap { line -> Double? in
+      guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], (object["step"] as? Int ?? 0) > 1 else { return nil }
+      return (object["step_seconds"] as? NSNumber)?.doubleValue
+    }
+    guard let median = median(steps) else {
+      throw InputError(file: metrics.path, line: nil, "has no timed step after the first; measure at least two steps.")
+    }
+    return median * Double(stepsPerEpoch)
+  }
+
+  /// epoch-times.json: {"strategy": seconds per epoch, ...}.
+  public var json: Data {
+    let object = Dictionary(uniqueKeysWithValues: seconds.map { ($0.key.rawValue, $0.value) })
+    return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+  }
+
+  public init(contentsOf url: URL) throws {
+    guard let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: url))) as? [String: Any] else {
+      throw InputError(file: url.path, line: nil, "is not a JSON object of strategy -> seconds per epoch.")
+    }
+    var seconds: [Strategy: Double] = [:]
+    for (key, value) in object {
+      guard let strategy = Strategy(rawValue: key), let number = (value as? NSNumber)?.doubleValue, number.isFinite, number >= 0 else {
+        throw InputError(file: url.path, line: nil, "'\(key)' is not a strategy with a number of seconds.")
+      }
+      seconds[strategy] = number
+    }
+    self.init(seconds: seconds)
+  }
+}
 
 public enum TimingTable {
   /// The paper's whole-training ratios: supervised / bn-stats (4.4x) and full / bn-stats-skip
@@ -10,7 +61,7 @@ public enum TimingTable {
   ]
 
   /// `runs` in report order with their labels; a ratio uses the first run of each strategy.
-  public static func markdown(_ runs: [(label: String, record: RunRecord)]) -> String {
+  public static func markdown(_ runs: [(label: String, record: RunRecord)], epochTimes: EpochTimes? = nil) -> String {
     let table = TextTable(
       header: ["model", "strategy", "training time", "seconds", "updated parameters", "updated buffers"],
       rows: runs.map { run in
@@ -20,7 +71,8 @@ public enum TimingTable {
           grouped(run.record.updatedBuffers),
         ]
       })
-    var text = "# Training time\n\n" + table.markdown + "\n## Ratios\n\n"
+    var text = "# Training time\n\n" + table.markdown + "\n## Ratios of the selected models' whole training\n\n"
+    text += "Each model's time is its own trial's: the epochs the search drew as much as the work per epoch.\n\n"
     for ratio in ratios {
       let name = "\(ratio.numerator.rawValue) / \(ratio.denominator.rawValue)"
       let numerator = runs.first { $0.record.strategy == ratio.numerator }?.record.trainingSeconds
@@ -36,6 +88,20 @@ public enum TimingTable {
           ? "the \(ratio.denominator.rawValue) run took 0 s"
           : "no \(missing.map(\.rawValue).joined(separator: " or ")) run"
         text += "- \(name): n/a (\(reason); paper: \(ratio.paper))\n"
+      }
+    }
+    if let epochTimes {
+      text += "\n## Time per epoch, measured side by side\n\n"
+      text += "Every strategy for the same steps on the same data and batch, in one run: the median step time times the steps of an epoch. \(EpochTimes.frozenNote).\n\n"
+      let rows = Strategy.allCases.compactMap { strategy in
+        epochTimes.seconds[strategy].map { [strategy.rawValue, duration($0), String(format: "%.1f", $0)] }
+      }
+      text += TextTable(header: ["strategy", "per epoch", "seconds"], rows: rows).markdown + "\n"
+      for ratio in ratios {
+        let name = "\(ratio.numerator.rawValue) / \(ratio.denominator.rawValue)"
+        if let a = epochTimes.seconds[ratio.numerator], let b = epochTimes.seconds[ratio.denominator], b > 0 {
+          text += String(format: "- %@ per epoch: %.2fx (paper, whole training: %@)\n", name, a / b, ratio.paper)
+        }
       }
     }
     return text

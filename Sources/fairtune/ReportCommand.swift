@@ -43,6 +43,9 @@ struct ReportCommand: ParsableCommand {
   @Option(parsing: .upToNextOption, help: "Markdown files added to the report as they are (e.g. bn-statistics.md).")
   var include: [String] = []
 
+  @Option(help: "Each strategy's time per epoch measured side by side (JSON: strategy -> seconds, as `fairtune reproduce` writes to analysis/epoch-times.json): timing.md and finding (e) give both ratios.")
+  var epochTimes: String?
+
   @Flag(help: "Write findings.md: the paper's findings checked on these runs (needs one run per strategy; best with --bootstrap).")
   var findings = false
 
@@ -89,13 +92,15 @@ struct ReportCommand: ParsableCommand {
       try ReportBuilder.evaluate(runs: [url($0)], attributes: attributes.map(url), partition: partition.map(url), bootstrap: options, minimumSupport: minSupport)[0]
     }
     let baselines = [trivial] + (probeRun.map { [Baseline(probe: $0)] } ?? [])
+    let perEpoch = try epochTimes.map { try EpochTimes(contentsOf: url($0)) }
     var sections: [ReportSection] = []
     if let pretrain {
       let points = try LossCurve.points(metrics: url(pretrain + "/metrics.jsonl"))
       sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: LossCurve.svg(points)))
     }
     if findings {
-      let text = Findings.markdown(main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: options)
+      let text = Findings.markdown(
+        main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: options, epochTimes: perEpoch)
       sections.append(ReportSection(title: "Findings", file: "findings.md", contents: text))
     }
     for path in include {
@@ -103,7 +108,7 @@ struct ReportCommand: ParsableCommand {
       let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
       sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
     }
-    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections)
+    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections, epochTimes: perEpoch)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
     for (label, summary) in evaluated.map({ ($0.label, $0.evaluation.model.summary) }) + baselines.map({ ($0.label, $0.evaluation.model.summary) }) {
       print(String(format: "%@: test mean F1 %.3f, all gap %.3f, worst %.3f", label, summary.meanF1, summary.allGap ?? .nan, summary.allWorst ?? .nan))

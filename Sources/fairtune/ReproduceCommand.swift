@@ -3,6 +3,7 @@ import ArgumentParser
 import Data
 import Distributed
 import Foundation
+import Report
 import Tensors
 import Training
 
@@ -59,6 +60,9 @@ struct ReproduceCommand: ParsableCommand {
   @OptionGroup var distributed: DistributedOptions
 
   var seedCount: Int { seeds ?? settings.seeds }
+
+  /// Steps each strategy runs in the epoch-times stage (or an epoch, when that is fewer).
+  static let timedSteps = 12
 
   struct Settings {
     var train: Int, val: Int, test: Int, synthSize: Int, imageSize: Int
@@ -134,7 +138,7 @@ struct ReproduceCommand: ParsableCommand {
       try PretrainCommand.parse(["--data", packed, "--out", out + "/pretrain", "--batch", "\(s.pretrainBatch)",
         "--epochs", "\(s.pretrainEpochs)", "--seed", "\(seed)", "--warmup-epochs", "\(Double(s.pretrainEpochs) / 10)"] + model + parallel).run()
     }
-    let strategies = Strategy.allCases.map(\.rawValue)
+    let strategies = Training.Strategy.allCases.map(\.rawValue)
     var sweep = try SweepCommand.parse(["--data", packed, "--from", pretrained, "--strategies", strategies.joined(separator: ","),
       "--trials", "\(s.trials)", "--max-epochs", "\(s.maxEpochs)", "--batch", "\(s.batch)", "--seed", "\(seed)",
       "--group-size", "\(groupSize)", "--out", out + "/sweep"] + model + parallel)
@@ -168,8 +172,34 @@ struct ReproduceCommand: ParsableCommand {
         try command.run()
       }
     }
-    // The paper's mechanism: BatchNorm statistics of the pretrained backbone vs the data's.
     let analysis = out + "/analysis"
+    // Each strategy's time per epoch, side by side: the same data, batch and settings (SGD at a
+    // constant rate), a few steps each; the sweep's times are its draws' epochs.
+    let epochTimes = analysis + "/epoch-times.json"
+    try stage("epoch-times", done: FileManager.default.fileExists(atPath: epochTimes)) {
+      let stepsPerEpoch = (s.train + s.batch - 1) / s.batch
+      let steps = min(stepsPerEpoch, Self.timedSteps)
+      var seconds: [Report.Strategy: Double] = [:]
+      for strategy in strategies {
+        let directory = out + "/epoch-times/\(strategy)"
+        if !FileManager.default.fileExists(atPath: directory + "/run.json") {
+          var command = try FinetuneCommand.parse(["--strategy", strategy] + (strategy == "supervised" ? [] : ["--from", pretrained])
+            + ["--data", packed, "--out", directory, "--batch", "\(s.batch)", "--epochs", "1", "--steps", "\(steps)", "--optimizer", "sgd",
+              "--lr", "1", "--schedule", "constant", "--seed", "\(seed)"] + model + parallel)
+          command.distributed = distributed
+          try command.run()
+          try world.barrier()
+        }
+        if root, let kind = Report.Strategy(rawValue: strategy) {
+          seconds[kind] = try EpochTimes.perEpoch(run: URL(fileURLWithPath: directory), strategy: kind, stepsPerEpoch: stepsPerEpoch)
+        }
+      }
+      if root {
+        try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
+        try Checkpoint.writeAtomically([UInt8](EpochTimes(seconds: seconds).json), to: epochTimes)
+      }
+    }
+    // The paper's mechanism: BatchNorm statistics of the pretrained backbone vs the data's.
     try stage("bn-statistics", done: FileManager.default.fileExists(atPath: analysis + "/bn-statistics.md")) {
       guard root else { return }
       let modelOptions = try ModelOptions.parse(model)
@@ -196,7 +226,7 @@ struct ReproduceCommand: ParsableCommand {
       let seeds = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
       try ReportCommand.parse(["--runs"] + runs + ["--attributes", raw + "/list_attr_celeba.txt",
         "--partition", raw + "/list_eval_partition.txt", "--out", out + "/report", "--bootstrap", "\(s.bootstrap)", "--findings",
-        "--pretrain", out + "/pretrain", "--include", analysis + "/bn-statistics.md"]
+        "--pretrain", out + "/pretrain", "--include", analysis + "/bn-statistics.md", "--epoch-times", epochTimes]
         + (seeds.isEmpty ? [] : ["--seed-runs"] + seeds) + (best["frozen"] == nil ? [] : ["--probe", probe])).run()
     }
     if root { print(String(format: "reproduce --preset %@: done in %.0f s; open %@/report/index.html", preset.rawValue, Date().timeIntervalSince(start), out)) }

@@ -498,4 +498,26 @@ final class ReportTests: XCTestCase {
     let figure = Figure1.svg(evaluated.map(\.figureModel) + [trivial.figureModel])
     XCTAssertTrue(figure.contains("trivial (all positive)"), "the trivial predictor is in Figure 1")
   }
+
+  /// Time per epoch: the median step time after the first, times the steps of an epoch; frozen's
+  /// is its whole training; the JSON reads back, and a damaged file is refused by name.
+  func testEpochTimesFromMeasuredSteps() throws {
+    let run = directory.appendingPathComponent("timed")
+    try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+    let steps = [(1, 9.0), (2, 0.5), (3, 0.3), (4, 0.4), (5, 0.2)].map { #"{"step": \#($0.0), "loss": 1, "step_seconds": \#($0.1)}"# }
+    try (steps.joined(separator: "\n") + "\n").write(to: run.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+    // Steps 2-5: 0.5, 0.3, 0.4, 0.2 -> median 0.35; the 9 s first step is warm-up.
+    XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .full, stepsPerEpoch: 100), 35, accuracy: 1e-9)
+    let record = RunRecord(directory: run, strategy: .frozen, updatedParameters: 1, updatedBuffers: 0, trainingSeconds: 7.5)
+    try record.json().write(to: run.appendingPathComponent("run.json"))
+    XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .frozen, stepsPerEpoch: 100), 7.5)
+    let file = directory.appendingPathComponent("epoch-times.json")
+    try EpochTimes(seconds: [.full: 35, .bnStatsSkip: 25]).json.write(to: file)
+    let read = try EpochTimes(contentsOf: file)
+    XCTAssertEqual(read.seconds, [.full: 35, .bnStatsSkip: 25])
+    let timing = TimingTable.markdown([], epochTimes: read)
+    XCTAssertTrue(timing.contains("full / bn-stats-skip per epoch: 1.40x"), timing)
+    try #"{"fast": 1}"#.write(to: file, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try EpochTimes(contentsOf: file)) { XCTAssertTrue("\($0)".contains("epoch-times.json"), "\($0)") }
+  }
 }
