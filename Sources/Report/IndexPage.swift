@@ -85,10 +85,11 @@ public enum IndexPage {
       parts.append("<h3>\(escapedXML(heading))</h3>")
       for first in stride(from: 0, to: models.count, by: modelsPerTable) {
         let shown = first..<min(first + modelsPerTable, models.count)
-        let columns = [0, 1] + shown.map { 2 + 2 * $0 + offset }
+        // attribute, rho and pairs, then each model's gap and worst.
+        let columns = [0, 1, 2] + shown.map { 3 + 2 * $0 + offset }
         parts.append(
           TextTable(
-            header: ["attribute", "rho"] + shown.map { models[$0].label },
+            header: ["attribute", "rho", "pairs"] + shown.map { models[$0].label },
             rows: table.rows.map { row in columns.map { row[$0] } }
           ).html)
       }

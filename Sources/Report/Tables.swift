@@ -141,6 +141,8 @@ public enum Table1 {
       let value = model.intervals?.meanF1.map { "\(formatted($0.estimate)) [\(formatted($0.low)), \(formatted($0.high))]" }
         ?? formatted(model.summary.meanF1)
       var note = ""
+      if model.label == Baseline.trivialLabel { note = "every image positive, thresholds from train" }
+      if model.label == Baseline.probeLabel { note = "the frozen strategy on a randomly initialised backbone" }
       if let trivial, model.label != Baseline.trivialLabel, model.summary.meanF1 - trivial < trivialMargin {
         note = String(format: "⚠ within %.2f of the trivial predictor (%.3f): it has learned little, whatever its fairness figures say", trivialMargin, trivial)
       }
