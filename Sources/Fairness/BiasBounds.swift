@@ -19,6 +19,7 @@
 // is bounded twice: by the two ranges, and by how far the models' pairs are apart (f(d, σ) =
 // σ r(d/σ) moves by at most |Δd| + 0.4674 |Δσ|), which is 0 for a model compared with itself.
 // For "all", the median moves by at most 2 max_c |g̃_A(c) - g̃_B(c)| plus the largest per-c bound.
+import CelebAFormat
 import Foundation
 
 struct BiasBounds {
@@ -78,7 +79,7 @@ struct BiasBounds {
   }
 
   func intervals(level: Double) -> BootstrapIntervals {
-    let z = normalQuantile((1 + level) / 2)
+    let z = standardNormalQuantile((1 + level) / 2)
     let resamples = model.resamples
     func perCondition(_ corrected: [Double?], _ range: [(low: Double, high: Double)], _ draws: (ResampleStatistic, Int) -> Double?) -> [Interval?] {
       corrected.indices.map { c in
@@ -108,7 +109,7 @@ struct BiasBounds {
 
   /// The intervals of `first - second`, paired resample by resample.
   static func difference(_ first: BiasBounds, _ second: BiasBounds, level: Double) -> BootstrapIntervals {
-    let z = normalQuantile((1 + level) / 2)
+    let z = standardNormalQuantile((1 + level) / 2)
     let k = first.model.selection.attributeCount
     let count = min(first.model.resamples.count, second.model.resamples.count)
     // How far apart the two models' pairs are, per condition: the mean over its pairs of
@@ -189,15 +190,4 @@ func standardDeviation(_ values: [Double]) -> Double {
   guard finite.count > 1 else { return 0 }
   let mean = finite.reduce(0, +) / Double(finite.count)
   return (finite.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(finite.count - 1)).squareRoot()
-}
-
-/// The normal quantile Φ⁻¹(p), by bisection on Φ (ample for interval levels).
-func normalQuantile(_ p: Double) -> Double {
-  var low = -10.0
-  var high = 10.0
-  for _ in 0..<100 {
-    let middle = (low + high) / 2
-    if 0.5 * erfc(-middle / 2.0.squareRoot()) < p { low = middle } else { high = middle }
-  }
-  return (low + high) / 2
 }

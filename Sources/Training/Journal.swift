@@ -192,6 +192,22 @@ public final class Journal {
   }
 
   /// trials.csv: one row per trial, its latest status.
+  /// The search in Markdown: per strategy, the trials by status and the validation metric of
+  /// the complete ones (min, median, max), and `budget`, the rule every strategy ran under.
+  public func summary(strategies: [String], budget: String) -> String {
+    var text = "# The search\n\n" + budget + "\n\n"
+    text += "| strategy | trials | finished | stopped by ASHA | failed | validation mean F1: min | median | max |\n|---|---|---|---|---|---|---|---|\n"
+    for strategy in strategies {
+      let records = records(strategy: strategy)
+      let metrics = records.filter { $0.status.isComplete }.compactMap(\.metric).sorted()
+      func cell(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "n/a" }
+      let middle = metrics.isEmpty ? nil : metrics.count % 2 == 1 ? metrics[metrics.count / 2] : (metrics[metrics.count / 2 - 1] + metrics[metrics.count / 2]) / 2
+      text += "| \(strategy) | \(records.count) | \(records.filter { $0.status == .finished }.count) | \(records.filter { $0.status == .stopped }.count) | "
+      text += "\(records.filter { $0.status == .failed }.count) | \(cell(metrics.first)) | \(cell(middle)) | \(cell(metrics.last)) |\n"
+    }
+    return text
+  }
+
   public func csv() -> String {
     var lines = ["trial,strategy,status,optimizer,learning_rate,schedule,weight_decay,epochs,warmup_epochs,seed,validation_mean_f1,seconds,group,attempts,epochs_run,reason"]
     for id in order {

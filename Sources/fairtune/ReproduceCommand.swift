@@ -17,11 +17,11 @@ struct ReproduceCommand: ParsableCommand {
                 (small stem), 2 pretraining epochs, 2 trials of at most 1 epoch
                 per model, 1 seed: minutes on a laptop.
         small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 40
-                pretraining epochs at batch 256, 4 trials of at most 4 epochs
-                per model, 3 seeds: about an hour on 2 cores.
+                pretraining epochs at batch 256, 20 trials of at most 3 epochs
+                per model with ASHA, 3 seeds: a couple of hours on 2 cores.
         paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs
-                at batch 512, 20 trials of at most 20 epochs per model, 3 seeds:
-                a cluster job.
+                at batch 512, 20 trials of at most 20 epochs per model with
+                ASHA, 3 seeds: a cluster job.
 
       Stages, each writing into OUT: data/ (synthetic CelebA-format files, unless --celeba),
       packed/, pretrain/, sweep/ (every trial, trials.csv, the best of each strategy), seeds/
@@ -80,7 +80,7 @@ struct ReproduceCommand: ParsableCommand {
         pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200)
     case .small:
       return Settings(train: 16000, val: 2000, test: 2000, synthSize: 64, imageSize: 64, model: "resnet18", width: "0.5", stem: "imagenet",
-        pretrainEpochs: 40, pretrainBatch: 256, trials: 4, maxEpochs: 4, batch: 128, seeds: 3, bootstrap: 1000)
+        pretrainEpochs: 40, pretrainBatch: 256, trials: 20, maxEpochs: 3, batch: 128, seeds: 3, bootstrap: 1000)
     case .paper:
       return Settings(train: 162_770, val: 19_867, test: 19_962, synthSize: 64, imageSize: 64, model: "resnet50", width: "1", stem: "imagenet",
         pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000)
@@ -139,12 +139,23 @@ struct ReproduceCommand: ParsableCommand {
         "--epochs", "\(s.pretrainEpochs)", "--seed", "\(seed)", "--warmup-epochs", "\(Double(s.pretrainEpochs) / 10)"] + model + parallel).run()
     }
     let strategies = Training.Strategy.allCases.map(\.rawValue)
+    // Every strategy and supervised get the same budget: the same number of trials from the same
+    // space, the same largest number of epochs, the same early stopping.
+    let asha = s.maxEpochs > 1 ? ["--scheduler", "asha", "--asha-eta", "3", "--asha-min-epochs", "1"] : []
     var sweep = try SweepCommand.parse(["--data", packed, "--from", pretrained, "--strategies", strategies.joined(separator: ","),
       "--trials", "\(s.trials)", "--max-epochs", "\(s.maxEpochs)", "--batch", "\(s.batch)", "--seed", "\(seed)",
-      "--group-size", "\(groupSize)", "--out", out + "/sweep"] + model + parallel)
+      "--group-size", "\(groupSize)", "--out", out + "/sweep"] + asha + model + parallel)
     sweep.distributed = distributed
     try stage("sweep", done: false) { try sweep.run() }
     let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
+    let search = out + "/analysis/search.md"
+    if root {
+      let budget = "Every strategy and supervised drew \(s.trials) trials from the same search space (`fairtune sweep --help`; docs/search.md) at batch \(s.batch), each of at most \(s.maxEpochs) epoch\(s.maxEpochs == 1 ? "" : "s")"
+        + (asha.isEmpty ? "." : "; ASHA (eta 3, rungs from the first epoch) stopped the trials that fell behind those of their strategy at a rung, and a stopped trial keeps its metric.")
+        + " The paper's equivalent compute budget: no strategy gets more trials or epochs than another. frozen solves its head to convergence, so its draws differ only in weight decay. The metric is the validation mean F1 with thresholds from train."
+      try FileManager.default.createDirectory(atPath: out + "/analysis", withIntermediateDirectories: true)
+      try Checkpoint.writeAtomically(Array(journal.summary(strategies: strategies, budget: budget).utf8), to: search)
+    }
     let best = Dictionary(uniqueKeysWithValues: strategies.compactMap { s in journal.best(strategy: s).map { (s, $0) } })
 
     // The fine-tuning stage again with other seeds: each strategy's best settings, seeds k = 1..<N.
@@ -226,7 +237,7 @@ struct ReproduceCommand: ParsableCommand {
       let seeds = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
       try ReportCommand.parse(["--runs"] + runs + ["--attributes", raw + "/list_attr_celeba.txt",
         "--partition", raw + "/list_eval_partition.txt", "--out", out + "/report", "--bootstrap", "\(s.bootstrap)", "--findings",
-        "--pretrain", out + "/pretrain", "--include", analysis + "/bn-statistics.md", "--epoch-times", epochTimes]
+        "--pretrain", out + "/pretrain", "--include", search, analysis + "/bn-statistics.md", "--epoch-times", epochTimes]
         + (seeds.isEmpty ? [] : ["--seed-runs"] + seeds) + (best["frozen"] == nil ? [] : ["--probe", probe])).run()
     }
     if root { print(String(format: "reproduce --preset %@: done in %.0f s; open %@/report/index.html", preset.rawValue, Date().timeIntervalSince(start), out)) }

@@ -18,7 +18,8 @@ struct SweepCommand: ParsableCommand {
       everything in turn). Every trial's start and end goes to RUN/journal.jsonl (fsynced before
       it is acted on); RUN/trials.csv has one row per trial (trial, strategy, status, every
       hyper-parameter, validation mean F1 with thresholds from train, seconds, group); each trial
-      trains in RUN/trials/ID; the best trial of each strategy is copied to RUN/best/STRATEGY.ckpt.
+      trains in RUN/trials/ID; the best trial of each strategy is copied to RUN/best/STRATEGY.ckpt
+      and (--score best, the default) scored on every split at the end.
       Re-running the same command resumes: finished trials are kept, interrupted ones run again
       (from their last checkpoint), failed ones (a diverging loss, an error) are replaced by new
       draws up to --max-failures, and each strategy ends with exactly --trials finished trials.
@@ -93,6 +94,11 @@ struct SweepCommand: ParsableCommand {
   @Flag(help: "Random resized crops and flips while fine-tuning.")
   var augment = false
 
+  @Option(help: "best: trials record their validation metric (thresholds from --threshold-images train images) and only each strategy's best trial is scored on every split at the end; all: every finished trial is scored on every split, as `fairtune finetune` does.")
+  var score: Scoring = .best
+
+  enum Scoring: String, ExpressibleByArgument, CaseIterable { case best, all }
+
   @Option(help: "The sweep's run directory.")
   var out: String
 
@@ -154,6 +160,7 @@ struct SweepCommand: ParsableCommand {
     let empty: [(strategy: String, reason: String?)]
     do {
       try sweep.run()
+      if score == .best { try scoreBestTrials(sweep, dataset: dataset, launch: launch) }
       empty = launch.isRoot ? try sweep.strategiesWithoutResults() : []
       if launch.isRoot {
         print(String(format: "coordinator time: %.3f s in all (journal, trials.csv, best checkpoints)", sweep.coordinatorSeconds))
@@ -164,6 +171,20 @@ struct SweepCommand: ParsableCommand {
     if !empty.isEmpty {
       let lines = empty.map { "\($0.strategy)\($0.reason.map { " (last failure: \($0))" } ?? "")" }
       launch.fail(SweepError.noResults(strategies: lines, run: out))
+    }
+  }
+
+  /// Each strategy's best trial scored on every split into its directory (what `fairtune report`
+  /// reads), by all ranks together; a trial already scored is left as it is.
+  func scoreBestTrials(_ sweep: Sweep, dataset: PackedDataset, launch: Launch) throws {
+    try launch.communicator.barrier()
+    for (strategy, id) in try sweep.bestTrials().sorted(by: { $0.key < $1.key }) {
+      let directory = out + "/trials/" + id
+      if FileManager.default.fileExists(atPath: directory + "/scores-test.csv") { continue }
+      let model = try Interchange.model(from: try Checkpoint.read(directory + "/final.ckpt"), source: directory + "/final.ckpt")
+      if launch.isRoot { print("scoring the best \(strategy) trial, \(id), on every split") }
+      _ = try EvaluateCommand.evaluate(model, dataset: dataset, into: directory, launch: launch, threads: BLAS.threadsPerRank)
+      try launch.communicator.barrier()
     }
   }
 
@@ -195,8 +216,9 @@ struct SweepCommand: ParsableCommand {
   }
 
   /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
-  /// reporting the validation metric after each epoch; a finished trial is evaluated on every
-  /// split like `fairtune finetune`.
+  /// reporting the validation metric after each epoch; a finished trial records its last
+  /// validation metric (--score best) or is evaluated on every split like `fairtune finetune`
+  /// (--score all).
   func runTrial(
     _ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, modelOptions: ModelOptions,
     pretrained: (checkpoint: Checkpoint, source: String)?, tables: FeatureTables, progress: @escaping (Int?, Double?) -> Bool
@@ -214,6 +236,7 @@ struct SweepCommand: ParsableCommand {
     let counts = strategy.updatedCounts(model)
     let start = Clock.now()
     var stoppedAt: Int?
+    var lastMetric: Double?
     let reused = tables.frozen
     let cache = try FinetuneCommand.featureCache(model, strategy: strategy, augmented: augment, session: session, reuse: reused)
     if cache != nil { tables.frozen = cache }
@@ -228,14 +251,17 @@ struct SweepCommand: ParsableCommand {
       trainer.afterStep = { _ = progress(nil, nil) }
       trainer.afterEpoch = { [unowned trainer] epoch in
         let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads, cache: cache)
+        lastMetric = f1
         if !progress(epoch + 1, f1) {
           trainer.stopRequested = true
           stoppedAt = epoch + 1
         }
       }
     }
-    let result = try FinetuneCommand.finish(model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache,
-      tableSeconds: cache != nil && cache !== reused ? cache!.fillSeconds : 0)
+    let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
+    let result = try FinetuneCommand.finish(
+      model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
+      validation: score == .best ? lastMetric : nil)
     return TrialOutcome(
       finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
   }

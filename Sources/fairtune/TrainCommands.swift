@@ -279,9 +279,11 @@ struct FinetuneCommand: ParsableCommand {
 
   /// After training: the scores of every split, the validation mean F1, and RUN/run.json (what
   /// `fairtune report` reads). A run that had already finished is read back from final.ckpt.
+  /// With `validation` (a sweep trial's last validation metric), the splits are not scored:
+  /// run.json records that metric.
   static func finish(
     _ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: Session, cache: FeatureCache? = nil,
-    tableSeconds: Double = 0
+    tableSeconds: Double = 0, validation: Double? = nil
   ) throws -> (f1: Double, seconds: Double)
   {
     let run = session.run
@@ -296,7 +298,7 @@ struct FinetuneCommand: ParsableCommand {
       }
       try model.load(Dictionary(final.tensors.map { ($0.name, $0) }) { a, _ in a }, source: run.finalCheckpoint, allowExtra: true)
     }
-    let f1 = try EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads, cache: cache)
+    let f1 = try validation ?? EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads, cache: cache)
     if session.launch.isRoot {
       var record: [String: Any] = [
         "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,

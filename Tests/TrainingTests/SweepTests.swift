@@ -102,6 +102,22 @@ final class SweepTests: XCTestCase {
     XCTAssertTrue(csv[0].hasPrefix("trial,strategy,status,optimizer,learning_rate"))
   }
 
+  /// The search summary counts each strategy's trials by status and gives min, median and max
+  /// of the complete ones' metric (a stopped trial's counts; a failed one's does not).
+  func testSearchSummary() throws {
+    let journal = try Journal(path: journalPath("summary"))
+    let space = SearchSpace.standard
+    let ends: [(TrialStatus, Double?)] = [(.finished, 0.5), (.stopped, 0.2), (.failed, nil), (.finished, 0.4)]
+    for (index, end) in ends.enumerated() {
+      let id = try journal.start(space.draw(seed: 1, strategy: "full", index: index, maxEpochs: 3), index: index, group: 0)
+      try journal.end(id, status: end.0, metric: end.1, seconds: 1, epochsRun: end.0 == .failed ? nil : 1)
+    }
+    let text = journal.summary(strategies: ["full", "frozen"], budget: "the rule")
+    XCTAssertTrue(text.contains("the rule"), text)
+    XCTAssertTrue(text.contains("| full | 4 | 2 | 1 | 1 | 0.2000 | 0.4000 | 0.5000 |"), text)
+    XCTAssertTrue(text.contains("| frozen | 0 | 0 | 0 | 0 | n/a | n/a | n/a |"), text)
+  }
+
   func testTornLastLineIsForgivenButEditsAreNot() throws {
     let path = journalPath("torn")
     let journal = try Journal(path: path)
