@@ -43,7 +43,7 @@ public enum IndexPage {
       </head>
       <body>
       <h1>\(escapedXML(title))</h1>
-      <p>Fairness of fine-tuning strategies: for each attribute c, the F1 gap is the mean over the other tasks t of
+      <p>Fairness of fine-tuning strategies: for each attribute c, the F1 gap is the mean over the tasks t of its used pairs (both subgroups with enough positives of t) of
       |F1(t|c) - F1(t|-c)| (lower is fairer) and the worst-group F1 the mean of min(F1(t|c), F1(t|-c)) (higher is
       better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(bootstrapped ? " " + escapedXML(Table1.intervalNote) : "")</p>
       <h2>Figure 1</h2>

@@ -154,7 +154,7 @@ public enum Table1 {
   /// table1.md: the paper's rows, then all attributes.
   public static func markdown(_ models: [ModelResult]) -> String {
     var text = "# Table 1: F1 gap (lower is fairer) and worst-group F1 (higher is better)\n\n"
-    text += "For each attribute c: the mean over the other tasks t of |F1(t|c) - F1(t|-c)| (gap) and of "
+    text += "For each attribute c: the mean over the tasks t of its used pairs (both subgroups with enough positives of t) of |F1(t|c) - F1(t|-c)| (gap) and of "
     text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
     if let first = models.first { text += " " + pairNote(first.summary.selection) }
     if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
