@@ -154,15 +154,6 @@ public func interpolatedQuantile(sorted: [Double], _ probability: Double) -> Dou
   return sorted[below] + (position - Double(below)) * (sorted[above] - sorted[below])
 }
 
-/// The central `level` interval of `values` from the (1 - level) / 2 and (1 + level) / 2
-/// quantiles, interpolated linearly between order statistics (NumPy's default), around the mean
-/// of the values; nil when empty.
-public func percentileInterval(_ values: [Double], level: Double) -> Interval? {
-  guard !values.isEmpty else { return nil }
-  let mean = values.reduce(0, +) / Double(values.count)
-  return bootstrapInterval(values, estimate: mean, level: level, method: .percentile)
-}
-
 /// The interval of a statistic estimated as `estimate` whose resamples gave `values` (see
 /// `IntervalMethod`; a smooth statistic's `bounded` interval is the basic one); nil when there
 /// are no resamples.

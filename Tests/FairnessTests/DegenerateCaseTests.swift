@@ -203,10 +203,11 @@ final class DegenerateCaseTests: XCTestCase {
 
   func testPercentileIntervalInterpolatesLikeNumPy() throws {
     // numpy.percentile([1, 2, 3, 4, 10], [2.5, 97.5]) = [1.1, 9.4]
-    let interval = try XCTUnwrap(percentileInterval([10, 1, 3, 2, 4], level: 0.95))
+    let interval = try XCTUnwrap(bootstrapInterval([10, 1, 3, 2, 4], estimate: 4, level: 0.95, method: .percentile))
     XCTAssertEqual(interval.low, 1.1, accuracy: 1e-12)
     XCTAssertEqual(interval.high, 9.4, accuracy: 1e-12)
-    XCTAssertNil(percentileInterval([], level: 0.95))
+    XCTAssertEqual(interval.mean, 4)
+    XCTAssertNil(bootstrapInterval([], estimate: 0, level: 0.95, method: .percentile))
   }
 
   func testMedianOfEvenAndOddCounts() {

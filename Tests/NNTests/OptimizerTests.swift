@@ -104,6 +104,28 @@ final class OptimizerTests: XCTestCase {
     XCTAssertFalse(LARS.isExcluded(projection))
   }
 
+  /// Adam's classifier head takes `classifierScale` times the step of any other parameter with
+  /// the same gradient (the first step of Adam is about the rate whatever the gradient).
+  func testAdamScalesTheClassifiersRate() throws {
+    let registry = ParameterRegistry()
+    let conv = registry.parameter("layer1.0.conv1.weight", shape: [3], kind: .convolution, group: .backbone)
+    let classifier = registry.parameter("fc.weight", shape: [3], kind: .linear, group: .head)
+    registry.allocate()
+    for p in [conv, classifier] {
+      for i in 0..<3 {
+        p.value[i] = 0.1 * Float(i)
+        p.gradient[i] = [0.5, -2, 0.01][i]
+      }
+    }
+    OptimizerSettings(kind: .adam, learningRate: 1e-3, classifierScale: 30).make([conv, classifier]).step()
+    for i in 0..<3 {
+      let backboneStep = 0.1 * Float(i) - conv.value[i]
+      let headStep = 0.1 * Float(i) - classifier.value[i]
+      XCTAssertEqual(headStep, 30 * backboneStep, accuracy: 1e-6, "element \(i)")
+      XCTAssertEqual(abs(backboneStep), 1e-3, accuracy: 1e-5, "Adam's first step is about its rate")
+    }
+  }
+
   func testSchedulesMatchPyTorch() throws {
     let f = try fixture()
     let cases: [(String, Schedule)] = [
