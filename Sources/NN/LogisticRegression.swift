@@ -54,9 +54,12 @@ public struct LogisticRegression {
     public var losses: [Double]
   }
 
-  /// The objective and its gradient at `parameters` ([K * d] weights then [K] biases).
+  /// The objective and its gradient at `parameters` ([K * d] weights then [K] biases). With
+  /// `penaltyScale` (d values), weight column j's penalty is multiplied by penaltyScale[j]: the
+  /// objective in standardized coordinates, where a weight u = W σ carries the penalty λ/2 (u/σ)².
   public func objective(
-    _ parameters: [Double], features: UnsafePointer<Float>, labels: UnsafePointer<Float>, count n: Int, dimension d: Int, outputs k: Int
+    _ parameters: [Double], features: UnsafePointer<Float>, labels: UnsafePointer<Float>, count n: Int, dimension d: Int, outputs k: Int,
+    penaltyScale: [Double]? = nil
   ) -> (value: Double, gradient: [Double]) {
     let weight = parameters[0..<(k * d)].map(Float.init)
     var logits = [Float](repeating: 0, count: n * k)
@@ -91,22 +94,67 @@ public struct LogisticRegression {
     var gradient = [Double](repeating: 0, count: k * d + k)
     var penalty = 0.0
     for index in 0..<(k * d) {
-      penalty += parameters[index] * parameters[index]
-      gradient[index] = Double(weightGradient[index]) + weightDecay * parameters[index]
+      let scale = penaltyScale?[index % d] ?? 1
+      penalty += scale * parameters[index] * parameters[index]
+      gradient[index] = Double(weightGradient[index]) + weightDecay * scale * parameters[index]
     }
     for j in 0..<k { gradient[k * d + j] = biasGradient[j] }
     return (loss * scale + weightDecay / 2 * penalty, gradient)
   }
 
   /// Minimises the objective from `weight` [K, d] and `bias` [K] (the head's current values).
+  ///
+  /// Backbone features differ in scale by orders of magnitude (post-ReLU means from 0 to several
+  /// units), which makes the problem ill-conditioned and L-BFGS slow when λ is small. The
+  /// minimisation therefore runs in standardized coordinates, an exact change of variables: with
+  /// μ_j, σ_j each feature's mean and deviation, x̃ = (x - μ)/σ, u = W σ and c = b + W μ give the
+  /// same logits (u x̃ + c = W x + b), and the penalty λ/2 Σ (u_kj/σ_j)² is the same λ/2 ||W||².
+  /// The minimiser is the same; the stopping test uses the gradient in the original coordinates,
+  /// ∂f/∂W_kj = σ_j ∂F/∂u_kj + μ_j ∂F/∂c_k and ∂f/∂b_k = ∂F/∂c_k.
   public func fit(
     features: UnsafePointer<Float>, labels: UnsafePointer<Float>, count n: Int, dimension d: Int, outputs k: Int,
     weight: [Float], bias: [Float]
   ) -> Fit {
-    func evaluate(_ x: [Double]) -> (Double, [Double]) {
-      objective(x, features: features, labels: labels, count: n, dimension: d, outputs: k)
+    var mean = [Double](repeating: 0, count: d)
+    var deviation = [Double](repeating: 0, count: d)
+    for i in 0..<n { for j in 0..<d { mean[j] += Double(features[i * d + j]) } }
+    for j in 0..<d { mean[j] /= Double(max(n, 1)) }
+    for i in 0..<n {
+      for j in 0..<d {
+        let centred = Double(features[i * d + j]) - mean[j]
+        deviation[j] += centred * centred
+      }
     }
-    var x = weight.map(Double.init) + bias.map(Double.init)
+    // A constant feature (a dead unit) keeps its scale: only its penalty acts on its weight.
+    for j in 0..<d { deviation[j] = (deviation[j] / Double(max(n, 1))).squareRoot() }
+    for j in 0..<d where !(deviation[j] > 1e-12) { deviation[j] = 1 }
+    var standardized = [Float](repeating: 0, count: n * d)
+    for i in 0..<n {
+      for j in 0..<d { standardized[i * d + j] = Float((Double(features[i * d + j]) - mean[j]) / deviation[j]) }
+    }
+    let penaltyScale = deviation.map { 1 / ($0 * $0) }
+    func evaluate(_ x: [Double]) -> (Double, [Double]) {
+      standardized.withUnsafeBufferPointer {
+        objective(x, features: $0.baseAddress!, labels: labels, count: n, dimension: d, outputs: k, penaltyScale: penaltyScale)
+      }
+    }
+    /// The gradient in the original coordinates (W, b) from the one in (u, c).
+    func original(_ g: [Double]) -> [Double] {
+      var result = g
+      for row in 0..<k {
+        for j in 0..<d { result[row * d + j] = deviation[j] * g[row * d + j] + mean[j] * g[k * d + row] }
+      }
+      return result
+    }
+    var x = [Double](repeating: 0, count: k * d + k)
+    for row in 0..<k {
+      var shift = Double(bias[row])
+      for j in 0..<d {
+        x[row * d + j] = Double(weight[row * d + j]) * deviation[j]
+        shift += Double(weight[row * d + j]) * mean[j]
+      }
+      x[k * d + row] = shift
+    }
     var (f, g) = evaluate(x)
     var losses = [f]
     var history: [(s: [Double], y: [Double], rho: Double)] = []
@@ -114,7 +162,7 @@ public struct LogisticRegression {
     var stalled = false
     func largest(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
     func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
-    while largest(g) > gradientTolerance && iterations < maxIterations {
+    while largest(original(g)) > gradientTolerance && iterations < maxIterations {
       // The two-loop recursion: p = -H g, H the L-BFGS inverse-Hessian estimate.
       var q = g
       var alphas: [Double] = []
@@ -171,11 +219,23 @@ public struct LogisticRegression {
       (f, g) = next
       losses.append(f)
     }
-    let gradientNorm = largest(g)
+    let gradientNorm = largest(original(g))
     let stop: Stop = gradientNorm <= gradientTolerance ? .gradient : stalled ? .stalled : .iterations
     let converged = stop == .gradient || (stop == .stalled && gradientNorm <= 100 * gradientTolerance)
+    // Back to the original coordinates: W = u / σ, b = c - W μ.
+    var solvedWeight = [Float](repeating: 0, count: k * d)
+    var solvedBias = [Float](repeating: 0, count: k)
+    for row in 0..<k {
+      var shift = x[k * d + row]
+      for j in 0..<d {
+        let w = x[row * d + j] / deviation[j]
+        solvedWeight[row * d + j] = Float(w)
+        shift -= w * mean[j]
+      }
+      solvedBias[row] = Float(shift)
+    }
     return Fit(
-      weight: x[0..<(k * d)].map(Float.init), bias: x[(k * d)...].map(Float.init), loss: f, gradientNorm: gradientNorm,
+      weight: solvedWeight, bias: solvedBias, loss: f, gradientNorm: gradientNorm,
       iterations: iterations, stop: stop, converged: converged, losses: losses)
   }
 }

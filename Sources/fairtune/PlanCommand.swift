@@ -96,7 +96,7 @@ struct PlanCommand: ParsableCommand {
     let all = Double(s.train + s.val + s.test)
     let train = Double(s.train)
     let meanEpochs = Double(1 + s.maxEpochs) / 2
-    let validationPass = Double(s.val + min(4000, s.train)) * evalCost
+    let validationPass = Double(s.val + min(s.thresholdImages, s.train)) * evalCost
     func run(_ strategy: Strategy, epochs: Double) -> Double {
       epochs * (train * strategyCost[strategy]! + validationPass) + all * evalCost
     }

@@ -16,9 +16,10 @@ struct ReproduceCommand: ParsableCommand {
         tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width
                 (small stem), 2 pretraining epochs, 2 trials of at most 1 epoch
                 per model, 1 seed: minutes on a laptop.
-        small   20,000 synthetic faces at 64 px, ResNet-18 at half width, 40
-                pretraining epochs at batch 256, 20 trials of at most 3 epochs
-                per model with ASHA, 3 seeds: a couple of hours on 2 cores.
+        small   11,000 synthetic faces at 64 px (8,000 train), ResNet-18 at
+                half width, 25 pretraining epochs at batch 256, 20 trials of at
+                most 3 epochs per model with ASHA, 3 seeds: about an hour on 2
+                cores.
         paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs
                 at batch 512, 20 trials of at most 20 epochs per model with
                 ASHA, 3 seeds: a cluster job.
@@ -69,6 +70,8 @@ struct ReproduceCommand: ParsableCommand {
     var model: String, width: String, stem: String
     var pretrainEpochs: Int, pretrainBatch: Int, trials: Int, maxEpochs: Int, batch: Int
     var seeds: Int, bootstrap: Int
+    /// Train images that set the thresholds of the sweep's per-epoch validation metric.
+    var thresholdImages: Int
   }
 
   var settings: Settings { Self.settings(preset) }
@@ -77,13 +80,15 @@ struct ReproduceCommand: ParsableCommand {
     switch preset {
     case .tiny:
       return Settings(train: 2000, val: 300, test: 300, synthSize: 48, imageSize: 32, model: "resnet18", width: "0.25", stem: "small",
-        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200)
+        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200, thresholdImages: 2000)
     case .small:
-      return Settings(train: 16000, val: 2000, test: 2000, synthSize: 64, imageSize: 64, model: "resnet18", width: "0.5", stem: "imagenet",
-        pretrainEpochs: 40, pretrainBatch: 256, trials: 20, maxEpochs: 3, batch: 128, seeds: 3, bootstrap: 1000)
+      // About an hour on 2 cores: 8,000 train images keep the 100 non-frozen trials' epochs (at
+      // least one each, ASHA's first rung) near half an hour, and 25 pretraining epochs near a quarter.
+      return Settings(train: 8000, val: 1000, test: 2000, synthSize: 64, imageSize: 64, model: "resnet18", width: "0.5", stem: "imagenet",
+        pretrainEpochs: 25, pretrainBatch: 256, trials: 20, maxEpochs: 3, batch: 128, seeds: 3, bootstrap: 1000, thresholdImages: 2000)
     case .paper:
       return Settings(train: 162_770, val: 19_867, test: 19_962, synthSize: 64, imageSize: 64, model: "resnet50", width: "1", stem: "imagenet",
-        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000)
+        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000, thresholdImages: 4000)
     }
   }
 
@@ -144,6 +149,7 @@ struct ReproduceCommand: ParsableCommand {
     let asha = s.maxEpochs > 1 ? ["--scheduler", "asha", "--asha-eta", "3", "--asha-min-epochs", "1"] : []
     var sweep = try SweepCommand.parse(["--data", packed, "--from", pretrained, "--strategies", strategies.joined(separator: ","),
       "--trials", "\(s.trials)", "--max-epochs", "\(s.maxEpochs)", "--batch", "\(s.batch)", "--seed", "\(seed)",
+      "--threshold-images", "\(s.thresholdImages)",
       "--group-size", "\(groupSize)", "--out", out + "/sweep"] + asha + model + parallel)
     sweep.distributed = distributed
     try stage("sweep", done: false) { try sweep.run() }

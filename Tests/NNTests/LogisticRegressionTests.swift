@@ -6,15 +6,18 @@ import XCTest
 
 final class LogisticRegressionTests: XCTestCase {
   /// Features [n, d] from a seeded generator, labels from a noisy logistic model per output.
-  func problem(n: Int, d: Int, k: Int, seed: UInt64) -> (features: [Float], labels: [Float]) {
+  /// With `scales` and `offsets` (d each), feature j is offsets[j] + scales[j] x (uniform in ±1)
+  /// and the true weights are divided by scales[j]: the same problem, badly conditioned.
+  func problem(n: Int, d: Int, k: Int, seed: UInt64, scales: [Float]? = nil, offsets: [Float]? = nil) -> (features: [Float], labels: [Float]) {
     var rng = SplitMix64(seed: seed)
-    let features = (0..<(n * d)).map { _ in rng.uniform() * 2 - 1 }
-    let truth = (0..<(k * d)).map { _ in (rng.uniform() * 2 - 1) * 3 }
+    let unit = (0..<(n * d)).map { _ in rng.uniform() * 2 - 1 }
+    let features = unit.indices.map { (offsets?[$0 % d] ?? 0) + (scales?[$0 % d] ?? 1) * unit[$0] }
+    let truth = (0..<(k * d)).map { index in (rng.uniform() * 2 - 1) * 3 / (scales?[index % d] ?? 1) }
     var labels = [Float](repeating: 0, count: n * k)
     for i in 0..<n {
       for j in 0..<k {
         var z: Float = j == 0 ? -1.5 : 0.3
-        for f in 0..<d { z += features[i * d + f] * truth[j * d + f] }
+        for f in 0..<d { z += (features[i * d + f] - (offsets?[f] ?? 0)) * truth[j * d + f] }
         labels[i * k + j] = rng.uniform() < 1 / (1 + exp(-z)) ? 1 : 0
       }
     }
@@ -107,6 +110,46 @@ final class LogisticRegressionTests: XCTestCase {
     }
   }
 
+  /// Features like a backbone's after ReLU: scales from 0.01 to 30 and offsets up to 5, with a
+  /// weak penalty. The change of variables to standardized features keeps L-BFGS fast (the plain
+  /// iteration needs over a thousand steps here) and the minimiser exact.
+  func testBadlyScaledFeaturesConvergeToTheSameMinimum() throws {
+    let (n, d, k) = (800, 6, 2)
+    let scales: [Float] = [0.01, 0.3, 1, 4, 30, 0.05]
+    let offsets: [Float] = [0.02, 1, 0, 5, 40, 0.1]
+    let (features, labels) = problem(n: n, d: d, k: k, seed: 21, scales: scales, offsets: offsets)
+    let lambda = 1e-5
+    let solver = LogisticRegression(weightDecay: lambda, maxIterations: 400)
+    let fit = features.withUnsafeBufferPointer { x in
+      labels.withUnsafeBufferPointer { y in
+        solver.fit(features: x.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k,
+          weight: [Float](repeating: 0, count: k * d), bias: [0, 0])
+      }
+    }
+    var reference = 0.0
+    var worstLogit = 0.0
+    for j in 0..<k {
+      let exact = newton(features: features, labels: labels, n: n, d: d, k: k, output: j, lambda: lambda)
+      reference += exact.loss
+      // Weights of tiny-scale features are large and loosely determined; the logits are what the
+      // head computes, so they are compared.
+      for i in 0..<n {
+        var solved = Double(fit.bias[j])
+        var truth = exact.b
+        for f in 0..<d {
+          solved += Double(fit.weight[j * d + f]) * Double(features[i * d + f])
+          truth += exact.w[f] * Double(features[i * d + f])
+        }
+        worstLogit = max(worstLogit, abs(solved - truth))
+      }
+    }
+    print(String(format: "badly scaled: L-BFGS %d iterations (%@), loss %.10f, Newton %.10f, largest logit difference %.1e",
+      fit.iterations, fit.stop.rawValue, fit.loss, reference, worstLogit))
+    XCTAssertTrue(fit.converged, "largest gradient \(fit.gradientNorm) after \(fit.iterations) iterations")
+    XCTAssertEqual(fit.loss, reference, accuracy: 1e-6)
+    XCTAssertLessThan(worstLogit, 0.05)
+  }
+
   /// The gradient the solver follows against central differences of its own objective.
   func testObjectiveGradientMatchesFiniteDifferences() throws {
     let (n, d, k) = (50, 4, 2)
@@ -116,15 +159,19 @@ final class LogisticRegressionTests: XCTestCase {
     let x = (0..<(k * d + k)).map { _ in Double(rng.uniform() - 0.5) }
     features.withUnsafeBufferPointer { f in
       labels.withUnsafeBufferPointer { y in
-        let (_, gradient) = solver.objective(x, features: f.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k)
-        for index in x.indices {
-          var plus = x
-          var minus = x
-          plus[index] += 1e-3
-          minus[index] -= 1e-3
-          let numeric = (solver.objective(plus, features: f.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k).value
-            - solver.objective(minus, features: f.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k).value) / 2e-3
-          XCTAssertEqual(gradient[index], numeric, accuracy: 2e-5, "parameter \(index)")
+        // Plain, and with per-column penalty scales (the standardized coordinates' objective).
+        for scale in [nil, [0.5, 2, 10, 1] as [Double]] {
+          func value(_ p: [Double]) -> Double {
+            solver.objective(p, features: f.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k, penaltyScale: scale).value
+          }
+          let (_, gradient) = solver.objective(x, features: f.baseAddress!, labels: y.baseAddress!, count: n, dimension: d, outputs: k, penaltyScale: scale)
+          for index in x.indices {
+            var plus = x
+            var minus = x
+            plus[index] += 1e-3
+            minus[index] -= 1e-3
+            XCTAssertEqual(gradient[index], (value(plus) - value(minus)) / 2e-3, accuracy: 2e-5, "parameter \(index), scales \(String(describing: scale))")
+          }
         }
       }
     }
