@@ -179,8 +179,9 @@ struct FinetuneCommand: ParsableCommand {
 
       frozen on plain images computes every image's backbone features once; its head is then a
       convex problem (40 logistic regressions with L2 weight decay --weight-decay on the weights),
-      solved with L-BFGS until the largest gradient component is below 1e-6 (at most 2000
-      iterations; metrics.jsonl records the loss of each iteration and whether it converged).
+      solved with L-BFGS (in standardized feature coordinates, the same minimiser) until the
+      largest gradient component is below 1e-6 (at most 1000 iterations; metrics.jsonl records
+      the loss of each iteration and whether it converged; docs/search.md).
       --optimizer, --lr, --epochs and the schedule do not apply there.
 
       At the end, writes the scores of
