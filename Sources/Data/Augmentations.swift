@@ -1,6 +1,7 @@
 // SimCLR's augmentations (Chen et al. 2020) and a light fine-tuning one, on RGB floats in [0, 1]
 // laid out HWC; the colour operations follow torchvision's functional definitions on tensors.
 import Foundation
+import Support
 import Tensors
 
 /// torchvision's colour operations on float images (`transforms.functional` on tensors): a

@@ -2,6 +2,7 @@
 // ahead of the training step, with the time the step spent waiting for them.
 import CelebAFormat
 import Foundation
+import Support
 import Tensors
 
 /// One batch: NHWC Float32 images, normalised; the second SimCLR view when there is one;

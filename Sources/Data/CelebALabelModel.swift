@@ -2,6 +2,7 @@
 // the latent correlations solved so that the 0/1 labels have CelebA's correlation matrix.
 import CelebAFormat
 import Foundation
+import Support
 import Tensors
 
 /// Male is the strongest shared factor of CelebA's labels (Wearing_Lipstick -0.80, Heavy_Makeup

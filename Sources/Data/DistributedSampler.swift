@@ -1,5 +1,6 @@
 // The distributed sampler: one seeded shuffle per epoch, the same on every rank; each global
 // batch split over the ranks (uneven splits allowed), so each image is seen once per epoch.
+import Support
 import Tensors
 
 public struct DistributedSampler {

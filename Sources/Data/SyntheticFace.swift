@@ -1,6 +1,7 @@
 // The synthetic face: one procedurally drawn portrait per label row, in which every CelebA
 // attribute has a visible cue, with pose, lighting, background and noise as nuisances.
 import Foundation
+import Support
 import Tensors
 
 /// How a face is drawn. Each attribute moves one or more continuous traits by an effect, and

@@ -1,6 +1,8 @@
 // Synthetic CelebA-sized labels and scores, and the timing of the fast paths against the
 // per-pair baseline on them.
+import CelebAFormat
 import Foundation
+import Support
 
 public enum SyntheticScores {
   /// `imageCount` images with CelebA's 40 attributes: labels with CelebA's positive rates,
@@ -14,25 +16,17 @@ public enum SyntheticScores {
     var labels = [Bool](repeating: false, count: imageCount * attributeCount)
     var scores = [Double](repeating: 0, count: imageCount * attributeCount)
     for image in 0..<imageCount {
-      let factor = generator.normal()
+      let factor = generator.normalDouble()
       for attribute in 0..<attributeCount {
         let loading = CelebA.correlation(male, attribute)
-        let latent = loading * factor + (1 - loading * loading).squareRoot() * generator.normal()
+        let latent = loading * factor + (1 - loading * loading).squareRoot() * generator.normalDouble()
         let label = latent > cutoffs[attribute]
         labels[image * attributeCount + attribute] = label
-        scores[image * attributeCount + attribute] = (label ? 1.5 : -1.5) + generator.normal() + 0.6 * factor
+        scores[image * attributeCount + attribute] = (label ? 1.5 : -1.5) + generator.normalDouble() + 0.6 * factor
       }
     }
     let images = (0..<imageCount).map { String(format: "%06d.jpg", $0 + 1) }
     return LabeledScores(attributeNames: CelebA.attributeNames, images: images, labels: labels, scores: scores)
-  }
-}
-
-extension SplitMix64 {
-  /// Standard normal (Box-Muller).
-  mutating func normal() -> Double {
-    let radius = (-2 * log(max(uniform(), .leastNormalMagnitude))).squareRoot()
-    return radius * cos(2 * Double.pi * uniform())
   }
 }
 

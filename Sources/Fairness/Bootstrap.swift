@@ -3,6 +3,7 @@
 // bias-corrected basic or percentile on request).
 import Dispatch
 import Foundation
+import Support
 
 /// How an interval is made from the resampled values θ*_b of a statistic whose estimate is θ̂.
 public enum IntervalMethod: String, Sendable, CaseIterable {

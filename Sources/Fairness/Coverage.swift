@@ -1,6 +1,7 @@
 // Coverage of the bootstrap intervals by simulation: test sets drawn from a score model whose
 // population values are known exactly, and how often each interval holds the population value.
 import Foundation
+import Support
 
 /// K binary attributes with an explicit joint distribution over their 2^K patterns (an Ising
 /// model: fields and pairwise couplings), and two models' predictions, independent given the
@@ -141,7 +142,7 @@ public struct ScoreModel: Sendable {
     var labels = [Bool](repeating: false, count: n * k)
     var predictions = [[Bool]](repeating: labels, count: modelCount)
     for image in 0..<n {
-      let u = rng.uniform() * running
+      let u = rng.uniformDouble() * running
       var low = 0
       var high = cumulative.count - 1
       while low < high {
@@ -150,7 +151,7 @@ public struct ScoreModel: Sendable {
       }
       for t in 0..<k {
         labels[image * k + t] = low >> t & 1 == 1
-        for m in 0..<modelCount { predictions[m][image * k + t] = rng.uniform() < predictionProbability(model: m, task: t, pattern: low) }
+        for m in 0..<modelCount { predictions[m][image * k + t] = rng.uniformDouble() < predictionProbability(model: m, task: t, pattern: low) }
       }
     }
     return predictions.map { Outcomes(attributeCount: k, imageCount: n, labels: labels, predictions: $0) }

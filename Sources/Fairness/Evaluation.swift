@@ -1,5 +1,6 @@
 // One evaluation end to end: thresholds from train, pair metrics on test, bootstrap intervals,
 // and the paired comparison with a second model on the same resamples.
+import CelebAFormat
 
 /// Thresholds, test outcomes and fairness summary of one model.
 public struct ModelEvaluation: Sendable {

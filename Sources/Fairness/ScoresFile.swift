@@ -1,4 +1,5 @@
 // Reader for a model's scores: a CSV with a header `image,<attribute names>` and a row per image.
+import CelebAFormat
 import Foundation
 
 /// One score per image and attribute: logits or probabilities, anything where a higher score

@@ -1,5 +1,6 @@
 // The train and test splits joined from the attribute, partition and scores files, with every
 // disagreement between the files reported.
+import CelebAFormat
 
 /// Labels and scores of the images of one split.
 public struct LabeledScores: Sendable {

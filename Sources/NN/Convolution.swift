@@ -1,15 +1,42 @@
-// Conv2d (no bias) as a forward/backward pair, lowered to sgemm over NHWC activations.
+// Conv2d (no bias) over NHWC activations: the layer, its parameters, and the one place where it
+// chooses how to compute itself. The math is the plain convolution that `Reference.convolution`
+// states (im2col and one GEMM); each faster method, with its forward and backward side by side,
+// is in a file of its own: ConvolutionGEMM.swift (im2col + GEMM, and the 1x1 backward that takes
+// dy in parts), ConvolutionStreamed.swift (the stem's lowering part by part),
+// ConvolutionTaps.swift (one GEMM per kernel tap on tiny maps) and ConvolutionWinograd.swift.
+import Support
 import Tensors
 
-/// How a convolution is computed.
+/// Which methods a convolution may use.
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
-  /// im2col (none for 1x1 stride-1) and one sgemm per pass, everywhere.
+  /// im2col (none for 1x1 stride-1) and one sgemm per pass, everywhere (the stem may still lower
+  /// its input part by part: the same products in another order).
   case gemm
-  /// The fastest method for each layer: one GEMM per kernel tap when the output has at most
-  /// `Conv2d.tapOutputPixels` pixels (see `TapPlan`); else Winograd for 3x3, stride-1,
-  /// padding-1 convolutions (F(4x4, 3x3), or F(2x2, 3x3) on small maps in small batches: see
-  /// `Conv2d.winogradTransform`); else GEMM.
+  /// The fastest method for each layer (`Conv2d.method(for:)`).
   case winograd
+}
+
+/// How one forward (and the backward after it) computes the convolution.
+public enum ConvolutionMethod: Sendable {
+  /// One GEMM per kernel tap (`TapPlan`): outputs of at most `Conv2d.tapOutputPixels` pixels.
+  case taps(TapPlan)
+  /// Winograd's F(m x m, 3x3) for 3x3, stride-1, padding-1 layers.
+  case winograd(WinogradTransform)
+  /// im2col and GEMM with the input lowered `lines` output lines at a time, never whole (a layer
+  /// that needs no input gradient and has few output channels: the stem).
+  case streamed(lines: Int)
+  /// im2col (none for a 1x1 stride-1 layer) and one GEMM per product.
+  case gemm
+
+  /// For profiles and tests.
+  public var name: String {
+    switch self {
+    case .taps: return "taps"
+    case .winograd(let w): return "winograd F(\(w.outputTile)x\(w.outputTile))"
+    case .streamed: return "streamed gemm"
+    case .gemm: return "gemm"
+    }
+  }
 }
 
 /// The buffers a convolution uses only within one forward or one backward call (gathered
@@ -45,25 +72,19 @@ public final class Conv2d {
   /// Outputs of at most this many pixels per image are computed one kernel tap at a time.
   public static let tapOutputPixels = 4
 
-  private var input: FeatureMap?
-  /// The Winograd transform used by the last forward, nil for GEMM.
-  private var winograd: WinogradTransform?
-  /// The tap plan used by the last forward, nil for the other methods.
-  private var taps: TapPlan?
+  /// What the last forward saw and chose; backward uses the same.
+  var input: FeatureMap?
+  var geometry: ConvGeometry?
+  public private(set) var method: ConvolutionMethod?
   /// The last tap plan made, kept while the geometry stays: a step allocates none.
-  private var tapPlan: TapPlan?
-  private var transformedInput = Workspace()  // V[t*t, P, Cin], kept for dW
-  private var transformedWeights = Workspace()  // U[t*t, Cout, Cin]
+  var tapPlan: TapPlan?
+  var transformedInput = Workspace()  // V[t*t, P, Cin], kept for dW
+  var transformedWeights = Workspace()  // U[t*t, Cout, Cin]
   /// The transform `transformedWeights` holds, while the weight is frozen: frozen weights are
   /// transformed once, not every step.
-  private var cachedTransform: Int?
-  private var geometry: ConvGeometry?
-  /// Output lines per part when the last forward streamed its lowering (`streamedLines`).
-  private var streamed: Int?
-  /// Whether the last forward lowered its input part by part, never whole (see `streamedLines`).
-  public var streamedLowering: Bool { streamed != nil }
-  private var output = Workspace()
-  private var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
+  var cachedTransform: Int?
+  var output = Workspace()
+  var lowered = Workspace()  // col[N*OH*OW, K*K*C], kept from forward for dW
   /// Where dx goes when it is not added to a target (see `ResNet`'s sharing of these).
   public var gradientBuffer = SharedWorkspace()
 
@@ -100,173 +121,128 @@ public final class Conv2d {
     return 2 * Double(g.rows) * Double(g.columns) * Double(outputChannels)
   }
 
-  /// The shape and algorithm of the last forward, for the per-convolution profile.
-  private func profileKey(_ x: FeatureMap) -> String {
-    let method = taps != nil ? "taps" : winograd.map { "winograd F(\($0.outputTile)x\($0.outputTile))" } ?? "gemm"
-    return "\(kernelSize)x\(kernelSize)/\(stride) \(inputChannels)->\(outputChannels) on \(x.height)x\(x.width), \(method)"
+  /// Whether the last forward lowered its input part by part, never whole.
+  public var streamedLowering: Bool {
+    if case .streamed = method { return true }
+    return false
   }
 
-  /// F(4x4, 3x3), except on maps of at most 4 pixels a side with fewer than
-  /// `f4MinimumTiles` F(4x4) tiles in the batch: there F(4x4)'s weight transforms (36 floats a
-  /// weight against F(2x2)'s 16) cost more than its fewer multiplications save.
-  public static func winogradTransform(batch: Int, height: Int, width: Int) -> WinogradTransform {
-    let f4 = WinogradTransform.f4
-    let (th, tw) = f4.tiles(height: height, width: width)
-    return min(height, width) <= 4 && batch * th * tw < f4MinimumTiles ? .f2 : f4
+  /// The method for an input of geometry `g`, in order of preference: taps on tiny outputs,
+  /// Winograd for 3x3 stride-1 padding-1 layers (both only under `.winograd`), the streamed
+  /// lowering where it applies, else GEMM.
+  public func method(for g: ConvGeometry) -> ConvolutionMethod {
+    if algorithm == .winograd && kernelSize > 1 && g.outputHeight * g.outputWidth <= Self.tapOutputPixels {
+      if tapPlan?.geometry != g { tapPlan = TapPlan(g) }
+      return .taps(tapPlan!)
+    }
+    if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
+      return .winograd(Self.winogradTransform(batch: g.batch, height: g.height, width: g.width))
+    }
+    if let lines = streamedLines(g) { return .streamed(lines: lines) }
+    return .gemm
   }
 
-  /// Measured on ResNet-50's 256->256 layers on 4x4 maps: F(4x4) is faster from a batch of 64.
-  public static let f4MinimumTiles = 64
+  /// The shape and method of the last forward, for the per-convolution profile.
+  func profileKey(_ x: FeatureMap) -> String {
+    "\(kernelSize)x\(kernelSize)/\(stride) \(inputChannels)->\(outputChannels) on \(x.height)x\(x.width), \(method?.name ?? "none")"
+  }
 
   // x: [N, H, W, Cin] -> y: [N, OH, OW, Cout]
   /// With `observer`, each part of the output is reported once final (see `ProductObserver`):
-  /// as the GEMM makes it, or after the whole output for the other methods.
+  /// as the GEMM or the Winograd output transform makes it, or after the whole output (taps).
   public func forward(_ x: FeatureMap, observer: ProductObserver? = nil) -> FeatureMap {
-    let y = Profiler.time(profileKey(x), part: 0) { forwardBody(x, observer) }
-    if Profiler.enabled { Profiler.convolutions[profileKey(x), default: [0, 0, 0, 0]][3] += 1 }
-    return y
-  }
-
-  private func forwardBody(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
-    let y = computeOutput(x, observer)
-    // The GEMM and the Winograd output transform report as they go; the taps, after.
-    if let observer, taps != nil { BLAS.report(y.data, rows: y.pixels, channels: outputChannels, to: observer) }
-    return y
-  }
-
-  private func computeOutput(_ x: FeatureMap, _ observer: ProductObserver?) -> FeatureMap {
     precondition(x.channels == inputChannels, "conv expects \(inputChannels) channels, got \(x.channels)")
     let g = ConvGeometry(
       batch: x.batch, height: x.height, width: x.width, channels: inputChannels,
       kernel: kernelSize, stride: stride, padding: padding)
     input = x
     geometry = g
+    let chosen = method(for: g)
+    method = chosen
     let y = output.pointer(count: g.rows * outputChannels)
-    winograd = nil
-    taps = nil
-    streamed = nil
-    if algorithm == .winograd && kernelSize > 1 && g.outputHeight * g.outputWidth <= Self.tapOutputPixels {
-      if tapPlan?.geometry != g { tapPlan = TapPlan(g) }
-      let plan = tapPlan!
-      taps = plan
-      tapsForward(x, plan, into: y)
-      return FeatureMap(
-        data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
+    Profiler.time(profileKey(x), part: 0) {
+      switch chosen {
+      case .taps(let plan):
+        tapsForward(x, plan, into: y)
+        if let observer { BLAS.report(y, rows: g.rows, channels: outputChannels, to: observer) }
+      case .winograd(let transform): winogradForward(x, transform, into: y, observer)
+      case .streamed(let lines): streamedForward(x, g, lines: lines, into: y, observer)
+      case .gemm: gemmForward(x, g, into: y, observer)
+      }
     }
-    if algorithm == .winograd && kernelSize == 3 && stride == 1 && padding == 1 {
-      let transform = Self.winogradTransform(batch: x.batch, height: x.height, width: x.width)
-      winograd = transform
-      winogradForward(x, transform, into: y, observer)
-      return FeatureMap(data: y, batch: x.batch, height: x.height, width: x.width, channels: outputChannels)
-    }
-    streamed = streamedLines(g)
-    if let lines = streamed {
-      streamedForward(x, g, lines: lines, into: y, observer)
-      return FeatureMap(
-        data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
-    }
-    let col: UnsafePointer<Float>
-    if g.isPointwise {
-      col = UnsafePointer(x.data)
-    } else {
-      let buffer = lowered.pointer(count: g.rows * g.columns)
-      Im2Col.lower(x.data, g, into: buffer)
-      col = UnsafePointer(buffer)
-    }
-    BLAS.sgemm(
-      transposeB: true, m: g.rows, n: outputChannels, k: g.columns,
-      a: col, lda: g.columns, b: weight.value, ldb: g.columns, c: y, ldc: outputChannels, observer: observer)
-    return FeatureMap(
-      data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
-  }
-
-  /// dy: [N, OH, OW, Cout]. Accumulates dW (when the weight trains); returns dx when
-  /// `computesInputGradient`, else nil. With `target`, dx is added to it in place (a residual
-  /// join's two branches meeting) and `target` is returned as dx: no buffer is zeroed for it and
-  /// no separate sum pass is made.
-  /// With `observer`, each part of dx is reported once final (see `forward(_:observer:)`).
-  public func backward(
-    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
-  ) -> FeatureMap? {
-    guard let observer else { return backwardBody(dy, addingTo: target, nil) }
-    let dx = backwardBody(dy, addingTo: target, observer)
-    // The GEMM (1x1) and the Winograd input-gradient transform report as they go; the rest, after.
-    let reported = winograd != nil || (geometry!.isPointwise && taps == nil && streamed == nil)
-    if let dx, !reported { BLAS.report(dx.data, rows: dx.pixels, channels: inputChannels, to: observer) }
-    return dx
+    if Profiler.enabled { Profiler.convolutions[profileKey(x), default: [0, 0, 0, 0]][3] += 1 }
+    return FeatureMap(data: y, batch: x.batch, height: g.outputHeight, width: g.outputWidth, channels: outputChannels)
   }
 
   /// Makes `rows` of the output gradient at the pointer given (row `rows.lowerBound` first):
   /// the BatchNorm above a convolution, whose dx is this layer's dy.
   public typealias GradientProducer = (_ rows: Range<Int>, _ into: UnsafeMutablePointer<Float>) -> Void
 
-  /// Whether `backward(producedBy:)` takes dy a part at a time (see there); else the caller
-  /// makes dy whole first. True for 1x1 stride-1 layers whose weight gradient is a long
-  /// reduction (at least 8 rows per output or input channel: the large maps), and for layers
-  /// that lower their input part by part (the stem: see `streamedLines`).
-  public var consumesGradientInParts: Bool {
-    guard let g = geometry, taps == nil, winograd == nil else { return false }
-    if streamed != nil { return true }
-    return g.isPointwise && g.rows >= 8 * max(inputChannels, outputChannels)
+  /// The output gradient backward receives: whole, or made part by part by its producer (only
+  /// when `consumesGradientInParts`).
+  public enum OutputGradient {
+    case whole(UnsafePointer<Float>)
+    case parts(GradientProducer)
   }
 
-  /// Backward with dy made part by part by `produce` (only when `consumesGradientInParts`):
-  /// each worker makes about 1 MB of dy rows at a time into a buffer of its own, and the
-  /// products read it from cache: its rows of dx (added to `target` when given, and reported
-  /// to `observer`), and its share of dW (summed per worker, then added). dy is never written
-  /// whole nor read back from memory.
+  /// Whether backward takes dy in parts (`OutputGradient.parts`), so that it is never written
+  /// whole; else the caller makes dy whole first. True for 1x1 stride-1 layers whose weight
+  /// gradient is a long reduction (at least 8 rows per output or input channel: the large
+  /// maps), and for layers that lower their input part by part (the stem).
+  public var consumesGradientInParts: Bool {
+    guard let g = geometry, let method else { return false }
+    switch method {
+    case .streamed: return true
+    case .gemm: return g.isPointwise && g.rows >= 8 * max(inputChannels, outputChannels)
+    case .taps, .winograd: return false
+    }
+  }
+
+  /// dy: [N, OH, OW, Cout]. Accumulates dW (when the weight trains); returns dx when
+  /// `computesInputGradient`, else nil. With `target`, dx is added to it in place (a residual
+  /// join's two branches meeting) and `target` is returned as dx: no buffer is zeroed for it and
+  /// no separate sum pass is made. With `observer`, each part of dx is reported once final.
   public func backward(
-    producedBy produce: GradientProducer, addingTo target: UnsafeMutablePointer<Float>? = nil,
-    observer: ProductObserver? = nil
+    _ dy: OutputGradient, addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
   ) -> FeatureMap? {
-    guard let x = input, let g = geometry, consumesGradientInParts else {
-      preconditionFailure("backward in parts on a layer that does not take them")
-    }
-    if let lines = streamed {
+    guard let x = input, let g = geometry, let method else { preconditionFailure("backward before forward") }
+    if case .parts = dy, !consumesGradientInParts { preconditionFailure("backward in parts on a layer that does not take them") }
+    switch (method, dy) {
+    case (.winograd(let transform), .whole(let dy)):
+      // The input-gradient transform reports as it goes.
+      return winogradBackward(dy, x, transform, addingTo: target, observer)
+    case (.taps(let plan), .whole(let dy)):
+      return reportedAfter(tapsBackward(dy, x, plan, addingTo: target), observer)
+    case (.streamed(let lines), _):
       if weight.requiresGradient {
-        Profiler.time(profileKey(x), part: 1) {
-          withoutActuallyEscaping(produce) { streamedWeightGradient(.parts($0), x, g, lines: lines) }
-        }
+        Profiler.time(profileKey(x), part: 1) { streamedWeightGradient(dy, x, g, lines: lines) }
       }
-      return nil
+      // The flags changed since forward (a layer streams only when it needs no dx): dx as GEMM's.
+      guard computesInputGradient, case .whole(let dy) = dy else { return nil }
+      return reportedAfter(Profiler.time(profileKey(x), part: 2) { gemmInputGradient(dy, x, g, addingTo: target, observer: nil) }, observer)
+    case (.gemm, .parts(let produce)):
+      return Profiler.time(profileKey(x), part: 2) { pointwiseBackward(producedBy: produce, x, addingTo: target, observer: observer) }
+    case (.gemm, .whole(let dy)):
+      if weight.requiresGradient { Profiler.time(profileKey(x), part: 1) { gemmWeightGradient(dy, g, x) } }
+      guard computesInputGradient else { return nil }
+      // A 1x1 layer's GEMM writes dx directly and reports as it goes; the others scatter after.
+      let dx = Profiler.time(profileKey(x), part: 2) { gemmInputGradient(dy, x, g, addingTo: target, observer: g.isPointwise ? observer : nil) }
+      return g.isPointwise ? dx : reportedAfter(dx, observer)
+    case (.winograd, .parts), (.taps, .parts):
+      preconditionFailure("unreachable: these methods never take dy in parts")
     }
-    let (cin, cout, rows) = (inputChannels, outputChannels, x.pixels)
-    let trains = weight.requiresGradient
-    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? gradientBuffer.pointer(count: x.count) : nil
-    let partRows = max(64, (1 << 18) / max(cin, cout))
-    let workers = Parallel.chunkCount(rows, grain: partRows)
-    let parts = scratch.gatheredGradient.pointer(count: workers * partRows * cout)
-    Profiler.time(profileKey(x), part: 2) {
-      summingWeightGradient(workers: trains ? workers : 1) { sum in
-        Parallel.forEachChunk(rows, grain: partRows) { worker, range in
-          let dy = parts + worker * partRows * cout
-          var start = range.lowerBound
-          while start < range.upperBound {
-            let part = start..<min(start + partRows, range.upperBound)
-            produce(part, dy)
-            if trains {
-              BLAS.sgemm(
-                transposeA: true, m: cout, n: cin, k: part.count, a: dy, lda: cout, b: x.data + part.lowerBound * cin,
-                ldb: cin, beta: 1, c: sum(worker), ldc: cin, parallel: false)
-            }
-            if let dx {
-              BLAS.sgemm(
-                m: part.count, n: cin, k: cout, a: dy, lda: cout, b: weight.value, ldb: cin,
-                beta: target != nil ? 1 : 0, c: dx + part.lowerBound * cin, ldc: cin, parallel: false)
-              observer?(worker, dx, cin, part, 0..<cin)
-            }
-            start = part.upperBound
-          }
-        }
-      }
-    }
-    return dx.map { x.with(data: $0) }
+  }
+
+  /// `dx`, reported whole to `observer` (methods that cannot report part by part).
+  private func reportedAfter(_ dx: FeatureMap?, _ observer: ProductObserver?) -> FeatureMap? {
+    if let dx, let observer { BLAS.report(dx.data, rows: dx.pixels, channels: inputChannels, to: observer) }
+    return dx
   }
 
   /// Runs `body` with where each of `workers` workers adds its share of dW: worker 0 straight
   /// into the weight's gradient, the others into zeroed partial sums, added to it afterwards
   /// in worker order (the same floats whatever the timing).
-  private func summingWeightGradient(
+  func summingWeightGradient(
     workers: Int, _ body: (_ sum: (_ worker: Int) -> UnsafeMutablePointer<Float>) -> Void
   ) {
     let count = weight.count
@@ -275,268 +251,5 @@ public final class Conv2d {
     partials.update(repeating: 0, count: (workers - 1) * count)
     body { worker in worker == 0 ? gradient : partials + (worker - 1) * count }
     for worker in 1..<max(1, workers) { Elementwise.add(partials + (worker - 1) * count, into: gradient, count: count) }
-  }
-
-  /// Where a weight gradient's dy rows come from: a whole matrix, or a producer of parts.
-  private enum GradientRows {
-    case whole(UnsafePointer<Float>)
-    case parts(GradientProducer)
-  }
-
-  private func backwardBody(
-    _ dy: UnsafePointer<Float>, addingTo target: UnsafeMutablePointer<Float>?, _ observer: ProductObserver?
-  ) -> FeatureMap? {
-    guard let x = input, let g = geometry else { preconditionFailure("backward before forward") }
-    if let transform = winograd { return winogradBackward(dy, x, transform, addingTo: target, observer) }
-    if let plan = taps { return tapsBackward(dy, x, plan, addingTo: target) }
-    if let lines = streamed {
-      if weight.requiresGradient {
-        Profiler.time(profileKey(x), part: 1) { streamedWeightGradient(.whole(dy), x, g, lines: lines) }
-      }
-      guard computesInputGradient else { return nil }
-      // The flags changed since forward: lower the whole input after all.
-      Im2Col.lower(x.data, g, into: lowered.pointer(count: g.rows * g.columns))
-    }
-    let col: UnsafePointer<Float> = g.isPointwise ? UnsafePointer(x.data) : UnsafePointer(lowered.tensor!.data)
-    if weight.requiresGradient && streamed == nil {
-      Profiler.time(profileKey(x), part: 1) {
-        BLAS.sgemm(
-          transposeA: true, m: outputChannels, n: g.columns, k: g.rows,
-          a: dy, lda: outputChannels, b: col, ldb: g.columns, beta: 1, c: weight.gradient, ldc: g.columns)
-      }
-    }
-    guard computesInputGradient else { return nil }
-    return Profiler.time(profileKey(x), part: 2) {
-      let dx = target ?? gradientBuffer.pointer(count: x.count)
-      let direct = g.isPointwise
-      let dcol = direct ? dx : scratch.loweredGradient.pointer(count: g.rows * g.columns)
-      BLAS.sgemm(
-        m: g.rows, n: g.columns, k: outputChannels, a: dy, lda: outputChannels, b: weight.value, ldb: g.columns,
-        beta: direct && target != nil ? 1 : 0, c: dcol, ldc: g.columns, observer: direct ? observer : nil)
-      if !direct { Im2Col.scatter(dcol, g, into: dx, accumulate: target != nil) }
-      return x.with(data: dx)
-    }
-  }
-
-  /// Output lines lowered at a time when the lowered matrix is never made whole, or nil. A
-  /// layer with no input gradient and few output channels (the stem: 7x7x3 -> 64) lowers
-  /// about 1 MB of rows at a time, just before the GEMM packs them, once in forward and again
-  /// for the weight gradient, instead of writing the whole lowered matrix (49 times the image)
-  /// and reading it back twice.
-  private func streamedLines(_ g: ConvGeometry) -> Int? {
-    guard !g.isPointwise, !computesInputGradient else { return nil }
-    let lines = max(1, (1 << 18) / (g.outputWidth * g.columns))
-    guard outputChannels * 8 <= lines * g.outputWidth, g.batch * g.outputHeight >= 2 * lines else { return nil }
-    return lines
-  }
-
-  /// Lowers the input part by part, `lines` output lines at a time, each worker into its own
-  /// buffer, and calls `body(worker, col, rows)` with each part's lowered rows.
-  private func forEachLoweredPart(
-    _ x: FeatureMap, _ g: ConvGeometry, lines: Int,
-    _ body: (_ worker: Int, _ col: UnsafePointer<Float>, _ rows: Range<Int>) -> Void
-  ) {
-    let partSize = lines * g.outputWidth * g.columns
-    let buffers = lowered.pointer(count: Parallel.workers * partSize)
-    Parallel.forEachChunk(g.batch * g.outputHeight, grain: lines) { worker, range in
-      let col = buffers + worker * partSize
-      var start = range.lowerBound
-      while start < range.upperBound {
-        let part = start..<min(start + lines, range.upperBound)
-        Im2Col.lower(x.data, g, lines: part, into: col)
-        body(worker, col, (part.lowerBound * g.outputWidth)..<(part.upperBound * g.outputWidth))
-        start = part.upperBound
-      }
-    }
-  }
-
-  private func streamedForward(
-    _ x: FeatureMap, _ g: ConvGeometry, lines: Int, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
-  ) {
-    let (k, cout) = (g.columns, outputChannels)
-    forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
-      BLAS.sgemm(
-        transposeB: true, m: rows.count, n: cout, k: k, a: col, lda: k, b: weight.value, ldb: k,
-        c: y + rows.lowerBound * cout, ldc: cout, parallel: false)
-      observer?(worker, y, cout, rows, 0..<cout)
-    }
-  }
-
-  /// dW += dy^T * col, the rows of col lowered again part by part; each worker sums its own
-  /// parts, and the workers' sums are added at the end. dy's rows are made for each part
-  /// beside them when they come from a producer.
-  private func streamedWeightGradient(_ dy: GradientRows, _ x: FeatureMap, _ g: ConvGeometry, lines: Int) {
-    let (k, cout) = (g.columns, outputChannels)
-    let chunks = Parallel.chunkCount(g.batch * g.outputHeight, grain: lines)
-    let partRows = lines * g.outputWidth
-    let made: UnsafeMutablePointer<Float>? = if case .parts = dy { scratch.gatheredGradient.pointer(count: chunks * partRows * cout) } else { nil }
-    summingWeightGradient(workers: chunks) { sum in
-      forEachLoweredPart(x, g, lines: lines) { worker, col, rows in
-        let rowsOfDy: UnsafePointer<Float>
-        switch dy {
-        case .whole(let matrix):
-          rowsOfDy = matrix + rows.lowerBound * cout
-        case .parts(let produce):
-          let buffer = made! + worker * partRows * cout
-          produce(rows, buffer)
-          rowsOfDy = UnsafePointer(buffer)
-        }
-        BLAS.sgemm(
-          transposeA: true, m: cout, n: k, k: rows.count, a: rowsOfDy, lda: cout,
-          b: col, ldb: k, beta: 1, c: sum(worker), ldc: k, parallel: false)
-      }
-    }
-  }
-
-  /// y = sum over taps of (the tap's input rows) * W_tap^T, added at the tap's output pixels.
-  private func tapsForward(_ x: FeatureMap, _ plan: TapPlan, into y: UnsafeMutablePointer<Float>) {
-    let g = plan.geometry
-    let (cin, cout) = (inputChannels, outputChannels)
-    let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
-    let ldw = kernelSize * kernelSize * cin
-    let rows = plan.maximumRows
-    let gathered = scratch.gatheredInput.pointer(count: rows * cin)
-    let product = scratch.tapProduct.pointer(count: rows * cout)
-    var written = false
-    for tap in plan.taps {
-      let m = x.batch * tap.outputs.count
-      var a = UnsafePointer(x.data)
-      if !tap.isIdentity {
-        TapPlan.gather(x.data, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: gathered)
-        a = UnsafePointer(gathered)
-      }
-      if !tap.coversOutput && !written {
-        Elementwise.zero(y, count: x.batch * outPixels * cout)
-        written = true
-      }
-      BLAS.sgemm(
-        transposeB: true, m: m, n: cout, k: cin, a: a, lda: cin, b: weight.value + tap.index * cin, ldb: ldw,
-        beta: written && tap.coversOutput ? 1 : 0, c: tap.coversOutput ? y : product, ldc: cout)
-      if !tap.coversOutput {
-        TapPlan.scatterAdd(product, pixels: tap.outputs, imagePixels: outPixels, channels: cout, batch: x.batch, into: y)
-      }
-      written = true
-    }
-    if !written { Elementwise.zero(y, count: x.batch * outPixels * cout) }
-  }
-
-  /// Per tap: dW_tap += (output-gradient rows)^T * (input rows), straight into the tap's slice
-  /// of the OHWI gradient; dx += (output-gradient rows) * W_tap at the tap's input pixels.
-  private func tapsBackward(
-    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ plan: TapPlan, addingTo target: UnsafeMutablePointer<Float>?
-  ) -> FeatureMap? {
-    let g = plan.geometry
-    let (cin, cout) = (inputChannels, outputChannels)
-    let (inPixels, outPixels) = (g.height * g.width, g.outputHeight * g.outputWidth)
-    let ldw = kernelSize * kernelSize * cin
-    let rows = plan.maximumRows
-    let gx = scratch.gatheredInput.pointer(count: rows * cin)
-    let gdy = scratch.gatheredGradient.pointer(count: rows * cout)
-    let product = scratch.tapProduct.pointer(count: rows * max(cin, cout))
-    let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? target ?? gradientBuffer.pointer(count: x.count) : nil
-    // Everything is added to a target; without one, the first product writes dx.
-    var dxWritten = target != nil
-    for tap in plan.taps {
-      let m = x.batch * tap.outputs.count
-      var gradientRows = dy
-      if !tap.coversOutput {
-        TapPlan.gather(dy, pixels: tap.outputs, imagePixels: outPixels, channels: cout, batch: x.batch, into: gdy)
-        gradientRows = UnsafePointer(gdy)
-      }
-      if weight.requiresGradient {
-        Profiler.time(profileKey(x), part: 1) {
-          var inputRows = UnsafePointer(x.data)
-          if !tap.isIdentity {
-            TapPlan.gather(x.data, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: gx)
-            inputRows = UnsafePointer(gx)
-          }
-          BLAS.sgemm(
-            transposeA: true, m: cout, n: cin, k: m, a: gradientRows, lda: cout, b: inputRows, ldb: cin,
-            beta: 1, c: weight.gradient + tap.index * cin, ldc: ldw)
-        }
-      }
-      guard let dx else { continue }
-      Profiler.time(profileKey(x), part: 2) {
-        // The identity tap's rows are dx's own; the others are added at their input pixels.
-        let direct = tap.isIdentity
-        if !direct && !dxWritten { Elementwise.zero(dx, count: x.count) }
-        BLAS.sgemm(
-          m: m, n: cin, k: cout, a: gradientRows, lda: cout, b: weight.value + tap.index * cin, ldb: ldw,
-          beta: direct && dxWritten ? 1 : 0, c: direct ? dx : product, ldc: cin)
-        if !direct {
-          TapPlan.scatterAdd(product, pixels: tap.inputs, imagePixels: inPixels, channels: cin, batch: x.batch, into: dx)
-        }
-        dxWritten = true
-      }
-    }
-    guard let dx else { return nil }
-    if !dxWritten { Elementwise.zero(dx, count: x.count) }
-    return x.with(data: dx)
-  }
-
-  private func winogradForward(
-    _ x: FeatureMap, _ w: WinogradTransform, into y: UnsafeMutablePointer<Float>, _ observer: ProductObserver?
-  ) {
-    let (th, tw) = w.tiles(height: x.height, width: x.width)
-    let p = x.batch * th * tw
-    let xi = w.inputTile * w.inputTile
-    let (cin, cout) = (inputChannels, outputChannels)
-    let s = scratch.transform.pointer(count: w.scratchCount(channels: max(cin, cout)))
-    let previous = transformedWeights.tensor?.data
-    let u = transformedWeights.pointer(count: xi * cout * cin)
-    if u != previous { cachedTransform = nil }
-    let v = transformedInput.pointer(count: xi * p * cin)
-    let m = scratch.transformedOutput.pointer(count: xi * p * cout)
-    if weight.requiresGradient || cachedTransform != w.outputTile {
-      w.transformWeights(weight.value, outputChannels: cout, inputChannels: cin, into: u, scratch: s)
-      cachedTransform = weight.requiresGradient ? nil : w.outputTile
-    }
-    w.transformInput(x.data, batch: x.batch, height: x.height, width: x.width, channels: cin, into: v, scratch: s)
-    w.batchedProducts { k in
-      BLAS.sgemm(
-        transposeB: true, m: p, n: cout, k: cin, a: v + k * p * cin, lda: cin,
-        b: u + k * cout * cin, ldb: cin, c: m + k * p * cout, ldc: cout, parallel: false)
-    }
-    w.transformOutput(m, batch: x.batch, height: x.height, width: x.width, channels: cout, into: y, scratch: s, observer: observer)
-  }
-
-  private func winogradBackward(
-    _ dy: UnsafePointer<Float>, _ x: FeatureMap, _ w: WinogradTransform, addingTo target: UnsafeMutablePointer<Float>?,
-    _ observer: ProductObserver?
-  ) -> FeatureMap? {
-    let (th, tw) = w.tiles(height: x.height, width: x.width)
-    let p = x.batch * th * tw
-    let xi = w.inputTile * w.inputTile
-    let (cin, cout) = (inputChannels, outputChannels)
-    let s = scratch.transform.pointer(count: w.scratchCount(channels: max(cin, cout)))
-    let u = transformedWeights.tensor!.data
-    let v = transformedInput.tensor!.data
-    let dm = scratch.transformedOutput.pointer(count: xi * p * cout)
-    Profiler.time(profileKey(x), part: 1) {
-      w.transformOutputGradient(dy, batch: x.batch, height: x.height, width: x.width, channels: cout, into: dm, scratch: s)
-      if weight.requiresGradient {
-        let du = scratch.transformedWeightGradient.pointer(count: xi * cout * cin)
-        w.batchedProducts { k in
-          BLAS.sgemm(
-            transposeA: true, m: cout, n: cin, k: p, a: dm + k * p * cout, lda: cout,
-            b: v + k * p * cin, ldb: cin, c: du + k * cout * cin, ldc: cin, parallel: false)
-        }
-        w.accumulateWeightGradient(du, outputChannels: cout, inputChannels: cin, into: weight.gradient, scratch: s)
-      }
-    }
-    guard computesInputGradient else { return nil }
-    return Profiler.time(profileKey(x), part: 2) {
-      // V is no longer needed: dV overwrites it.
-      w.batchedProducts { k in
-        BLAS.sgemm(
-          m: p, n: cin, k: cout, a: dm + k * p * cout, lda: cout,
-          b: u + k * cout * cin, ldb: cin, c: v + k * p * cin, ldc: cin, parallel: false)
-      }
-      let dx = target ?? gradientBuffer.pointer(count: x.count)
-      w.transformInputGradient(
-        v, batch: x.batch, height: x.height, width: x.width, channels: cin, into: dx, scratch: s,
-        accumulate: target != nil, observer: observer)
-      return x.with(data: dx)
-    }
   }
 }

@@ -1,5 +1,6 @@
 // SimCLR's projection head: Linear -> BatchNorm -> ReLU -> Linear (torch.nn.Sequential indices
 // 0, 1, 3 in the parameter names).
+import Support
 import Tensors
 
 public struct ProjectionSize: Equatable, Codable, Sendable {

@@ -1,4 +1,5 @@
 // Linear (fully connected, with bias) as a forward/backward pair.
+import Support
 import Tensors
 
 public final class Linear {

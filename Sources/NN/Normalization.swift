@@ -17,6 +17,73 @@ public struct JoinGradient: Equatable {
   public let masked: UnsafeMutablePointer<Float>
 }
 
+/// Per-channel sums a BatchNorm needs, gathered while another layer makes the tensor they are
+/// taken over, instead of by a pass of their own: Σx and Σx² of its input in forward
+/// (`BatchNorm2d.inputSums()`), or Σdy and Σdy·x of its output gradient in backward, masked by
+/// its ReLU or by a residual join (`BatchNorm2d.gradientSums(join:)`). The caller gets the value
+/// from the BatchNorm, hands `observer` to the layer that makes the tensor, and passes the value
+/// to the BatchNorm's `forward` or `backward`. Sums that do not cover the whole tensor, or that
+/// were made before the BatchNorm's last forward, are not used: the BatchNorm then makes its own
+/// pass (and says so in `statisticsWereObserved` / `gradientSumsWereObserved`).
+public final class ChannelSums {
+  public enum Purpose: Sendable { case input, gradient }
+  public let purpose: Purpose
+  unowned let layer: BatchNorm2d
+  /// The join whose mask the gradient sums apply (and whose masked gradient they store).
+  var join: JoinGradient?
+  /// The layer's forward count when these sums were started.
+  var generation = -1
+  /// Per worker slot: Σa (C), Σa·b (C), elements observed (1): `stride` Doubles.
+  var slots: UnsafeMutablePointer<Double>?
+  var capacity = 0
+  var slotCount = 0
+  var stride: Int { 2 * layer.channels + 1 }
+
+  init(_ layer: BatchNorm2d, purpose: Purpose) {
+    self.layer = layer
+    self.purpose = purpose
+  }
+
+  deinit { slots?.deallocate() }
+
+  /// Made once per value, so that a step allocates no closure.
+  public private(set) lazy var observer: ProductObserver = { [unowned self] worker, a, ldc, rows, columns in
+    self.layer.observe(worker: worker, a, ldc: ldc, rows: rows, columns: columns, into: self)
+  }
+
+  /// Zeroed sums for one slot per worker.
+  func reset(join: JoinGradient? = nil) {
+    let size = Parallel.workers * stride
+    if capacity < size {
+      slots?.deallocate()
+      slots = .allocate(capacity: size)
+      capacity = size
+    }
+    slots!.update(repeating: 0, count: size)
+    slotCount = Parallel.workers
+    self.join = join
+    generation = layer.forwardCount
+  }
+
+  /// The slots' sums into `totals` ([Σa (C), Σa·b (C), rows]), if they cover every element of
+  /// `rows` rows.
+  func total(rows: Int, into totals: inout [Double]) -> Bool {
+    guard let slots else { return false }
+    let c = layer.channels
+    var observed = 0.0
+    for slot in 0..<slotCount { observed += slots[slot * stride + 2 * c] }
+    guard observed == Double(rows * c) else { return false }
+    if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
+    for ch in 0..<(2 * c) {
+      var sum = 0.0
+      for slot in 0..<slotCount { sum += slots[slot * stride + ch] }
+      totals[ch] = sum
+    }
+    totals[2 * c] = Double(rows)
+    return true
+  }
+}
+
 public final class BatchNorm2d {
   public let channels: Int
   public let weight: Parameter
@@ -88,11 +155,11 @@ public final class BatchNorm2d {
   /// the error does not grow with the batch.
   private func accumulate(
     slot: Int, _ a: UnsafePointer<Float>, times b: UnsafePointer<Float>, mask: SumMask,
-    rows: Range<Int>, columns: Range<Int>
+    rows: Range<Int>, columns: Range<Int>, into target: ChannelSums
   ) {
     let c = channels
-    precondition(slot < fusedSlots, "sums for worker \(slot) of \(fusedSlots)")
-    let sums = fusedSums! + slot * fusedStride
+    precondition(slot < target.slotCount, "sums for worker \(slot) of \(target.slotCount)")
+    let sums = target.slots! + slot * target.stride
     let fs = runSums.tensor!.data + slot * 2 * c
     let fp = fs + c
     var row = rows.lowerBound
@@ -154,11 +221,12 @@ public final class BatchNorm2d {
   /// The same sums as a pass of its own over all `rows`, split over the workers; the result is
   /// in `totals`: [sum a (C), sum a*b (C), rows].
   private func reduceColumns(_ a: UnsafePointer<Float>, times b: UnsafePointer<Float>, mask: SumMask, rows: Int) {
-    prepareSlots()
+    ownPass.reset()
+    _ = runSums.pointer(count: ownPass.slotCount * 2 * channels)
     Parallel.forEachChunk(rows, grain: 64) { chunk, range in
-      accumulate(slot: chunk, a, times: b, mask: mask, rows: range, columns: 0..<channels)
+      accumulate(slot: chunk, a, times: b, mask: mask, rows: range, columns: 0..<channels, into: ownPass)
     }
-    _ = sumSlots(rows: rows)
+    _ = ownPass.total(rows: rows, into: &totals)
   }
 
   private func reduceAcrossReplicas() {
@@ -166,94 +234,51 @@ public final class BatchNorm2d {
     totals.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0.baseAddress!, count: $0.count) }
   }
 
-  /// Whether the next forward's input reports its parts as they are made (`statisticsObserver`):
-  /// its sums are then gathered on the way instead of by a pass of their own.
-  private var fusedStatistics = false
-  /// Whether the last batch statistics came from an observer rather than a pass of their own.
+  /// Forwards run so far: sums started before the last forward are stale.
+  private(set) var forwardCount = 0
+  /// The sums of this layer's own passes, and the two it hands out (each reused every step).
+  private lazy var ownPass = ChannelSums(self, purpose: .input)
+  private lazy var inputSumsValue = ChannelSums(self, purpose: .input)
+  private lazy var gradientSumsValue = ChannelSums(self, purpose: .gradient)
+
+  /// Whether the last batch statistics came from observed sums rather than a pass of their own.
   public private(set) var statisticsWereObserved = false
-  /// Per worker slot: sum x (C), sum x^2 (C), elements observed (1): `fusedStride` Doubles.
-  private var fusedSums: UnsafeMutablePointer<Double>?
-  private var fusedCapacity = 0
-  private var fusedSlots = 0
-  private var fusedStride: Int { 2 * channels + 1 }
 
-  deinit { fusedSums?.deallocate() }
-
-  /// For the layer that produces this one's input (next forward): sums each part of its
-  /// output as it is made. Nil when this layer uses running statistics.
-  public func statisticsObserver() -> ProductObserver? {
+  /// Sums of the next forward's input, for the layer that makes it (its observer); nil when
+  /// this layer uses running statistics.
+  public func inputSums() -> ChannelSums? {
     guard training else { return nil }
-    prepareSlots()
-    fusedGradient = false
-    fusedStatistics = true
-    return observer
+    inputSumsValue.reset()
+    _ = runSums.pointer(count: inputSumsValue.slotCount * 2 * channels)
+    return inputSumsValue
   }
 
-  /// Made once, so that a step allocates no closure.
-  private lazy var observer: ProductObserver = { [unowned self] worker, x, ldc, rows, columns in
-    self.observe(worker: worker, x, ldc: ldc, rows: rows, columns: columns)
-  }
-
-  private func observe(worker: Int, _ x: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
-    precondition(ldc == channels, "statistics of \(channels) channels observed on rows of \(ldc)")
-    accumulate(slot: worker, x, times: x, mask: .none, rows: rows, columns: columns)
-  }
-
-  /// `totals` from the slots' sums, if they cover every element of `rows` rows.
-  private func sumSlots(rows: Int) -> Bool {
-    guard let sums = fusedSums else { return false }
-    let c = channels
-    var observed = 0.0
-    for slot in 0..<fusedSlots { observed += sums[slot * fusedStride + 2 * c] }
-    guard observed == Double(rows * c) else { return false }
-    if totals.count != 2 * c + 1 { totals = [Double](repeating: 0, count: 2 * c + 1) }
-    for ch in 0..<(2 * c) {
-      var s = 0.0
-      for slot in 0..<fusedSlots { s += sums[slot * fusedStride + ch] }
-      totals[ch] = s
-    }
-    totals[2 * c] = Double(rows)
-    return true
-  }
-
-  /// Whether the next backward's dy reports its parts as they are made (`gradientObserver`).
-  private var fusedGradient = false
-  private var observedJoin: JoinGradient?
-
-  /// For the layer that produces this one's output gradient (next backward): sums dy and
-  /// dy * x (masked by this layer's ReLU, or by `join` whose masked gradient it also stores)
-  /// over each part of dy as it is made, instead of backward's pass over the finished dy.
-  public func gradientObserver(join: JoinGradient? = nil) -> ProductObserver? {
+  /// Sums of the next backward's output gradient, for the layer that makes it: dy and dy * x,
+  /// masked by this layer's ReLU, or by `join` (whose masked gradient they also store). Nil
+  /// before a forward, or for a join on a layer that applies its own ReLU.
+  public func gradientSums(join: JoinGradient? = nil) -> ChannelSums? {
     guard input != nil, join == nil || !appliesReLU else { return nil }
-    prepareSlots()
-    observedJoin = join
-    fusedStatistics = false
-    fusedGradient = true
-    return gradientSink
+    gradientSumsValue.reset(join: join)
+    _ = runSums.pointer(count: gradientSumsValue.slotCount * 2 * channels)
+    return gradientSumsValue
   }
 
-  /// Zeroed sums (and Float scratch) for one slot per worker.
-  private func prepareSlots() {
-    let stride = fusedStride
-    let slots = Parallel.workers
-    if fusedCapacity < slots * stride {
-      fusedSums?.deallocate()
-      fusedSums = .allocate(capacity: slots * stride)
-      fusedCapacity = slots * stride
+  /// An observer's call: a part of the input (or of dy) is final.
+  fileprivate func observe(
+    worker: Int, _ a: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>, into sums: ChannelSums
+  ) {
+    precondition(ldc == channels, "sums of \(channels) channels observed on rows of \(ldc)")
+    switch sums.purpose {
+    case .input: accumulate(slot: worker, a, times: a, mask: .none, rows: rows, columns: columns, into: sums)
+    case .gradient: accumulate(slot: worker, a, times: input!.data, mask: gradientMask(sums.join), rows: rows, columns: columns, into: sums)
     }
-    fusedSums!.update(repeating: 0, count: slots * stride)
-    fusedSlots = slots
-    _ = runSums.pointer(count: slots * 2 * channels)
   }
 
-  /// Made once, so that a step allocates no closure.
-  private lazy var gradientSink: ProductObserver = { [unowned self] worker, dy, ldc, rows, columns in
-    self.observeGradient(worker: worker, dy, ldc: ldc, rows: rows, columns: columns)
-  }
-
-  private func observeGradient(worker: Int, _ dy: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, columns: Range<Int>) {
-    precondition(ldc == channels, "gradient of \(channels) channels observed on rows of \(ldc)")
-    accumulate(slot: worker, dy, times: input!.data, mask: gradientMask(observedJoin), rows: rows, columns: columns)
+  /// Whether `sums` are this layer's, for `purpose`, current, and complete over `rows` rows; if
+  /// so they are in `totals`.
+  private func usable(_ sums: ChannelSums?, _ purpose: ChannelSums.Purpose, rows: Int) -> Bool {
+    guard let sums, sums.layer === self, sums.purpose == purpose, sums.generation == forwardCount else { return false }
+    return sums.total(rows: rows, into: &totals)
   }
 
   private func gradientMask(_ join: JoinGradient?) -> SumMask {
@@ -269,10 +294,9 @@ public final class BatchNorm2d {
   /// Per-channel mean and inverse standard deviation of `x` over the batch (over the global
   /// batch when a reducer is set), and the running-statistics update. This is the one place
   /// statistics are computed; synchronized BatchNorm only supplies the reducer.
-  public func batchStatistics(_ x: FeatureMap) {
+  public func batchStatistics(_ x: FeatureMap, sums: ChannelSums? = nil) {
     let c = channels
-    statisticsWereObserved = fusedStatistics && sumSlots(rows: x.pixels)
-    fusedStatistics = false
+    statisticsWereObserved = usable(sums, .input, rows: x.pixels)
     if !statisticsWereObserved { reduceColumns(x.data, times: x.data, mask: .none, rows: x.pixels) }
     reduceAcrossReplicas()
     let count = totals[2 * c]
@@ -302,24 +326,25 @@ public final class BatchNorm2d {
   }
 
   // x: [N, H, W, C] -> y: [N, H, W, C]
-  public func forward(_ x: FeatureMap) -> FeatureMap { normalize(x, joining: nil) }
+  /// With `sums` (`inputSums()`, observed while x was made), the batch statistics come from
+  /// them instead of a pass over x.
+  public func forward(_ x: FeatureMap, sums: ChannelSums? = nil) -> FeatureMap { normalize(x, joining: nil, sums: sums) }
 
   /// y = ReLU(BatchNorm(x) + shortcut): a residual join folded into this layer's elementwise
   /// pass (the sum is never written out). Backward is plain BatchNorm's: the caller masks the
   /// gradient by `y > 0` first.
-  public func forward(_ x: FeatureMap, joining shortcut: FeatureMap) -> FeatureMap {
+  public func forward(_ x: FeatureMap, joining shortcut: FeatureMap, sums: ChannelSums? = nil) -> FeatureMap {
     precondition(!appliesReLU && shortcut.count == x.count, "a joined BatchNorm takes a shortcut of its own shape")
-    return normalize(x, joining: UnsafePointer(shortcut.data))
+    return normalize(x, joining: UnsafePointer(shortcut.data), sums: sums)
   }
 
-  private func normalize(_ x: FeatureMap, joining shortcut: UnsafePointer<Float>?) -> FeatureMap {
+  private func normalize(_ x: FeatureMap, joining shortcut: UnsafePointer<Float>?, sums: ChannelSums?) -> FeatureMap {
     precondition(x.channels == channels, "batchnorm expects \(channels) channels, got \(x.channels)")
     input = x
     usedBatchStatistics = training
-    // Gradient sums are observed during a backward, after this forward; none from before
-    // is ever used.
-    fusedGradient = false
-    if training { batchStatistics(x) } else { fusedStatistics = false; runningStatistics() }
+    if training { batchStatistics(x, sums: sums) } else { statisticsWereObserved = false; runningStatistics() }
+    // Sums started before this forward (for a backward) are stale from here on.
+    forwardCount += 1
     let c = channels
     let y = output.pointer(count: x.count)
     let m = mean.tensor!.data
@@ -352,8 +377,10 @@ public final class BatchNorm2d {
   /// dbeta when they train; returns dx when `computesInputGradient`. With `join`, dy is the
   /// gradient at a residual join's output: this layer masks it by the join's ReLU on its way
   /// and stores the masked gradient (the join's own backward) for the join's other branch.
-  public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> FeatureMap? {
-    guard prepareBackward(dy, join: join), let x = input else { return nil }
+  /// With `sums` (`gradientSums(join:)`, observed while dy was made), the sums over dy come
+  /// from them instead of a pass of their own.
+  public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil) -> FeatureMap? {
+    guard prepareBackward(dy, join: join, sums: sums), let x = input else { return nil }
     let dx = gradientBuffer.pointer(count: x.count)
     Parallel.forEach(x.pixels, grain: 64) { range in self.inputGradient(rows: range, into: dx + range.lowerBound * channels) }
     return x.with(data: dx)
@@ -362,7 +389,7 @@ public final class BatchNorm2d {
   /// Backward's first half: the sums over dy (observed, or a pass of their own), dgamma and
   /// dbeta, and the coefficients of dx. Returns whether dx is wanted; it is then made, a part
   /// of the rows at a time and in any order, by `inputGradient(rows:into:)`.
-  public func prepareBackward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil) -> Bool {
+  public func prepareBackward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil) -> Bool {
     guard let x = input else { preconditionFailure("backward before forward") }
     precondition(join == nil || !appliesReLU, "a BatchNorm with its own ReLU does not also mask by a join")
     let c = channels
@@ -372,9 +399,7 @@ public final class BatchNorm2d {
     // sum(dy) and sum(dy * x) over the local batch give dbeta and dgamma:
     // sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
     // The observed sums are used only if they were made with this mask and cover all of dy.
-    gradientSumsWereObserved = fusedGradient && observedJoin == join && sumSlots(rows: rows)
-    fusedGradient = false
-    observedJoin = nil
+    gradientSumsWereObserved = sums?.join == join && usable(sums, .gradient, rows: rows)
     if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, mask: gradientMask(join), rows: rows) }
     // From here on dy is the masked gradient.
     outputGradient = join.map { UnsafePointer($0.masked) } ?? dy

@@ -39,6 +39,14 @@ public final class Parameter {
   /// The tensors `value` and `gradient` point into, kept alive as long as the parameter is.
   fileprivate var backing: [Tensor] = []
 
+  /// The network stage it belongs to: `layer1` ... `layer4`, the stem, or the head. A
+  /// data-parallel reducer keeps each of its buckets within one stage.
+  public var stage: String {
+    let first = name.prefix { $0 != "." }
+    if first.hasPrefix("layer") { return String(first) }
+    return group == .head ? "head" : "stem"
+  }
+
   init(name: String, shape: [Int], kind: ParameterKind, group: ParameterGroup, storage: Storage) {
     self.name = name
     self.shape = shape

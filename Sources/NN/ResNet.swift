@@ -2,6 +2,7 @@
 //
 // He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016); the stride
 // of a bottleneck sits on its 3x3 convolution, as in torchvision ("ResNet v1.5").
+import Support
 import Tensors
 
 public enum ModelError: Error, CustomStringConvertible {
@@ -90,25 +91,6 @@ public struct ResNetConfiguration: Equatable, Sendable {
 /// data-parallel reducer can start sending those while backward goes on.
 public typealias GradientObserver = (Int) -> Void
 
-/// A residual block: a main path and a shortcut, joined by an add and a ReLU.
-public protocol ResidualBlock: AnyObject {
-  var convolutions: [Conv2d] { get }
-  var batchNorms: [BatchNorm2d] { get }
-  func forward(_ x: FeatureMap) -> FeatureMap
-  /// Returns the gradient for the block's input when `computesInputGradient`; calls `observer`
-  /// each time the gradients from some parameter offset on are final.
-  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap?
-  /// As `backward(_:observer:)`, reporting the input gradient as it is made (the block
-  /// below's `gradientObserver`).
-  func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?, inputObserver: ProductObserver?) -> FeatureMap?
-  /// For the block above: sums this block's output gradient on the way (see
-  /// `BatchNorm2d.gradientObserver`), for the first BatchNorm that reads it.
-  func gradientObserver() -> ProductObserver?
-  /// Chooses which gradients backward computes, from which parameters train.
-  func configureGradients(inputGradient: Bool)
-  var needsBackward: Bool { get }
-}
-
 /// The shortcut projection: 1x1 convolution with stride, then BatchNorm (`downsample.0/1`).
 public final class Downsample {
   public let convolution: Conv2d
@@ -126,67 +108,104 @@ public final class Downsample {
   }
 
   func forward(_ x: FeatureMap) -> FeatureMap {
-    let y = Profiler.time(.convolution) { convolution.forward(x, observer: batchNorm.statisticsObserver()) }
-    return Profiler.time(.batchnorm) { batchNorm.forward(y) }
+    let sums = batchNorm.inputSums()
+    let y = Profiler.time(.convolution) { convolution.forward(x, observer: sums?.observer) }
+    return Profiler.time(.batchnorm) { batchNorm.forward(y, sums: sums) }
   }
 
-  func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, observer: GradientObserver?) -> FeatureMap? {
+  func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums?, observer: GradientObserver?) -> FeatureMap? {
     defer { observer?(convolution.weight.offset) }
-    return backwardThrough(batchNorm, convolution, dy, join: join)
+    return backwardThrough(batchNorm, convolution, dy, join: join, sums: sums)
   }
 }
 
-/// Backward through a BatchNorm and the convolution that made its input; nil when no gradient
-/// goes further down. When the convolution takes its dy in parts (see
-/// `Conv2d.consumesGradientInParts`), BatchNorm's dx is made part by part inside the
-/// convolution's backward (and timed with it), never whole.
+/// Backward through a BatchNorm (with `sums` of dy observed while it was made, if any) and the
+/// convolution that made its input; nil when no gradient goes further down. When the
+/// convolution takes its dy in parts (see `Conv2d.consumesGradientInParts`), BatchNorm's dx is
+/// made part by part inside the convolution's backward (and timed with it), never whole.
 func backwardThrough(
-  _ bn: BatchNorm2d, _ conv: Conv2d, _ dy: UnsafePointer<Float>, join: JoinGradient? = nil,
+  _ bn: BatchNorm2d, _ conv: Conv2d, _ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil,
   addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
 ) -> FeatureMap? {
   if conv.consumesGradientInParts {
-    guard Profiler.time(.batchnorm, { bn.prepareBackward(dy, join: join) }) else { return nil }
-    return Profiler.time(.convolution) { conv.backward(producedBy: bn.inputGradient, addingTo: target, observer: observer) }
+    guard Profiler.time(.batchnorm, { bn.prepareBackward(dy, join: join, sums: sums) }) else { return nil }
+    return Profiler.time(.convolution) { conv.backward(.parts(bn.inputGradient), addingTo: target, observer: observer) }
   }
-  guard let d = Profiler.time(.batchnorm, { bn.backward(dy, join: join) }) else { return nil }
-  return Profiler.time(.convolution) { conv.backward(d.data, addingTo: target, observer: observer) }
+  guard let d = Profiler.time(.batchnorm, { bn.backward(dy, join: join, sums: sums) }) else { return nil }
+  return Profiler.time(.convolution) { conv.backward(.whole(d.data), addingTo: target, observer: observer) }
 }
 
-/// Runs a chain of (convolution, BatchNorm) pairs forward and backward.
+/// Sums of a residual unit's output gradient (or the stem's), taken while the layer above
+/// makes it: by the first BatchNorm to read it, masked by the unit's join (whose masked
+/// gradient it stores), and with a projection shortcut also by the main path's last BatchNorm,
+/// over the masked gradient just stored, while it is still in cache.
+public struct OutputGradientSums {
+  /// The first reader's sums (the projection's BatchNorm, or the main path's last).
+  public let first: ChannelSums
+  /// The main path's last BatchNorm's, when the projection's BatchNorm reads dy first.
+  public let second: ChannelSums?
+  /// For the layer that makes the gradient.
+  public let observer: ProductObserver
+
+  /// One BatchNorm's sums (a unit with an identity shortcut, or the stem's).
+  init(_ sums: ChannelSums) {
+    first = sums
+    second = nil
+    observer = sums.observer
+  }
+
+  /// The projection's BatchNorm's over dy, then the main path's over the masked gradient.
+  init(_ first: ChannelSums, then second: ChannelSums, masked: UnsafePointer<Float>) {
+    self.first = first
+    self.second = second
+    let (a, b) = (first.observer, second.observer)
+    observer = { worker, dy, ldc, rows, columns in
+      a(worker, dy, ldc, rows, columns)
+      b(worker, masked, ldc, rows, columns)
+    }
+  }
+}
+
+/// A chain of (convolution, BatchNorm) pairs: a residual unit's main path.
 struct ConvBNChain {
-  let pairs: [(Conv2d, BatchNorm2d)]
+  let pairs: [(conv: Conv2d, bn: BatchNorm2d)]
 
   /// With `shortcut`, the last BatchNorm also adds it and applies the ReLU (the residual join).
+  /// Each BatchNorm's batch statistics are summed while its convolution makes its input.
   func forward(_ x: FeatureMap, joining shortcut: FeatureMap? = nil) -> FeatureMap {
     var h = x
     for (index, (conv, bn)) in pairs.enumerated() {
-      let y = Profiler.time(.convolution) { conv.forward(h, observer: bn.statisticsObserver()) }
+      let sums = bn.inputSums()
+      let y = Profiler.time(.convolution) { conv.forward(h, observer: sums?.observer) }
       if let shortcut, index == pairs.count - 1 {
-        h = Profiler.time(.batchnorm) { bn.forward(y, joining: shortcut) }
+        h = Profiler.time(.batchnorm) { bn.forward(y, joining: shortcut, sums: sums) }
       } else {
-        h = Profiler.time(.batchnorm) { bn.forward(y) }
+        h = Profiler.time(.batchnorm) { bn.forward(y, sums: sums) }
       }
     }
     return h
   }
 
-  /// With `join`, the last BatchNorm masks dy by the join (see `BatchNorm2d.backward`); with
-  /// `target`, the first convolution adds its input gradient to it (see `Conv2d.backward`),
-  /// and reports it to `inputObserver` as it is made. Each convolution's input gradient is
-  /// reported to the BatchNorm below it, which sums it on the way.
+  /// With `join`, the last BatchNorm masks dy by the join (see `BatchNorm2d.backward`), using
+  /// `sums` of dy if they were observed; with `target`, the first convolution adds its input
+  /// gradient to it (see `Conv2d.backward`), and reports it to `inputObserver` as it is made.
+  /// Each convolution's input gradient is summed on the way by the BatchNorm below it.
   func backward(
-    _ dy: UnsafePointer<Float>, join: JoinGradient? = nil, addingTo target: UnsafeMutablePointer<Float>? = nil,
-    inputObserver: ProductObserver? = nil, observer: GradientObserver?
+    _ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil,
+    addingTo target: UnsafeMutablePointer<Float>? = nil, inputObserver: ProductObserver? = nil, observer: GradientObserver?
   ) -> FeatureMap? {
     var g: UnsafePointer<Float> = dy
+    var sumsOfG = sums
     var result: FeatureMap?
     for (index, (conv, bn)) in pairs.enumerated().reversed() {
       defer { observer?(conv.weight.offset) }
       let mask = index == pairs.count - 1 ? join : nil
       let into = index == 0 ? target : nil
-      let below = index == 0 ? inputObserver : pairs[index - 1].1.gradientObserver()
-      guard let dx = backwardThrough(bn, conv, g, join: mask, addingTo: into, observer: below) else { return nil }
+      let below = index == 0 ? nil : pairs[index - 1].bn.gradientSums()
+      let reported = index == 0 ? inputObserver : below?.observer
+      guard let dx = backwardThrough(bn, conv, g, join: mask, sums: sumsOfG, addingTo: into, observer: reported) else { return nil }
       g = UnsafePointer(dx.data)
+      sumsOfG = below
       result = dx
     }
     return result
@@ -205,53 +224,78 @@ struct ConvBNChain {
   }
 }
 
-/// What basic and bottleneck blocks share: a chain of (convolution, BatchNorm) pairs, an
-/// optional projection shortcut, and the join.
-public class ResidualUnit {
+/// A residual unit: a main path of (convolution, BatchNorm) pairs and a shortcut (the input, or
+/// its 1x1 projection), joined by an add and a ReLU: y = ReLU(main(x) + shortcut(x))
+/// (`Reference.residualJoin`). ResNet-18/34 use basic units (two 3x3 pairs), ResNet-50
+/// bottleneck units (1x1, 3x3 with the stride, 1x1 to 4x the planes).
+public final class ResidualUnit {
+  public enum Kind: Sendable { case basic, bottleneck }
+
+  public let kind: Kind
+  /// The main path's pairs: `conv1`/`bn1`, `conv2`/`bn2` (and `conv3`/`bn3` in a bottleneck).
+  public var main: [(conv: Conv2d, bn: BatchNorm2d)] { path.pairs }
   public let downsample: Downsample?
-  private let main: ConvBNChain
+  private let path: ConvBNChain
   private let join = ResidualAddReLU()
   public private(set) var needsBackward = true
   private var computesInputGradient = true
 
-  fileprivate init(main: ConvBNChain, downsample: Downsample?) {
-    self.main = main
-    self.downsample = downsample
+  init(_ registry: ParameterRegistry, kind: Kind, inputChannels: Int, planes: Int, stride: Int) {
+    self.kind = kind
+    func conv(_ n: Int, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1) -> Conv2d {
+      Conv2d(registry, name: "conv\(n)", inputChannels: cin, outputChannels: cout, kernelSize: kernel, stride: stride, padding: kernel / 2)
+    }
+    func bn(_ n: Int, _ channels: Int, relu: Bool) -> BatchNorm2d {
+      BatchNorm2d(registry, name: "bn\(n)", channels: channels, appliesReLU: relu)
+    }
+    let out: Int
+    switch kind {
+    case .basic:
+      out = planes
+      path = ConvBNChain(pairs: [
+        (conv(1, inputChannels, planes, kernel: 3, stride: stride), bn(1, planes, relu: true)),
+        (conv(2, planes, planes, kernel: 3), bn(2, planes, relu: false)),
+      ])
+    case .bottleneck:
+      out = planes * 4
+      path = ConvBNChain(pairs: [
+        (conv(1, inputChannels, planes, kernel: 1), bn(1, planes, relu: true)),
+        (conv(2, planes, planes, kernel: 3, stride: stride), bn(2, planes, relu: true)),
+        (conv(3, planes, out, kernel: 1), bn(3, out, relu: false)),
+      ])
+    }
+    downsample = stride != 1 || inputChannels != out
+      ? Downsample(registry, inputChannels: inputChannels, outputChannels: out, stride: stride) : nil
   }
 
-  public var convolutions: [Conv2d] { main.pairs.map(\.0) + (downsample.map { [$0.convolution] } ?? []) }
-  public var batchNorms: [BatchNorm2d] { main.pairs.map(\.1) + (downsample.map { [$0.batchNorm] } ?? []) }
+  public var convolutions: [Conv2d] { main.map(\.conv) + (downsample.map { [$0.convolution] } ?? []) }
+  public var batchNorms: [BatchNorm2d] { main.map(\.bn) + (downsample.map { [$0.batchNorm] } ?? []) }
 
   public func forward(_ x: FeatureMap) -> FeatureMap {
     let s = downsample?.forward(x) ?? x
-    let out = main.forward(x, joining: s)
+    let out = path.forward(x, joining: s)
     join.adopt(out)
     return out
   }
 
-  public func backward(_ dy: UnsafePointer<Float>, observer: GradientObserver?) -> FeatureMap? {
-    backward(dy, observer: observer, inputObserver: nil)
-  }
-
-  /// For the layer that makes this unit's output gradient: the first BatchNorm to read it sums
-  /// it (masked by the join, whose masked gradient it stores) as it is made. With a projection
-  /// shortcut, the main path's last BatchNorm then sums the masked part just stored, while it
-  /// is still in cache.
-  public func gradientObserver() -> ProductObserver? {
+  /// For the layer that makes this unit's output gradient: the sums its BatchNorms take of it
+  /// on the way (see `OutputGradientSums`), to be passed to `backward`.
+  public func outputGradientSums() -> OutputGradientSums? {
     let mask = join.maskedGradient()
-    let last = main.pairs.last!.1
-    guard let downsample else { return last.gradientObserver(join: mask) }
-    guard let first = downsample.batchNorm.gradientObserver(join: mask) else { return nil }
-    guard let second = last.gradientObserver() else { return first }
-    let masked = UnsafePointer(mask.masked)
-    return { worker, dy, ldc, rows, columns in
-      first(worker, dy, ldc, rows, columns)
-      second(worker, masked, ldc, rows, columns)
-    }
+    let last = main.last!.bn
+    guard let downsample else { return last.gradientSums(join: mask).map(OutputGradientSums.init) }
+    guard let first = downsample.batchNorm.gradientSums(join: mask) else { return nil }
+    guard let second = last.gradientSums() else { return OutputGradientSums(first) }
+    return OutputGradientSums(first, then: second, masked: UnsafePointer(mask.masked))
   }
 
+  /// Returns the gradient for the unit's input when it computes one; calls `observer` each time
+  /// the gradients from some parameter offset on are final, and reports the input gradient to
+  /// `inputObserver` as it is made (the unit below's `outputGradientSums`). `sums` are this
+  /// unit's `outputGradientSums`, observed while dy was made.
   public func backward(
-    _ dy: UnsafePointer<Float>, observer: GradientObserver?, inputObserver: ProductObserver?
+    _ dy: UnsafePointer<Float>, sums: OutputGradientSums? = nil, observer: GradientObserver? = nil,
+    inputObserver: ProductObserver? = nil
   ) -> FeatureMap? {
     // The join's backward (dy masked by its ReLU) is done by the first BatchNorm to read dy,
     // which stores the masked gradient in `d` for the other branch.
@@ -259,14 +303,14 @@ public class ResidualUnit {
     let d = mask.masked
     // The shortcut's parameters are registered after the main path's: doing it first completes
     // the gradients in descending offset order.
-    let dShortcut = downsample.map { $0.backward(dy, join: mask, observer: observer) } ?? nil
+    let dShortcut = downsample.map { $0.backward(dy, join: mask, sums: sums?.first, observer: observer) } ?? nil
     // The input's gradient is the shortcut's plus the main path's: the main path's first
     // convolution adds its own into the shortcut's (into d itself for an identity shortcut,
     // which nothing reads after the main path's last BatchNorm).
     let target = computesInputGradient ? dShortcut?.data ?? d : nil
     let dMain = downsample == nil
-      ? main.backward(dy, join: mask, addingTo: target, inputObserver: inputObserver, observer: observer)
-      : main.backward(UnsafePointer(d), addingTo: target, inputObserver: inputObserver, observer: observer)
+      ? path.backward(dy, join: mask, sums: sums?.first, addingTo: target, inputObserver: inputObserver, observer: observer)
+      : path.backward(UnsafePointer(d), sums: sums?.second, addingTo: target, inputObserver: inputObserver, observer: observer)
     guard computesInputGradient, let dx = dMain else { return nil }
     return dx
   }
@@ -283,7 +327,7 @@ public class ResidualUnit {
   /// other unit can reuse one (`masked`).
   func share(normalization: SharedWorkspace, chain: SharedWorkspace, shortcut: SharedWorkspace, masked: SharedWorkspace) {
     join.gradientBuffer = masked
-    for (index, (conv, bn)) in main.pairs.enumerated() {
+    for (index, (conv, bn)) in main.enumerated() {
       bn.gradientBuffer = normalization
       if index > 0 { conv.gradientBuffer = chain }
     }
@@ -291,9 +335,10 @@ public class ResidualUnit {
     downsample?.convolution.gradientBuffer = shortcut
   }
 
+  /// Chooses which gradients backward computes, from which parameters train.
   public func configureGradients(inputGradient: Bool) {
     computesInputGradient = inputGradient
-    let mainTrains = main.configure(inputGradient: inputGradient)
+    let mainTrains = path.configure(inputGradient: inputGradient)
     var shortcutTrains = inputGradient
     if let downsample {
       shortcutTrains = ConvBNChain(pairs: [(downsample.convolution, downsample.batchNorm)])
@@ -303,52 +348,13 @@ public class ResidualUnit {
   }
 }
 
-public final class BasicBlock: ResidualUnit, ResidualBlock {
-  public let conv1: Conv2d
-  public let bn1: BatchNorm2d
-  public let conv2: Conv2d
-  public let bn2: BatchNorm2d
-
-  init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
-    conv1 = Conv2d(registry, name: "conv1", inputChannels: inputChannels, outputChannels: planes, kernelSize: 3, stride: stride, padding: 1)
-    bn1 = BatchNorm2d(registry, name: "bn1", channels: planes, appliesReLU: true)
-    conv2 = Conv2d(registry, name: "conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3, padding: 1)
-    bn2 = BatchNorm2d(registry, name: "bn2", channels: planes)
-    let downsample = stride != 1 || inputChannels != planes
-      ? Downsample(registry, inputChannels: inputChannels, outputChannels: planes, stride: stride) : nil
-    super.init(main: ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2)]), downsample: downsample)
-  }
-}
-
-public final class Bottleneck: ResidualUnit, ResidualBlock {
-  public let conv1: Conv2d
-  public let bn1: BatchNorm2d
-  public let conv2: Conv2d
-  public let bn2: BatchNorm2d
-  public let conv3: Conv2d
-  public let bn3: BatchNorm2d
-
-  init(_ registry: ParameterRegistry, inputChannels: Int, planes: Int, stride: Int) {
-    let out = planes * 4
-    conv1 = Conv2d(registry, name: "conv1", inputChannels: inputChannels, outputChannels: planes, kernelSize: 1)
-    bn1 = BatchNorm2d(registry, name: "bn1", channels: planes, appliesReLU: true)
-    conv2 = Conv2d(registry, name: "conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3, stride: stride, padding: 1)
-    bn2 = BatchNorm2d(registry, name: "bn2", channels: planes, appliesReLU: true)
-    conv3 = Conv2d(registry, name: "conv3", inputChannels: planes, outputChannels: out, kernelSize: 1)
-    bn3 = BatchNorm2d(registry, name: "bn3", channels: out)
-    let downsample = stride != 1 || inputChannels != out
-      ? Downsample(registry, inputChannels: inputChannels, outputChannels: out, stride: stride) : nil
-    super.init(main: ConvBNChain(pairs: [(conv1, bn1), (conv2, bn2), (conv3, bn3)]), downsample: downsample)
-  }
-}
-
 public final class ResNet {
   public let configuration: ResNetConfiguration
   public let registry = ParameterRegistry()
   public let conv1: Conv2d
   public let bn1: BatchNorm2d
   public let maxPool: MaxPool2d?
-  public let layers: [[ResidualBlock]]
+  public let layers: [[ResidualUnit]]
   public let pool = GlobalAveragePool()
   public let fc: Linear?
   public let projection: ProjectionHead?
@@ -374,17 +380,16 @@ public final class ResNet {
     conv1.computesInputGradient = false
     bn1 = BatchNorm2d(registry, name: "bn1", channels: stemChannels, appliesReLU: true)
     var inputChannels = stemChannels
-    var stages: [[ResidualBlock]] = []
+    var stages: [[ResidualUnit]] = []
     for (index, blocks) in c.depth.layerBlockSizes.enumerated() {
       let planes = try c.channels(64 << index)
-      var stage: [ResidualBlock] = []
+      var stage: [ResidualUnit] = []
       for b in 0..<blocks {
         let stride = (index > 0 && b == 0) ? 2 : 1
-        let block: ResidualBlock = registry.scope("layer\(index + 1)") {
+        let block = registry.scope("layer\(index + 1)") {
           registry.scope("\(b)") {
-            c.depth.usesBottleneck
-              ? Bottleneck(registry, inputChannels: inputChannels, planes: planes, stride: stride) as ResidualBlock
-              : BasicBlock(registry, inputChannels: inputChannels, planes: planes, stride: stride)
+            ResidualUnit(
+              registry, kind: c.depth.usesBottleneck ? .bottleneck : .basic, inputChannels: inputChannels, planes: planes, stride: stride)
           }
         }
         inputChannels = planes * c.depth.expansion
@@ -407,7 +412,7 @@ public final class ResNet {
     bn1.gradientBuffer = normalization
     let masked = [SharedWorkspace(), SharedWorkspace()]
     for (index, block) in layers.joined().enumerated() {
-      (block as? ResidualUnit)?.share(normalization: normalization, chain: chain, shortcut: shortcut, masked: masked[index % 2])
+      block.share(normalization: normalization, chain: chain, shortcut: shortcut, masked: masked[index % 2])
     }
     var rng = SplitMix64(seed: seed)
     for conv in convolutions { conv.initialize(&rng) }
@@ -417,7 +422,7 @@ public final class ResNet {
     configureGradients()
   }
 
-  public var blocks: [ResidualBlock] { layers.flatMap { $0 } }
+  public var blocks: [ResidualUnit] { layers.flatMap { $0 } }
   public var convolutions: [Conv2d] { [conv1] + blocks.flatMap(\.convolutions) }
   public var batchNorms: [BatchNorm2d] { [bn1] + blocks.flatMap(\.batchNorms) + (projection.map { [$0.norm] } ?? []) }
 
@@ -477,8 +482,9 @@ public final class ResNet {
 
   /// images -> pooled features [N, featureDimension].
   public func forwardFeatures(_ images: FeatureMap) -> FeatureMap {
-    var h = Profiler.time(.convolution) { conv1.forward(images, observer: bn1.statisticsObserver()) }
-    h = Profiler.time(.batchnorm) { bn1.forward(h) }
+    let sums = bn1.inputSums()
+    var h = Profiler.time(.convolution) { conv1.forward(images, observer: sums?.observer) }
+    h = Profiler.time(.batchnorm) { bn1.forward(h, sums: sums) }
     if let maxPool { h = Profiler.time(.pooling) { maxPool.forward(h) } }
     for block in blocks { h = block.forward(h) }
     let features = Profiler.time(.pooling) { pool.forward(h) }
@@ -503,21 +509,26 @@ public final class ResNet {
     guard let d = Profiler.time(.pooling, { pool.backward(g) }) else { return }
     g = UnsafePointer(d.data)
     let all = blocks
+    // The sums of g taken while the layer above made it (none for the last unit's: the pool).
+    var sums: OutputGradientSums?
     for (index, block) in all.enumerated().reversed() {
       guard block.needsBackward else { return }
-      // The block below sums its output gradient while this block's GEMM makes it.
+      // The unit below sums its output gradient while this unit's GEMM makes it.
       let below = index > 0
-        ? all[index - 1].needsBackward ? all[index - 1].gradientObserver() : nil
-        : stemComputesInputGradient && maxPool == nil ? bn1.gradientObserver() : nil
-      guard let d = block.backward(g, observer: observer, inputObserver: below) else { return }
+        ? all[index - 1].needsBackward ? all[index - 1].outputGradientSums() : nil
+        : stemComputesInputGradient && maxPool == nil ? bn1.gradientSums().map(OutputGradientSums.init) : nil
+      guard let d = block.backward(g, sums: sums, observer: observer, inputObserver: below?.observer) else { return }
       g = UnsafePointer(d.data)
+      sums = below
     }
     if stemComputesInputGradient, let maxPool {
-      guard let d = Profiler.time(.pooling, { maxPool.backward(g, observer: bn1.gradientObserver()) }) else { return }
+      let below = bn1.gradientSums().map(OutputGradientSums.init)
+      guard let d = Profiler.time(.pooling, { maxPool.backward(g, observer: below?.observer) }) else { return }
       g = UnsafePointer(d.data)
+      sums = below
     }
     defer { observer?(0) }
-    _ = backwardThrough(bn1, conv1, g)
+    _ = backwardThrough(bn1, conv1, g, sums: sums?.first)
   }
 
   /// FLOPs of the last forward pass (convolutions and the head) and of a training step with

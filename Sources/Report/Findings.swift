@@ -2,6 +2,7 @@
 // paired bootstrap difference of two models (better, equivalent within a stated margin, or
 // inconclusive), with the spread over fresh fine-tuning seeds beside it. Nothing here is tuned
 // to agree with the paper: each finding says whether it holds, does not, or is not shown.
+import Experiment
 import Fairness
 import Foundation
 

@@ -1,5 +1,6 @@
 // heatmap.svg: one model's F1 gap |F1(t|c) - F1(t|-c)| of every (task, condition) pair as a
 // grid (rows c, columns t), with undefined and low-support pairs marked.
+import Experiment
 import Fairness
 import Foundation
 

@@ -1,5 +1,6 @@
 // pretrain-loss.svg: the SimCLR loss per step (left axis) and the contrastive top-1 accuracy of
 // the positives among the global batch (right axis, 0 to 1).
+import CelebAFormat
 import Fairness
 import Foundation
 

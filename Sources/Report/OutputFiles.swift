@@ -1,5 +1,6 @@
 // Writing a set of output files so that an error leaves no partial output behind.
 import Foundation
+import Support
 
 /// A failure to write the outputs, naming the path and the cause.
 public struct OutputError: Error, CustomStringConvertible {
@@ -10,9 +11,9 @@ public struct OutputError: Error, CustomStringConvertible {
 }
 
 public enum OutputFiles {
-  /// Writes every file under `directory` (created if needed): first each under a hidden
-  /// temporary name, then all renamed into place. If any write fails, the temporary files are
-  /// removed and no file is replaced.
+  /// Writes every file under `directory` (created if needed) as one set (`AtomicFile`): every
+  /// new file is complete before the first is renamed into place, and if any write fails no
+  /// file is replaced.
   public static func write(_ files: [(name: String, contents: Data)], into directory: URL) throws {
     let manager = FileManager.default
     do {
@@ -21,27 +22,10 @@ public enum OutputFiles {
       throw OutputError(
         path: directory.path, reason: "\(error.localizedDescription); check that the parent directory is writable.")
     }
-    let token = UUID().uuidString
-    var written: [(temporary: URL, final: URL)] = []
     do {
-      for file in files {
-        let final = directory.appendingPathComponent(file.name)
-        let temporary = directory.appendingPathComponent(".\(file.name).\(token).partial")
-        do {
-          try file.contents.write(to: temporary)
-        } catch {
-          throw OutputError(path: final.path, reason: error.localizedDescription)
-        }
-        written.append((temporary, final))
-      }
-      for file in written {
-        guard rename(file.temporary.path, file.final.path) == 0 else {
-          throw OutputError(path: file.final.path, reason: String(cString: strerror(errno)))
-        }
-      }
-    } catch {
-      for file in written { try? manager.removeItem(at: file.temporary) }
-      throw error
+      try AtomicFile.write(files.map { (directory.appendingPathComponent($0.name).path, $0.contents) })
+    } catch let error as AtomicFileError {
+      throw OutputError(path: error.path, reason: error.reason)
     }
   }
 }

@@ -1,4 +1,6 @@
 // `fairtune report`: runs in, Table 1, Figure 1, the timing table and the HTML index out.
+import CelebAFormat
+import Experiment
 import Fairness
 import Foundation
 

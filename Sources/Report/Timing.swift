@@ -1,5 +1,7 @@
 // timing.md: training time per model and the two ratios the paper quotes, for the selected
 // models' whole training and per epoch measured side by side.
+import CelebAFormat
+import Experiment
 import Fairness
 import Foundation
 

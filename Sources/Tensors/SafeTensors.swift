@@ -1,5 +1,6 @@
 // safetensors: read and write the format (u64 header length, JSON header, raw little-endian data).
 import Foundation
+import Support
 
 public enum SafeTensorsError: Error, CustomStringConvertible {
   case unreadable(path: String, reason: String)
@@ -161,7 +162,7 @@ public struct SafeTensors {
   }
 
   /// Writes tensors (in the given order) with optional metadata; the file appears whole or not
-  /// at all (written to a temporary name, then renamed).
+  /// at all, and the old file stays until the new one is complete (`AtomicFile`).
   public static func write(
     _ tensors: [(name: String, dtype: DType, shape: [Int], bytes: Data)], metadata: [String: String] = [:],
     to path: String
@@ -185,14 +186,10 @@ public struct SafeTensors {
     withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
     out.append(contentsOf: Array(header.utf8))
     for t in tensors { out.append(t.bytes) }
-    let temporary = path + ".partial"
     do {
-      try out.write(to: URL(fileURLWithPath: temporary))
-      if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-      try FileManager.default.moveItem(atPath: temporary, toPath: path)
-    } catch {
-      try? FileManager.default.removeItem(atPath: temporary)
-      throw SafeTensorsError.unwritable(path: path, reason: error.localizedDescription)
+      try AtomicFile.write(out, to: path)
+    } catch let error as AtomicFileError {
+      throw SafeTensorsError.unwritable(path: path, reason: error.reason)
     }
   }
 

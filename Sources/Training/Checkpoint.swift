@@ -2,6 +2,7 @@
 // with a checksum each and one for the whole file; written atomically, read with every check.
 import CZstd
 import Foundation
+import Support
 import Tensors
 
 public enum CheckpointError: Error, CustomStringConvertible {
@@ -109,43 +110,10 @@ public struct Checkpoint {
   /// Writes atomically: a temporary file in the same folder, fsync, rename over `path`, fsync
   /// of the folder. A crash at any point leaves either the old file or the new one.
   public func write(to path: String, level: Int32 = 3) throws {
-    try Self.writeAtomically(try encoded(level: level), to: path)
-  }
-
-  public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let folder = url.deletingLastPathComponent().path
-    let temporary = folder + "/.\(url.lastPathComponent).partial-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw CheckpointError.unwritable(path: path, reason: String(cString: strerror(errno))) }
-    var ok = true
-    var reason = ""
-    bytes.withUnsafeBytes { buffer in
-      var offset = 0
-      while offset < buffer.count {
-        let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-        if n <= 0 {
-          ok = false
-          reason = String(cString: strerror(errno))
-          return
-        }
-        offset += n
-      }
-    }
-    if ok && fsync(fd) != 0 {
-      ok = false
-      reason = String(cString: strerror(errno))
-    }
-    close(fd)
-    guard ok, rename(temporary, path) == 0 else {
-      if ok { reason = String(cString: strerror(errno)) }
-      unlink(temporary)
-      throw CheckpointError.unwritable(path: path, reason: reason)
-    }
-    let dir = open(folder, O_RDONLY)
-    if dir >= 0 {
-      fsync(dir)
-      close(dir)
+    do {
+      try AtomicFile.write(try encoded(level: level), to: path)
+    } catch let error as AtomicFileError {
+      throw CheckpointError.unwritable(path: path, reason: error.reason)
     }
   }
 

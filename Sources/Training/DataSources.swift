@@ -6,6 +6,7 @@ import Distributed
 import Fairness
 import Foundation
 import NN
+import Support
 import Tensors
 
 /// The rank's batches of a run over a split: the loader walks a distributed sampler epoch after
@@ -163,6 +164,6 @@ public enum Evaluation {
       for k in 0..<a { text += "," + String(format: "%.6g", scores.scores[i * a + k]) }
       text += "\n"
     }
-    try Checkpoint.writeAtomically(Array(text.utf8), to: path)
+    try AtomicFile.write(Array(text.utf8), to: path)
   }
 }

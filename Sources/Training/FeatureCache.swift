@@ -7,6 +7,7 @@
 // batch's own statistics, so an image's features depend on its batch).
 import Data
 import Distributed
+import Experiment
 import Foundation
 import NN
 import Tensors

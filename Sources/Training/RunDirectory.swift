@@ -1,6 +1,7 @@
 // A run directory: the options that define it, metrics.jsonl, checkpoints/ and final.ckpt; how a
 // re-run finds where to resume, and refuses a directory made with different options.
 import Foundation
+import Support
 
 public enum RunError: Error, CustomStringConvertible {
   case differentOptions(run: String, option: String, old: String, new: String)
@@ -79,9 +80,9 @@ public final class RunDirectory {
 
   public func writeAtomically(_ data: Data, to file: String) throws {
     do {
-      try Checkpoint.writeAtomically([UInt8](data), to: file)
-    } catch {
-      throw RunError.unwritable(path: file, reason: "\(error)")
+      try AtomicFile.write(data, to: file)
+    } catch let error as AtomicFileError {
+      throw RunError.unwritable(path: file, reason: error.reason)
     }
   }
 }
@@ -177,7 +178,7 @@ public final class CheckpointWriter {
       let start = Date()
       do {
         let bytes = try checkpoint().encoded()
-        try Checkpoint.writeAtomically(bytes, to: path)
+        try AtomicFile.write(bytes, to: path)
         self.lock.lock()
         self.written.append((path, bytes.count, Date().timeIntervalSince(start)))
         self.lock.unlock()

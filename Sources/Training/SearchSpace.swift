@@ -2,6 +2,7 @@
 // the number of groups that run them).
 import Foundation
 import NN
+import Support
 import Tensors
 
 #if canImport(Glibc)

@@ -3,6 +3,8 @@
 // of each strategy; the groups train. With one rank, that rank does everything in turn.
 import Distributed
 import Foundation
+import Logging
+import Support
 import Tensors
 
 public struct SweepPlan: Sendable {
@@ -86,7 +88,7 @@ public final class Sweep {
   public let plan: SweepPlan
   public let directory: String
   public let runner: TrialRunner
-  public var say: (String) -> Void = { print($0) }
+  public var logger = Log.logger("sweep")
   /// Seconds the coordinator spent on its own work (journal, CSV, checkpoints) per trial.
   public private(set) var coordinatorSeconds = 0.0
 
@@ -192,29 +194,27 @@ public final class Sweep {
         let best = journal.records(strategy: strategy).filter { $0.status.isComplete }.compactMap(\.metric).max() ?? metric
         if metric >= best {
           let target = bestCheckpoint(strategy: strategy)
-          try? FileManager.default.removeItem(atPath: target + ".partial")
-          try FileManager.default.copyItem(atPath: checkpoint, toPath: target + ".partial")
-          _ = Glibc.rename(target + ".partial", target)
+          try AtomicFile.copy(checkpoint, to: target)
         }
       }
       try writeTable(journal)
       coordinatorSeconds += Clock.now() - begin
       let r = journal.trials[id]!
-      say("trial \(id) \(r.status.rawValue)\(r.metric.map { String(format: ", validation mean F1 %.4f", $0) } ?? "")\(r.reason.map { " (\($0))" } ?? "")")
+      logger.info("trial \(id) \(r.status.rawValue)\(r.metric.map { String(format: ", validation mean F1 %.4f", $0) } ?? "")\(r.reason.map { " (\($0))" } ?? "")")
     }
 
     if local {
       while let (id, settings) = try nextTrial() {
         let index = Int(id.split(separator: "-").last!)!
         _ = try journal.start(settings, index: index, group: 0)
-        say("trial \(id): \(describe(settings))")
+        logger.info("trial \(id): \(describe(settings))")
         let outcome = try runTrial(id, settings, LocalCommunicator()) { epoch, metric in
           guard let epoch else { return true }
           return (try? decide(id, epoch: epoch, metric: metric)) ?? true
         }
         try record(id, outcome)
       }
-      say("sweep done: \(summary(journal))")
+      logger.info("sweep done: \(summary(journal))")
       return
     }
 
@@ -229,10 +229,10 @@ public final class Sweep {
           if Tag(rawValue: message.tag) == .epoch, let info = try? JSONSerialization.jsonObject(with: Data(message.bytes)) as? [String: Any],
             let id = running[leader]?.id, let epoch = info["epoch"] as? Int {
             let metric = (info["metric"] as? NSNumber)?.doubleValue
-            say("  \(id) epoch \(epoch)\(metric.map { String(format: ": validation mean F1 %.4f", $0) } ?? "")")
+            logger.info("  \(id) epoch \(epoch)\(metric.map { String(format: ": validation mean F1 %.4f", $0) } ?? "")")
             if let asha = plan.asha, let record = journal.trials[id], asha.isRung(epoch: epoch, of: record.settings.epochs) {
               let go = try decide(id, epoch: epoch, metric: metric)
-              if !go { say("  \(id) stopped by ASHA after epoch \(epoch)") }
+              if !go { logger.info("  \(id) stopped by ASHA after epoch \(epoch)") }
               try world.send([go ? 1 : 0], to: leader, tag: Tag.decision.rawValue)
             }
           }
@@ -253,7 +253,7 @@ public final class Sweep {
           let payload = try JSONSerialization.data(withJSONObject: ["id": id, "settings": try JSONSerialization.jsonObject(with: try JSONEncoder().encode(settings))])
           try world.send([UInt8](payload), to: leader, tag: Tag.trial.rawValue)
           running[leader] = (id, Clock.now())
-          say("trial \(id) -> group \((leader - 1) / plan.groupSize): \(describe(settings))")
+          logger.info("trial \(id) -> group \((leader - 1) / plan.groupSize): \(describe(settings))")
         } else if running.isEmpty {
           idle.removeFirst()
           try world.send([], to: leader, tag: Tag.stop.rawValue)
@@ -268,11 +268,11 @@ public final class Sweep {
         throw SweepError.lostGroup(leader: leader, trial: current.id, seconds: plan.heartbeatTimeout, run: directory)
       }
     }
-    say("sweep done: \(summary(journal))")
+    logger.info("sweep done: \(summary(journal))")
   }
 
   private func writeTable(_ journal: Journal) throws {
-    try Checkpoint.writeAtomically(Array(journal.csv().utf8), to: directory + "/trials.csv")
+    try AtomicFile.write(Array(journal.csv().utf8), to: directory + "/trials.csv")
   }
 
   private func summary(_ journal: Journal) -> String {

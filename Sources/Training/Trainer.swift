@@ -4,7 +4,9 @@
 import Data
 import Distributed
 import Foundation
+import Logging
 import NN
+import Support
 import Tensors
 
 /// One rank's share of a global batch, as NHWC floats.
@@ -119,8 +121,8 @@ public final class Trainer {
   public let plan: TrainingPlan
   /// Added to every checkpoint's metadata (options, strategy, model).
   public let metadata: [String: Any]
-  /// Progress lines (rank 0 only).
-  public var say: (String) -> Void = { print($0) }
+  /// Progress lines and warnings (`Log`: progress from rank 0 only).
+  public var logger = Log.logger("trainer")
   /// Called after every step, and after the last step of each epoch with that epoch's index
   /// (sweeps send heartbeats and per-epoch validation metrics from here).
   public var afterStep: (() -> Void)?
@@ -130,10 +132,18 @@ public final class Trainer {
   public var stopRequested = false
   /// Writes the first step's summed gradients (and its loss) here as safetensors (rank 0): how
   /// runs over different rank counts are compared.
-  public var gradientDump: String?
+  public var gradientDump: String? {
+    get { trainingStep.gradientDump }
+    set { trainingStep.gradientDump = newValue }
+  }
   /// Every image's backbone features (the frozen strategy on plain images): steps run only
   /// the head.
-  public var featureCache: FeatureCache?
+  public var featureCache: FeatureCache? {
+    get { trainingStep.featureCache }
+    set { trainingStep.featureCache = newValue }
+  }
+  /// The step this loop runs.
+  public let trainingStep: TrainingStep
   /// With a feature table: the head is solved to convergence (`ConvergedHead`) instead of being
   /// trained step by step.
   public var convergedHead: ConvergedHead?
@@ -142,9 +152,6 @@ public final class Trainer {
   public private(set) var trainingSeconds = 0.0
   private let writer = CheckpointWriter()
   private let snapshotPool = SnapshotPool()
-  private var scratch = Workspace()
-  private var gathered = Workspace()
-  private var outputGradient = Workspace()
 
   public init(
     model: ResNet, objective: Objective, optimizer: Optimizer, schedule: Schedule, communicator: Communicator,
@@ -162,6 +169,8 @@ public final class Trainer {
     self.run = run
     self.plan = plan
     self.metadata = metadata
+    trainingStep = TrainingStep(
+      model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
   }
 
   public var totalSteps: Int {
@@ -264,10 +273,10 @@ public final class Trainer {
 
   /// Continues from the newest good checkpoint of the run, if any.
   public func resume() throws {
-    let point = try Trainer.resumePoint(run, communicator: communicator) { self.say("warning: \($0)") }
+    let point = try Trainer.resumePoint(run, communicator: communicator) { self.logger.warning("\($0)") }
     guard let ckpt = point.checkpoint, let path = point.path else { return }
     try restore(ckpt, source: path)
-    say("resuming from \(path) (step \(step))")
+    logger.info("resuming from \(path) (step \(step))")
   }
 
   /// Model, optimizer state and position from a checkpoint of this run.
@@ -303,7 +312,7 @@ public final class Trainer {
       let start = Clock.now()
       let batch = try source.batch(epoch: epoch, step: step % source.stepsPerEpoch)
       optimizer.learningRate = schedule.learningRate(step: step)
-      let (loss, correct) = try trainStep(batch)
+      let (loss, correct) = try trainingStep(batch, imageSize: source.imageSize, globalBatch: plan.globalBatch)
       let images = batch.globalCount ?? plan.globalBatch
       guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
       let seconds = Clock.now() - start
@@ -335,7 +344,7 @@ public final class Trainer {
       if communicator.rank == 0 && (now - lastReport > 10 || step == total || step == first + 1) {
         let rate = Double(windowImages) / max(windowSeconds, 1e-9)
         let eta = Double(total - step) * Double(plan.globalBatch) / max(rate, 1e-9)
-        say(String(format: "epoch %d, step %d/%d, loss %.4f, %.1f img/s, ETA %@", epoch + 1, step, total, loss, rate, Self.duration(eta)))
+        logger.info("\(String(format: "epoch %d, step %d/%d, loss %.4f, %.1f img/s, ETA %@", epoch + 1, step, total, loss, rate, Self.duration(eta)))")
         lastReport = now
         windowImages = 0
         windowSeconds = 0
@@ -398,7 +407,7 @@ public final class Trainer {
     let first = step
     step = totalSteps
     trainingSeconds += Clock.now() - start
-    if communicator.rank == 0 { say(summary) }
+    if communicator.rank == 0 { logger.info("\(summary)") }
     try afterEpoch?(max(0, (totalSteps - 1) / source.stepsPerEpoch))
     try writer.finish()
     if communicator.rank == 0 { try checkpoint().write(to: run.finalCheckpoint) }
@@ -413,87 +422,6 @@ public final class Trainer {
     let keep = plan.keep
     let run = self.run
     writer.write({ let snapshot = self.snapshot(); return { snapshot.checkpoint() } }, to: path) { run.prune(keep: keep) }
-  }
-
-  /// One optimisation step on this rank's share; returns the global mean loss (and, for
-  /// SimCLR, how many of the global anchors ranked their positive first).
-  func trainStep(_ batch: TrainingBatch) throws -> (Double, Int?) {
-    let size = source.imageSize
-    model.registry.zeroGradients()
-    reducer.beginStep()
-    statistics?.resetFigures()
-    let rows = objective == .attributes ? batch.count : 2 * batch.count
-    let images = FeatureMap(data: batch.images, batch: rows, height: size, width: size, channels: 3)
-    let output: UnsafeMutablePointer<Float>
-    if objective == .attributes, let indices = batch.indices, let features = featureCache?.features(indices) {
-      output = model.forwardHead(features, batch: rows)
-    } else {
-      output = model.forward(images)
-    }
-    let width = model.outputDimension
-    let dOutput = outputGradient.pointer(count: rows * width)
-    var localLoss = 0.0
-    var correct: Int?
-    switch objective {
-    case .attributes:
-      guard let labels = batch.labels else { preconditionFailure("attribute training needs labels") }
-      localLoss = Double(Losses.binaryCrossEntropyWithLogits(
-        logits: output, targets: labels, count: rows * width, gradient: dOutput, meanOver: (batch.globalCount ?? plan.globalBatch) * width))
-    case .simclr(let temperature):
-      (localLoss, correct) = try contrastive(
-        output, images: batch.count, globalImages: batch.globalCount ?? plan.globalBatch, dimension: width, temperature: temperature,
-        gradient: dOutput)
-    }
-    var failure: Error?
-    model.backward(dOutput) { offset in
-      do { try self.reducer.gradientsReady(from: offset) } catch { failure = failure ?? error }
-    }
-    if let failure { throw failure }
-    try reducer.finish()
-    try statistics?.check()
-    var totals = [localLoss, Double(correct ?? 0)]
-    try communicator.allReduceSum(&totals, count: 2)
-    if let path = gradientDump, communicator.rank == 0 {
-      var tensors: [(name: String, dtype: SafeTensors.DType, shape: [Int], bytes: Data)] = [("loss", .f64, [1], withUnsafeBytes(of: totals[0]) { Data($0) })]
-      for p in model.registry.parameters where p.requiresGradient {
-        tensors.append(("grad." + p.name, .f32, p.shape, SafeTensors.bytes(of: p.torchOrderedGradient())))
-      }
-      try SafeTensors.write(tensors, to: path)
-      gradientDump = nil
-    }
-    model.registry.step(optimizer)
-    return (totals[0], correct == nil ? nil : Int(totals[1]))
-  }
-
-  /// NT-Xent with global negatives: every rank's embeddings are gathered, each rank takes the
-  /// loss of its own anchors against all of them, and the gradient parts are summed so that
-  /// each rank gets the whole gradient of its own embeddings.
-  private func contrastive(
-    _ embeddings: UnsafeMutablePointer<Float>, images: Int, globalImages: Int, dimension d: Int, temperature: Float,
-    gradient: UnsafeMutablePointer<Float>
-  ) throws -> (Double, Int) {
-    let ranks = communicator.size
-    // The shares of this step's global batch (the last step of an epoch may be partial).
-    let shares = (0..<ranks).map { DistributedSampler.share(of: globalImages, rank: $0, ranks: ranks) }
-    var starts = [0]
-    for s in shares { starts.append(starts.last! + 2 * s) }
-    let m = starts.last!
-    let all = gathered.pointer(count: 2 * m * d)
-    let parts = all + m * d
-    try communicator.allGatherVariable(embeddings, count: 2 * images * d, into: all, counts: shares.map { 2 * $0 * d })
-    let mine = starts[communicator.rank]..<starts[communicator.rank + 1]
-    let (loss, correct) = Losses.ntXent(
-      embeddings: all, rows: m, dimension: d, anchors: mine,
-      positive: { i in
-        var r = 0
-        while starts[r + 1] <= i { r += 1 }
-        let j = i - starts[r]
-        return starts[r] + (j < shares[r] ? j + shares[r] : j - shares[r])
-      },
-      temperature: temperature, normalizer: m, gradient: parts, scratch: &scratch)
-    try communicator.allReduceSum(parts, count: m * d)
-    gradient.update(from: parts + mine.lowerBound * d, count: mine.count * d)
-    return (loss, correct)
   }
 
   public static func duration(_ seconds: Double) -> String {

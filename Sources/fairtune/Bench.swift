@@ -1,11 +1,14 @@
 // `fairtune bench`: training-step throughput, achieved GFLOP/s against the sgemm ceiling, where
 // the time goes, and (under mpirun) how much communication costs and how much of it is hidden.
 import ArgumentParser
+import CelebAFormat
 import Data
 import Distributed
 import Foundation
 import NN
+import Support
 import Tensors
+import Training
 
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -108,30 +111,15 @@ struct Bench: ParsableCommand {
         if local.range.contains(n) { targets.data[(n - local.offset) * classes + k] = t }
       }
     }
-    let logitGradient = Tensor(shape: [local.count, classes])
     let optimizer = SGD(model.registry, learningRate: learningRate, momentum: 0.9)
-    let input = FeatureMap(data: images.data, batch: local.count, height: size, width: size, channels: 3)
+    // The trainer's own step, on this fixed batch.
+    let trainingStep = TrainingStep(
+      model: model, objective: .attributes, optimizer: optimizer, communicator: comm, reducer: reducer, statistics: statistics)
+    let share = TrainingBatch(images: images.data, labels: targets.data, count: local.count, globalCount: batch)
 
     var losses: [Double] = []
     func step() throws {
-      model.registry.zeroGradients()
-      reducer.beginStep()
-      statistics?.resetFigures()
-      let logits = model.forward(input)
-      let loss = Profiler.time(.loss) {
-        Losses.binaryCrossEntropyWithLogits(
-          logits: logits, targets: targets.data, count: local.count * classes, gradient: logitGradient.data,
-          meanOver: batch * classes)
-      }
-      var failure: Error?
-      model.backward(logitGradient.data) { offset in
-        do { try reducer.gradientsReady(from: offset) } catch { failure = failure ?? error }
-      }
-      if let failure { throw failure }
-      try reducer.finish()
-      try statistics?.check()
-      Profiler.time(.optimizer) { model.registry.step(optimizer) }
-      losses.append(try comm.sum(Double(loss)))
+      losses.append(try trainingStep(share, imageSize: size, globalBatch: batch).loss)
     }
 
     let sgemm = BLAS.measureGFLOPs()

@@ -6,6 +6,7 @@ import Data
 import Foundation
 import NN
 import Tensors
+import Training
 
 struct BenchDataCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -170,28 +171,21 @@ struct BenchDataCommand: ParsableCommand {
   /// thread, against the same steps on one fixed batch.
   private func measureWait(_ dataset: PackedDataset, transform: Transform) throws -> (Double, Double, Double) {
     let model = try ResNet(ResNetConfiguration(depth: .resnet18, stem: .imagenet, width: 1, classes: 40), seed: 1)
-    let optimizer = SGD(model.registry, learningRate: 0.01, momentum: 0.9)
-    let gradient = Tensor(shape: [batch, 40])
-    func step(_ images: Tensor, _ labels: Tensor) {
-      model.registry.zeroGradients()
-      let input = FeatureMap(data: images.data, batch: batch, height: imageSize, width: imageSize, channels: 3)
-      let logits = model.forward(input)
-      _ = Losses.binaryCrossEntropyWithLogits(
-        logits: logits, targets: labels.data, count: batch * 40, gradient: gradient.data)
-      model.backward(gradient.data)
-      model.registry.step(optimizer)
+    let trainingStep = TrainingStep.single(model, objective: .attributes, optimizer: SGD(model.registry, learningRate: 0.01, momentum: 0.9))
+    func step(_ images: Tensor, _ labels: Tensor) throws {
+      _ = try trainingStep(TrainingBatch(images: images.data, labels: labels.data, count: batch), imageSize: imageSize, globalBatch: batch)
     }
     let loader = BatchLoader(
       dataset: dataset, schedule: schedule(dataset, steps: steps + 1), transform: transform, threads: 1, seed: 0)
     let first = loader.next()!
-    step(first.images, first.labels)
+    try step(first.images, first.labels)
     let waitBefore = loader.waitSeconds
     let start = Clock.now()
-    while let batch = loader.next() { step(batch.images, batch.labels) }
+    while let batch = loader.next() { try step(batch.images, batch.labels) }
     let total = Clock.now() - start
     let waited = loader.waitSeconds - waitBefore
     let aloneStart = Clock.now()
-    for _ in 0..<min(steps, 4) { step(first.images, first.labels) }
+    for _ in 0..<min(steps, 4) { try step(first.images, first.labels) }
     let alone = (Clock.now() - aloneStart) / Double(min(steps, 4))
     return (waited / total, total / Double(steps), alone)
   }
@@ -201,22 +195,17 @@ struct BenchDataCommand: ParsableCommand {
   private func learnability(_ dataset: PackedDataset) throws {
     let model = try ResNet(
       ResNetConfiguration(depth: .resnet18, stem: Stem(rawValue: learnStem)!, width: learnWidth, classes: 40), seed: 2)
-    let optimizer = SGD(model.registry.parameters { $0.requiresGradient }, learningRate: learnRate, momentum: 0.9, weightDecay: 1e-4)
-    let gradient = Tensor(shape: [batch, 40])
+    let trainingStep = TrainingStep.single(
+      model, objective: .attributes,
+      optimizer: SGD(model.registry.parameters { $0.requiresGradient }, learningRate: learnRate, momentum: 0.9, weightDecay: 1e-4))
     let loader = BatchLoader(
       dataset: dataset, schedule: schedule(dataset, steps: learnSteps), transform: .finetuneDefault, threads: 1, seed: 5
     )
     let start = Clock.now()
     var losses: [Float] = []
     while let b = loader.next() {
-      model.registry.zeroGradients()
-      let logits = model.forward(
-        FeatureMap(data: b.images.data, batch: batch, height: imageSize, width: imageSize, channels: 3))
-      losses.append(
-        Losses.binaryCrossEntropyWithLogits(
-          logits: logits, targets: b.labels.data, count: batch * 40, gradient: gradient.data))
-      model.backward(gradient.data)
-      model.registry.step(optimizer)
+      let loss = try trainingStep(TrainingBatch(images: b.images.data, labels: b.labels.data, count: batch), imageSize: imageSize, globalBatch: batch).loss
+      losses.append(Float(loss))
       if b.step % 50 == 0 {
         print(
           String(

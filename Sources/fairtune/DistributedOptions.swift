@@ -3,7 +3,9 @@ import ArgumentParser
 import Distributed
 import Foundation
 import NN
+import Support
 import Tensors
+import Training
 
 struct DistributedOptions: ParsableArguments {
   @Option(help: "BatchNorm statistics: sync (over all ranks of the group; the default) or local (per rank, like plain DDP).")
@@ -62,14 +64,17 @@ struct DistributedOptions: ParsableArguments {
   }
 }
 
-/// A process's place in the job: its communicator and how it reports.
+/// A process's place in the job: its communicator and how it reports (`Log`: people's lines
+/// from rank 0, warnings and errors from every rank with the rank named).
 struct Launch {
   let communicator: Communicator
+  let logger = Log.logger("launch")
 
   /// Joins the job (or runs alone without a launcher), sets the threads, and checks that every
   /// rank runs the same command.
   static func start(_ options: DistributedOptions) throws -> Launch {
     let communicator = try MPICommunicator.world(timeout: options.timeout)
+    Log.setRank(communicator.rank, of: communicator.size)
     BLAS.setThreads(options.threadsPerRank)
     try Replicas.checkConfiguration(CommandLine.arguments.dropFirst().joined(separator: " "), communicator: communicator)
     return Launch(communicator: communicator)
@@ -77,10 +82,8 @@ struct Launch {
 
   var isRoot: Bool { communicator.rank == 0 }
 
-  /// Prints on rank 0 only.
-  func say(_ line: String) {
-    if isRoot { print(line) }
-  }
+  /// A line for people (printed by rank 0).
+  func say(_ line: String) { logger.info("\(line)") }
 
   /// Synchronized BatchNorm over the group when asked and when there is more than one rank.
   func synchronizeBatchNorm(_ model: ResNet, mode: String) -> SynchronizedStatistics? {
@@ -93,18 +96,18 @@ struct Launch {
   /// The injected faults of `--debug-stall-rank` and `--debug-exit-rank`, at the first step.
   func injectFaults(_ options: DistributedOptions) {
     if options.debugExitRank == communicator.rank {
-      FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): exiting as asked by --debug-exit-rank\n".utf8))
+      logger.error("exiting as asked by --debug-exit-rank")
       exit(3)
     }
     if options.debugStallRank == communicator.rank {
-      FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): stalling as asked by --debug-stall-rank\n".utf8))
+      logger.error("stalling as asked by --debug-stall-rank")
       while true { sleep(3600) }
     }
   }
 
   /// Reports a fatal error on this rank and stops the whole job, so no rank waits forever.
   func fail(_ error: Error) -> Never {
-    FileHandle.standardError.write(Data("fairtune: rank \(communicator.rank): \(error)\n".utf8))
+    logger.critical("\(error)")
     if let mpi = communicator as? MPICommunicator, communicator.size > 1, case CommunicatorError.timeout = error {
       mpi.abort(1)
     }

@@ -1,6 +1,7 @@
 // `fairtune fairness`: the paper's fairness metrics for any model's scores, with bootstrap
 // intervals and a paired comparison; `--bench` times the fast paths on synthetic data.
 import ArgumentParser
+import CelebAFormat
 import Fairness
 import Foundation
 import Report

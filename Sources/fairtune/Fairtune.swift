@@ -1,6 +1,7 @@
 // The fairtune command line: one root command, a subcommand per stage of the experiment.
 import ArgumentParser
 import Foundation
+import Support
 
 @main
 struct Fairtune: ParsableCommand {
@@ -24,6 +25,7 @@ struct Fairtune: ParsableCommand {
   static func main() {
     setvbuf(stdout, nil, _IOLBF, 0)
     signal(SIGXFSZ, SIG_IGN)
+    Log.bootstrap()
     var command: ParsableCommand
     do {
       command = try parseAsRoot()

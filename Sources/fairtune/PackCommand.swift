@@ -1,5 +1,6 @@
 // `fairtune pack`: decodes a CelebA-format folder once into memory-mappable uint8 shards.
 import ArgumentParser
+import CelebAFormat
 import Data
 import Foundation
 import Tensors

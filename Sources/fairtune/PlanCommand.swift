@@ -1,9 +1,12 @@
 // `fairtune plan`: the wall time and core-hours of each stage of `fairtune reproduce --preset P`
 // on N nodes of C cores, from per-image costs measured here, and the peak memory of a rank.
 import ArgumentParser
+import CelebAFormat
 import Data
+import Experiment
 import Foundation
 import NN
+import Support
 import Tensors
 import Training
 
@@ -149,9 +152,10 @@ struct PlanCommand: ParsableCommand {
     return usage.ru_maxrss * 1024
   }
 
-  /// Median seconds per image of a training step (forward, a fixed output gradient, backward,
-  /// SGD) of `configuration` with `strategy` applied (nil: everything trains), or of a forward
-  /// pass in evaluation mode.
+  /// Median seconds per image of a training step (the trainer's `TrainingStep`: forward, the
+  /// loss, backward, SGD; NT-Xent over both views for `views` 2, attribute BCE otherwise) of
+  /// `configuration` with `strategy` applied (nil: everything trains), or of a forward pass in
+  /// evaluation mode.
   static func secondsPerImage(
     _ configuration: ResNetConfiguration, strategy: Strategy?, batch: Int, views: Int, steps: Int, forwardOnly: Bool = false,
     size: Int
@@ -163,41 +167,39 @@ struct PlanCommand: ParsableCommand {
     let images = Tensor(shape: [rows, size, size, 3])
     var rng = SplitMix64(seed: 3)
     for i in 0..<images.count { images.data[i] = rng.normal() }
-    let outputs = model.outputDimension
-    let gradient = Tensor(shape: [rows, outputs])
-    for i in 0..<gradient.count { gradient.data[i] = 0.001 * rng.normal() }
-    let optimizer = SGD(model.registry, learningRate: 1e-4)
+    let labels = Tensor(shape: [batch, model.outputDimension])
+    for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
+    let trainingStep = TrainingStep.single(
+      model, objective: views == 2 ? .simclr(temperature: 0.1) : .attributes,
+      optimizer: SGD(model.registry.parameters { $0.requiresGradient }, learningRate: 1e-4))
+    let share = TrainingBatch(images: images.data, labels: views == 2 ? nil : labels.data, count: batch)
     let input = FeatureMap(data: images.data, batch: rows, height: size, width: size, channels: 3)
     var times: [Double] = []
     for step in 0...steps {
       let start = Clock.now()
-      model.registry.zeroGradients()
-      _ = model.forward(input)
-      if !forwardOnly {
-        model.backward(gradient.data)
-        model.registry.step(optimizer)
+      if forwardOnly {
+        _ = model.forward(input)
+      } else {
+        _ = try trainingStep(share, imageSize: size, globalBatch: batch)
       }
       if step > 0 { times.append(Clock.now() - start) }
     }
     return times.sorted()[times.count / 2] / Double(batch)
   }
 
-  /// Seconds per image of `fairtune synth` and `fairtune pack`, from 200 images.
+  /// Seconds per image of `fairtune synth` and `fairtune pack` (the same library calls), from
+  /// 200 images.
   static func dataSecondsPerImage(synthSize: Int, imageSize: Int) throws -> Double {
-    let directory = NSTemporaryDirectory() + "fairtune-plan-\(getpid())"
-    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let directory = URL(fileURLWithPath: NSTemporaryDirectory() + "fairtune-plan-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: directory) }
     let start = Clock.now()
-    let quiet = dup(1)
-    let null = open("/dev/null", O_WRONLY)
-    dup2(null, 1)
-    defer {
-      fflush(stdout)
-      dup2(quiet, 1)
-      close(null)
-      close(quiet)
-    }
-    try SynthCommand.parse(["--out", directory + "/raw", "--train", "160", "--val", "20", "--test", "20", "--image-size", "\(synthSize)", "--seed", "1"]).run()
-    try PackCommand.parse(["--celeba", directory + "/raw", "--image-size", "\(imageSize)", "--out", directory + "/packed"]).run()
+    let plan = SynthesisPlan(train: 160, validation: 20, test: 20, imageSize: synthSize, seed: 1)
+    let raw = try OutputDirectory(directory.appendingPathComponent("raw"), option: "plan")
+    try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: raw) { _ in }
+    try raw.commit()
+    let packed = try OutputDirectory(directory.appendingPathComponent("packed"), option: "plan")
+    _ = try Packer.pack(celebA: raw.destination, imageSize: imageSize, into: packed, skipBadImages: false)
+    try packed.commit()
     return (Clock.now() - start) / 200
   }
 }

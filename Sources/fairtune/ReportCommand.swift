@@ -1,5 +1,6 @@
 // `fairtune report`: Table 1, Figure 1, the timing table and an offline HTML page from run directories.
 import ArgumentParser
+import CelebAFormat
 import Fairness
 import Foundation
 import Report

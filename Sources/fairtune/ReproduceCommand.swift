@@ -1,9 +1,12 @@
 // `fairtune reproduce`: the whole experiment from one command, stage by stage, resumable.
 import ArgumentParser
+import CelebAFormat
 import Data
 import Distributed
+import Experiment
 import Foundation
 import Report
+import Support
 import Tensors
 import Training
 
@@ -119,7 +122,7 @@ struct ReproduceCommand: ParsableCommand {
         var times = ((try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))) as? [String: Double]) ?? [:]
         times[name] = Date().timeIntervalSince(begin)
         if let data = try? JSONSerialization.data(withJSONObject: times, options: [.prettyPrinted, .sortedKeys]) {
-          try? Checkpoint.writeAtomically([UInt8](data), to: path)
+          try? AtomicFile.write([UInt8](data), to: path)
         }
       }
     }
@@ -130,20 +133,27 @@ struct ReproduceCommand: ParsableCommand {
     let parallel = distributed.threads.map { ["--threads", "\($0)"] } ?? []
 
     try stage("data", done: FileManager.default.fileExists(atPath: raw + "/list_attr_celeba.txt")) {
-      if root {
-        try SynthCommand.parse(["--out", raw, "--train", "\(s.train)", "--val", "\(s.val)", "--test", "\(s.test)",
-          "--image-size", "\(s.synthSize)", "--seed", "\(seed)"]).run()
-      }
+      guard root else { return }
+      let plan = SynthesisPlan(train: s.train, validation: s.val, test: s.test, imageSize: s.synthSize, seed: seed)
+      let output = try OutputDirectory(URL(fileURLWithPath: raw), option: "--out")
+      let begin = Clock.now()
+      try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: output) { _ in }
+      try output.commit()
+      print(String(format: "wrote %d synthetic faces (%d train, %d val, %d test) to %@ in %.1f s", plan.count, s.train, s.val, s.test, raw, Clock.now() - begin))
     }
     try stage("pack", done: FileManager.default.fileExists(atPath: packed + "/labels.bin")) {
-      if root { try PackCommand.parse(["--celeba", raw, "--image-size", "\(s.imageSize)", "--out", packed]).run() }
+      guard root else { return }
+      let output = try OutputDirectory(URL(fileURLWithPath: packed), option: "--out")
+      let report = try Packer.pack(celebA: URL(fileURLWithPath: raw), imageSize: s.imageSize, into: output, skipBadImages: false)
+      try output.commit()
+      print(String(format: "packed %d images at %dx%d into %@ in %.1f s", report.packed, s.imageSize, s.imageSize, packed, report.seconds))
     }
     let pretrained = out + "/pretrain/final.ckpt"
     try stage("pretrain", done: FileManager.default.fileExists(atPath: pretrained)) {
       try PretrainCommand.parse(["--data", packed, "--out", out + "/pretrain", "--batch", "\(s.pretrainBatch)",
         "--epochs", "\(s.pretrainEpochs)", "--seed", "\(seed)", "--warmup-epochs", "\(Double(s.pretrainEpochs) / 10)"] + model + parallel).run()
     }
-    let strategies = Training.Strategy.allCases.map(\.rawValue)
+    let strategies = Strategy.allCases.map(\.rawValue)
     // Every strategy and supervised get the same budget: the same number of trials from the same
     // space, the same largest number of epochs, the same early stopping.
     let asha = s.maxEpochs > 1 ? ["--scheduler", "asha", "--asha-eta", "3", "--asha-min-epochs", "1"] : []
@@ -160,7 +170,7 @@ struct ReproduceCommand: ParsableCommand {
         + (asha.isEmpty ? "." : "; ASHA (eta 3, rungs from the first epoch) stopped the trials that fell behind those of their strategy at a rung, and a stopped trial keeps its metric.")
         + " The paper's equivalent compute budget: no strategy gets more trials or epochs than another. frozen solves its head to convergence, so its draws differ only in weight decay. The metric is the validation mean F1 with thresholds from train."
       try FileManager.default.createDirectory(atPath: out + "/analysis", withIntermediateDirectories: true)
-      try Checkpoint.writeAtomically(Array(journal.summary(strategies: strategies, budget: budget).utf8), to: search)
+      try AtomicFile.write(Array(journal.summary(strategies: strategies, budget: budget).utf8), to: search)
     }
     let best = Dictionary(uniqueKeysWithValues: strategies.compactMap { s in journal.best(strategy: s).map { (s, $0) } })
 
@@ -196,7 +206,7 @@ struct ReproduceCommand: ParsableCommand {
     try stage("epoch-times", done: FileManager.default.fileExists(atPath: epochTimes)) {
       let stepsPerEpoch = (s.train + s.batch - 1) / s.batch
       let steps = min(stepsPerEpoch, Self.timedSteps)
-      var seconds: [Report.Strategy: Double] = [:]
+      var seconds: [Strategy: Double] = [:]
       for strategy in strategies {
         let directory = out + "/epoch-times/\(strategy)"
         if !FileManager.default.fileExists(atPath: directory + "/run.json") {
@@ -207,13 +217,13 @@ struct ReproduceCommand: ParsableCommand {
           try command.run()
           try world.barrier()
         }
-        if root, let kind = Report.Strategy(rawValue: strategy) {
+        if root, let kind = Strategy(rawValue: strategy) {
           seconds[kind] = try EpochTimes.perEpoch(run: URL(fileURLWithPath: directory), strategy: kind, stepsPerEpoch: stepsPerEpoch)
         }
       }
       if root {
         try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
-        try Checkpoint.writeAtomically([UInt8](EpochTimes(seconds: seconds).json), to: epochTimes)
+        try AtomicFile.write([UInt8](EpochTimes(seconds: seconds).json), to: epochTimes)
       }
     }
     // The paper's mechanism: BatchNorm statistics of the pretrained backbone vs the data's.
@@ -234,8 +244,8 @@ struct ReproduceCommand: ParsableCommand {
       }
       let (markdown, csv) = BatchNormDrift.markdown(data: data, pretrained: BatchNormDrift.running(pretrainedModel), models: models, images: images.count)
       try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
-      try Checkpoint.writeAtomically(Array(csv.utf8), to: analysis + "/bn-statistics.csv")
-      try Checkpoint.writeAtomically(Array(markdown.utf8), to: analysis + "/bn-statistics.md")
+      try AtomicFile.write(Array(csv.utf8), to: analysis + "/bn-statistics.csv")
+      try AtomicFile.write(Array(markdown.utf8), to: analysis + "/bn-statistics.md")
     }
     try stage("report", done: false) {
       guard root else { return }

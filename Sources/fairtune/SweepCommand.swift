@@ -3,8 +3,10 @@
 import ArgumentParser
 import Data
 import Distributed
+import Experiment
 import Foundation
 import NN
+import Support
 import Tensors
 import Training
 
@@ -156,7 +158,6 @@ struct SweepCommand: ParsableCommand {
     let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
       try self.runTrial(id, settings, group: group, dataset: dataset, modelOptions: modelOptions, pretrained: pretrained, tables: tables, progress: progress)
     }
-    sweep.say = { print($0) }
     let empty: [(strategy: String, reason: String?)]
     do {
       try sweep.run()
@@ -245,7 +246,7 @@ struct SweepCommand: ParsableCommand {
       learningRate: settings.learningRate,
       metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
     ) { trainer in
-      trainer.say = { _ in }
+      trainer.logger = Log.silent
       trainer.featureCache = cache
       if cache != nil { trainer.convergedHead = ConvergedHead(dataset: dataset, weightDecay: settings.weightDecay) }
       trainer.afterStep = { _ = progress(nil, nil) }

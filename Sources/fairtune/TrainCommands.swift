@@ -2,6 +2,7 @@
 import ArgumentParser
 import Data
 import Distributed
+import Experiment
 import Fairness
 import Foundation
 import NN
@@ -49,51 +50,16 @@ struct Session {
     return try open()
   }
 
-  /// Trains `model` with `objective` on the train split, resuming the run if it has
-  /// checkpoints; returns the trainer (for its figures), or nil if the run had already finished.
+  /// Trains `model` with `objective` on the train split (`TrainingRun`), resuming the run if it
+  /// has checkpoints; returns the trainer (for its figures), or nil if the run had already finished.
   func train(
     _ model: ResNet, objective: Objective, transform: Transform, training: TrainingOptions, distributed: DistributedOptions,
     learningRate: Double, metadata: [String: Any], configure: (Trainer) -> Void = { _ in }
   ) throws -> Trainer? {
-    let comm = launch.communicator
-    if run.isFinished {
-      launch.say("\(run.path) is finished (final.ckpt exists): nothing to do")
-      return nil
-    }
-    guard training.batch >= comm.size else {
-      throw CommunicatorError.mismatch("--batch \(training.batch) is smaller than the \(comm.size) ranks: every rank needs at least one image")
-    }
-    let split = dataset.train
-    guard split.count >= training.batch else {
-      throw ValidationError("--batch \(training.batch) is larger than the \(split.count) train images of \(training.data)")
-    }
-    try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
-    let statistics = launch.synchronizeBatchNorm(model, mode: distributed.bn)
-    let reducer = GradientReducer(communicator: comm, registry: model.registry, bucketBytes: distributed.bucketBytes)
-    let optimizer = training.optimizerSettings(learningRate: learningRate, pretraining: objective != .attributes)
-      .make(model.registry.parameters { $0.requiresGradient })
-    let point = try Trainer.resumePoint(run, communicator: comm) { launch.say("warning: \($0)") }
-    let source = LoaderSource(
-      dataset: dataset, split: split, globalBatch: training.batch, communicator: comm, epochs: training.epochs,
-      seed: training.seed, transform: transform, threads: threads, firstStep: point.step)
-    let total = min(training.epochs * source.stepsPerEpoch, training.steps ?? .max)
-    let plan = TrainingPlan(
-      epochs: training.epochs, maxSteps: training.steps, globalBatch: training.batch,
-      checkpointEvery: training.checkpointEvery ?? source.stepsPerEpoch, keep: training.keep)
-    let trainer = Trainer(
-      model: model, objective: objective, optimizer: optimizer,
-      schedule: training.schedule(learningRate: learningRate, stepsPerEpoch: source.stepsPerEpoch, totalSteps: total),
-      communicator: comm, reducer: reducer, statistics: statistics, source: source, run: run, plan: plan, metadata: metadata)
-    trainer.say = { launch.say($0) }
-    if let ckpt = point.checkpoint, let path = point.path {
-      try trainer.restore(ckpt, source: path)
-      launch.say("resuming \(run.path) from step \(trainer.step) (\(path))")
-    }
-    trainer.gradientDump = training.debugGradients
-    configure(trainer)
-    launch.injectFaults(distributed)
-    try trainer.train()
-    return trainer
+    try TrainingRun.train(
+      model, objective: objective, transform: transform, dataset: dataset, run: run, communicator: launch.communicator,
+      settings: training.runSettings(learningRate: learningRate, pretraining: objective != .attributes, loaderThreads: threads, distributed: distributed),
+      metadata: metadata, configure: configure, beforeFirstStep: { launch.injectFaults(distributed) })
   }
 }
 
@@ -293,22 +259,18 @@ struct FinetuneCommand: ParsableCommand {
     if trainer == nil {
       let final = try Checkpoint.read(run.finalCheckpoint)
       seconds = (final.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
-      if let record = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.path + "/run.json")))) as? [String: Any],
-        let f1 = (record["validation_mean_f1"] as? NSNumber)?.doubleValue {
+      if let bytes = try? Data(contentsOf: URL(fileURLWithPath: run.path + "/run.json")),
+        let f1 = (try? RunFile.decode(bytes))?.validationMeanF1 {
         return (f1, seconds)
       }
       try model.load(Dictionary(final.tensors.map { ($0.name, $0) }) { a, _ in a }, source: run.finalCheckpoint, allowExtra: true)
     }
     let f1 = try validation ?? EvaluateCommand.evaluate(model, dataset: session.dataset, into: run.path, launch: session.launch, threads: session.threads, cache: cache)
     if session.launch.isRoot {
-      var record: [String: Any] = [
-        "strategy": strategy.rawValue, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers,
-        "training_seconds": seconds, "validation_mean_f1": f1.isFinite ? f1 : 0,
-      ]
-      if let cache {
-        record["feature_table"] = ["images": cache.count, "seconds": tableSeconds]
-      }
-      try run.writeAtomically(try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]), to: run.path + "/run.json")
+      let record = RunFile(
+        strategy: strategy, updatedParameters: counts.parameters, updatedBuffers: counts.buffers, trainingSeconds: seconds,
+        validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) })
+      try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
     }
     return (f1, seconds)
   }

@@ -1,6 +1,7 @@
 // Options shared by the commands that train (pretrain, finetune): data, run directory, batch,
 // length, optimizer and schedule, checkpoints.
 import ArgumentParser
+import CelebAFormat
 import Foundation
 import NN
 import Training
@@ -94,16 +95,18 @@ struct TrainingOptions: ParsableArguments {
       classifierScale: pretraining ? 1 : TrainingOptions.adamClassifierScale)
   }
 
+  /// Everything a `TrainingRun` takes from the command line.
+  func runSettings(learningRate: Double, pretraining: Bool, loaderThreads: Int, distributed: DistributedOptions) -> RunSettings {
+    RunSettings(
+      batch: batch, epochs: epochs, steps: steps, seed: seed,
+      optimizer: optimizerSettings(learningRate: learningRate, pretraining: pretraining),
+      schedule: ScheduleKind(rawValue: schedule)!, warmupEpochs: warmupEpochs, checkpointEvery: checkpointEvery, keep: keep,
+      loaderThreads: loaderThreads, synchronizedBatchNorm: distributed.bn == "sync", bucketBytes: distributed.bucketBytes,
+      perturbRank: distributed.debugPerturbRank, gradientDump: debugGradients)
+  }
+
   /// The classifier head's learning-rate multiplier under Adam and AdamW when fine-tuning.
   static let adamClassifierScale: Float = 30
-
-  func schedule(learningRate: Double, stepsPerEpoch: Int, totalSteps: Int) -> Schedule {
-    let kind = ScheduleKind(rawValue: schedule)!
-    return Schedule(
-      kind: kind, baseLearningRate: Float(learningRate), totalSteps: totalSteps,
-      warmupSteps: Int(warmupEpochs * Double(stepsPerEpoch)),
-      milestones: kind == .step ? [totalSteps / 2, totalSteps * 3 / 4] : [], gamma: 0.1)
-  }
 
   /// The options that define a run (a re-run with different ones is refused).
   var defining: [String: String] {

@@ -1,5 +1,6 @@
 // The colour operations, blur and resize against torchvision's own output (fixture made by
 // scripts/make_augmentation_reference.py), and the SimCLR pipeline's invariants.
+import Support
 import Tensors
 import XCTest
 

@@ -2,7 +2,9 @@
 import Data
 import Distributed
 import NN
+import Support
 import Tensors
+import Training
 import XCTest
 
 final class SamplerTests: XCTestCase {

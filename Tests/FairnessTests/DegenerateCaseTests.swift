@@ -1,6 +1,7 @@
 // The edge cases the metrics define: no train positive, subgroups without positives (undefined
 // pairs), pairs below the minimum support, an attribute with no subgroup to compare, empty
 // bootstrap subgroups, and identical models compared.
+import CelebAFormat
 import Fairness
 import XCTest
 

@@ -1,5 +1,6 @@
 // The readers of the attribute, partition and scores files, and the errors they give for bad
 // input: each names the file and the line.
+import CelebAFormat
 import Fairness
 import XCTest
 

@@ -1,22 +1,21 @@
 // The fast convolution methods (Winograd, one GEMM per kernel tap) against im2col + GEMM at
 // realistic channel counts: forward, dx and dW.
 import NN
+import Support
 import Tensors
+import TestSupport
 import XCTest
 
 final class ConvolutionMethodTests: XCTestCase {
-  func relative(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-    Elementwise.maxAbsDifference(a, b, count: count) / (Elementwise.maxAbs(b, count: count) + 1e-6)
-  }
-
   struct Shape {
     var channels: Int, outputChannels: Int, height: Int, width: Int
     var kernel = 3, stride = 1, padding = 1, batch = 2
   }
 
-  /// Relative differences of y, dx and dW between the default (fast) method and GEMM, and
-  /// the method the fast path chose.
-  func compare(_ s: Shape) -> (y: Float, dx: Float, dw: Float, method: String) {
+  /// Relative differences of y, dx and dW between the layer's default (fast) method and the
+  /// plain definition (`Reference.convolution`), and the method the layer chose; `gemm` the same
+  /// for the layer's GEMM path.
+  func compare(_ s: Shape) -> (y: Float, dx: Float, dw: Float, method: String, gemm: Float) {
     let registry = ParameterRegistry()
     let conv = Conv2d(
       registry, name: "c", inputChannels: s.channels, outputChannels: s.outputChannels,
@@ -31,23 +30,26 @@ final class ConvolutionMethodTests: XCTestCase {
     // Some gradient already accumulated: every method must add to it, not overwrite it.
     let earlier = randomTensor([conv.weight.count], seed: 7)
 
-    func pass(_ algorithm: ConvolutionAlgorithm) -> (y: [Float], dx: [Float], dw: [Float]) {
+    func pass(_ algorithm: ConvolutionAlgorithm) -> (y: [Float], dx: [Float], dw: [Float], method: String) {
       conv.algorithm = algorithm
       conv.weight.gradient.update(from: earlier.data, count: conv.weight.count)
       let y = conv.forward(input)
       let yValues = Array(UnsafeBufferPointer(start: y.data, count: y.count))
-      let dx = conv.backward(dy.data)!
+      let dx = conv.backward(.whole(dy.data))!
       return (yValues, Array(UnsafeBufferPointer(start: dx.data, count: dx.count)),
-        Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count)))
+        Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count)), conv.method?.name ?? "?")
     }
-    let direct = pass(.gemm)
-    Profiler.reset()
-    Profiler.enabled = true
+    let g = ConvGeometry(batch: s.batch, height: s.height, width: s.width, channels: s.channels, kernel: s.kernel, stride: s.stride, padding: s.padding)
+    let xs = Array(UnsafeBufferPointer(start: x.data, count: x.count))
+    let dys = Array(UnsafeBufferPointer(start: dy.data, count: dy.count))
+    let w = Array(UnsafeBufferPointer(start: conv.weight.value, count: conv.weight.count))
+    let y = Reference.convolution(xs, g, weight: w, outputChannels: s.outputChannels)
+    var (dx, dw) = Reference.convolutionBackward(dys, xs, g, weight: w, outputChannels: s.outputChannels)
+    for i in dw.indices { dw[i] += earlier.data[i] }
     let fast = pass(.winograd)
-    Profiler.enabled = false
-    let method = Profiler.convolutions.keys.first.map { String($0.split(separator: ",").last!.dropFirst()) } ?? "?"
-    return (relative(fast.y, direct.y, direct.y.count), relative(fast.dx, direct.dx, direct.dx.count),
-      relative(fast.dw, direct.dw, direct.dw.count), method)
+    let gemm = pass(.gemm)
+    return (relativeError(fast.y, y), relativeError(fast.dx, dx), relativeError(fast.dw, dw), fast.method,
+      max(relativeError(gemm.y, y), relativeError(gemm.dx, dx), relativeError(gemm.dw, dw)))
   }
 
   func check(_ shapes: [Shape], expecting method: String) {
@@ -55,17 +57,18 @@ final class ConvolutionMethodTests: XCTestCase {
     for s in shapes {
       let r = compare(s)
       let name = "\(s.kernel)x\(s.kernel)/\(s.stride) pad \(s.padding), \(s.height)x\(s.width), \(s.channels)->\(s.outputChannels)"
-      print(String(format: "%@ vs gemm, %@: y %.1e, dx %.1e, dW %.1e", r.method, name, r.y, r.dx, r.dw))
+      print(String(format: "%@ vs the definition, %@: y %.1e, dx %.1e, dW %.1e (gemm %.1e)", r.method, name, r.y, r.dx, r.dw, r.gemm))
       XCTAssertTrue(r.method.hasPrefix(method), "\(name) used \(r.method), expected \(method)")
       worst = max(worst, r.y, r.dx, r.dw)
       XCTAssertLessThan(r.y, 1e-4, "forward \(name)")
       XCTAssertLessThan(r.dx, 1e-4, "dx \(name)")
       XCTAssertLessThan(r.dw, 1e-4, "dW \(name)")
+      XCTAssertLessThan(r.gemm, 1e-4, "gemm \(name)")
     }
-    XCTAssertGreaterThan(worst, 0, "the two paths should not be the same computation")
+    XCTAssertGreaterThan(worst, 0, "the fast path and the definition should not be the same computation")
   }
 
-  func testWinogradMatchesGEMM() {
+  func testWinogradMatchesTheDefinition() {
     check([
       Shape(channels: 64, outputChannels: 64, height: 16, width: 16),
       Shape(channels: 128, outputChannels: 128, height: 8, width: 8),
@@ -79,7 +82,7 @@ final class ConvolutionMethodTests: XCTestCase {
 
   /// Outputs of at most 4 pixels: one GEMM per kernel tap, with and without stride and
   /// padding, down to taps that meet no pixel at all.
-  func testTapsMatchGEMM() {
+  func testTapsMatchTheDefinition() {
     check([
       Shape(channels: 512, outputChannels: 512, height: 2, width: 2),
       Shape(channels: 8, outputChannels: 8, height: 1, width: 1),
@@ -122,11 +125,11 @@ final class ConvolutionMethodTests: XCTestCase {
       let (oh, ow) = conv.outputSize(height: s.height, width: s.width)
       let dy = randomTensor([s.batch, oh, ow, s.outputChannels], seed: 5)
       _ = conv.forward(input)
-      let alone = conv.backward(dy.data)!
+      let alone = conv.backward(.whole(dy.data))!
       let expected = Array(UnsafeBufferPointer(start: alone.data, count: alone.count))
       let target = randomTensor([x.count], seed: 9)
       let before = Array(UnsafeBufferPointer(start: target.data, count: target.count))
-      let sum = conv.backward(dy.data, addingTo: target.data)!
+      let sum = conv.backward(.whole(dy.data), addingTo: target.data)!
       XCTAssertEqual(sum.data, target.data, "the target is the gradient returned")
       var worst: Float = 0
       for i in 0..<x.count { worst = max(worst, abs(target.data[i] - (before[i] + expected[i]))) }
@@ -152,13 +155,13 @@ final class ConvolutionMethodTests: XCTestCase {
       let y = conv.forward(input)
       XCTAssertEqual(conv.streamedLowering, streamed)
       let values = Array(UnsafeBufferPointer(start: y.data, count: y.count))
-      _ = conv.backward(dy.data)
+      _ = conv.backward(.whole(dy.data))
       return (values, Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count)))
     }
     let whole = pass(streamed: false)
     let parts = pass(streamed: true)
-    XCTAssertLessThan(relative(parts.y, whole.y, whole.y.count), 1e-6)
-    XCTAssertLessThan(relative(parts.dw, whole.dw, whole.dw.count), 1e-5)
+    XCTAssertLessThan(relativeError(parts.y, whole.y, count: whole.y.count), 1e-6)
+    XCTAssertLessThan(relativeError(parts.dw, whole.dw, count: whole.dw.count), 1e-5)
     XCTAssertGreaterThan(Elementwise.maxAbs(whole.dw, count: whole.dw.count), 1)
   }
 

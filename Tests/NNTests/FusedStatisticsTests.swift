@@ -1,6 +1,7 @@
-// BatchNorm statistics gathered while the convolution makes its output (`statisticsObserver`)
+// BatchNorm statistics gathered while the convolution makes its output (`inputSums`)
 // against the BatchNorm's own pass over the finished output.
 import NN
+import Support
 import Tensors
 import XCTest
 
@@ -24,7 +25,8 @@ final class FusedStatisticsTests: XCTestCase {
     // An offset per input channel, so that the means are far from zero.
     for i in 0..<x.count { x.data[i] += Float(i % s.channels) * 0.05 }
     let input = FeatureMap(data: x.data, batch: s.batch, height: s.size, width: s.size, channels: s.channels)
-    let y = bn.forward(conv.forward(input, observer: observed ? bn.statisticsObserver() : nil))
+    let sums = observed ? bn.inputSums() : nil
+    let y = bn.forward(conv.forward(input, observer: sums?.observer), sums: sums)
     XCTAssertEqual(bn.statisticsWereObserved, observed, "\(s)", line: line)
     return (Array(UnsafeBufferPointer(start: y.data, count: y.count)),
       Array(UnsafeBufferPointer(start: registry.state.data, count: registry.state.count)))
@@ -52,8 +54,8 @@ final class FusedStatisticsTests: XCTestCase {
     }
   }
 
-  /// An observer that saw only part of the input (or none of it) is not trusted: the
-  /// BatchNorm makes its own pass.
+  /// Sums that saw only part of the input (or none of it), or that were started before the
+  /// last forward, are not trusted: the BatchNorm makes its own pass.
   func testStatisticsOfAnIncompleteObservationAreNotUsed() {
     let registry = ParameterRegistry()
     let bn = BatchNorm2d(registry, name: "bn", channels: 8)
@@ -62,14 +64,21 @@ final class FusedStatisticsTests: XCTestCase {
     let x = randomTensor([2, 4, 4, 8], seed: 23)
     let map = FeatureMap(data: x.data, batch: 2, height: 4, width: 4, channels: 8)
     let reference = Array(UnsafeBufferPointer(start: bn.forward(map).data, count: x.count))
-    let observer = bn.statisticsObserver()!
-    observer(0, x.data, 8, 0..<5, 0..<8)  // 5 of the 32 rows
-    let y = bn.forward(map)
+    let sums = bn.inputSums()!
+    sums.observer(0, x.data, 8, 0..<5, 0..<8)  // 5 of the 32 rows
+    let y = bn.forward(map, sums: sums)
     XCTAssertFalse(bn.statisticsWereObserved)
     XCTAssertEqual(Array(UnsafeBufferPointer(start: y.data, count: x.count)), reference)
-    _ = bn.statisticsObserver()
-    XCTAssertEqual(Array(UnsafeBufferPointer(start: bn.forward(map).data, count: x.count)), reference)
+    let none = bn.inputSums()!
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: bn.forward(map, sums: none).data, count: x.count)), reference)
     XCTAssertFalse(bn.statisticsWereObserved)
+    // Complete sums are used, once: the same value passed to a later forward is stale.
+    let complete = bn.inputSums()!
+    complete.observer(0, x.data, 8, 0..<32, 0..<8)
+    _ = bn.forward(map, sums: complete)
+    XCTAssertTrue(bn.statisticsWereObserved)
+    _ = bn.forward(map, sums: complete)
+    XCTAssertFalse(bn.statisticsWereObserved, "sums from before the last forward are stale")
   }
 }
 
@@ -91,10 +100,10 @@ final class ObservedGradientSumsTests: XCTestCase {
           // Backward block by block without handing observers down.
           var g = UnsafePointer(model.fc!.backward(dy.data)!)
           g = UnsafePointer(model.pool.backward(g)!.data)
-          for block in model.blocks.reversed() { g = UnsafePointer(block.backward(g, observer: nil)!.data) }
+          for block in model.blocks.reversed() { g = UnsafePointer(block.backward(g)!.data) }
           if let pool = model.maxPool { g = UnsafePointer(pool.backward(g)!.data) }
           let d = model.bn1.backward(g)!
-          _ = model.conv1.backward(d.data)
+          _ = model.conv1.backward(.whole(d.data))
         } else {
           model.backward(dy.data)
         }
@@ -102,18 +111,19 @@ final class ObservedGradientSumsTests: XCTestCase {
       }
       let plain = try gradients(observed: false)
       let fused = try gradients(observed: true)
-      let first = fused.model.layers[0][0] as! Bottleneck
-      let second = fused.model.layers[0][1] as! Bottleneck
-      XCTAssertTrue(first.bn2.gradientSumsWereObserved, "bn2 sits below a 1x1 convolution")
+      let first = fused.model.layers[0][0]
+      let second = fused.model.layers[0][1]
+      XCTAssertEqual(first.kind, .bottleneck)
+      XCTAssertTrue(first.main[1].bn.gradientSumsWereObserved, "bn2 sits below a 1x1 convolution")
       XCTAssertTrue(first.downsample!.batchNorm.gradientSumsWereObserved, "the block's first BatchNorm below the next block")
-      XCTAssertTrue(first.bn3.gradientSumsWereObserved, "beside the projection shortcut's BatchNorm")
-      XCTAssertTrue(second.bn3.gradientSumsWereObserved)
-      XCTAssertTrue(first.bn1.gradientSumsWereObserved, "below a Winograd convolution: observed after the fact")
+      XCTAssertTrue(first.main[2].bn.gradientSumsWereObserved, "beside the projection shortcut's BatchNorm")
+      XCTAssertTrue(second.main[2].bn.gradientSumsWereObserved)
+      XCTAssertTrue(first.main[0].bn.gradientSumsWereObserved, "below a Winograd convolution: observed after the fact")
       XCTAssertTrue(fused.model.bn1.gradientSumsWereObserved, "the stem's BatchNorm, below \(stem)")
-      // Without an observer from the block above, a block's first BatchNorm makes its own pass.
-      XCTAssertFalse((plain.model.layers[0][1] as! Bottleneck).bn3.gradientSumsWereObserved)
-      XCTAssertFalse((plain.model.layers[0][0] as! Bottleneck).downsample!.batchNorm.gradientSumsWereObserved)
-      XCTAssertFalse((plain.model.layers[0][0] as! Bottleneck).bn3.gradientSumsWereObserved)
+      // Without sums from the block above, a block's first BatchNorm makes its own pass.
+      XCTAssertFalse(plain.model.layers[0][1].main[2].bn.gradientSumsWereObserved)
+      XCTAssertFalse(plain.model.layers[0][0].downsample!.batchNorm.gradientSumsWereObserved)
+      XCTAssertFalse(plain.model.layers[0][0].main[2].bn.gradientSumsWereObserved)
       XCTAssertFalse(plain.model.bn1.gradientSumsWereObserved)
       let scale = plain.values.map { abs($0) }.max()!
       var worst: Float = 0

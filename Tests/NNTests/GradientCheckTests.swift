@@ -1,6 +1,7 @@
 // Finite-difference checks of every layer's backward on tiny shapes, and forward against
 // direct (Double) definitions.
 import NN
+import Support
 import Tensors
 import XCTest
 
@@ -79,7 +80,7 @@ final class GradientCheckTests: XCTestCase {
 
     let probe = Probe(count: y.count, seed: 11)
     registry.zeroGradients()
-    let dx = probe.r.withUnsafeBufferPointer { conv.backward($0.baseAddress!) }!
+    let dx = probe.r.withUnsafeBufferPointer { conv.backward(.whole($0.baseAddress!)) }!
     let analyticX = Array(UnsafeBufferPointer(start: dx.data, count: x.count))
     let analyticW = Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count))
     let loss = { probe.loss(conv.forward(input).data) }

@@ -1,6 +1,7 @@
 // The frozen head's solver against Newton's method in Double on a small fixed-feature problem.
 import Foundation
 import NN
+import Support
 import Tensors
 import XCTest
 

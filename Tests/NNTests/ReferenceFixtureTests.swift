@@ -2,6 +2,7 @@
 import Foundation
 import NN
 import Tensors
+import TestSupport
 import XCTest
 
 /// The weight pattern of scripts/make_reference.py, computed independently here.
@@ -59,17 +60,6 @@ final class ReferenceFixtureTests: XCTestCase {
   }
 
   /// max |ours - torch| / (max |torch| + 1e-6)
-  func relativeError(_ ours: [Float], _ torch: [Float]) -> Float {
-    precondition(ours.count == torch.count)
-    var diff: Float = 0
-    var scale: Float = 0
-    for i in 0..<ours.count {
-      diff = max(diff, abs(ours[i] - torch[i]))
-      scale = max(scale, abs(torch[i]))
-    }
-    return diff / (scale + 1e-6)
-  }
-
   func run(_ c: Case) throws {
     let f = try fixture(c.file)
     let config = ResNetConfiguration(depth: c.depth, stem: c.stem, width: 4.0 / 64.0, classes: 40)

@@ -1,6 +1,8 @@
 // `fairtune report` from six run directories: tables, timing ratios, and that figure1.svg,
 // heatmap.svg and index.html parse as XML; the Markdown renderer, Table 1's layout in index.html
 // and the heat map's marks; and the run-directory contract's errors.
+import CelebAFormat
+import Experiment
 import Fairness
 import Foundation
 import XCTest

@@ -1,5 +1,6 @@
 // Kernels: sgemm wrapper layouts, im2col/col2im adjointness, safetensors round trip and bad files.
 import Foundation
+import Support
 import Tensors
 import XCTest
 

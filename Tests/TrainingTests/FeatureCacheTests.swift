@@ -3,8 +3,10 @@
 // image's features, and training on it ends where training through the backbone ends.
 import Data
 import Distributed
+import Experiment
 import Foundation
 import NN
+import Support
 import Tensors
 import Training
 import XCTest
@@ -163,7 +165,7 @@ final class FeatureCacheTests: XCTestCase {
       communicator: comm, reducer: GradientReducer(communicator: comm, registry: model.registry), statistics: nil,
       source: source, run: try RunDirectory(path: path, options: ["model": "resnet18"]),
       plan: TrainingPlan(epochs: 3, maxSteps: nil, globalBatch: 8, checkpointEvery: 100, keep: 1), metadata: ["strategy": "frozen"])
-    trainer.say = { _ in }
+    trainer.logger = Log.silent
     trainer.featureCache = cache
     try trainer.train()
     return (model, trainer)

@@ -2,6 +2,7 @@
 import Foundation
 import NN
 import Tensors
+import TestSupport
 import Training
 import XCTest
 
@@ -25,7 +26,7 @@ final class InterchangeTests: XCTestCase {
     model.setBatchNormTraining(false)
     let logits = model.forward(FeatureMap(data: images.data, batch: 2, height: 32, width: 32, channels: 3))
     let expected = try io.floats("logits", shape: [2, 40])
-    let error = Elementwise.maxAbsDifference(logits, expected, count: 80) / Elementwise.maxAbs(expected, count: 80)
+    let error = relativeError(logits, expected, count: 80)
     print(String(format: "imported torchvision ResNet-18: logits max relative difference %.2e", Double(error)))
     XCTAssertLessThan(error, 1e-4)
   }

@@ -2,6 +2,7 @@
 // across failures and interruptions.
 import Distributed
 import Foundation
+import Support
 import Training
 import XCTest
 
@@ -172,7 +173,7 @@ final class SweepTests: XCTestCase {
         }
         return TrialOutcome(finished: true, metric: quality(settings) + 0.001 * Double(settings.epochs), seconds: 0, reason: nil, checkpoint: nil)
       }
-      sweep.say = { _ in }
+      sweep.logger = Log.silent
       return sweep
     }
     try sweep().run()

@@ -4,7 +4,9 @@ import Data
 import Distributed
 import Foundation
 import NN
+import Support
 import Tensors
+import TestSupport
 import Training
 import XCTest
 
@@ -64,7 +66,7 @@ final class TrainerTests: XCTestCase {
       schedule: Schedule(kind: .cosine, baseLearningRate: 0.05, totalSteps: epochs * 3, warmupSteps: 2),
       communicator: comm, reducer: GradientReducer(communicator: comm, registry: model.registry),
       statistics: nil, source: source, run: run, plan: plan, metadata: ["strategy": "full"])
-    t.say = { _ in }
+    t.logger = Log.silent
     return t
   }
 
@@ -89,11 +91,12 @@ final class TrainerTests: XCTestCase {
     // And a damaged newer one, which must be skipped with a warning.
     try Data("FTCKPT01garbage".utf8).write(to: URL(fileURLWithPath: broken + "/checkpoints/" + RunDirectory.checkpointName(step: 7)))
     let resumed = try trainer(broken)
-    var warnings: [String] = []
-    resumed.say = { warnings.append($0) }
+    let log = CapturedLog()
+    resumed.logger = log.logger
     try resumed.resume()
     XCTAssertEqual(resumed.step, 4)
-    XCTAssertTrue(warnings.contains { $0.contains("skipping") && $0.contains("step-000000007") }, "\(warnings)")
+    let warnings = log.lines.filter { $0.level == .warning }.map(\.message)
+    XCTAssertTrue(warnings.contains { $0.contains("skipping") && $0.contains("step-000000007") }, "\(log.lines)")
     XCTAssertEqual(try resumed.train(), 5)
     let got = try Checkpoint.read(broken + "/final.ckpt")
     for t in expected.tensors {

@@ -4,6 +4,7 @@
 // give what an uninterrupted run gives: bit-identical weights for pretrain, exactly N finished
 // trials per strategy for a sweep.
 import Foundation
+import Support
 import Tensors
 import XCTest
 

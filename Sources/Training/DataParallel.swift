@@ -1,5 +1,8 @@
-// Bucketed gradient all-reduce, started during backward as buckets fill and waited for by the
-// optimizer: PyTorch DDP's design, over the registry's one contiguous gradient buffer.
+// Data parallelism over a communicator: the bucketed gradient all-reduce, started during
+// backward as buckets fill and waited for by the optimizer (PyTorch DDP's design, over the
+// registry's one contiguous gradient buffer); the adapter that makes BatchNorm synchronized; and
+// the check that every rank holds the same replica.
+import Distributed
 import NN
 import Tensors
 
@@ -50,8 +53,8 @@ public final class GradientReducer {
       // lowest parameter is, so one holding the end of a stage and the start of the next would
       // wait for the whole of the lower stage's backward. The last bucket (the stem and
       // layer1) is then small, and little is left to send when backward ends.
-      let sameStage = Self.stage(of: p) == stage
-      stage = Self.stage(of: p)
+      let sameStage = p.stage == stage
+      stage = p.stage
       if let c = current, sameStage, c.lowerBound == range.upperBound, c.count + range.count <= capacity {
         current = range.lowerBound..<c.upperBound
       } else {
@@ -61,13 +64,6 @@ public final class GradientReducer {
     }
     if let c = current { buckets.append(Bucket(range: c)) }
     pending = Array(repeating: nil, count: buckets.count)
-  }
-
-  /// The stage a parameter belongs to: `layerN`, or the stem, or a head.
-  static func stage(of p: Parameter) -> String {
-    let first = p.name.prefix { $0 != "." }
-    if first.hasPrefix("layer") { return String(first) }
-    return p.group == .head ? "head" : "stem"
   }
 
   public func beginStep() {

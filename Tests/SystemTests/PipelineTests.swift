@@ -3,6 +3,7 @@
 // diverging trial.
 import Foundation
 import Tensors
+import TestSupport
 import XCTest
 
 final class PipelineTests: XCTestCase {
@@ -26,10 +27,6 @@ final class PipelineTests: XCTestCase {
     return p
   }
 
-  func relative(_ a: [Float], _ b: [Float]) -> Float {
-    Elementwise.maxAbsDifference(a, b, count: a.count) / max(Elementwise.maxAbs(a, count: a.count), 1e-12)
-  }
-
   func testSimCLRLossAndGradientsAgreeOverRankCounts() throws {
     var dumps: [SafeTensors] = []
     for ranks in [1, 2, 3] {
@@ -40,10 +37,10 @@ final class PipelineTests: XCTestCase {
       dumps.append(try SafeTensors(contentsOf: dump))
     }
     for (index, other) in dumps.dropFirst().enumerated() {
-      let loss = try relative(dumps[0].floats("loss"), other.floats("loss"))
+      let loss = try relativeError(dumps[0].floats("loss"), other.floats("loss"))
       var worst: (Float, String) = (0, "")
       for name in dumps[0].names where name.hasPrefix("grad.") {
-        let r = relative(try dumps[0].floats(name), try other.floats(name))
+        let r = relativeError(try dumps[0].floats(name), try other.floats(name))
         if r > worst.0 { worst = (r, name) }
       }
       print(String(format: "SimCLR, global negatives, np 1 vs np %d: loss %.1e, gradients %.1e (worst %@)", index + 2, loss, worst.0, worst.1))

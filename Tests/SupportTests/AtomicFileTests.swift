@@ -1,0 +1,100 @@
+// The atomic file writer: a writer killed mid-way leaves the old file whole, a failed set
+// replaces nothing, and errors name the file.
+import Foundation
+import Support
+import XCTest
+
+final class AtomicFileTests: XCTestCase {
+  var folder: URL!
+
+  override func setUpWithError() throws {
+    folder = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-atomic-\(getpid())-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(at: folder)
+  }
+
+  /// Generation g of the helper's file: `size` bytes, all equal to g.
+  static let size = 24 << 20
+
+  /// Not a test on its own: run by `testAWriterKilledMidwayLeavesTheOldFile` in a child process
+  /// (FAIRTUNE_ATOMIC_HELPER names the file), it replaces the file with generation after
+  /// generation until it is killed.
+  func testHelperRewritesAFileUntilKilled() throws {
+    guard let path = ProcessInfo.processInfo.environment["FAIRTUNE_ATOMIC_HELPER"] else { return }
+    var generation: UInt8 = 1
+    while true {
+      try AtomicFile.write([UInt8](repeating: generation, count: Self.size), to: path)
+      generation = generation == 255 ? 1 : generation + 1
+    }
+  }
+
+  func testAWriterKilledMidwayLeavesTheOldFile() throws {
+    let target = folder.appendingPathComponent("model.ckpt").path
+    try AtomicFile.write([UInt8](repeating: 0, count: Self.size), to: target)
+    var killedMidWrite = 0
+    for round in 0..<4 {
+      let child = Process()
+      child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+      child.arguments = ["SupportTests.AtomicFileTests/testHelperRewritesAFileUntilKilled"]
+      child.environment = ProcessInfo.processInfo.environment.merging(["FAIRTUNE_ATOMIC_HELPER": target]) { $1 }
+      child.standardOutput = FileHandle.nullDevice
+      child.standardError = FileHandle.nullDevice
+      try child.run()
+      // The child's temporary name: the same folder and file, its own process id.
+      let mine = AtomicFile.temporaryName(for: target)
+      let temporary = String(mine.dropLast("\(getpid())".count)) + "\(child.processIdentifier)"
+      // Wait until the child is writing (its temporary file exists, or, were it to write in
+      // place, the target has changed), let it go on for a while, then kill it without warning.
+      func writing() -> Bool {
+        if FileManager.default.fileExists(atPath: temporary) { return true }
+        let size = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? nil
+        return size != Self.size
+      }
+      let deadline = Date().addingTimeInterval(30)
+      while !writing() && Date() < deadline { usleep(200) }
+      usleep(UInt32(round) * 7_000)
+      kill(child.processIdentifier, SIGKILL)
+      child.waitUntilExit()
+      let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: target)))
+      XCTAssertEqual(bytes.count, Self.size, "round \(round): the file has the length of no generation")
+      XCTAssertTrue(bytes.allSatisfy { $0 == bytes.first }, "round \(round): the file mixes generations")
+      if FileManager.default.fileExists(atPath: temporary) {
+        // The kill came before the rename: the new contents were incomplete or unsynced.
+        killedMidWrite += 1
+        try FileManager.default.removeItem(atPath: temporary)
+      }
+    }
+    print("atomic writer: \(killedMidWrite) of 4 kills came while a new file was being written")
+    XCTAssertGreaterThan(killedMidWrite, 0, "no kill came while a new file was being written")
+  }
+
+  func testASetIsReplacedWholeOrNotAtAll() throws {
+    let a = folder.appendingPathComponent("a.md").path
+    let b = folder.appendingPathComponent("b.md").path
+    try AtomicFile.write([(a, Data("old a".utf8)), (b, Data("old b".utf8))])
+    let missing = folder.appendingPathComponent("no-such-folder/c.md").path
+    XCTAssertThrowsError(try AtomicFile.write([(a, Data("new a".utf8)), (missing, Data("c".utf8)), (b, Data("new b".utf8))])) { error in
+      XCTAssertTrue("\(error)".contains(missing), "\(error)")
+    }
+    XCTAssertEqual(try String(contentsOfFile: a, encoding: .utf8), "old a")
+    XCTAssertEqual(try String(contentsOfFile: b, encoding: .utf8), "old b")
+    let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("partial") }
+    XCTAssertEqual(left, [], "temporary files are removed after a failure")
+    try AtomicFile.write([(a, Data("new a".utf8)), (b, Data("new b".utf8))])
+    XCTAssertEqual(try String(contentsOfFile: b, encoding: .utf8), "new b")
+  }
+
+  func testCopyReplacesTheTarget() throws {
+    let source = folder.appendingPathComponent("trial.ckpt").path
+    let target = folder.appendingPathComponent("best.ckpt").path
+    try AtomicFile.write(Data("first".utf8), to: target)
+    try AtomicFile.write(Data("second".utf8), to: source)
+    try AtomicFile.copy(source, to: target)
+    XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "second")
+    XCTAssertThrowsError(try AtomicFile.copy(source + ".missing", to: target))
+    XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "second", "a failed copy keeps the old file")
+  }
+}
