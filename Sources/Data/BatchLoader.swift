@@ -113,6 +113,7 @@ public final class BatchLoader {
     pipeline = Pipeline(
       dataset: dataset, schedule: schedule, transform: transform, prefetch: max(prefetch ?? 2 * threads, threads),
       seed: seed, normalisation: normalisation, threads: threads, firstStep: firstStep)
+    Pipeline.live.withLock { Pipeline.liveCount += threads }
     for _ in 0..<threads {
       let thread = Thread { [pipeline] in pipeline.work() }
       thread.stackSize = 1 << 20
@@ -121,6 +122,10 @@ public final class BatchLoader {
   }
 
   deinit { pipeline.stop() }
+
+  /// Worker threads of all loaders that have not yet returned: a dropped loader's are gone by
+  /// the time the drop returns.
+  public static var liveWorkers: Int { Pipeline.live.withLock { Pipeline.liveCount } }
 
   /// The next batch in step order, or nil after the last step.
   public func next() -> Batch? { pipeline.next() }
@@ -143,6 +148,10 @@ final class Pipeline: @unchecked Sendable {
   let normalisation: Normalisation
   let seed: UInt64
   let prefetch: Int
+
+  /// Workers started and not yet returned, over all pipelines (`BatchLoader.liveWorkers`).
+  static let live = NSLock()
+  nonisolated(unsafe) static var liveCount = 0
 
   private let condition = NSCondition()
   private var claimed = 0
@@ -202,6 +211,7 @@ final class Pipeline: @unchecked Sendable {
       condition.lock()
       while !stopping && (claimed >= schedule.steps || claimed >= consumed + prefetch) { condition.wait() }
       if stopping {
+        Self.live.withLock { Self.liveCount -= 1 }
         running -= 1
         condition.broadcast()
         condition.unlock()
