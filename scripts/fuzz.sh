@@ -24,7 +24,7 @@ done
 # The modules, instrumented for coverage and checked by AddressSanitizer (debug: every
 # overflow and bounds check stays in), then the driver linked against their objects.
 build=.build-fuzz
-modules=(Tensors NN Distributed CelebAFormat Data Fairness Training FuzzTargets)
+modules=(Support Logging Experiment Tensors NN Distributed CelebAFormat Data Fairness Training FuzzTargets)
 mkdir -p "$build"
 swift build --build-path "$build" --target FuzzTargets --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address >"$build/build.log" 2>&1 ||
   { tail -40 "$build/build.log" >&2; echo "fuzz.sh: the instrumented build failed (log: $build/build.log)" >&2; exit 1; }
