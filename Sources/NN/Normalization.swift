@@ -221,8 +221,7 @@ public final class BatchNorm2d {
   /// The same sums as a pass of its own over all `rows`, split over the workers; the result is
   /// in `totals`: [sum a (C), sum a*b (C), rows].
   private func reduceColumns(_ a: UnsafePointer<Float>, times b: UnsafePointer<Float>, mask: SumMask, rows: Int) {
-    ownPass.reset()
-    _ = runSums.pointer(count: ownPass.slotCount * 2 * channels)
+    start(ownPass)
     Parallel.forEachChunk(rows, grain: 64) { chunk, range in
       accumulate(slot: chunk, a, times: b, mask: mask, rows: range, columns: 0..<channels, into: ownPass)
     }
@@ -241,6 +240,14 @@ public final class BatchNorm2d {
   private lazy var inputSumsValue = ChannelSums(self, purpose: .input)
   private lazy var gradientSumsValue = ChannelSums(self, purpose: .gradient)
 
+  /// `sums` zeroed for a new tensor, with the Float scratch of `accumulate` sized for its slots.
+  @discardableResult
+  private func start(_ sums: ChannelSums, join: JoinGradient? = nil) -> ChannelSums {
+    sums.reset(join: join)
+    _ = runSums.pointer(count: sums.slotCount * 2 * channels)
+    return sums
+  }
+
   /// Whether the last batch statistics came from observed sums rather than a pass of their own.
   public private(set) var statisticsWereObserved = false
 
@@ -248,9 +255,7 @@ public final class BatchNorm2d {
   /// this layer uses running statistics.
   public func inputSums() -> ChannelSums? {
     guard training else { return nil }
-    inputSumsValue.reset()
-    _ = runSums.pointer(count: inputSumsValue.slotCount * 2 * channels)
-    return inputSumsValue
+    return start(inputSumsValue)
   }
 
   /// Sums of the next backward's output gradient, for the layer that makes it: dy and dy * x,
@@ -258,9 +263,7 @@ public final class BatchNorm2d {
   /// before a forward, or for a join on a layer that applies its own ReLU.
   public func gradientSums(join: JoinGradient? = nil) -> ChannelSums? {
     guard input != nil, join == nil || !appliesReLU else { return nil }
-    gradientSumsValue.reset(join: join)
-    _ = runSums.pointer(count: gradientSumsValue.slotCount * 2 * channels)
-    return gradientSumsValue
+    return start(gradientSumsValue, join: join)
   }
 
   /// An observer's call: a part of the input (or of dy) is final.
