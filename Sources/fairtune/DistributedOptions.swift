@@ -1,5 +1,6 @@
 // Options of every command that runs data-parallel, and the start-up they share.
 import ArgumentParser
+import Data
 import Distributed
 import Foundation
 import NN
@@ -56,6 +57,11 @@ struct DistributedOptions: ParsableArguments {
 
   var bucketBytes: Int { max(1, Int(bucketMb * 1_048_576)) }
 
+  /// How runs spread over the ranks, as these options say.
+  var parallel: DataParallelSettings {
+    DataParallelSettings(synchronizedBatchNorm: bn == "sync", bucketBytes: bucketBytes, perturbRank: debugPerturbRank)
+  }
+
   /// The threads each rank uses: the node's cores shared among the node's ranks.
   var threadsPerRank: Int {
     if let threads { return threads }
@@ -91,6 +97,14 @@ struct Launch {
     let statistics = SynchronizedStatistics(communicator: communicator)
     for bn in model.batchNorms { bn.reducer = statistics }
     return statistics
+  }
+
+  /// A training session in `spec.out` on `dataset`, with `options`' data-parallel settings and
+  /// injected faults.
+  func session(_ dataset: PackedDataset, spec: TrainingSpec, defining: [String: String], options: DistributedOptions) throws -> TrainingSession {
+    try TrainingSession(
+      communicator: communicator, dataset: dataset, spec: spec, defining: defining, parallel: options.parallel,
+      beforeFirstStep: { self.injectFaults(options) })
   }
 
   /// The injected faults of `--debug-stall-rank` and `--debug-exit-rank`, at the first step.

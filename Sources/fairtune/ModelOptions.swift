@@ -42,9 +42,10 @@ struct ModelOptions: ParsableArguments {
     }
   }
 
-  func configuration(classes: Int?) -> ResNetConfiguration {
-    ResNetConfiguration(depth: ResNetDepth(rawValue: model)!, stem: Stem(rawValue: stem)!, width: width, classes: classes)
-  }
+  /// The values these options give (checked by `validate`).
+  var spec: ModelSpec { ModelSpec(model: model, width: width, stem: stem, imageSize: imageSize) }
+
+  func configuration(classes: Int?) -> ResNetConfiguration { spec.configuration(classes: classes) }
 
   /// The options with what was not given taken from the checkpoint that `--from` names: its
   /// model, width and stem, and the image size it was trained at when it records one. An option
@@ -80,9 +81,6 @@ struct ModelOptions: ParsableArguments {
     try adopted.validate()
     return adopted
   }
-
-  /// What a checkpoint made with these options records of them beside its model description.
-  var checkpointMetadata: [String: Any] { ["image_size": imageSize] }
 }
 
 extension Checkpoint {

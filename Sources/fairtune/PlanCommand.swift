@@ -74,7 +74,7 @@ struct PlanCommand: ParsableCommand {
     BLAS.setThreads(here)
     Parallel.workers = here
     let ranks = nodes * ranksPerNode
-    let options = try ModelOptions.parse(["--model", s.model, "--width", s.width, "--stem", s.stem, "--image-size", "\(s.imageSize)"])
+    let options = s.modelSpec
     let pretrainBatch = max(1, s.pretrainBatch / ranks)
     let finetuneBatch = max(1, s.batch / ranks)
     print("plan for reproduce --preset \(preset.rawValue) on \(nodes) node(s) x \(coresPerNode) cores (\(ranks) rank(s)); measuring \(s.model) width \(s.width) at \(s.imageSize) px on \(here) thread(s) here")

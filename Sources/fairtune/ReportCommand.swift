@@ -74,46 +74,25 @@ struct ReportCommand: ParsableCommand {
     }
   }
 
+  /// The job these options describe.
+  var job: ReportJob {
+    var job = ReportJob(runs: runs, out: out)
+    job.attributes = attributes
+    job.partition = partition
+    job.seedRuns = seedRuns
+    job.probe = probe
+    job.pretrain = pretrain
+    job.include = include
+    job.epochTimes = epochTimes
+    job.findings = findings
+    job.bootstrap = BootstrapOptions(resamples: bootstrap, seed: seed)
+    job.minimumSupport = minSupport
+    return job
+  }
+
   func run() throws {
-    let evaluated = try ReportBuilder.evaluate(
-      runs: runs.map { URL(fileURLWithPath: $0) }, attributes: attributes.map { URL(fileURLWithPath: $0) },
-      partition: partition.map { URL(fileURLWithPath: $0) },
-      bootstrap: BootstrapOptions(resamples: bootstrap, seed: seed), minimumSupport: minSupport)
-    let url = { (path: String) in URL(fileURLWithPath: path) }
-    let options = BootstrapOptions(resamples: bootstrap, seed: seed)
-    func others(_ paths: [String]) throws -> [EvaluatedRun] {
-      paths.isEmpty
-        ? [] : try ReportBuilder.evaluate(runs: paths.map(url), attributes: attributes.map(url), partition: partition.map(url), bootstrap: nil, minimumSupport: minSupport)
-    }
-    // The baselines beside the models: the trivial predictor on the first run's data, and the
-    // random-backbone probe when given.
-    let trivial = try ReportBuilder.trivialBaseline(
-      like: url(runs[0]), attributes: attributes.map(url), partition: partition.map(url), bootstrap: options, minimumSupport: minSupport)
-    let probeRun = try probe.map {
-      try ReportBuilder.evaluate(runs: [url($0)], attributes: attributes.map(url), partition: partition.map(url), bootstrap: options, minimumSupport: minSupport)[0]
-    }
-    let baselines = [trivial] + (probeRun.map { [Baseline(probe: $0)] } ?? [])
-    let perEpoch = try epochTimes.map { try EpochTimes(contentsOf: url($0)) }
-    var sections: [ReportSection] = []
-    if let pretrain {
-      let points = try LossCurve.points(metrics: url(pretrain + "/metrics.jsonl"))
-      sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: LossCurve.svg(points)))
-    }
-    if findings {
-      let text = Findings.markdown(
-        main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: options, epochTimes: perEpoch)
-      sections.append(ReportSection(title: "Findings", file: "findings.md", contents: text))
-    }
-    for path in include {
-      guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("--include \(path): cannot read it.") }
-      let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
-      sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
-    }
-    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections, epochTimes: perEpoch)
-    try OutputFiles.write(files, into: URL(fileURLWithPath: out))
-    for (label, summary) in evaluated.map({ ($0.label, $0.evaluation.model.summary) }) + baselines.map({ ($0.label, $0.evaluation.model.summary) }) {
-      print(String(format: "%@: test mean F1 %.3f, all gap %.3f, worst %.3f", label, summary.meanF1, summary.allGap ?? .nan, summary.allWorst ?? .nan))
-    }
-    print("wrote \(files.map { "\(out)/\($0.name)" }.joined(separator: ", "))")
+    let lines: [String]
+    do { lines = try job.run() } catch let error as ReportInputError { throw ValidationError(error.description) }
+    for line in lines { print(line) }
   }
 }

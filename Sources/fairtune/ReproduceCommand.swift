@@ -4,6 +4,7 @@ import CelebAFormat
 import Data
 import Distributed
 import Experiment
+import Fairness
 import Foundation
 import Report
 import Support
@@ -75,6 +76,8 @@ struct ReproduceCommand: ParsableCommand {
     var seeds: Int, bootstrap: Int
     /// Train images that set the thresholds of the sweep's per-epoch validation metric.
     var thresholdImages: Int
+
+    var modelSpec: ModelSpec { ModelSpec(model: model, width: Double(width)!, stem: stem, imageSize: imageSize) }
   }
 
   var settings: Settings { Self.settings(preset) }
@@ -105,14 +108,15 @@ struct ReproduceCommand: ParsableCommand {
   func run() throws {
     let s = settings
     let start = Date()
-    let world = try MPICommunicator.world(timeout: distributed.timeout)
-    let root = world.rank == 0
+    let launch = try Launch.start(distributed)
+    let world = launch.communicator
+    let root = launch.isRoot
     func stage(_ name: String, done: Bool, _ body: () throws -> Void) throws {
       if done {
-        if root { print("[\(name)] done already, skipped") }
+        launch.say("[\(name)] done already, skipped")
         return
       }
-      if root { print("[\(name)] \(String(format: "%.0f", Date().timeIntervalSince(start))) s") }
+      launch.say("[\(name)] \(String(format: "%.0f", Date().timeIntervalSince(start))) s")
       let begin = Date()
       try body()
       try world.barrier()
@@ -126,100 +130,132 @@ struct ReproduceCommand: ParsableCommand {
         }
       }
     }
+    do {
+      try stages(s, launch: launch, stage: stage)
+    } catch {
+      launch.fail(error)
+    }
+    launch.say(String(format: "reproduce --preset %@: done in %.0f s; open %@/report/index.html", preset.rawValue, Date().timeIntervalSince(start), out))
+  }
+
+  /// Every stage in turn, each through `stage` (which skips a finished one and times it).
+  func stages(_ s: Settings, launch: Launch, stage: (String, Bool, () throws -> Void) throws -> Void) throws {
+    let world = launch.communicator
+    let root = launch.isRoot
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
     let raw = celeba ?? out + "/data"
     let packed = out + "/packed"
-    let model = ["--model", s.model, "--width", s.width, "--stem", s.stem, "--image-size", "\(s.imageSize)"]
-    let parallel = distributed.threads.map { ["--threads", "\($0)"] } ?? []
 
-    try stage("data", done: FileManager.default.fileExists(atPath: raw + "/list_attr_celeba.txt")) {
+    try stage("data", FileManager.default.fileExists(atPath: raw + "/list_attr_celeba.txt")) {
       guard root else { return }
       let plan = SynthesisPlan(train: s.train, validation: s.val, test: s.test, imageSize: s.synthSize, seed: seed)
       let output = try OutputDirectory(URL(fileURLWithPath: raw), option: "--out")
       let begin = Clock.now()
       try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: output) { _ in }
       try output.commit()
-      print(String(format: "wrote %d synthetic faces (%d train, %d val, %d test) to %@ in %.1f s", plan.count, s.train, s.val, s.test, raw, Clock.now() - begin))
+      launch.say(String(format: "wrote %d synthetic faces (%d train, %d val, %d test) to %@ in %.1f s", plan.count, s.train, s.val, s.test, raw, Clock.now() - begin))
     }
-    try stage("pack", done: FileManager.default.fileExists(atPath: packed + "/labels.bin")) {
+    try stage("pack", FileManager.default.fileExists(atPath: packed + "/labels.bin")) {
       guard root else { return }
       let output = try OutputDirectory(URL(fileURLWithPath: packed), option: "--out")
       let report = try Packer.pack(celebA: URL(fileURLWithPath: raw), imageSize: s.imageSize, into: output, skipBadImages: false)
       try output.commit()
-      print(String(format: "packed %d images at %dx%d into %@ in %.1f s", report.packed, s.imageSize, s.imageSize, packed, report.seconds))
+      launch.say(String(format: "packed %d images at %dx%d into %@ in %.1f s", report.packed, s.imageSize, s.imageSize, packed, report.seconds))
+    }
+    let model = s.modelSpec
+    let dataset = try TrainingSession.open(packed, imageSize: s.imageSize, run: out, communicator: world)
+    func session(_ spec: TrainingSpec, defining: [String: String]) throws -> TrainingSession {
+      try launch.session(dataset, spec: spec, defining: defining, options: distributed)
+    }
+    /// A fine-tuning run, skipped when its run.json exists.
+    func finetune(_ job: FineTuneJob) throws {
+      guard !FileManager.default.fileExists(atPath: job.spec.out + "/run.json") else { return }
+      try job.run(try job.makeModel(), in: try session(job.spec, defining: job.defining))
+      try world.barrier()
     }
     let pretrained = out + "/pretrain/final.ckpt"
-    try stage("pretrain", done: FileManager.default.fileExists(atPath: pretrained)) {
-      try PretrainCommand.parse(["--data", packed, "--out", out + "/pretrain", "--batch", "\(s.pretrainBatch)",
-        "--epochs", "\(s.pretrainEpochs)", "--seed", "\(seed)", "--warmup-epochs", "\(Double(s.pretrainEpochs) / 10)"] + model + parallel).run()
+    try stage("pretrain", FileManager.default.fileExists(atPath: pretrained)) {
+      var spec = TrainingSpec(data: packed, out: out + "/pretrain")
+      spec.batch = s.pretrainBatch
+      spec.epochs = s.pretrainEpochs
+      spec.seed = seed
+      spec.warmupEpochs = Double(s.pretrainEpochs) / 10
+      let job = PretrainJob(spec: spec, model: model)
+      try job.run(in: try session(spec, defining: job.defining))
     }
+    let backbone = try PretrainedBackbone.read(pretrained)
     let strategies = Strategy.allCases.map(\.rawValue)
     // Every strategy and supervised get the same budget: the same number of trials from the same
     // space, the same largest number of epochs, the same early stopping.
-    let asha = s.maxEpochs > 1 ? ["--scheduler", "asha", "--asha-eta", "3", "--asha-min-epochs", "1"] : []
-    var sweep = try SweepCommand.parse(["--data", packed, "--from", pretrained, "--strategies", strategies.joined(separator: ","),
-      "--trials", "\(s.trials)", "--max-epochs", "\(s.maxEpochs)", "--batch", "\(s.batch)", "--seed", "\(seed)",
-      "--threshold-images", "\(s.thresholdImages)",
-      "--group-size", "\(groupSize)", "--out", out + "/sweep"] + asha + model + parallel)
-    sweep.distributed = distributed
-    try stage("sweep", done: false) { try sweep.run() }
+    let asha = s.maxEpochs > 1 ? Asha(eta: 3, minEpochs: 1) : nil
+    try stage("sweep", false) {
+      let plan = SweepPlan(
+        strategies: strategies, trials: s.trials, groupSize: groupSize, maxEpochs: s.maxEpochs, maxFailures: s.trials, seed: seed,
+        space: .standard, heartbeatTimeout: 600, asha: asha)
+      var job = SweepJob(plan: plan, data: packed, out: out + "/sweep", model: model, pretrained: backbone, batch: s.batch)
+      job.thresholdImages = s.thresholdImages
+      job.parallel = distributed.parallel
+      job.beforeFirstStep = { launch.injectFaults(distributed) }
+      try job.checkWhatTrialsShare(dataset: dataset, ranks: world.size)
+      let empty = try job.run(dataset: dataset, world: world)
+      if !empty.isEmpty {
+        throw SweepError.noResults(strategies: empty.map { "\($0.strategy)\($0.reason.map { " (last failure: \($0))" } ?? "")" }, run: out + "/sweep")
+      }
+    }
     let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
     let search = out + "/analysis/search.md"
     if root {
       let budget = "Every strategy and supervised drew \(s.trials) trials from the same search space (`fairtune sweep --help`; docs/search.md) at batch \(s.batch), each of at most \(s.maxEpochs) epoch\(s.maxEpochs == 1 ? "" : "s")"
-        + (asha.isEmpty ? "." : "; ASHA (eta 3, rungs from the first epoch) stopped the trials that fell behind those of their strategy at a rung, and a stopped trial keeps its metric.")
+        + (asha == nil ? "." : "; ASHA (eta 3, rungs from the first epoch) stopped the trials that fell behind those of their strategy at a rung, and a stopped trial keeps its metric.")
         + " The paper's equivalent compute budget: no strategy gets more trials or epochs than another. frozen solves its head to convergence, so its draws differ only in weight decay. The metric is the validation mean F1 with thresholds from train."
       try FileManager.default.createDirectory(atPath: out + "/analysis", withIntermediateDirectories: true)
       try AtomicFile.write(Array(journal.summary(strategies: strategies, budget: budget).utf8), to: search)
     }
     let best = Dictionary(uniqueKeysWithValues: strategies.compactMap { s in journal.best(strategy: s).map { (s, $0) } })
+    /// A fine-tuning run of `strategy` with `spec`, on the pretrained backbone unless supervised.
+    func job(_ strategy: Strategy, _ spec: TrainingSpec) -> FineTuneJob {
+      FineTuneJob(strategy: strategy, spec: spec, model: model, pretrained: strategy == .supervised ? nil : backbone)
+    }
 
     // The fine-tuning stage again with other seeds: each strategy's best settings, seeds k = 1..<N.
     let seedRuns = strategies.flatMap { s in (1..<max(seedCount, 1)).compactMap { k in best[s].map { (s, k, $0) } } }
-    try stage("seeds", done: seedRuns.allSatisfy { FileManager.default.fileExists(atPath: out + "/seeds/\($0.0)-seed\($0.1)/run.json") }) {
+    try stage("seeds", seedRuns.allSatisfy { FileManager.default.fileExists(atPath: out + "/seeds/\($0.0)-seed\($0.1)/run.json") }) {
       for (strategy, k, record) in seedRuns {
         let directory = out + "/seeds/\(strategy)-seed\(k)"
         if FileManager.default.fileExists(atPath: directory + "/run.json") { continue }
-        if root { print("  \(strategy), seed \(k) of \(seedCount): the settings of \(record.id)") }
-        var command = try FinetuneCommand.parse(["--strategy", strategy] + (strategy == "supervised" ? [] : ["--from", pretrained])
-          + SweepCommand.trainingArguments(record.settings, data: packed, out: directory, batch: s.batch, seed: record.settings.seed + UInt64(k) * 1000)
-          + model + parallel)
-        command.distributed = distributed
-        try command.run()
-        try world.barrier()
+        launch.say("  \(strategy), seed \(k) of \(seedCount): the settings of \(record.id)")
+        try finetune(job(Strategy(rawValue: strategy)!,
+          .trial(record.settings, data: packed, out: directory, batch: s.batch, seed: record.settings.seed + UInt64(k) * 1000)))
       }
     }
     // The control of pretraining: the same linear probe on a randomly initialised backbone.
     let probe = out + "/probe-random"
     if let frozen = best["frozen"] {
-      try stage("probe", done: FileManager.default.fileExists(atPath: probe + "/run.json")) {
-        var command = try FinetuneCommand.parse(["--strategy", "frozen", "--random-backbone"]
-          + SweepCommand.trainingArguments(frozen.settings, data: packed, out: probe, batch: s.batch) + model + parallel)
-        command.distributed = distributed
-        try command.run()
+      try stage("probe", FileManager.default.fileExists(atPath: probe + "/run.json")) {
+        var probeJob = job(.frozen, .trial(frozen.settings, data: packed, out: probe, batch: s.batch))
+        probeJob.pretrained = nil
+        probeJob.randomBackbone = true
+        try finetune(probeJob)
       }
     }
     let analysis = out + "/analysis"
     // Each strategy's time per epoch, side by side: the same data, batch and settings (SGD at a
     // constant rate), a few steps each; the sweep's times are its draws' epochs.
     let epochTimes = analysis + "/epoch-times.json"
-    try stage("epoch-times", done: FileManager.default.fileExists(atPath: epochTimes)) {
+    try stage("epoch-times", FileManager.default.fileExists(atPath: epochTimes)) {
       let stepsPerEpoch = (s.train + s.batch - 1) / s.batch
-      let steps = min(stepsPerEpoch, Self.timedSteps)
       var seconds: [Strategy: Double] = [:]
-      for strategy in strategies {
-        let directory = out + "/epoch-times/\(strategy)"
-        if !FileManager.default.fileExists(atPath: directory + "/run.json") {
-          var command = try FinetuneCommand.parse(["--strategy", strategy] + (strategy == "supervised" ? [] : ["--from", pretrained])
-            + ["--data", packed, "--out", directory, "--batch", "\(s.batch)", "--epochs", "1", "--steps", "\(steps)", "--optimizer", "sgd",
-              "--lr", "1", "--schedule", "constant", "--seed", "\(seed)"] + model + parallel)
-          command.distributed = distributed
-          try command.run()
-          try world.barrier()
-        }
-        if root, let kind = Strategy(rawValue: strategy) {
-          seconds[kind] = try EpochTimes.perEpoch(run: URL(fileURLWithPath: directory), strategy: kind, stepsPerEpoch: stepsPerEpoch)
-        }
+      for strategy in Strategy.allCases {
+        let directory = out + "/epoch-times/\(strategy.rawValue)"
+        var spec = TrainingSpec(data: packed, out: directory)
+        spec.batch = s.batch
+        spec.steps = min(stepsPerEpoch, Self.timedSteps)
+        spec.optimizer = .sgd
+        spec.learningRate = 1
+        spec.schedule = .constant
+        spec.seed = seed
+        try finetune(job(strategy, spec))
+        if root { seconds[strategy] = try EpochTimes.perEpoch(run: URL(fileURLWithPath: directory), strategy: strategy, stepsPerEpoch: stepsPerEpoch) }
       }
       if root {
         try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
@@ -227,11 +263,9 @@ struct ReproduceCommand: ParsableCommand {
       }
     }
     // The paper's mechanism: BatchNorm statistics of the pretrained backbone vs the data's.
-    try stage("bn-statistics", done: FileManager.default.fileExists(atPath: analysis + "/bn-statistics.md")) {
+    try stage("bn-statistics", FileManager.default.fileExists(atPath: analysis + "/bn-statistics.md")) {
       guard root else { return }
-      let modelOptions = try ModelOptions.parse(model)
-      let dataset = try PackedDataset(path: URL(fileURLWithPath: packed))
-      let pretrainedModel = try FinetuneCommand.model(modelOptions, pretrained: FinetuneCommand.pretrained(pretrained), seed: seed)
+      let pretrainedModel = try FineTuning.model(model, pretrained: backbone, seed: seed)
       let images = Array(dataset.train.prefix(2048))
       let threads = distributed.threadsPerRank
       Parallel.workers = threads
@@ -239,7 +273,7 @@ struct ReproduceCommand: ParsableCommand {
       var models: [(label: String, statistics: [LayerStatistics])] = []
       for strategy in strategies {
         guard let record = best[strategy] else { continue }
-        let tuned = try FinetuneCommand.model(modelOptions, pretrained: FinetuneCommand.pretrained(out + "/sweep/trials/\(record.id)/final.ckpt"), seed: seed)
+        let tuned = try FineTuning.model(model, pretrained: PretrainedBackbone.read(out + "/sweep/trials/\(record.id)/final.ckpt"), seed: seed)
         models.append((strategy, BatchNormDrift.running(tuned)))
       }
       let (markdown, csv) = BatchNormDrift.markdown(data: data, pretrained: BatchNormDrift.running(pretrainedModel), models: models, images: images.count)
@@ -247,15 +281,19 @@ struct ReproduceCommand: ParsableCommand {
       try AtomicFile.write(Array(csv.utf8), to: analysis + "/bn-statistics.csv")
       try AtomicFile.write(Array(markdown.utf8), to: analysis + "/bn-statistics.md")
     }
-    try stage("report", done: false) {
+    try stage("report", false) {
       guard root else { return }
-      let runs = strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0.id } }
-      let seeds = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
-      try ReportCommand.parse(["--runs"] + runs + ["--attributes", raw + "/list_attr_celeba.txt",
-        "--partition", raw + "/list_eval_partition.txt", "--out", out + "/report", "--bootstrap", "\(s.bootstrap)", "--findings",
-        "--pretrain", out + "/pretrain", "--include", search, analysis + "/bn-statistics.md", "--epoch-times", epochTimes]
-        + (seeds.isEmpty ? [] : ["--seed-runs"] + seeds) + (best["frozen"] == nil ? [] : ["--probe", probe])).run()
+      var report = ReportJob(runs: strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0.id } }, out: out + "/report")
+      report.attributes = raw + "/list_attr_celeba.txt"
+      report.partition = raw + "/list_eval_partition.txt"
+      report.bootstrap = BootstrapOptions(resamples: s.bootstrap, seed: 0)
+      report.findings = true
+      report.pretrain = out + "/pretrain"
+      report.include = [search, analysis + "/bn-statistics.md"]
+      report.epochTimes = epochTimes
+      report.seedRuns = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
+      report.probe = best["frozen"] == nil ? nil : probe
+      for line in try report.run() { launch.say(line) }
     }
-    if root { print(String(format: "reproduce --preset %@: done in %.0f s; open %@/report/index.html", preset.rawValue, Date().timeIntervalSince(start), out)) }
   }
 }

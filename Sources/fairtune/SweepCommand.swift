@@ -133,39 +133,42 @@ struct SweepCommand: ParsableCommand {
     if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
   }
 
+  /// The job these options describe, with the model options adopted from --from.
+  func job(_ modelOptions: ModelOptions, pretrained: PretrainedBackbone?, space: SearchSpace) -> SweepJob {
+    let plan = SweepPlan(
+      strategies: strategyList.map(\.rawValue), trials: trials, groupSize: groupSize, maxEpochs: maxEpochs,
+      maxFailures: maxFailures ?? trials, seed: seed, space: space, heartbeatTimeout: heartbeatTimeout,
+      asha: scheduler == .asha ? Asha(eta: ashaEta, minEpochs: ashaMinEpochs) : nil)
+    var job = SweepJob(plan: plan, data: data, out: out, model: modelOptions.spec, pretrained: pretrained, batch: batch)
+    job.thresholdImages = thresholdImages
+    job.augment = augment
+    job.scoring = score == .best ? .best : .all
+    job.parallel = distributed.parallel
+    return job
+  }
+
   func run() throws {
     let launch: Launch
     let dataset: PackedDataset
-    let searchSpace: SearchSpace
+    var job: SweepJob
     let pretrained = strategyList.contains { $0 != .supervised } ? try FinetuneCommand.pretrained(from) : nil
     let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: data)
     do {
       launch = try Launch.start(distributed)
-      dataset = try Session.open(data, model: modelOptions, run: out, launch: launch)
-      searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
-      try checkWhatTrialsShare(modelOptions, pretrained: pretrained, dataset: dataset, ranks: launch.communicator.size)
-      try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true)
+      dataset = try TrainingSession.open(data, imageSize: modelOptions.imageSize, run: out, communicator: launch.communicator)
+      let searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
+      job = self.job(modelOptions, pretrained: pretrained, space: searchSpace)
+      try job.checkWhatTrialsShare(dataset: dataset, ranks: launch.communicator.size)
     } catch let error as ValidationError {
       throw error
     } catch {
       throw ValidationError("\(error)")
     }
-    let plan = SweepPlan(
-      strategies: strategyList.map(\.rawValue), trials: trials, groupSize: groupSize, maxEpochs: maxEpochs,
-      maxFailures: maxFailures ?? trials, seed: seed, space: searchSpace, heartbeatTimeout: heartbeatTimeout,
-      asha: scheduler == .asha ? Asha(eta: ashaEta, minEpochs: ashaMinEpochs) : nil)
-    let tables = FeatureTables()
-    let sweep = Sweep(world: launch.communicator, plan: plan, directory: out) { id, settings, group, progress in
-      try self.runTrial(id, settings, group: group, dataset: dataset, modelOptions: modelOptions, pretrained: pretrained, tables: tables, progress: progress)
-    }
+    let distributed = self.distributed
+    job.beforeFirstStep = { launch.injectFaults(distributed) }
     let empty: [(strategy: String, reason: String?)]
     do {
-      try sweep.run()
-      if score == .best { try scoreBestTrials(sweep, dataset: dataset, launch: launch) }
-      empty = launch.isRoot ? try sweep.strategiesWithoutResults() : []
-      if launch.isRoot {
-        print(String(format: "coordinator time: %.3f s in all (journal, trials.csv, best checkpoints)", sweep.coordinatorSeconds))
-      }
+      empty = try job.run(dataset: dataset, world: launch.communicator)
     } catch {
       launch.fail(error)
     }
@@ -174,102 +177,4 @@ struct SweepCommand: ParsableCommand {
       launch.fail(SweepError.noResults(strategies: lines, run: out))
     }
   }
-
-  /// Each strategy's best trial scored on every split into its directory (what `fairtune report`
-  /// reads), by all ranks together; a trial already scored is left as it is.
-  func scoreBestTrials(_ sweep: Sweep, dataset: PackedDataset, launch: Launch) throws {
-    try launch.communicator.barrier()
-    for (strategy, id) in try sweep.bestTrials().sorted(by: { $0.key < $1.key }) {
-      let directory = out + "/trials/" + id
-      if FileManager.default.fileExists(atPath: directory + "/scores-test.csv") { continue }
-      let model = try Interchange.model(from: try Checkpoint.read(directory + "/final.ckpt"), source: directory + "/final.ckpt")
-      if launch.isRoot { print("scoring the best \(strategy) trial, \(id), on every split") }
-      _ = try EvaluateCommand.evaluate(model, dataset: dataset, into: directory, launch: launch, threads: BLAS.threadsPerRank)
-      try launch.communicator.barrier()
-    }
-  }
-
-  /// What every trial shares, checked before the first one starts, so that options that cannot
-  /// work are one usage error instead of a sweep of identical failures: the model built from
-  /// --from, the batch against the data and the groups.
-  func checkWhatTrialsShare(_ options: ModelOptions, pretrained: (checkpoint: Checkpoint, source: String)?, dataset: PackedDataset, ranks: Int) throws {
-    if let pretrained { _ = try FinetuneCommand.model(options, pretrained: pretrained, seed: seed) }
-    if strategyList.contains(.supervised) { _ = try FinetuneCommand.model(options, pretrained: nil, seed: seed) }
-    guard batch <= dataset.train.count else {
-      throw ValidationError("--batch \(batch) is larger than the \(dataset.train.count) train images of \(data).")
-    }
-    if ranks > 1 {
-      guard (ranks - 1) % groupSize == 0 else { throw ValidationError("\(SweepError.badGroups(workers: ranks - 1, groupSize: groupSize)).") }
-      guard batch >= groupSize else {
-        throw ValidationError("--batch \(batch) is smaller than --group-size \(groupSize): every rank of a group needs at least one image.")
-      }
-    }
-  }
-
-  /// The training options of a trial (also used to re-run a trial's settings with other seeds).
-  static func trainingArguments(_ settings: TrialSettings, data: String, out: String, batch: Int, seed: UInt64? = nil) -> [String] {
-    [
-      "--data", data, "--out", out, "--batch", "\(batch)", "--epochs", "\(settings.epochs)",
-      "--seed", "\(seed ?? settings.seed)", "--optimizer", settings.optimizer, "--lr", "\(settings.learningRate)",
-      "--weight-decay", "\(settings.weightDecay)", "--schedule", settings.schedule,
-      "--warmup-epochs", "\(settings.warmupEpochs)",
-    ]
-  }
-
-  /// One trial in RUN/trials/ID: fine-tune with the drawn hyper-parameters on the group,
-  /// reporting the validation metric after each epoch; a finished trial records its last
-  /// validation metric (--score best) or is evaluated on every split like `fairtune finetune`
-  /// (--score all).
-  func runTrial(
-    _ id: String, _ settings: TrialSettings, group: Communicator, dataset: PackedDataset, modelOptions: ModelOptions,
-    pretrained: (checkpoint: Checkpoint, source: String)?, tables: FeatureTables, progress: @escaping (Int?, Double?) -> Bool
-  ) throws -> TrialOutcome {
-    let strategy = Strategy(rawValue: settings.strategy)!
-    let directory = out + "/trials/" + id
-    let training = try TrainingOptions.parse(Self.trainingArguments(settings, data: data, out: directory, batch: batch))
-    var defining = training.defining
-    defining["strategy"] = strategy.rawValue
-    defining["trial"] = id
-    let launch = Launch(communicator: group)
-    let session = try Session(launch: launch, dataset: dataset, training: training, defining: defining)
-    let model = try FinetuneCommand.model(modelOptions, pretrained: strategy == .supervised ? nil : pretrained, seed: settings.seed)
-    strategy.apply(to: model)
-    let counts = strategy.updatedCounts(model)
-    let start = Clock.now()
-    var stoppedAt: Int?
-    var lastMetric: Double?
-    let reused = tables.frozen
-    let cache = try FinetuneCommand.featureCache(model, strategy: strategy, augmented: augment, session: session, reuse: reused)
-    if cache != nil { tables.frozen = cache }
-    let trainer = try session.train(
-      model, objective: .attributes, transform: augment ? .finetuneDefault : .none, training: training, distributed: distributed,
-      learningRate: settings.learningRate,
-      metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
-    ) { trainer in
-      trainer.logger = Log.silent
-      trainer.featureCache = cache
-      if cache != nil { trainer.convergedHead = ConvergedHead(dataset: dataset, weightDecay: settings.weightDecay) }
-      trainer.afterStep = { _ = progress(nil, nil) }
-      trainer.afterEpoch = { [unowned trainer] epoch in
-        let f1 = try Evaluation.validationF1(model, dataset: dataset, trainLimit: self.thresholdImages, communicator: group, threads: session.threads, cache: cache)
-        lastMetric = f1
-        if !progress(epoch + 1, f1) {
-          trainer.stopRequested = true
-          stoppedAt = epoch + 1
-        }
-      }
-    }
-    let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
-    let result = try FinetuneCommand.finish(
-      model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
-      validation: score == .best ? lastMetric : nil)
-    return TrialOutcome(
-      finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
-  }
-}
-
-/// What the trials of one process share: the frozen backbone's feature table (every frozen
-/// trial fine-tunes the same --from backbone on the same images, so it is made once).
-final class FeatureTables {
-  var frozen: FeatureCache?
 }

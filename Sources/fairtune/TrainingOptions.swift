@@ -82,38 +82,24 @@ struct TrainingOptions: ParsableArguments {
     if let t = loaderThreads, t <= 0 { throw ValidationError("--loader-threads must be positive (got \(t)).") }
   }
 
-  func learningRate(default value: Double) -> Double { lr ?? value }
-
-  /// The command's defaults fill what was not given: pretrain uses LARS and weight decay 1e-6
-  /// (SimCLR's), finetune SGD without weight decay. When fine-tuning, Adam and AdamW give the
-  /// classifier head 30 times the learning rate (`Adam.classifierScale`); SGD and LARS give it
-  /// the same rate (LARS without trust-ratio adaptation).
-  func optimizerSettings(learningRate: Double, pretraining: Bool) -> OptimizerSettings {
-    OptimizerSettings(
-      kind: optimizer.flatMap(OptimizerKind.init) ?? (pretraining ? .lars : .sgd), learningRate: Float(learningRate),
-      momentum: Float(momentum), nesterov: nesterov, weightDecay: Float(weightDecay ?? (pretraining ? 1e-6 : 0)),
-      classifierScale: pretraining ? 1 : TrainingOptions.adamClassifierScale)
-  }
-
-  /// Everything a `TrainingRun` takes from the command line.
-  func runSettings(learningRate: Double, pretraining: Bool, loaderThreads: Int, distributed: DistributedOptions) -> RunSettings {
-    RunSettings(
-      batch: batch, epochs: epochs, steps: steps, seed: seed,
-      optimizer: optimizerSettings(learningRate: learningRate, pretraining: pretraining),
-      schedule: ScheduleKind(rawValue: schedule)!, warmupEpochs: warmupEpochs, checkpointEvery: checkpointEvery, keep: keep,
-      loaderThreads: loaderThreads, synchronizedBatchNorm: distributed.bn == "sync", bucketBytes: distributed.bucketBytes,
-      perturbRank: distributed.debugPerturbRank, gradientDump: debugGradients)
-  }
-
-  /// The classifier head's learning-rate multiplier under Adam and AdamW when fine-tuning.
-  static let adamClassifierScale: Float = 30
-
-  /// The options that define a run (a re-run with different ones is refused).
-  var defining: [String: String] {
-    [
-      "data": (data as NSString).standardizingPath, "batch": "\(batch)", "epochs": "\(epochs)", "steps": steps.map(String.init) ?? "",
-      "seed": "\(seed)", "optimizer": optimizer ?? "", "lr": lr.map { "\($0)" } ?? "", "momentum": "\(momentum)", "nesterov": "\(nesterov)",
-      "weight-decay": weightDecay.map { "\($0)" } ?? "", "schedule": schedule, "warmup-epochs": "\(warmupEpochs)",
-    ]
+  /// The values these options give (`TrainingSpec`'s defaults are the command's).
+  var spec: TrainingSpec {
+    var spec = TrainingSpec(data: data, out: out)
+    spec.batch = batch
+    spec.epochs = epochs
+    spec.steps = steps
+    spec.seed = seed
+    spec.optimizer = optimizer.flatMap(OptimizerKind.init)
+    spec.learningRate = lr
+    spec.momentum = momentum
+    spec.nesterov = nesterov
+    spec.weightDecay = weightDecay
+    spec.schedule = ScheduleKind(rawValue: schedule)!
+    spec.warmupEpochs = warmupEpochs
+    spec.checkpointEvery = checkpointEvery
+    spec.keep = keep
+    spec.loaderThreads = loaderThreads
+    spec.gradientDump = debugGradients
+    return spec
   }
 }

@@ -1,0 +1,178 @@
+// Fine-tuning a 40-way attribute head with one of the paper's strategies: the model from a
+// pretrained checkpoint, the frozen strategy's feature table, training, and the run's end (the
+// scores of every split and run.json). `fairtune finetune`, each sweep trial and reproduce's
+// seed, probe and epoch-time runs go through `FineTuneJob`.
+import Data
+import Distributed
+import Experiment
+import Fairness
+import Foundation
+import NN
+import Support
+
+/// A pretrained checkpoint and the path it was read from.
+public struct PretrainedBackbone {
+  public let checkpoint: Checkpoint
+  public let source: String
+
+  public init(checkpoint: Checkpoint, source: String) {
+    self.checkpoint = checkpoint
+    self.source = source
+  }
+
+  /// Reads `path` once.
+  public static func read(_ path: String) throws -> PretrainedBackbone {
+    PretrainedBackbone(checkpoint: try Checkpoint.read(path), source: path)
+  }
+}
+
+public enum FineTuning {
+  /// A 40-way model: a pretrained backbone with a fresh head, or (nil: supervised, or the
+  /// random-backbone probe) a random one of `spec`'s shape.
+  public static func model(_ spec: ModelSpec, pretrained: PretrainedBackbone?, seed: UInt64) throws -> ResNet {
+    guard let pretrained else { return try ResNet(spec.configuration(classes: 40), seed: seed) }
+    var configuration = try ResNetConfiguration(metadata: pretrained.checkpoint.metadata["model"], source: pretrained.source)
+    configuration.projection = nil
+    configuration.classes = 40
+    let model = try ResNet(configuration, seed: seed)
+    let backbone = Dictionary(pretrained.checkpoint.tensors.filter { !$0.name.hasPrefix("fc.") }.map { ($0.name, $0) }) { a, _ in a }
+    try model.load(backbone, source: pretrained.source, allowMissingHead: true, allowExtra: true)
+    return model
+  }
+
+  /// For the frozen strategy on plain images, every image's backbone features computed now
+  /// (or `reuse`d: a sweep's frozen trials share one backbone), so that training and
+  /// evaluation run only the head; nil for the other strategies, or for a finished run.
+  public static func featureCache(
+    _ model: ResNet, strategy: Strategy, augmented: Bool, session: TrainingSession, reuse: FeatureCache? = nil
+  ) throws -> FeatureCache? {
+    guard !session.run.isFinished else { return nil }
+    if let reuse, strategy == .frozen, !augmented {
+      session.say("frozen backbone on plain images: the features of \(reuse.count) images computed for an earlier trial are reused")
+      return reuse
+    }
+    let dataset = session.dataset
+    let (cache, note) = FeatureCache.forFinetuning(
+      model, strategy: strategy, augmented: augmented, images: dataset.train.count + dataset.validation.count + dataset.test.count)
+    if let note { session.say("frozen: \(note)") }
+    guard let cache else { return nil }
+    try cache.fill(model, dataset: dataset, communicator: session.communicator, threads: session.threads)
+    session.say(String(format: "frozen backbone on plain images: features of %d images computed once in %.1f s; training and evaluation run only the head",
+      cache.count, cache.fillSeconds))
+    return cache
+  }
+
+  /// After training: the scores of every split, the validation mean F1, and RUN/run.json (what
+  /// `fairtune report` reads). A run that had already finished is read back from final.ckpt.
+  /// With `validation` (a sweep trial's last validation metric), the splits are not scored:
+  /// run.json records that metric.
+  public static func finish(
+    _ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: TrainingSession,
+    cache: FeatureCache? = nil, tableSeconds: Double = 0, validation: Double? = nil
+  ) throws -> (f1: Double, seconds: Double) {
+    let run = session.run
+    // A feature table made for this run is part of its training time.
+    var seconds = (trainer?.trainingSeconds ?? 0) + tableSeconds
+    if trainer == nil {
+      let final = try Checkpoint.read(run.finalCheckpoint)
+      seconds = (final.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
+      if let bytes = try? Data(contentsOf: URL(fileURLWithPath: run.path + "/run.json")),
+        let f1 = (try? RunFile.decode(bytes))?.validationMeanF1 {
+        return (f1, seconds)
+      }
+      try model.load(Dictionary(final.tensors.map { ($0.name, $0) }) { a, _ in a }, source: run.finalCheckpoint, allowExtra: true)
+    }
+    let f1 = try validation
+      ?? scoreSplits(model, dataset: session.dataset, into: run.path, communicator: session.communicator, threads: session.threads, cache: cache)
+    if session.isRoot {
+      let record = RunFile(
+        strategy: strategy, updatedParameters: counts.parameters, updatedBuffers: counts.buffers, trainingSeconds: seconds,
+        validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) })
+      try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
+    }
+    return (f1, seconds)
+  }
+
+  /// Scores of every split into DIR/scores-{train,val,test}.csv (rank 0 writes them); returns
+  /// the validation mean F1 with thresholds from train.
+  public static func scoreSplits(
+    _ model: ResNet, dataset: PackedDataset, into directory: String, communicator: Communicator, threads: Int, batch: Int = 256,
+    cache: FeatureCache? = nil
+  ) throws -> Double {
+    var labeled: [String: LabeledScores] = [:]
+    for (name, indices) in [("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)] {
+      let scores = try Evaluation.scores(
+        model, dataset: dataset, indices: indices, batch: batch, communicator: communicator, threads: threads, cache: cache)
+      let set = Evaluation.labeled(scores, dataset: dataset, indices: indices)
+      labeled[name] = set
+      if communicator.rank == 0 { try Evaluation.writeCSV(set, to: directory + "/scores-\(name).csv") }
+    }
+    guard let train = labeled["train"], let val = labeled["val"], val.imageCount > 0 else { return .nan }
+    return Evaluation.meanF1(train: train, evaluated: val)
+  }
+}
+
+/// One fine-tuning run: a strategy on a pretrained backbone (or supervised from scratch, or the
+/// frozen probe on a random backbone), trained and scored into `spec.out`.
+public struct FineTuneJob {
+  public var strategy: Strategy
+  public var spec: TrainingSpec
+  /// The model's shape, agreeing with the pretrained checkpoint's.
+  public var model: ModelSpec
+  /// nil: supervised, or the random-backbone probe.
+  public var pretrained: PretrainedBackbone?
+  public var randomBackbone = false
+  /// Random resized crops and flips while fine-tuning.
+  public var augment = false
+
+  public init(strategy: Strategy, spec: TrainingSpec, model: ModelSpec, pretrained: PretrainedBackbone?) {
+    self.strategy = strategy
+    self.spec = spec
+    self.model = model
+    self.pretrained = pretrained
+  }
+
+  /// The options that define the run directory.
+  public var defining: [String: String] {
+    var defining = spec.defining
+    defining["command"] = "finetune"
+    defining["strategy"] = strategy.rawValue
+    defining["from"] = pretrained.map { ($0.source as NSString).standardizingPath } ?? ""
+    defining["model"] = model.description
+    defining["augment"] = "\(augment)"
+    if randomBackbone { defining["random_backbone"] = "true" }
+    return defining
+  }
+
+  /// The model before training: the pretrained backbone with a fresh head, or a random one.
+  public func makeModel() throws -> ResNet {
+    try FineTuning.model(model, pretrained: pretrained, seed: spec.seed)
+  }
+
+  /// Applies the strategy to `network`, trains it in `session` and finishes the run (scores and
+  /// run.json); returns the validation mean F1 and the training seconds.
+  @discardableResult
+  public func run(_ network: ResNet, in session: TrainingSession) throws -> (f1: Double, seconds: Double) {
+    strategy.apply(to: network)
+    let counts = strategy.updatedCounts(network)
+    let total = network.registry.parameterCount
+    session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
+      100 * Double(counts.parameters) / Double(total), counts.buffers))
+    let cache = try FineTuning.featureCache(network, strategy: strategy, augmented: augment, session: session)
+    let defining = self.defining
+    let headDecay = spec.weightDecay ?? 0
+    let trainer = try session.train(
+      network, objective: .attributes, transform: augment ? .finetuneDefault : .none, spec: spec, learningRate: spec.learningRate(default: 1),
+      metadata: model.checkpointMetadata.merging(
+        ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
+          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }
+    ) { trainer in
+      trainer.featureCache = cache
+      if cache != nil { trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: headDecay) }
+    }
+    let result = try FineTuning.finish(
+      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0)
+    session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
+    return result
+  }
+}
