@@ -61,14 +61,12 @@ public struct BatchSchedule: Sendable {
   }
 
   /// This rank's share of each global batch of `sampler` over `images` (dataset indices of a
-  /// split), for `epochs` epochs starting at `firstEpoch`; with `dropPartial`, without each
-  /// epoch's last, smaller batch (for code that needs every batch full). Each epoch's
-  /// permutation is computed once, whichever thread asks first.
-  public static func epochs(
-    _ sampler: DistributedSampler, images: [Int], epochs: Int, firstEpoch: Int = 0, dropPartial: Bool = false
-  ) -> BatchSchedule {
+  /// split), for `epochs` epochs starting at `firstEpoch` (without each epoch's last, smaller
+  /// batch when the sampler drops it). Each epoch's permutation is computed once, whichever
+  /// thread asks first.
+  public static func epochs(_ sampler: DistributedSampler, images: [Int], epochs: Int, firstEpoch: Int = 0) -> BatchSchedule {
     precondition(sampler.datasetSize == images.count, "the sampler must cover the split's images")
-    let perEpoch = dropPartial ? sampler.datasetSize / sampler.globalBatch : sampler.stepsPerEpoch
+    let perEpoch = sampler.stepsPerEpoch
     let cache = PermutationCache(sampler)
     return BatchSchedule(steps: perEpoch * epochs) { step in
       let permutation = cache.permutation(epoch: firstEpoch + step / perEpoch)

@@ -9,9 +9,14 @@ public struct DistributedSampler {
   public let rank: Int
   public let ranks: Int
   public let seed: UInt64
+  /// Whether an epoch ends with its last full batch (SimCLR: a partial batch has fewer
+  /// negatives, so a lower loss) instead of a partial one.
+  public let dropLast: Bool
 
-  public init(datasetSize: Int, globalBatch: Int, rank: Int, ranks: Int, seed: UInt64) {
+  public init(datasetSize: Int, globalBatch: Int, rank: Int, ranks: Int, seed: UInt64, dropLast: Bool = false) {
     precondition(globalBatch >= ranks && ranks > 0 && rank >= 0 && rank < ranks)
+    precondition(!dropLast || datasetSize >= globalBatch, "an epoch needs at least one full batch")
+    self.dropLast = dropLast
     self.datasetSize = datasetSize
     self.globalBatch = globalBatch
     self.rank = rank
@@ -29,9 +34,10 @@ public struct DistributedSampler {
     r * (batch / ranks) + min(r, batch % ranks)
   }
 
-  /// Steps in one epoch: full batches, plus the last partial one if every rank gets an image.
+  /// Steps in one epoch: full batches, plus the last partial one if every rank gets an image
+  /// (and it is not dropped).
   public var stepsPerEpoch: Int {
-    datasetSize / globalBatch + (datasetSize % globalBatch >= ranks ? 1 : 0)
+    datasetSize / globalBatch + (!dropLast && datasetSize % globalBatch >= ranks ? 1 : 0)
   }
 
   /// The epoch's order of all indices (Fisher-Yates with a generator seeded by seed and epoch).

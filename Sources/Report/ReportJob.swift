@@ -61,8 +61,9 @@ public struct ReportJob {
     let perEpoch = try epochTimes.map { try EpochTimes(contentsOf: url($0)) }
     var sections: [ReportSection] = []
     if let pretrain {
-      let points = try LossCurve.points(metrics: url(pretrain + "/metrics.jsonl"))
-      sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: LossCurve.svg(points)))
+      let metrics = url(pretrain + "/metrics.jsonl")
+      let svg = LossCurve.svg(try LossCurve.points(metrics: metrics), monitor: try LossCurve.monitor(metrics: metrics))
+      sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: svg))
     }
     if findings {
       let text = Findings.markdown(

@@ -23,10 +23,11 @@ public final class LoaderSource: BatchSource {
 
   public init(
     dataset: PackedDataset, split: [Int], globalBatch: Int, communicator: Communicator, epochs: Int, seed: UInt64,
-    transform: Transform, threads: Int, firstStep: Int
+    transform: Transform, threads: Int, firstStep: Int, dropLast: Bool = false
   ) {
     let sampler = DistributedSampler(
-      datasetSize: split.count, globalBatch: globalBatch, rank: communicator.rank, ranks: communicator.size, seed: seed)
+      datasetSize: split.count, globalBatch: globalBatch, rank: communicator.rank, ranks: communicator.size, seed: seed,
+      dropLast: dropLast)
     imageSize = dataset.imageSize
     stepsPerEpoch = sampler.stepsPerEpoch
     splitCount = split.count

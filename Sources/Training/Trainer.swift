@@ -147,6 +147,9 @@ public final class Trainer {
   /// With a feature table: the head is solved to convergence (`ConvergedHead`) instead of being
   /// trained step by step.
   public var convergedHead: ConvergedHead?
+  /// Pretraining: the representation's kNN quality, measured before the first step and at the
+  /// end of every epoch (`knn_mean_f1` in metrics.jsonl, with `monitor_seconds`).
+  public var monitor: RepresentationMonitor?
 
   public private(set) var step = 0
   public private(set) var trainingSeconds = 0.0
@@ -306,6 +309,19 @@ public final class Trainer {
     var lastReport = Clock.now()
     var windowImages = 0
     var windowSeconds = 0.0
+    /// The monitor's figure now, and the seconds it took.
+    func monitored() throws -> (value: Double, seconds: Double)? {
+      guard let monitor else { return nil }
+      let begin = Clock.now()
+      let value = try monitor.measure(model)
+      return (value, Clock.now() - begin)
+    }
+    var knn: Double?
+    if step == 0, let (value, seconds) = try monitored() {
+      knn = value
+      metrics?.append(["step": 0, "epoch": 0, "knn_mean_f1": value, "monitor_seconds": seconds, "backbone": "initial"])
+      logger.info("\(String(format: "kNN mean F1 of the initial backbone: %.4f (%d train images vote for %d val images; %.1f s)", value, monitor!.bank.count, monitor!.queries.count, seconds))")
+    }
     while step < total && !stopRequested {
       let epoch = step / source.stepsPerEpoch
       let waitBefore = source.waitSeconds
@@ -337,14 +353,21 @@ public final class Trainer {
         try saveCheckpoint()
         record["checkpoint_stall_seconds"] = Clock.now() - begin
       }
+      let epochEnds = step % source.stepsPerEpoch == 0 || step == total
+      if epochEnds, let (value, seconds) = try monitored() {
+        record["knn_mean_f1"] = value
+        record["monitor_seconds"] = seconds
+        knn = value
+      }
       metrics?.append(record)
       afterStep?()
-      if step % source.stepsPerEpoch == 0 || step == total { try afterEpoch?(epoch) }
+      if epochEnds { try afterEpoch?(epoch) }
       let now = Clock.now()
-      if communicator.rank == 0 && (now - lastReport > 10 || step == total || step == first + 1) {
+      if communicator.rank == 0 && (now - lastReport > 10 || step == total || step == first + 1 || (epochEnds && monitor != nil)) {
         let rate = Double(windowImages) / max(windowSeconds, 1e-9)
         let eta = Double(total - step) * Double(plan.globalBatch) / max(rate, 1e-9)
-        logger.info("\(String(format: "epoch %d, step %d/%d, loss %.4f, %.1f img/s, ETA %@", epoch + 1, step, total, loss, rate, Self.duration(eta)))")
+        let quality = knn.map { String(format: ", kNN mean F1 %.4f", $0) } ?? ""
+        logger.info("\(String(format: "epoch %d, step %d/%d, loss %.4f%@, %.1f img/s, ETA %@", epoch + 1, step, total, loss, quality, rate, Self.duration(eta)))")
         lastReport = now
         windowImages = 0
         windowSeconds = 0

@@ -105,7 +105,9 @@ public enum TrainingRun {
     let point = try Trainer.resumePoint(run, communicator: communicator) { logger.warning("\($0)") }
     let source = LoaderSource(
       dataset: dataset, split: split, globalBatch: settings.batch, communicator: communicator, epochs: settings.epochs,
-      seed: settings.seed, transform: transform, threads: settings.loaderThreads, firstStep: point.step)
+      seed: settings.seed, transform: transform, threads: settings.loaderThreads, firstStep: point.step,
+      // SimCLR drops an epoch's last partial batch (fewer negatives); fine-tuning keeps it.
+      dropLast: objective != .attributes)
     let total = min(settings.epochs * source.stepsPerEpoch, settings.steps ?? .max)
     let plan = TrainingPlan(
       epochs: settings.epochs, maxSteps: settings.steps, globalBatch: settings.batch,

@@ -159,11 +159,11 @@ struct BenchDataCommand: ParsableCommand {
   }
 
   private func schedule(_ dataset: PackedDataset, steps: Int) -> BatchSchedule {
-    let sampler = DistributedSampler(datasetSize: dataset.train.count, globalBatch: batch, rank: 0, ranks: 1, seed: 3)
+    let sampler = DistributedSampler(datasetSize: dataset.train.count, globalBatch: batch, rank: 0, ranks: 1, seed: 3, dropLast: true)
     let perEpoch = dataset.train.count / batch
     let epochs = (steps + perEpoch - 1) / perEpoch
     // The measurements feed fixed-size batches to the network: no partial last batch.
-    let all = BatchSchedule.epochs(sampler, images: dataset.train, epochs: epochs, dropPartial: true)
+    let all = BatchSchedule.epochs(sampler, images: dataset.train, epochs: epochs)
     return BatchSchedule(steps: steps, indices: all.indices)
   }
 

@@ -76,6 +76,8 @@ struct ReproduceCommand: ParsableCommand {
     var seeds: Int, bootstrap: Int
     /// Train images that set the thresholds of the sweep's per-epoch validation metric.
     var thresholdImages: Int
+    /// Train images of the pretraining monitor's kNN bank (half as many val images are classified).
+    var monitorImages: Int
 
     var modelSpec: ModelSpec { ModelSpec(model: model, width: Double(width)!, stem: stem, imageSize: imageSize) }
   }
@@ -86,15 +88,15 @@ struct ReproduceCommand: ParsableCommand {
     switch preset {
     case .tiny:
       return Settings(train: 2000, val: 300, test: 300, synthSize: 48, imageSize: 32, model: "resnet18", width: "0.25", stem: "small",
-        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200, thresholdImages: 2000)
+        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200, thresholdImages: 2000, monitorImages: 256)
     case .small:
       // About an hour on 2 cores: 8,000 train images keep the 100 non-frozen trials' epochs (at
       // least one each, ASHA's first rung) near half an hour, and 25 pretraining epochs near a quarter.
       return Settings(train: 8000, val: 1000, test: 2000, synthSize: 64, imageSize: 64, model: "resnet18", width: "0.5", stem: "imagenet",
-        pretrainEpochs: 25, pretrainBatch: 256, trials: 20, maxEpochs: 3, batch: 128, seeds: 3, bootstrap: 1000, thresholdImages: 2000)
+        pretrainEpochs: 25, pretrainBatch: 256, trials: 20, maxEpochs: 3, batch: 128, seeds: 3, bootstrap: 1000, thresholdImages: 2000, monitorImages: 1024)
     case .paper:
       return Settings(train: 162_770, val: 19_867, test: 19_962, synthSize: 64, imageSize: 64, model: "resnet50", width: "1", stem: "imagenet",
-        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000, thresholdImages: 4000)
+        pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000, thresholdImages: 4000, monitorImages: 2048)
     }
   }
 
@@ -180,7 +182,8 @@ struct ReproduceCommand: ParsableCommand {
       spec.epochs = s.pretrainEpochs
       spec.seed = seed
       spec.warmupEpochs = Double(s.pretrainEpochs) / 10
-      let job = PretrainJob(spec: spec, model: model)
+      var job = PretrainJob(spec: spec, model: model)
+      job.monitorImages = s.monitorImages
       try job.run(in: try session(spec, defining: job.defining))
     }
     let backbone = try PretrainedBackbone.read(pretrained)

@@ -23,7 +23,8 @@ struct PretrainCommand: ParsableCommand {
       Every rank's embeddings are gathered, so each anchor sees all 2B-2 negatives of the global
       batch; BatchNorm is synchronized over all ranks (--bn sync). The learning rate is
       --lr x batch / 256 (LARS by default, trust coefficient 0.001, BatchNorm and biases excluded
-      from adaptation and weight decay), with a linear warmup then cosine decay. Writes
+      from adaptation and weight decay), with a linear warmup then cosine decay. An epoch's last
+      partial batch is dropped (fewer negatives would give a lower loss). Writes
       RUN/metrics.jsonl (loss, contrastive top-1, lr, img/s per step), RUN/checkpoints/ and
       RUN/final.ckpt, the backbone for `fairtune finetune --from`.
       """))
@@ -47,11 +48,21 @@ struct PretrainCommand: ParsableCommand {
   @Flag(help: "Add SimCLR's Gaussian blur to the augmentations.")
   var blur = false
 
+  @Option(help: "The smallest fraction of the image's area a random resized crop keeps (SimCLR's 0.08; small faces whose attributes are small keep more with a larger one).")
+  var minCropScale: Double = 0.08
+
+  @Option(help: ArgumentHelp(
+    "Train images of the representation monitor's kNN bank; 0 turns it off.",
+    discussion: "Before the first step and after every epoch, these train images (a fixed draw) vote, by their 20 nearest neighbours in the backbone's pooled features, for half as many validation images; the validation mean F1 of the votes (thresholds from the bank) goes to metrics.jsonl as knn_mean_f1, to the progress line and to the report's pretraining figure."))
+  var monitorImages: Int = 1024
+
   func validate() throws {
     guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive (got \(temperature)).") }
     guard projectionDimension > 0 else { throw ValidationError("--projection-dimension must be positive (got \(projectionDimension)).") }
     if let h = projectionHidden, h <= 0 { throw ValidationError("--projection-hidden must be positive (got \(h)).") }
     guard colorStrength >= 0, colorStrength <= 4 else { throw ValidationError("--color-strength must be in [0, 4] (got \(colorStrength)).") }
+    guard minCropScale > 0, minCropScale <= 1 else { throw ValidationError("--min-crop-scale must be in (0, 1] (got \(minCropScale)).") }
+    guard monitorImages >= 0 else { throw ValidationError("--monitor-images cannot be negative (got \(monitorImages)); use 0 to turn the monitor off.") }
   }
 
   func run() throws {
@@ -62,6 +73,8 @@ struct PretrainCommand: ParsableCommand {
     job.projectionHidden = projectionHidden
     job.colorStrength = colorStrength
     job.blur = blur
+    job.monitorImages = monitorImages
+    job.minimumCropScale = minCropScale
     let launch: Launch
     let session: TrainingSession
     do {

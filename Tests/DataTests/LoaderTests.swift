@@ -105,11 +105,13 @@ final class LoaderTests: XCTestCase {
 }
 
 extension LoaderTests {
-  func testDropPartialLeavesOutEachEpochsSmallerBatch() throws {
+  func testDropLastLeavesOutEachEpochsSmallerBatch() throws {
     let data = try dataset()
     let sampler = DistributedSampler(datasetSize: 30, globalBatch: 8, rank: 1, ranks: 2, seed: 4)
+    let dropping = DistributedSampler(datasetSize: 30, globalBatch: 8, rank: 1, ranks: 2, seed: 4, dropLast: true)
+    XCTAssertEqual(dropping.stepsPerEpoch, 3)
     let all = BatchSchedule.epochs(sampler, images: data.train, epochs: 2)
-    let full = BatchSchedule.epochs(sampler, images: data.train, epochs: 2, dropPartial: true)
+    let full = BatchSchedule.epochs(dropping, images: data.train, epochs: 2)
     XCTAssertEqual(all.steps, 8)
     XCTAssertEqual(all.indices(3).count, 3)
     XCTAssertEqual(full.steps, 6)

@@ -52,7 +52,7 @@ final class JobTests: XCTestCase {
   func testPretrainThenFineTuneThroughTheLibrary() throws {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-jobs-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: root) }
-    let plan = SynthesisPlan(train: 48, validation: 16, test: 16, imageSize: 16, seed: 3)
+    let plan = SynthesisPlan(train: 50, validation: 16, test: 16, imageSize: 16, seed: 3)
     let raw = try OutputDirectory(root.appendingPathComponent("raw"), option: "--out")
     try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: raw) { _ in }
     try raw.commit()
@@ -67,13 +67,20 @@ final class JobTests: XCTestCase {
 
     var pretrainSpec = TrainingSpec(data: packedURL.path, out: root.appendingPathComponent("pretrain").path)
     pretrainSpec.batch = 16
-    pretrainSpec.steps = 2
     pretrainSpec.loaderThreads = 1
     var pretrain = PretrainJob(spec: pretrainSpec, model: model)
     pretrain.projectionDimension = 8
     let pretrainSession = try TrainingSession(communicator: world, dataset: dataset, spec: pretrainSpec, defining: pretrain.defining)
     let trained = try XCTUnwrap(try pretrain.run(in: pretrainSession))
-    XCTAssertEqual(trained.step, 2)
+    // 50 images at batch 16: SimCLR drops the epoch's last 2 images.
+    XCTAssertEqual(trained.step, 3)
+    // The monitor measured the initial backbone and the end of the epoch.
+    let monitored = try metricsRecords(pretrainSpec.out).filter { $0["knn_mean_f1"] != nil }
+    XCTAssertEqual(monitored.map { $0["step"] as? Int }, [0, 3])
+    for record in monitored {
+      let value = try XCTUnwrap((record["knn_mean_f1"] as? NSNumber)?.doubleValue)
+      XCTAssertTrue(value > 0 && value <= 1, "\(value)")
+    }
     let checkpoint = pretrainSession.run.finalCheckpoint
     XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint))
 
@@ -96,6 +103,8 @@ final class JobTests: XCTestCase {
     XCTAssertEqual(record.strategy, .bnStats)
     XCTAssertEqual(record.updatedParameters, Strategy.bnStats.updatedCounts(network).parameters)
     XCTAssertEqual(try XCTUnwrap(record.validationMeanF1), first.f1, accuracy: 1e-12)
+    // Fine-tuning keeps the partial batch: 4 steps.
+    XCTAssertEqual(try metricsRecords(spec.out).filter { $0["lr"] != nil }.count, 4)
     let testScores = try String(contentsOfFile: spec.out + "/scores-test.csv", encoding: .utf8)
     XCTAssertEqual(testScores.split(separator: "\n").count, 1 + 16)
 
@@ -110,6 +119,12 @@ final class JobTests: XCTestCase {
     other.spec.seed = 5
     XCTAssertThrowsError(try TrainingSession(communicator: world, dataset: dataset, spec: other.spec, defining: other.defining)) {
       XCTAssertTrue("\($0)".contains("seed"), "\($0)")
+    }
+  }
+
+  func metricsRecords(_ run: String) throws -> [[String: Any]] {
+    try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+      try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
     }
   }
 }
