@@ -41,7 +41,9 @@ run simclr --batch 256 --warmup-epochs 0.5
 run crop-0.3 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.3
 run crop-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5
 run color-0.5 --batch 256 --warmup-epochs 0.5 --color-strength 0.5
-run crop-0.3-color-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.3 --color-strength 0.5
-run temperature-0.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.3 --color-strength 0.5 --temperature 0.2
-run lr-1.0 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.3 --color-strength 0.5 --lr 1.0
-run batch-128 --batch 128 --warmup-epochs 0.5 --min-crop-scale 0.3 --color-strength 0.5
+run crop-0.7 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7
+run crop-0.85 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.85
+run crop-0.5-temperature-0.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --temperature 0.2
+run crop-0.5-lr-1.0 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --lr 1.0
+run crop-0.5-color-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --color-strength 0.5
+run crop-0.5-blur --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --blur

@@ -50,7 +50,11 @@ if plan:
     lines += ["", f"`fairtune plan --preset small --nodes 1 --cores-per-node 2` estimated {hms(est)} before the run "
               f"({100 * (est - total) / total:+.0f}% against the measured {hms(total)}); per stage: "
               + ", ".join(f"{r['stage']} {hms(r['wall_seconds'])}" for r in p["stages"]) + "."]
-lines += ["", "![Figure 1](docs/results/figure1.svg)", "", "![SimCLR pretraining](docs/results/pretrain-loss.svg)", "",
+knn = [json.loads(l)["knn_mean_f1"] for l in open(f"{run}/pretrain/metrics.jsonl") if "knn_mean_f1" in l]
+monitor = (f"The pretraining monitor (kNN validation mean F1 of the backbone's features, the lower panel of the pretraining figure) "
+  f"went from {knn[0]:.3f} for the initial, random backbone to {knn[-1]:.3f} after the last epoch (highest {max(knn):.3f})."
+  if knn else "The pretraining run has no monitor figures.")
+lines += ["", "![Figure 1](docs/results/figure1.svg)", "", "![SimCLR pretraining](docs/results/pretrain-loss.svg)", "", monitor, "",
   "### Table 1 (the paper's attributes; best trial of each strategy, 95% intervals: docs/statistics.md)", "", table, "",
   "### Findings", "", findings, "",
   "### The mechanism: BatchNorm statistics", "", bn + " Per layer: [docs/results/bn-statistics.md](docs/results/bn-statistics.md).", "",

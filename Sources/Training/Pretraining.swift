@@ -18,7 +18,7 @@ public struct PretrainJob {
   public var minimumCropScale = 0.08
   /// Train images of the representation monitor's kNN bank (half as many val images are
   /// classified); 0 turns the monitor off.
-  public var monitorImages = 1024
+  public var monitorImages = 768
 
   public init(spec: TrainingSpec, model: ModelSpec) {
     self.spec = spec

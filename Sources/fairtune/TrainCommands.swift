@@ -54,7 +54,7 @@ struct PretrainCommand: ParsableCommand {
   @Option(help: ArgumentHelp(
     "Train images of the representation monitor's kNN bank; 0 turns it off.",
     discussion: "Before the first step and after every epoch, these train images (a fixed draw) vote, by their 20 nearest neighbours in the backbone's pooled features, for half as many validation images; the validation mean F1 of the votes (thresholds from the bank) goes to metrics.jsonl as knn_mean_f1, to the progress line and to the report's pretraining figure."))
-  var monitorImages: Int = 1024
+  var monitorImages: Int = 768
 
   func validate() throws {
     guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive (got \(temperature)).") }
