@@ -40,10 +40,8 @@ echo "| --- | --- | --- | --- | --- | --- |"
 run simclr --batch 256 --warmup-epochs 0.5
 run crop-0.3 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.3
 run crop-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5
-run color-0.5 --batch 256 --warmup-epochs 0.5 --color-strength 0.5
 run crop-0.7 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7
 run crop-0.85 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.85
+run color-0.5 --batch 256 --warmup-epochs 0.5 --color-strength 0.5
 run crop-0.5-temperature-0.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --temperature 0.2
 run crop-0.5-lr-1.0 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --lr 1.0
-run crop-0.5-color-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --color-strength 0.5
-run crop-0.5-blur --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --blur

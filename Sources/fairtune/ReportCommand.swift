@@ -1,4 +1,5 @@
-// `fairtune report`: Table 1, Figure 1, the timing table and an offline HTML page from run directories.
+// `fairtune report`: Table 1, Figure 1, the timing table and an offline HTML page from run
+// directories. The options are checked here and parsed into a ReportJob (Report).
 import ArgumentParser
 import CelebAFormat
 import Fairness

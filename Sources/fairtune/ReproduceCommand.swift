@@ -1,4 +1,5 @@
-// `fairtune reproduce`: the whole experiment from one command, stage by stage, resumable.
+// `fairtune reproduce`: the whole experiment from one command, stage by stage, resumable. Each
+// stage builds the library's jobs (PretrainJob, SweepJob, FineTuneJob, ReportJob) from the preset.
 import ArgumentParser
 import CelebAFormat
 import Data
@@ -18,7 +19,7 @@ struct ReproduceCommand: ParsableCommand {
     discussion: paragraphs("""
       Presets:
         tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width
-                (small stem), 2 pretraining epochs, 2 trials of at most 1 epoch
+                (small stem), 4 pretraining epochs, 2 trials of at most 1 epoch
                 per model, 1 seed: minutes on a laptop.
         small   11,000 synthetic faces at 64 px (8,000 train), ResNet-18 at
                 half width, 25 pretraining epochs at batch 256, 20 trials of at
@@ -97,7 +98,10 @@ struct ReproduceCommand: ParsableCommand {
     switch preset {
     case .tiny:
       return Settings(train: 2000, val: 300, test: 300, synthSize: 48, imageSize: 32, model: "resnet18", width: "0.25", stem: "small",
-        pretrainEpochs: 2, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200, thresholdImages: 2000, monitorImages: 256)
+        pretrainEpochs: 4, pretrainBatch: 64, trials: 2, maxEpochs: 1, batch: 64, seeds: 1, bootstrap: 200, thresholdImages: 2000, monitorImages: 192,
+        // At batch 64, SimCLR's square-root rule (0.075 x sqrt(64) = 0.6) rather than the linear
+        // one (0.3 x 64 / 256 = 0.075, at which the loss stays at chance): docs/pretraining.md.
+        pretrainLearningRate: 2.4)
     case .small:
       // About an hour on 2 cores: 8,000 train images keep the 100 non-frozen trials' epochs (at
       // least one each, ASHA's first rung) near half an hour, and 25 pretraining epochs near a quarter.

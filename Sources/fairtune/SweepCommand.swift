@@ -1,5 +1,5 @@
 // `fairtune sweep`: the coordinator's random search over fine-tuning strategies, trials run by
-// groups of ranks.
+// groups of ranks. The options are checked here and parsed into a SweepJob (Training).
 import ArgumentParser
 import Data
 import Distributed

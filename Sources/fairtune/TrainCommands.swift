@@ -1,4 +1,5 @@
-// `fairtune pretrain`, `fairtune finetune` and `fairtune evaluate`.
+// `fairtune pretrain`, `fairtune finetune` and `fairtune evaluate`: their options, checked and
+// parsed into the library's jobs (Training: PretrainJob, FineTuneJob), which do the work.
 import ArgumentParser
 import Data
 import Distributed
