@@ -20,7 +20,7 @@ run() {
   shift
   if [ ! -f "$out/$name/final.ckpt" ]; then
     "$bin" pretrain --data "$out/packed" --out "$out/$name" --model resnet18 --width 0.5 --stem imagenet \
-      --epochs "$epochs" --seed 0 "$@" >"$out/$name.log" 2>&1
+      --epochs "$epochs" --seed 0 --monitor-images 1024 "$@" >"$out/$name.log" 2>&1
   fi
   python3 - "$out/$name" "$name" "$*" <<'EOF'
 import json, sys
@@ -45,3 +45,6 @@ run crop-0.85 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.85
 run color-0.5 --batch 256 --warmup-epochs 0.5 --color-strength 0.5
 run crop-0.5-temperature-0.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --temperature 0.2
 run crop-0.5-lr-1.0 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --lr 1.0
+run crop-0.7-lr-1.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --lr 1.2
+run crop-0.7-color-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --color-strength 0.5
+run crop-0.7-blur --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --blur
