@@ -52,6 +52,10 @@ check "inspect not a checkpoint" 1 "not a fairtune checkpoint" "$bin" inspect $f
 check "finetune takes the model from --from" 0 "validation mean F1" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy frozen --batch 16 --out "$tmp/ft"
 check "finetune option contradicts --from" 2 "--width 0.5 contradicts --from" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy frozen --width 0.5 --out "$tmp/ft2"
 check "finetune refused left nothing" 1 "" test -e "$tmp/ft2"
+check "finetune bn-recal balanced" 0 "equal-weight mixture of Male and not Male" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy bn-recal --bn-balance male --batch 16 --out "$tmp/recal"
+check "bn-recal records its pass" 0 '"recalibration"' cat "$tmp/recal/run.json"
+check "--bn-balance without bn-recal" 2 "--bn-balance Male applies to bn-recal only" "$bin" finetune --data "$tmp/packed" --from "$tmp/a.ckpt" --strategy frozen --bn-balance Male --out "$tmp/ft3"
+check "--bn-balance unknown attribute" 2 "--bn-balance Mail is not one of the 40" "$bin" sweep --data "$tmp/packed" --from "$tmp/a.ckpt" --strategies bn-recal --bn-balance Mail --out "$tmp/sw3"
 check "sweep option contradicts --from" 2 "--model resnet34 contradicts --from" "$bin" sweep --data "$tmp/packed" --from "$tmp/a.ckpt" --strategies bn-stats --trials 2 --model resnet34 --out "$tmp/sw"
 check "refused sweep left nothing" 1 "" test -e "$tmp/sw"
 # A sweep whose every trial fails (each trial's folder is taken by a file) ends with status 1,

@@ -48,3 +48,4 @@ run crop-0.5-lr-1.0 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.5 --lr 1.
 run crop-0.7-lr-1.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --lr 1.2
 run crop-0.7-color-0.5 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --color-strength 0.5
 run crop-0.7-blur --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --blur
+run crop-0.7-color-0.5-lr-1.2 --batch 256 --warmup-epochs 0.5 --min-crop-scale 0.7 --color-strength 0.5 --lr 1.2

@@ -30,7 +30,7 @@ def read(p): return open(f"{run}/{p}", encoding="utf-8").read()
 stages = json.load(open(f"{run}/stages.json"))
 split = [l.split()[1] for l in read("data/list_eval_partition.txt").splitlines() if l.strip()]
 images, train = len(split), split.count("0")
-order = ["data", "pack", "pretrain", "sweep", "seeds", "probe", "epoch-times", "bn-statistics", "report"]
+order = ["data", "pack", "pretrain", "sweep", "seeds", "balanced", "probe", "epoch-times", "bn-statistics", "report"]
 total = sum(stages.values())
 def hms(s): return f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
 table = read("report/table1.md").split("## All attributes")[0].split("\n\n", 2)[-1].strip()

@@ -11,11 +11,13 @@ import Foundation
 ///       "training_seconds": 5123.4,
 ///       "validation_mean_f1": 0.61,
 ///       "feature_table": {"images": 20000, "seconds": 16.8},
+///       "recalibration": {"images": 16000, "seconds": 9.1},
+///       "bn_balance": "Male",
 ///       "data": {"attributes": "../celeba/list_attr_celeba.txt",
 ///                "partition": "../celeba/list_eval_partition.txt"}
 ///     }
 ///
-/// - `strategy`: one of frozen, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.
+/// - `strategy`: one of frozen, bn-recal, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.
 /// - `updated_parameters`: how many trainable values (weights and biases, the head included)
 ///   the strategy changes; a non-negative integer.
 /// - `updated_buffers`: how many non-trainable values it changes (BatchNorm running means and
@@ -25,12 +27,17 @@ import Foundation
 /// - `validation_mean_f1` (optional): the validation mean F1 with thresholds from train.
 /// - `feature_table` (optional): a frozen run's table of backbone features, its images and the
 ///   seconds it took.
+/// - `recalibration` (optional): a bn-recal run's pass over the train images, its images and
+///   seconds (part of `training_seconds`).
+/// - `bn_balance` (optional): the attribute whose two groups a bn-recal run's statistics weigh
+///   equally.
 /// - `data` (optional): the dataset's CelebA-format attribute and partition files; relative
 ///   paths are relative to RUN.
 ///
 /// Other keys are ignored.
 public struct RunFile: Codable, Equatable, Sendable {
-  public struct FeatureTable: Codable, Equatable, Sendable {
+  /// Images passed through the backbone before training, and the seconds it took.
+  public struct Pass: Codable, Equatable, Sendable {
     public var images: Int
     public var seconds: Double
 
@@ -55,7 +62,10 @@ public struct RunFile: Codable, Equatable, Sendable {
   public var updatedBuffers: Int
   public var trainingSeconds: Double
   public var validationMeanF1: Double?
-  public var featureTable: FeatureTable?
+  public typealias FeatureTable = Pass
+  public var featureTable: Pass?
+  public var recalibration: Pass?
+  public var bnBalance: String?
   public var data: DataFiles?
 
   enum CodingKeys: String, CodingKey {
@@ -65,12 +75,14 @@ public struct RunFile: Codable, Equatable, Sendable {
     case trainingSeconds = "training_seconds"
     case validationMeanF1 = "validation_mean_f1"
     case featureTable = "feature_table"
+    case recalibration
+    case bnBalance = "bn_balance"
     case data
   }
 
   public init(
     strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double, validationMeanF1: Double? = nil,
-    featureTable: FeatureTable? = nil, data: DataFiles? = nil
+    featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, data: DataFiles? = nil
   ) {
     self.strategy = strategy
     self.updatedParameters = updatedParameters
@@ -78,6 +90,8 @@ public struct RunFile: Codable, Equatable, Sendable {
     self.trainingSeconds = trainingSeconds
     self.validationMeanF1 = validationMeanF1
     self.featureTable = featureTable
+    self.recalibration = recalibration
+    self.bnBalance = bnBalance
     self.data = data
   }
 

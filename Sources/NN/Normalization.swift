@@ -98,6 +98,9 @@ public final class BatchNorm2d {
   public var training = true
   public var computesInputGradient = true
   public var reducer: StatisticsReducer?
+  /// Set for a recalibration pass: each training-mode forward adds its input's sums (this
+  /// replica's share, before the reduction across replicas) here.
+  public var population: PopulationSums?
 
   private var input: FeatureMap?
   private var usedBatchStatistics = true
@@ -301,6 +304,7 @@ public final class BatchNorm2d {
     let c = channels
     statisticsWereObserved = usable(sums, .input, rows: x.pixels)
     if !statisticsWereObserved { reduceColumns(x.data, times: x.data, mask: .none, rows: x.pixels) }
+    population?.add(x, totals: totals)
     reduceAcrossReplicas()
     let count = totals[2 * c]
     let m = mean.pointer(count: c)

@@ -79,9 +79,10 @@ public enum Findings {
     main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, trivial: Baseline?, bootstrap: BootstrapOptions,
     epochTimes: EpochTimes? = nil
   ) -> String {
-    var groups: [Strategy: Seeds] = [:]
+    // One group per strategy, a balanced bn-recal apart from the pooled one.
+    var groups: [String: Seeds] = [:]
     for run in main {
-      groups[run.record.strategy] = Seeds(main: run, runs: seedRuns.filter { $0.record.strategy == run.record.strategy })
+      groups[run.record.variant] = Seeds(main: run, runs: seedRuns.filter { $0.record.variant == run.record.variant })
     }
     let seedCount = groups.values.map(\.runs.count).min() ?? 0
     var text = "# Findings\n\n"
@@ -92,11 +93,11 @@ public enum Findings {
       : "No seed re-runs were given.\n\n"
 
     text += "| model | test mean F1 | all gap ↓ | all worst ↑ | seeds | seeds: mean F1 | seeds: all gap | seeds: all worst | training time (s) |\n|---|---|---|---|---|---|---|---|---|\n"
-    for strategy in Strategy.allCases {
-      guard let g = groups[strategy] else { continue }
+    for run in main {
+      guard let g = groups[run.record.variant], g.main.label == run.label else { continue }
       let summary = g.main.evaluation.model.summary
       let seeds = g.runs.count
-      text += "| \(strategy.rawValue) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(seeds) | "
+      text += "| \(run.record.variant) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(seeds) | "
       text += seeds > 0 ? "\(spread(g.meanF1)) | \(spread(g.gap)) | \(spread(g.worst)) | " : "| | | "
       text += "\(String(format: "%.0f", g.main.record.trainingSeconds)) |\n"
     }
@@ -115,7 +116,7 @@ public enum Findings {
     }
 
     // Pretraining learned something: the linear probe against the same probe on a random backbone.
-    if let probe, let frozen = groups[.frozen] {
+    if let probe, let frozen = groups[Strategy.frozen.rawValue] {
       let c = compare(frozen.main, probe)
       let (verdict, words) = paired(c.meanF1, c.meanF1Equivalence, higherIsBetter: true)
       text += "## Pretraining\n\n"
@@ -126,7 +127,7 @@ public enum Findings {
 
     text += "## The paper's findings on this data\n\n"
     func finding(_ label: String, _ a: Strategy, _ b: Strategy, expect: Verdict, paper: String) {
-      guard let ga = groups[a], let gb = groups[b] else { return }
+      guard let ga = groups[a.rawValue], let gb = groups[b.rawValue] else { return }
       let c = compare(ga.main, gb.main)
       let worst = paired(c.intervals.allWorst, c.equivalence.allWorst, higherIsBetter: true)
       let gap = paired(c.intervals.allGap, c.equivalence.allGap, higherIsBetter: false)
@@ -155,7 +156,7 @@ public enum Findings {
     text += "- (d) The gap shrinks as rho grows: **\(negative == main.count ? "holds" : most ? "holds for most models" : "does not hold")**. Spearman correlation of F1 gap with rho over the attributes (pairs below --min-support excluded): \(correlations.joined(separator: ", ")).\n"
     // (e)
     func ratio(_ a: Strategy, _ b: Strategy) -> Double? {
-      guard let ga = groups[a], let gb = groups[b] else { return nil }
+      guard let ga = groups[a.rawValue], let gb = groups[b.rawValue] else { return nil }
       return ga.main.record.trainingSeconds / max(gb.main.record.trainingSeconds, 1e-9)
     }
     if let r1 = ratio(.supervised, .bnStats), let r2 = ratio(.full, .bnStatsSkip) {
@@ -164,6 +165,60 @@ public enum Findings {
       if let epochTimes, let a = epochTimes.seconds[.supervised], let b = epochTimes.seconds[.bnStats], let c = epochTimes.seconds[.full],
         let d = epochTimes.seconds[.bnStatsSkip], b > 0, d > 0 {
         text += String(format: " The fair way, per epoch at the same steps on the same data, measured side by side: Supervised / BN Stats %.2fx, Full FT / BN Stats + Skip %.2fx: the work each strategy does per image, whatever the search drew.", a / b, c / d)
+      }
+      text += "\n"
+    }
+    text += recalibration(groups, compare: compare, epochTimes: epochTimes)
+    return text
+  }
+
+  /// Beyond the paper: bn-recal (statistics set in one pass) against bn-stats (statistics updated
+  /// while the head trains), and a recalibration balanced on an attribute against the pooled one.
+  static func recalibration(
+    _ groups: [String: Seeds], compare: (EvaluatedRun, EvaluatedRun) -> PairedComparison, epochTimes: EpochTimes?
+  ) -> String {
+    guard let recal = groups[Strategy.bnRecal.rawValue] else { return "" }
+    var text = "\n## Beyond the paper: BatchNorm recalibration\n\n"
+    text += "bn-recal keeps the backbone's weights, sets every BatchNorm's running statistics to the exact mean and variance of its input over the train images in one forward pass, and trains only the head, as frozen does.\n\n"
+    if let stats = groups[Strategy.bnStats.rawValue] {
+      let c = compare(recal.main, stats.main)
+      let f1 = paired(c.meanF1, c.meanF1Equivalence, higherIsBetter: true)
+      let worst = paired(c.intervals.allWorst, c.equivalence.allWorst, higherIsBetter: true)
+      let gap = paired(c.intervals.allGap, c.equivalence.allGap, higherIsBetter: false)
+      let matches = [f1.verdict, worst.verdict].allSatisfy { $0 == .equivalent }
+      let worse = [f1.verdict, worst.verdict].contains { $0 == .worse }
+      let better = [f1.verdict, worst.verdict].contains { $0 == .better } && !worse
+      let word = matches ? "matches bn-stats" : worse ? "does not match bn-stats (worse)" : better ? "does better than bn-stats" : "not shown to match bn-stats (inconclusive)"
+      text += String(format: "- (f) Does bn-recal match bn-stats (equivalent when the paired 90%% interval lies within ±%.2f F1)? **%@** on mean F1 and all worst. bn-recal minus bn-stats: mean F1 %@; all worst %@; all gap %@.",
+        margin, word, f1.text, worst.text, gap.text)
+      if !recal.worst.isEmpty && !stats.worst.isEmpty {
+        text += " Over fresh seeds: all worst \(spread(recal.worst)) against \(spread(stats.worst))."
+      }
+      text += String(format: " Training time, whole training of the selected models: bn-recal %.0f s, bn-stats %.0f s (%.2f of it)",
+        recal.main.record.trainingSeconds, stats.main.record.trainingSeconds,
+        recal.main.record.trainingSeconds / max(stats.main.record.trainingSeconds, 1e-9))
+      if let epochTimes, let a = epochTimes.seconds[.bnRecal], let b = epochTimes.seconds[.bnStats], b > 0 {
+        text += String(format: "; side by side, bn-recal's whole training against one epoch of bn-stats: %.2f", a / b)
+      }
+      text += ".\n"
+    }
+    for (variant, balanced) in groups.sorted(by: { $0.key < $1.key }) where variant != recal.main.record.variant && balanced.main.record.strategy == .bnRecal {
+      guard let attribute = balanced.main.record.bnBalance else { continue }
+      let c = compare(balanced.main, recal.main)
+      let names = balanced.main.evaluation.attributeNames
+      let f1 = paired(c.meanF1, c.meanF1Equivalence, higherIsBetter: true)
+      let all = paired(c.intervals.allWorst, c.equivalence.allWorst, higherIsBetter: true)
+      text += "- (g) Does recalibration balanced on \(attribute) help the worst group? \(variant) minus bn-recal: "
+      if let k = names.firstIndex(of: attribute), let worst = c.intervals.worst[k], let gap = c.intervals.gap[k] {
+        let w = paired(worst, c.equivalence.worst[k], higherIsBetter: true)
+        let g = paired(gap, c.equivalence.gap[k], higherIsBetter: false)
+        text += "for c = \(attribute), worst \(w.text), gap \(g.text); "
+      } else {
+        text += "c = \(attribute) has no used pair in the test images; "
+      }
+      text += "all worst \(all.text); mean F1 \(f1.text)."
+      if !balanced.worst.isEmpty && !recal.worst.isEmpty {
+        text += " Over fresh seeds: all worst \(spread(balanced.worst)) against \(spread(recal.worst))."
       }
       text += "\n"
     }

@@ -103,8 +103,8 @@ public enum ReportBuilder {
 
   /// Reads and evaluates each run. `attributes` and `partition` override the files named in a
   /// run's run.json and are needed for runs that name none. Runs are ordered by strategy
-  /// (frozen ... supervised), and labelled by strategy, with the directory name added when
-  /// several runs share a strategy.
+  /// (frozen ... supervised), and labelled by strategy (a balanced bn-recal as "bn-recal balanced
+  /// on ATTR"), with the directory name added when several runs share a label.
   public static func evaluate(
     runs: [URL], attributes: URL?, partition: URL?, bootstrap: BootstrapOptions?, minimumSupport: Int = PairSelection.defaultMinimum
   ) throws -> [EvaluatedRun] {
@@ -115,9 +115,8 @@ public enum ReportBuilder {
     let cache = LabelFiles()
     return try records.map { record in
       let splits = try self.splits(record, attributes: attributes, partition: partition, files: cache)
-      let shared = records.filter { $0.strategy == record.strategy }.count > 1
-      let label =
-        shared ? "\(record.strategy.rawValue) (\(record.directory.lastPathComponent))" : record.strategy.rawValue
+      let shared = records.filter { $0.variant == record.variant }.count > 1
+      let label = shared ? "\(record.variant) (\(record.directory.lastPathComponent))" : record.variant
       return EvaluatedRun(
         label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap, minimumSupport: minimumSupport))
     }

@@ -23,6 +23,11 @@ public struct RunRecord: Sendable {
   public let trainingSeconds: Double
   public let attributesFile: URL?
   public let partitionFile: URL?
+  /// bn-recal: the attribute whose groups its statistics weigh equally.
+  public let bnBalance: String?
+
+  /// The strategy as tables name it: "bn-recal balanced on Male" for a balanced recalibration.
+  public var variant: String { strategy.rawValue + (bnBalance.map { " balanced on \($0)" } ?? "") }
 
   /// The scores of the test images, and of the train images when they are in a file of their own.
   public var scoresFiles: (scores: URL, train: URL?) {
@@ -36,7 +41,7 @@ public struct RunRecord: Sendable {
 
   public init(
     directory: URL, strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double,
-    attributesFile: URL? = nil, partitionFile: URL? = nil
+    attributesFile: URL? = nil, partitionFile: URL? = nil, bnBalance: String? = nil
   ) {
     self.directory = directory
     self.strategy = strategy
@@ -45,6 +50,7 @@ public struct RunRecord: Sendable {
     self.trainingSeconds = trainingSeconds
     self.attributesFile = attributesFile
     self.partitionFile = partitionFile
+    self.bnBalance = bnBalance
   }
 
   /// Reads `directory/run.json`.
@@ -68,7 +74,7 @@ public struct RunRecord: Sendable {
       directory: directory, strategy: contents.strategy, updatedParameters: contents.updatedParameters,
       updatedBuffers: contents.updatedBuffers, trainingSeconds: contents.trainingSeconds,
       attributesFile: contents.data.map { Self.resolve($0.attributes, in: directory) },
-      partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) })
+      partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) }, bnBalance: contents.bnBalance)
   }
 
   /// run.json for this record, as the trainer writes it.
@@ -79,7 +85,7 @@ public struct RunRecord: Sendable {
     }
     return try RunFile(
       strategy: strategy, updatedParameters: updatedParameters, updatedBuffers: updatedBuffers, trainingSeconds: trainingSeconds,
-      data: data
+      bnBalance: bnBalance, data: data
     ).encoded()
   }
 

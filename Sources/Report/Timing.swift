@@ -9,18 +9,18 @@ import Foundation
 /// settings, a few steps each (see `fairtune reproduce`'s epoch-times stage).
 public struct EpochTimes: Sendable, Equatable {
   public var seconds: [Strategy: Double]
-  /// How each figure was made, for frozen (whose head is solved, not stepped).
+  /// How each figure was made, for frozen and bn-recal (whose head is solved, not stepped).
   public static let frozenNote =
-    "frozen has no epochs of its own: its figure is its whole training, one forward pass of every image for the feature table and the solve of its head"
+    "frozen and bn-recal have no epochs of their own: their figure is their whole training, one forward pass of every image for the feature table and the solve of the head (and for bn-recal its pass over the train images before)"
 
   public init(seconds: [Strategy: Double]) {
     self.seconds = seconds
   }
 
   /// The seconds per epoch of a run of `steps` measured steps: the median step time (the first
-  /// step left out, as warm-up) times `stepsPerEpoch`; for frozen, its whole training time.
+  /// step left out, as warm-up) times `stepsPerEpoch`; for frozen and bn-recal, the whole training time.
   public static func perEpoch(run: URL, strategy: Strategy, stepsPerEpoch: Int) throws -> Double {
-    if strategy == .frozen { return try RunRecord(directory: run).trainingSeconds }
+    if strategy == .frozen || strategy == .bnRecal { return try RunRecord(directory: run).trainingSeconds }
     let metrics = run.appendingPathComponent("metrics.jsonl")
     let text = try String(contentsOf: metrics, encoding: .utf8)
     let steps = text.split(separator: "\n").compactMap { line -> Double? in

@@ -38,12 +38,12 @@ public final class FeatureCache {
     self.dimension = dimension
   }
 
-  /// The table a fine-tuning run uses: frozen without augmentation, and if every image's
+  /// The table a fine-tuning run uses: frozen or bn-recal (after its pass) without augmentation, and if every image's
   /// features fit in `bytes`; else nil (with the reason for a table that would not fit).
   public static func forFinetuning(
     _ model: ResNet, strategy: Strategy, augmented: Bool, images: Int, bytes: Int = FeatureCache.defaultBytes
   ) -> (cache: FeatureCache?, note: String?) {
-    guard strategy == .frozen, !augmented else { return (nil, nil) }
+    guard strategy == .frozen || strategy == .bnRecal, !augmented else { return (nil, nil) }
     let needed = images * model.featureDimension * MemoryLayout<Float>.size
     guard needed <= bytes else {
       return (nil, String(format: "the features of %d images would take %.1f GiB per rank (over %.1f): the backbone runs every step",

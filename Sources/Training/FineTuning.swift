@@ -47,19 +47,38 @@ public enum FineTuning {
     _ model: ResNet, strategy: Strategy, augmented: Bool, session: TrainingSession, reuse: FeatureCache? = nil
   ) throws -> FeatureCache? {
     guard !session.run.isFinished else { return nil }
-    if let reuse, strategy == .frozen, !augmented {
-      session.say("frozen backbone on plain images: the features of \(reuse.count) images computed for an earlier trial are reused")
+    if let reuse, strategy == .frozen || strategy == .bnRecal, !augmented {
+      session.say("\(strategy.rawValue) backbone on plain images: the features of \(reuse.count) images computed for an earlier trial are reused")
       return reuse
     }
     let dataset = session.dataset
     let (cache, note) = FeatureCache.forFinetuning(
       model, strategy: strategy, augmented: augmented, images: dataset.train.count + dataset.validation.count + dataset.test.count)
-    if let note { session.say("frozen: \(note)") }
+    if let note { session.say("\(strategy.rawValue): \(note)") }
     guard let cache else { return nil }
     try cache.fill(model, dataset: dataset, communicator: session.communicator, threads: session.threads)
-    session.say(String(format: "frozen backbone on plain images: features of %d images computed once in %.1f s; training and evaluation run only the head",
-      cache.count, cache.fillSeconds))
+    session.say(String(format: "%@ backbone on plain images: features of %d images computed once in %.1f s; training and evaluation run only the head",
+      strategy.rawValue, cache.count, cache.fillSeconds))
     return cache
+  }
+
+  /// bn-recal's pass over the train images (resumed, or read back, from the run directory); nil
+  /// for a finished run.
+  public static func recalibrate(
+    _ model: ResNet, balance: String?, batch: Int, seed: UInt64, session: TrainingSession
+  ) throws -> BatchNormRecalibration.Result? {
+    guard !session.run.isFinished else { return nil }
+    var recalibration = BatchNormRecalibration(
+      batch: batch, seed: seed, balance: try balance.map { try BatchNormRecalibration.balance($0, dataset: session.dataset) })
+    recalibration.synchronized = session.parallel.synchronizedBatchNorm
+    let what = recalibration.balance.map { "the equal-weight mixture of \($0.name) and not \($0.name)" } ?? "all images pooled"
+    session.say("bn-recal: one forward pass over the \(session.dataset.train.count) train images sets every BatchNorm's statistics (\(what))")
+    guard let result = try recalibration.run(
+      model, dataset: session.dataset, communicator: session.communicator, threads: session.threads, directory: session.run.path,
+      say: session.say)
+    else { return nil }
+    if !result.reused { session.say(String(format: "bn-recal: %d images in %.1f s", result.images, result.seconds)) }
+    return result
   }
 
   /// After training: the scores of every split, the validation mean F1, and RUN/run.json (what
@@ -68,11 +87,12 @@ public enum FineTuning {
   /// run.json records that metric.
   public static func finish(
     _ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: TrainingSession,
-    cache: FeatureCache? = nil, tableSeconds: Double = 0, validation: Double? = nil
+    cache: FeatureCache? = nil, tableSeconds: Double = 0, recalibration: BatchNormRecalibration.Result? = nil, balance: String? = nil,
+    validation: Double? = nil
   ) throws -> (f1: Double, seconds: Double) {
     let run = session.run
-    // A feature table made for this run is part of its training time.
-    var seconds = (trainer?.trainingSeconds ?? 0) + tableSeconds
+    // A feature table made for this run, and a recalibration pass, are part of its training time.
+    var seconds = (trainer?.trainingSeconds ?? 0) + tableSeconds + (recalibration?.seconds ?? 0)
     if trainer == nil {
       let final = try Checkpoint.read(run.finalCheckpoint)
       seconds = (final.metadata["training_seconds"] as? NSNumber)?.doubleValue ?? 0
@@ -87,7 +107,8 @@ public enum FineTuning {
     if session.isRoot {
       let record = RunFile(
         strategy: strategy, updatedParameters: counts.parameters, updatedBuffers: counts.buffers, trainingSeconds: seconds,
-        validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) })
+        validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) },
+        recalibration: recalibration.map { .init(images: $0.images, seconds: $0.seconds) }, bnBalance: balance)
       try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
     }
     return (f1, seconds)
@@ -124,6 +145,10 @@ public struct FineTuneJob {
   public var randomBackbone = false
   /// Random resized crops and flips while fine-tuning.
   public var augment = false
+  /// bn-recal: the attribute whose two groups weigh equally in the statistics.
+  public var bnBalance: String?
+  /// bn-recal: the seed of the pass's image order (nil: the run's seed).
+  public var recalibrationSeed: UInt64?
 
   public init(strategy: Strategy, spec: TrainingSpec, model: ModelSpec, pretrained: PretrainedBackbone?) {
     self.strategy = strategy
@@ -141,6 +166,8 @@ public struct FineTuneJob {
     defining["model"] = model.description
     defining["augment"] = "\(augment)"
     if randomBackbone { defining["random_backbone"] = "true" }
+    if let bnBalance { defining["bn_balance"] = bnBalance }
+    if let recalibrationSeed { defining["recalibration_seed"] = "\(recalibrationSeed)" }
     return defining
   }
 
@@ -158,6 +185,8 @@ public struct FineTuneJob {
     let total = network.registry.parameterCount
     session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
       100 * Double(counts.parameters) / Double(total), counts.buffers))
+    let recalibration = strategy == .bnRecal
+      ? try FineTuning.recalibrate(network, balance: bnBalance, batch: spec.batch, seed: recalibrationSeed ?? spec.seed, session: session) : nil
     let cache = try FineTuning.featureCache(network, strategy: strategy, augmented: augment, session: session)
     let defining = self.defining
     let headDecay = spec.weightDecay ?? 0
@@ -171,7 +200,8 @@ public struct FineTuneJob {
       if cache != nil { trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: headDecay) }
     }
     let result = try FineTuning.finish(
-      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0)
+      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0,
+      recalibration: recalibration, balance: strategy == .bnRecal ? bnBalance : nil)
     session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
     return result
   }

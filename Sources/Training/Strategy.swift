@@ -7,7 +7,7 @@ extension Strategy {
   /// Whether the strategy trains `parameter`.
   public func trains(_ parameter: Parameter) -> Bool {
     switch self {
-    case .frozen, .bnStats:
+    case .frozen, .bnRecal, .bnStats:
       return parameter.group == .head
     case .bnStatsAffine:
       return parameter.group == .head || parameter.kind == .normalization
@@ -22,7 +22,7 @@ extension Strategy {
   /// lowest trainable parameter, and no weight gradient is computed for a frozen tensor.
   public func apply(to model: ResNet) {
     for p in model.registry.parameters { p.requiresGradient = trains(p) }
-    model.setBatchNormTraining(updatesBatchNormStatistics)
+    model.setBatchNormTraining(trainsBatchNorm)
     model.configureGradients()
   }
 

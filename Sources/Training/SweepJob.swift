@@ -34,6 +34,8 @@ public struct SweepJob {
   /// Train images that set the thresholds of the per-epoch validation metric.
   public var thresholdImages = 4000
   public var augment = false
+  /// bn-recal trials: the attribute whose two groups weigh equally in the statistics.
+  public var bnBalance: String?
   public var scoring = Scoring.best
   public var parallel = DataParallelSettings()
   /// Runs before each trial's first step (the command line's injected faults).
@@ -55,6 +57,7 @@ public struct SweepJob {
   public func checkWhatTrialsShare(dataset: PackedDataset, ranks: Int) throws {
     if let pretrained { _ = try FineTuning.model(model, pretrained: pretrained, seed: plan.seed) }
     if strategies.contains(.supervised) { _ = try FineTuning.model(model, pretrained: nil, seed: plan.seed) }
+    if strategies.contains(.bnRecal), let bnBalance { _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset) }
     guard batch <= dataset.train.count else {
       throw RunSettingsError(description: "--batch \(batch) is larger than the \(dataset.train.count) train images of \(data).")
     }
@@ -118,9 +121,23 @@ public struct SweepJob {
     let start = Clock.now()
     var stoppedAt: Int?
     var lastMetric: Double?
-    let reused = tables.frozen
+    // bn-recal: every trial recalibrates the same backbone on the same images (in an order seeded
+    // by the sweep's seed); the first trial's pass (and its feature table) serve the others.
+    var ownPass: BatchNormRecalibration.Result?
+    if strategy == .bnRecal {
+      if let shared = tables.recalibrated {
+        BatchNormRecalibration.Finished.apply(shared, to: model.batchNorms)
+        session.say("bn-recal: the statistics of an earlier trial's pass are reused")
+      } else if let result = try FineTuning.recalibrate(model, balance: bnBalance, batch: batch, seed: plan.seed, session: session) {
+        ownPass = result
+        tables.recalibrated = BatchNormRecalibration.Finished.statistics(of: model.batchNorms)
+      }
+    }
+    let reused = strategy == .frozen ? tables.frozen : tables.recalibratedFeatures
     let cache = try FineTuning.featureCache(model, strategy: strategy, augmented: augment, session: session, reuse: reused)
-    if cache != nil { tables.frozen = cache }
+    if let cache {
+      if strategy == .frozen { tables.frozen = cache } else { tables.recalibratedFeatures = cache }
+    }
     let thresholdImages = self.thresholdImages
     let trainer = try session.train(
       model, objective: .attributes, transform: augment ? .finetuneDefault : .none, spec: spec, learningRate: settings.learningRate,
@@ -143,14 +160,17 @@ public struct SweepJob {
     let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
     let result = try FineTuning.finish(
       model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
-      validation: scoring == .best ? lastMetric : nil)
+      recalibration: ownPass, balance: strategy == .bnRecal ? bnBalance : nil, validation: scoring == .best ? lastMetric : nil)
     return TrialOutcome(
       finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
   }
 }
 
 /// What the trials of one process share: the frozen backbone's feature table (every frozen
-/// trial fine-tunes the same backbone on the same images, so it is made once).
+/// trial fine-tunes the same backbone on the same images, so it is made once), and bn-recal's
+/// statistics (means then variances of every BatchNorm) with their feature table.
 final class FeatureTables {
   var frozen: FeatureCache?
+  var recalibrated: [Float]?
+  var recalibratedFeatures: FeatureCache?
 }

@@ -109,6 +109,7 @@ struct PlanCommand: ParsableCommand {
       ("pretrain", Double(s.pretrainEpochs) * train * pretrainCost, true),
       ("sweep", Double(s.trials) * finetune, true),
       ("seeds", Double(s.seeds - 1) * finetune, true),
+      ("balanced", Double(s.seeds) * run(.bnRecal, epochs: meanEpochs), true),
       ("probe", run(.frozen, epochs: meanEpochs), true),
       ("bn-statistics", 2048 * evalCost * 2, false),
       ("report", 10, false),

@@ -15,7 +15,7 @@ import Training
 struct ReproduceCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "reproduce",
-    abstract: "The whole pipeline: data, pack, SimCLR pretraining, a sweep over the five strategies and supervised, and the report.",
+    abstract: "The whole pipeline: data, pack, SimCLR pretraining, a sweep over the five strategies, bn-recal and supervised, and the report.",
     discussion: paragraphs("""
       Presets:
         tiny    2,600 synthetic faces at 32 px, ResNet-18 at quarter width
@@ -35,7 +35,8 @@ struct ReproduceCommand: ParsableCommand {
 
       Stages, each writing into OUT: data/ (synthetic CelebA-format files, unless --celeba),
       packed/, pretrain/, sweep/ (every trial, trials.csv, the best of each strategy), seeds/
-      (the best settings of each strategy trained again with other seeds), probe-random/ (the
+      (the best settings of each strategy trained again with other seeds), balanced/ (bn-recal
+      with --bn-balance, at the best bn-recal settings and the same seeds), probe-random/ (the
       frozen linear probe on a randomly initialised backbone: what pretraining added),
       analysis/bn-statistics.md (the pretrained BatchNorm statistics against the fine-tuning
       data's, and how far each strategy moved them), and report/ (table1.md, figure1.svg,
@@ -63,6 +64,9 @@ struct ReproduceCommand: ParsableCommand {
 
   @Option(help: "Fine-tuning seeds per strategy: the sweep's best settings are trained again with N-1 more seeds (default: 1 for tiny, 3 otherwise).")
   var seeds: Int?
+
+  @Option(help: "The attribute of the balanced recalibration run beside bn-recal (bn-recal with --bn-balance; one of the 40).")
+  var bnBalance: String = "Male"
 
   @Option(help: "Ranks per sweep trial under mpirun (the sweep's rank 0 coordinates; the others form groups of this size).")
   var groupSize: Int = 1
@@ -118,6 +122,7 @@ struct ReproduceCommand: ParsableCommand {
     if let celeba, !FileManager.default.fileExists(atPath: celeba + "/list_attr_celeba.txt") {
       throw ValidationError("--celeba \(celeba) has no list_attr_celeba.txt: give the folder that holds CelebA's files.")
     }
+    try checkBalance(bnBalance, strategies: [.bnRecal])
   }
 
   func run() throws {
@@ -247,6 +252,22 @@ struct ReproduceCommand: ParsableCommand {
           .trial(record.settings, data: packed, out: directory, batch: s.batch, seed: record.settings.seed + UInt64(k) * 1000)))
       }
     }
+    // bn-recal balanced on an attribute, at the best bn-recal settings and seeds: paired with it.
+    let balancedName = "bn-recal-" + bnBalance.lowercased()
+    let balancedMain = out + "/balanced/" + balancedName
+    let balancedSeeds = (1..<max(seedCount, 1)).map { out + "/seeds/\(balancedName)-seed\($0)" }
+    if let recal = best[Strategy.bnRecal.rawValue] {
+      try stage("balanced", ([balancedMain] + balancedSeeds).allSatisfy { FileManager.default.fileExists(atPath: $0 + "/run.json") }) {
+        for (k, directory) in ([balancedMain] + balancedSeeds).enumerated() {
+          launch.say("  bn-recal balanced on \(bnBalance), seed \(k) of \(seedCount): the settings of \(recal.id)")
+          var balanced = job(.bnRecal, .trial(recal.settings, data: packed, out: directory, batch: s.batch, seed: recal.settings.seed + UInt64(k) * 1000))
+          balanced.bnBalance = bnBalance
+          // The sweep's bn-recal trials ordered their pass by the sweep's seed.
+          if k == 0 { balanced.recalibrationSeed = seed }
+          try finetune(balanced)
+        }
+      }
+    }
     // The control of pretraining: the same linear probe on a randomly initialised backbone.
     let probe = out + "/probe-random"
     if let frozen = best["frozen"] {
@@ -302,7 +323,8 @@ struct ReproduceCommand: ParsableCommand {
     }
     try stage("report", false) {
       guard root else { return }
-      var report = ReportJob(runs: strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0.id } }, out: out + "/report")
+      let balanced = best[Strategy.bnRecal.rawValue] == nil ? [] : [balancedMain]
+      var report = ReportJob(runs: strategies.compactMap { best[$0].map { out + "/sweep/trials/" + $0.id } } + balanced, out: out + "/report")
       report.attributes = raw + "/list_attr_celeba.txt"
       report.partition = raw + "/list_eval_partition.txt"
       report.bootstrap = BootstrapOptions(resamples: s.bootstrap, seed: 0)
@@ -310,7 +332,7 @@ struct ReproduceCommand: ParsableCommand {
       report.pretrain = out + "/pretrain"
       report.include = [search, analysis + "/bn-statistics.md"]
       report.epochTimes = epochTimes
-      report.seedRuns = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" }
+      report.seedRuns = seedRuns.map { out + "/seeds/\($0.0)-seed\($0.1)" } + (balanced.isEmpty ? [] : balancedSeeds)
       report.probe = best["frozen"] == nil ? nil : probe
       for line in try report.run() { launch.say(line) }
     }

@@ -35,8 +35,9 @@ struct SweepCommand: ParsableCommand {
       Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs. The
       ranges are set so that every draw trains a fresh head within an epoch (docs/search.md): the
       head is not trust-ratio adapted by LARS, and Adam and AdamW give it 30 times their rate.
-      frozen trials solve their head to convergence on the feature table (L-BFGS), so only their
-      weight decay matters.
+      frozen and bn-recal trials solve their head to convergence on the feature table (L-BFGS), so
+      only their weight decay matters; bn-recal's pass over the train images runs once, in the
+      first bn-recal trial of a process, and the others reuse its statistics.
 
       --scheduler asha stops trials early: after epochs m, m*eta, m*eta^2, ... (--asha-min-epochs
       m, --asha-eta eta; below the trial's last epoch) a trial's validation metric is compared
@@ -54,8 +55,11 @@ struct SweepCommand: ParsableCommand {
   @Option(help: "The pretrained checkpoint (not needed when the only strategy is supervised).")
   var from: String?
 
-  @Option(help: "Comma-separated strategies: frozen, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.")
+  @Option(help: "Comma-separated strategies: frozen, bn-recal, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.")
   var strategies: String
+
+  @Option(help: "bn-recal trials: BatchNorm statistics that weigh the train images with and without this attribute (one of the 40, e.g. Male) equally.")
+  var bnBalance: String?
 
   @Option(help: "Finished trials wanted per strategy.")
   var trials: Int = 20
@@ -131,6 +135,7 @@ struct SweepCommand: ParsableCommand {
     }
     guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be positive (got \(heartbeatTimeout)).") }
     if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
+    try checkBalance(bnBalance, strategies: strategyList)
   }
 
   /// The job these options describe, with the model options adopted from --from.
@@ -142,6 +147,7 @@ struct SweepCommand: ParsableCommand {
     var job = SweepJob(plan: plan, data: data, out: out, model: modelOptions.spec, pretrained: pretrained, batch: batch)
     job.thresholdImages = thresholdImages
     job.augment = augment
+    job.bnBalance = bnBalance
     job.scoring = score == .best ? .best : .all
     job.parallel = distributed.parallel
     return job

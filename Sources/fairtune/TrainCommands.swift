@@ -1,6 +1,7 @@
 // `fairtune pretrain`, `fairtune finetune` and `fairtune evaluate`: their options, checked and
 // parsed into the library's jobs (Training: PretrainJob, FineTuneJob), which do the work.
 import ArgumentParser
+import CelebAFormat
 import Data
 import Distributed
 import Experiment
@@ -12,6 +13,17 @@ import Training
 
 /// Opens the dataset of a training command's run at `model`'s image size (see
 /// `TrainingSession.open`).
+/// --bn-balance: an attribute name, and only where a bn-recal run uses it.
+func checkBalance(_ balance: String?, strategies: [Strategy]) throws {
+  guard let balance else { return }
+  guard strategies.contains(.bnRecal) else {
+    throw ValidationError("--bn-balance \(balance) applies to bn-recal only: add that strategy or drop --bn-balance.")
+  }
+  guard CelebA.attributeNames.contains(where: { $0.lowercased() == balance.lowercased() }) else {
+    throw ValidationError("--bn-balance \(balance) is not one of the 40 CelebA attributes (for example Male, Young, Eyeglasses).")
+  }
+}
+
 func openDataset(_ training: TrainingOptions, model: ModelOptions, launch: Launch) throws -> PackedDataset {
   try TrainingSession.open(training.data, imageSize: model.imageSize, run: training.out, communicator: launch.communicator)
 }
@@ -101,6 +113,14 @@ struct FinetuneCommand: ParsableCommand {
       initialisation (no --from). Nothing below the lowest trainable parameter is
       differentiated, and frozen weights get no gradient GEMMs.
 
+      bn-recal (not in the paper) trains only the head, as frozen, after one forward pass over the
+      train images (plain, in batches of --batch) that sets every BatchNorm's running statistics
+      to the exact mean and variance of its input over all of them (sums in Double, over all
+      ranks; no moving average); BatchNorm then stays in eval mode. --bn-balance ATTR makes them
+      the equal-weight mixture of the images with and without ATTR. The pass saves its progress
+      in RUN/recalibration-partial.json and its result in RUN/recalibration.json, and resumes
+      from them (docs/strategies.md).
+
       frozen on plain images computes every image's backbone features once; its head is then a
       convex problem (40 logistic regressions with L2 weight decay --weight-decay on the weights),
       solved with L-BFGS (in standardized feature coordinates, the same minimiser) until the
@@ -120,8 +140,11 @@ struct FinetuneCommand: ParsableCommand {
   @Option(help: "The pretrained checkpoint (from `fairtune pretrain` or `fairtune import`); not with --strategy supervised.")
   var from: String?
 
-  @Option(help: "frozen, bn-stats, bn-stats-affine, bn-stats-skip, full or supervised.")
+  @Option(help: "frozen, bn-recal, bn-stats, bn-stats-affine, bn-stats-skip, full or supervised.")
   var strategy: String
+
+  @Option(help: "With --strategy bn-recal: BatchNorm statistics that weigh the train images with and without this attribute (one of the 40, e.g. Male) equally, instead of pooling all images.")
+  var bnBalance: String?
 
   @Flag(help: "Random resized crops (scale 0.5-1) and flips while fine-tuning (frozen and bn-stats train on the plain images otherwise).")
   var augment = false
@@ -138,6 +161,7 @@ struct FinetuneCommand: ParsableCommand {
     if randomBackbone && s == .supervised { throw ValidationError("--random-backbone is for the fine-tuning strategies; supervised starts from a random backbone anyway.") }
     if s != .supervised && from == nil && !randomBackbone { throw ValidationError("--strategy \(strategy) fine-tunes a pretrained backbone: pass --from CKPT.") }
     if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
+    try checkBalance(bnBalance, strategies: [s])
   }
 
   func run() throws {
@@ -147,13 +171,17 @@ struct FinetuneCommand: ParsableCommand {
     var job = FineTuneJob(strategy: Strategy(rawValue: strategy)!, spec: training.spec, model: modelOptions.spec, pretrained: pretrained)
     job.augment = augment
     job.randomBackbone = randomBackbone
+    job.bnBalance = bnBalance
     let model: ResNet
     do { model = try job.makeModel() } catch { throw ValidationError("\(error)") }
     let launch: Launch
     let session: TrainingSession
     do {
       launch = try Launch.start(distributed)
-      session = try launch.session(try openDataset(training, model: modelOptions, launch: launch), spec: job.spec, defining: job.defining, options: distributed)
+      let dataset = try openDataset(training, model: modelOptions, launch: launch)
+      // Two groups to balance, checked before the run directory is made.
+      if let bnBalance { _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset) }
+      session = try launch.session(dataset, spec: job.spec, defining: job.defining, options: distributed)
     } catch { throw ValidationError("\(error)") }
     do {
       try job.run(model, in: session)

@@ -119,13 +119,13 @@ final class ReportTests: XCTestCase {
   /// fixed pseudo-random pattern, so each run's model differs.
   func writeRun(
     _ name: String, strategy: Strategy, parameters: Int, buffers: Int, seconds: Double, noise: Double,
-    splits: LabeledScores, data: (attributes: URL, partition: URL)?
+    splits: LabeledScores, data: (attributes: URL, partition: URL)?, bnBalance: String? = nil
   ) throws -> URL {
     let run = directory.appendingPathComponent(name)
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
     let record = RunRecord(
       directory: run, strategy: strategy, updatedParameters: parameters, updatedBuffers: buffers,
-      trainingSeconds: seconds, attributesFile: data?.attributes, partitionFile: data?.partition)
+      trainingSeconds: seconds, attributesFile: data?.attributes, partitionFile: data?.partition, bnBalance: bnBalance)
     try record.json().write(to: run.appendingPathComponent("run.json"))
     let count = splits.attributeCount
     var csv = "image," + splits.attributeNames.joined(separator: ",") + "\n"
@@ -159,7 +159,7 @@ final class ReportTests: XCTestCase {
     let evaluated = try ReportBuilder.evaluate(
       runs: runs, attributes: dataset.attributes, partition: dataset.partition,
       bootstrap: BootstrapOptions(resamples: 20, seed: 1))
-    XCTAssertEqual(evaluated.map(\.label), Strategy.allCases.map(\.rawValue), "ordered by strategy")
+    XCTAssertEqual(evaluated.map(\.label), Strategy.allCases.filter(\.isInPaper).map(\.rawValue), "ordered by strategy")
     XCTAssertEqual(evaluated[0].evaluation.testImages, 300)
     let out = directory.appendingPathComponent("out")
     let findings = Findings.markdown(
@@ -227,6 +227,29 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(timing.contains("| supervised | supervised | 1:13:20 | 4400.0 | 23,590,000 | 53,120 |"), timing)
   }
 
+  /// bn-recal and a balanced bn-recal beside frozen and bn-stats: their own rows and labels, and
+  /// the findings that compare them.
+  func testBnRecalRowsAndFindings() throws {
+    let dataset = try writeDataset(train: 400, test: 300)
+    let data = (dataset.attributes, dataset.partition)
+    let runs = [
+      try writeRun("c", strategy: .bnStats, parameters: 81_960, buffers: 53_120, seconds: 1000, noise: 1.2, splits: dataset.splits, data: data),
+      try writeRun("b", strategy: .bnRecal, parameters: 81_960, buffers: 53_120, seconds: 100, noise: 1.1, splits: dataset.splits, data: data, bnBalance: "Male"),
+      try writeRun("a", strategy: .bnRecal, parameters: 81_960, buffers: 53_120, seconds: 90, noise: 1.0, splits: dataset.splits, data: data),
+      try writeRun("f", strategy: .frozen, parameters: 81_960, buffers: 0, seconds: 80, noise: 1.5, splits: dataset.splits, data: data),
+    ]
+    let evaluated = try ReportBuilder.evaluate(runs: runs, attributes: nil, partition: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
+    XCTAssertEqual(evaluated.map(\.label), ["frozen", "bn-recal balanced on Male", "bn-recal", "bn-stats"], "strategy order, then the order given")
+    let findings = Findings.markdown(main: evaluated, seedRuns: [], probe: nil, trivial: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
+    XCTAssertTrue(findings.contains("| bn-recal balanced on Male |"), findings)
+    XCTAssertTrue(findings.contains("| bn-recal |"), findings)
+    XCTAssertTrue(findings.contains("(f) Does bn-recal match bn-stats"), findings)
+    XCTAssertTrue(findings.contains("bn-recal 90 s, bn-stats 1000 s (0.09 of it)"), findings)
+    XCTAssertTrue(findings.contains("(g) Does recalibration balanced on Male help the worst group? bn-recal balanced on Male minus bn-recal: for c = Male, worst difference"), findings)
+    let table = Table1.markdown(evaluated.map(\.result))
+    XCTAssertTrue(table.contains("bn-recal balanced on Male gap ↓"), table)
+  }
+
   func testRunWithoutDataNeedsTheOptions() throws {
     let dataset = try writeDataset(train: 60, test: 40)
     let run = try writeRun(
@@ -265,7 +288,7 @@ final class ReportTests: XCTestCase {
     }
     let valid = #""updated_parameters": 5, "updated_buffers": 0, "training_seconds": 2.5"#
     XCTAssertTrue(
-      error(#"{"strategy": "linear", \#(valid)}"#).contains("strategy \"linear\" is not one of frozen, bn-stats"))
+      error(#"{"strategy": "linear", \#(valid)}"#).contains("strategy \"linear\" is not one of frozen, bn-recal, bn-stats"))
     XCTAssertTrue(error(#"{\#(valid)}"#).contains("has no \"strategy\""))
     XCTAssertTrue(
       error(#"{"strategy": "full", "updated_parameters": -1, "updated_buffers": 0, "training_seconds": 1}"#)

@@ -46,6 +46,45 @@ final class MPIRunTests: XCTestCase {
     }
   }
 
+  /// bn-recal's pass over 37 train images in batches of 10 (on 3 ranks, shares of 4, 3, 3 and of
+  /// 3, 2, 2 in the last batch): every BatchNorm's statistics alike on 1, 2 and 3 ranks.
+  func testBnRecalStatisticsAreAlikeOnOneTwoAndThreeRanks() throws {
+    let raw = Harness.temporaryFile("recal-synth")
+    let packed = Harness.temporaryFile("recal-packed")
+    for directory in [raw, packed] { try? FileManager.default.removeItem(atPath: directory) }
+    XCTAssertEqual(try Harness.run(Harness.binary, ["synth", "--out", raw, "--train", "37", "--val", "4", "--test", "4", "--image-size", "24", "--seed", "3"]).status, 0)
+    XCTAssertEqual(try Harness.run(Harness.binary, ["pack", "--celeba", raw, "--out", packed, "--image-size", "16"]).status, 0)
+    func statistics(ranks: Int) throws -> [String: [Float]] {
+      let out = Harness.temporaryFile("recal-np\(ranks)")
+      try? FileManager.default.removeItem(atPath: out)
+      let result = try Harness.mpi(ranks, [
+        "finetune", "--data", packed, "--random-backbone", "--strategy", "bn-recal", "--bn-balance", "Male", "--model", "resnet18",
+        "--width", "0.125", "--stem", "small", "--batch", "10", "--epochs", "1", "--threads", "1", "--out", out,
+      ])
+      XCTAssertEqual(result.status, 0, result.output)
+      let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/recalibration.json"))) as? [String: Any]
+      var layers: [String: [Float]] = [:]
+      for layer in file?["layers"] as? [[String: Any]] ?? [] {
+        let name = layer["name"] as? String ?? "?"
+        layers[name + ".mean"] = (layer["mean"] as? [NSNumber] ?? []).map(\.floatValue)
+        layers[name + ".variance"] = (layer["variance"] as? [NSNumber] ?? []).map(\.floatValue)
+      }
+      return layers
+    }
+    let one = try statistics(ranks: 1)
+    XCTAssertEqual(one.count, 2 * 20, "ResNet-18 has 20 BatchNorms")
+    for ranks in [2, 3] {
+      let many = try statistics(ranks: ranks)
+      XCTAssertEqual(Set(one.keys), Set(many.keys))
+      var worst: Float = 0
+      for (name, values) in one { if let other = many[name] { worst = max(worst, relativeError(values, other)) } }
+      print(String(format: "bn-recal, np 1 vs np %d: every BatchNorm's statistics within %.2e (max relative)", ranks, worst))
+      // Float rounding: the sums are added in another order on each rank count, and upstream
+      // layers normalise each batch with statistics summed in another order.
+      XCTAssertLessThan(worst, 1e-4, "\(ranks) ranks")
+    }
+  }
+
   func testLocalBatchNormDiffersFromSynchronized() throws {
     let one = try dump(ranks: 1, batch: 12)
     let local = try dump(ranks: 2, batch: 12, bn: "local")

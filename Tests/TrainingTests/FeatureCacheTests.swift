@@ -198,11 +198,13 @@ final class FeatureCacheTests: XCTestCase {
     }
   }
 
-  func testOnlyFrozenOnPlainImagesGetsATableAndOnlyIfItFits() throws {
+  func testOnlyFrozenAndBnRecalOnPlainImagesGetATableAndOnlyIfItFits() throws {
     let model = try frozenModel()
-    XCTAssertNotNil(FeatureCache.forFinetuning(model, strategy: .frozen, augmented: false, images: 100).cache)
-    XCTAssertNil(FeatureCache.forFinetuning(model, strategy: .frozen, augmented: true, images: 100).cache)
-    for strategy in Strategy.allCases where strategy != .frozen {
+    for strategy in [Strategy.frozen, .bnRecal] {
+      XCTAssertNotNil(FeatureCache.forFinetuning(model, strategy: strategy, augmented: false, images: 100).cache)
+      XCTAssertNil(FeatureCache.forFinetuning(model, strategy: strategy, augmented: true, images: 100).cache)
+    }
+    for strategy in Strategy.allCases where strategy != .frozen && strategy != .bnRecal {
       XCTAssertNil(FeatureCache.forFinetuning(model, strategy: strategy, augmented: false, images: 100).cache, strategy.rawValue)
     }
     let tooBig = FeatureCache.forFinetuning(model, strategy: .frozen, augmented: false, images: 100, bytes: 100 * model.featureDimension * 4 - 1)

@@ -11,7 +11,7 @@ final class StrategyTests: XCTestCase {
     let model = try ResNet(ResNetConfiguration(depth: .resnet50, classes: 40))
     XCTAssertEqual(model.registry.parameterCount, 23_589_992)
     let expected: [Strategy: (Int, Int)] = [
-      .frozen: (81_960, 0), .bnStats: (81_960, 53_120), .bnStatsAffine: (81_960 + 53_120, 53_120),
+      .frozen: (81_960, 0), .bnRecal: (81_960, 53_120), .bnStats: (81_960, 53_120), .bnStatsAffine: (81_960 + 53_120, 53_120),
       .bnStatsSkip: (2_903_976, 53_120), .full: (23_589_992, 53_120), .supervised: (23_589_992, 53_120),
     ]
     for strategy in Strategy.allCases {
@@ -46,7 +46,8 @@ final class StrategyTests: XCTestCase {
       for entry in model.registry.entries {
         let changed = entry.torchOrdered() != before[entry.name]!
         let isBuffer = model.registry.buffers.contains { $0 === entry }
-        let shouldChange = isBuffer ? strategy.updatesBatchNormStatistics : strategy.trains(entry)
+        // bn-recal's running statistics change in its pass before training, not in a step.
+        let shouldChange = isBuffer ? strategy.trainsBatchNorm : strategy.trains(entry)
         XCTAssertEqual(changed, shouldChange, "\(strategy.rawValue): \(entry.name)")
       }
     }
