@@ -155,7 +155,7 @@ final class SlurmTests: XCTestCase {
     XCTAssertEqual(end.exitCode, "0:0")
     XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/reproduce/report/index.html"), log)
     let trials = try String(contentsOfFile: directory + "/reproduce/sweep/trials.csv", encoding: .utf8)
-    XCTAssertEqual(trials.split(separator: "\n").filter { $0.contains(",finished,") }.count, 12, trials)
+    XCTAssertEqual(trials.split(separator: "\n").filter { $0.contains(",finished,") }.count, 14, trials)
     print("Slurm: reproduce --preset tiny as job \(job) on 2 ranks: \(end.state) \(end.exitCode)")
   }
 
