@@ -1,5 +1,8 @@
 """PyTorch's CPU training step (forward, 40-way BCE, backward, SGD) on random data: the baseline
-that `fairtune bench` is compared with. Prints one JSON line, like `fairtune bench --json`."""
+that `fairtune bench` is compared with. Prints one JSON line, like `fairtune bench --json`.
+--autocast-bf16 runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's
+mixed precision on CPUs (convolutions and linear layers in bfloat16, the rest fp32)."""
+import contextlib
 import argparse
 import json
 import statistics
@@ -18,6 +21,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--autocast-bf16", action="store_true")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -34,7 +38,9 @@ def main():
 
     def step():
         optimizer.zero_grad(set_to_none=False)
-        loss = loss_fn(model(images), targets)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.autocast_bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = loss_fn(model(images).float(), targets)
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -49,7 +55,7 @@ def main():
     median = statistics.median(times)
     print(json.dumps({
         "model": args.model, "image_size": args.image_size, "batch": args.batch,
-        "threads": args.threads, "channels_last": args.channels_last,
+        "threads": args.threads, "channels_last": args.channels_last, "autocast_bf16": args.autocast_bf16,
         "step_seconds": median, "images_per_second": args.batch / median,
         "torch": torch.__version__,
     }))

@@ -28,6 +28,8 @@ check "unknown model" 2 "--model" "$bin" bench --model resnet19
 check "zero batch" 2 "--batch" "$bin" bench --batch 0
 check "negative size" 2 "--image-size" "$bin" bench --image-size -4
 check "zero width" 2 "--width" "$bin" bench --width 0
+check "unknown precision" 2 "--precision 'fp16' is not a precision" "$bin" bench --precision fp16
+check "bf16 says what it runs" 0 "--precision bf16: .*so this run is fp32" "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --precision bf16
 check "width rounds to zero" 2 "--width" "$bin" bench --width 0.001
 check "unknown stem" 2 "--stem" "$bin" bench --stem tiny
 check "unknown algorithm" 2 "--conv" "$bin" bench --conv fft

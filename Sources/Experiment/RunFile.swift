@@ -13,6 +13,7 @@ import Foundation
 ///       "feature_table": {"images": 20000, "seconds": 16.8},
 ///       "recalibration": {"images": 16000, "seconds": 9.1},
 ///       "bn_balance": "Male",
+///       "precision": "fp32",
 ///       "data": {"attributes": "../celeba/list_attr_celeba.txt",
 ///                "partition": "../celeba/list_eval_partition.txt"}
 ///     }
@@ -31,6 +32,8 @@ import Foundation
 ///   seconds (part of `training_seconds`).
 /// - `bn_balance` (optional): the attribute whose two groups a bn-recal run's statistics weigh
 ///   equally.
+/// - `precision` (optional): what the products multiplied, fp32 (when absent too) or
+///   bf16-emulated.
 /// - `data` (optional): the dataset's CelebA-format attribute and partition files; relative
 ///   paths are relative to RUN.
 ///
@@ -66,6 +69,7 @@ public struct RunFile: Codable, Equatable, Sendable {
   public var featureTable: Pass?
   public var recalibration: Pass?
   public var bnBalance: String?
+  public var precision: String?
   public var data: DataFiles?
 
   enum CodingKeys: String, CodingKey {
@@ -77,12 +81,14 @@ public struct RunFile: Codable, Equatable, Sendable {
     case featureTable = "feature_table"
     case recalibration
     case bnBalance = "bn_balance"
+    case precision
     case data
   }
 
   public init(
     strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double, validationMeanF1: Double? = nil,
-    featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, data: DataFiles? = nil
+    featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, precision: String? = nil,
+    data: DataFiles? = nil
   ) {
     self.strategy = strategy
     self.updatedParameters = updatedParameters
@@ -92,6 +98,7 @@ public struct RunFile: Codable, Equatable, Sendable {
     self.featureTable = featureTable
     self.recalibration = recalibration
     self.bnBalance = bnBalance
+    self.precision = precision
     self.data = data
   }
 

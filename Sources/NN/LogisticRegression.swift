@@ -63,9 +63,11 @@ public struct LogisticRegression {
   ) -> (value: Double, gradient: [Double]) {
     let weight = parameters[0..<(k * d)].map(Float.init)
     var logits = [Float](repeating: 0, count: n * k)
+    // The solver's products stay fp32 whatever --precision says: it is an optimizer (fp32 under
+    // autocast's rules too), and a gradient in bfloat16 could not reach its 1e-6 tolerance.
     weight.withUnsafeBufferPointer { w in
       logits.withUnsafeMutableBufferPointer { z in
-        BLAS.sgemm(transposeB: true, m: n, n: k, k: d, a: features, lda: d, b: w.baseAddress!, ldb: d, c: z.baseAddress!, ldc: k)
+        BLAS.sgemm(transposeB: true, m: n, n: k, k: d, a: features, lda: d, b: w.baseAddress!, ldb: d, c: z.baseAddress!, ldc: k, precision: .fp32)
       }
     }
     let scale = 1 / Double(n * k)
@@ -88,7 +90,7 @@ public struct LogisticRegression {
     var weightGradient = [Float](repeating: 0, count: k * d)
     dLogits.withUnsafeBufferPointer { dz in
       weightGradient.withUnsafeMutableBufferPointer { dw in
-        BLAS.sgemm(transposeA: true, m: k, n: d, k: n, a: dz.baseAddress!, lda: k, b: features, ldb: d, c: dw.baseAddress!, ldc: d)
+        BLAS.sgemm(transposeA: true, m: k, n: d, k: n, a: dz.baseAddress!, lda: k, b: features, ldb: d, c: dw.baseAddress!, ldc: d, precision: .fp32)
       }
     }
     var gradient = [Double](repeating: 0, count: k * d + k)

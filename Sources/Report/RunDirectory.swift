@@ -25,6 +25,8 @@ public struct RunRecord: Sendable {
   public let partitionFile: URL?
   /// bn-recal: the attribute whose groups its statistics weigh equally.
   public let bnBalance: String?
+  /// What the products multiplied: fp32 (also for runs that do not say) or bf16-emulated.
+  public let precision: String
 
   /// The strategy as tables name it: "bn-recal balanced on Male" for a balanced recalibration.
   public var variant: String { strategy.rawValue + (bnBalance.map { " balanced on \($0)" } ?? "") }
@@ -41,7 +43,7 @@ public struct RunRecord: Sendable {
 
   public init(
     directory: URL, strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double,
-    attributesFile: URL? = nil, partitionFile: URL? = nil, bnBalance: String? = nil
+    attributesFile: URL? = nil, partitionFile: URL? = nil, bnBalance: String? = nil, precision: String = "fp32"
   ) {
     self.directory = directory
     self.strategy = strategy
@@ -51,6 +53,7 @@ public struct RunRecord: Sendable {
     self.attributesFile = attributesFile
     self.partitionFile = partitionFile
     self.bnBalance = bnBalance
+    self.precision = precision
   }
 
   /// Reads `directory/run.json`.
@@ -74,7 +77,8 @@ public struct RunRecord: Sendable {
       directory: directory, strategy: contents.strategy, updatedParameters: contents.updatedParameters,
       updatedBuffers: contents.updatedBuffers, trainingSeconds: contents.trainingSeconds,
       attributesFile: contents.data.map { Self.resolve($0.attributes, in: directory) },
-      partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) }, bnBalance: contents.bnBalance)
+      partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) }, bnBalance: contents.bnBalance,
+      precision: contents.precision ?? "fp32")
   }
 
   /// run.json for this record, as the trainer writes it.
@@ -85,7 +89,7 @@ public struct RunRecord: Sendable {
     }
     return try RunFile(
       strategy: strategy, updatedParameters: updatedParameters, updatedBuffers: updatedBuffers, trainingSeconds: trainingSeconds,
-      bnBalance: bnBalance, data: data
+      bnBalance: bnBalance, precision: precision, data: data
     ).encoded()
   }
 

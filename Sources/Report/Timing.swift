@@ -64,14 +64,16 @@ public enum TimingTable {
 
   /// `runs` in report order with their labels; a ratio uses the first run of each strategy.
   public static func markdown(_ runs: [(label: String, record: RunRecord)], epochTimes: EpochTimes? = nil) -> String {
+    // A precision column only when some run is not fp32 (times in two precisions differ in kind).
+    let mixed = runs.contains { $0.record.precision != "fp32" }
     let table = TextTable(
-      header: ["model", "strategy", "training time", "seconds", "updated parameters", "updated buffers"],
+      header: ["model", "strategy", "training time", "seconds", "updated parameters", "updated buffers"] + (mixed ? ["precision"] : []),
       rows: runs.map { run in
         [
           run.label, run.record.strategy.rawValue, duration(run.record.trainingSeconds),
           String(format: "%.1f", run.record.trainingSeconds), grouped(run.record.updatedParameters),
           grouped(run.record.updatedBuffers),
-        ]
+        ] + (mixed ? [run.record.precision] : [])
       })
     var text = "# Training time\n\n" + table.markdown + "\n## Ratios of the selected models' whole training\n\n"
     text += "Each model's time is its own trial's: the epochs the search drew as much as the work per epoch.\n\n"

@@ -18,9 +18,27 @@ public enum BLAS {
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true,
-    observer: ProductObserver? = nil
+    observer: ProductObserver? = nil, precision: Precision? = nil
   ) {
     if m == 0 || n == 0 { return }
+    if (precision ?? matmulPrecision) == .bf16Emulated {
+      // Both operands rounded to bfloat16 into copies of their own (a call's own memory: GEMMs
+      // run concurrently from parallel loops), then multiplied in fp32.
+      let (rowsA, columnsA) = transposeA ? (k, m) : (m, k)
+      let (rowsB, columnsB) = transposeB ? (n, k) : (k, n)
+      let roundedA = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsA * columnsA))
+      let roundedB = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsB * columnsB))
+      defer {
+        roundedA.deallocate()
+        roundedB.deallocate()
+      }
+      BFloat16.round(a, rows: rowsA, columns: columnsA, ld: lda, into: roundedA, parallel: parallel)
+      BFloat16.round(b, rows: rowsB, columns: columnsB, ld: ldb, into: roundedB, parallel: parallel)
+      sgemm(
+        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: roundedA, lda: columnsA, b: roundedB,
+        ldb: columnsB, beta: beta, c: c, ldc: ldc, parallel: parallel, observer: observer, precision: .fp32)
+      return
+    }
     let work = Double(m) * Double(n) * Double(k)
     let parts = work < 4e6 || !parallel ? 1 : Parallel.workers
     // Rows of C made at a time when an observer reads them: about 1 MB, while the other
@@ -97,6 +115,10 @@ public enum BLAS {
     set { openblas_set_num_threads(Int32(newValue)) }
   }
 
+  /// What every GEMM multiplies unless its call says otherwise: fp32, or bfloat16 operands
+  /// (emulated). Set once per process by the training commands (`--precision`).
+  nonisolated(unsafe) public static var matmulPrecision = Precision.fp32
+
   /// Partial products of a k-split GEMM.
   nonisolated(unsafe) private static var reductionScratch = Workspace()
 
@@ -120,11 +142,11 @@ public enum BLAS {
       a.data[i] = Float(i % 7) * 0.1
       b.data[i] = Float(i % 5) * 0.1
     }
-    sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
+    sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size, precision: .fp32)
     var rates: [Double] = []
     for _ in 0..<repeats {
       let start = Clock.now()
-      sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size)
+      sgemm(m: size, n: size, k: size, a: a.data, lda: size, b: b.data, ldb: size, c: c.data, ldc: size, precision: .fp32)
       let seconds = Clock.now() - start
       rates.append(2 * Double(size * size * size) / seconds / 1e9)
     }

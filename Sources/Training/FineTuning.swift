@@ -9,6 +9,7 @@ import Fairness
 import Foundation
 import NN
 import Support
+import Tensors
 
 /// A pretrained checkpoint and the path it was read from.
 public struct PretrainedBackbone {
@@ -108,7 +109,8 @@ public enum FineTuning {
       let record = RunFile(
         strategy: strategy, updatedParameters: counts.parameters, updatedBuffers: counts.buffers, trainingSeconds: seconds,
         validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) },
-        recalibration: recalibration.map { .init(images: $0.images, seconds: $0.seconds) }, bnBalance: balance)
+        recalibration: recalibration.map { .init(images: $0.images, seconds: $0.seconds) }, bnBalance: balance,
+        precision: BLAS.matmulPrecision.rawValue)
       try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
     }
     return (f1, seconds)

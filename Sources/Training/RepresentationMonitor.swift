@@ -82,7 +82,7 @@ public final class RepresentationMonitor {
       similarity.withUnsafeMutableBufferPointer { s in
         BLAS.sgemm(
           transposeB: true, m: rows, n: bankCount, k: width, a: u.baseAddress!, lda: width, b: u.baseAddress!, ldb: width,
-          c: s.baseAddress!, ldc: bankCount)
+          c: s.baseAddress!, ldc: bankCount, precision: .fp32)
       }
     }
     for b in 0..<bankCount { similarity[b * bankCount + b] = -.infinity }

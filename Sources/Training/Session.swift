@@ -35,6 +35,7 @@ public struct TrainingSession {
     self.beforeFirstStep = beforeFirstStep
     run = try RunDirectory(path: spec.out, options: defining)
     threads = spec.loaderThreads ?? BLAS.threadsPerRank
+    BLAS.matmulPrecision = spec.precision
   }
 
   public var isRoot: Bool { communicator.rank == 0 }
@@ -68,6 +69,6 @@ public struct TrainingSession {
     try TrainingRun.train(
       model, objective: objective, transform: transform, dataset: dataset, run: run, communicator: communicator,
       settings: spec.runSettings(learningRate: learningRate, pretraining: objective != .attributes, loaderThreads: threads, parallel: parallel),
-      metadata: metadata, configure: configure, beforeFirstStep: beforeFirstStep)
+      metadata: metadata.merging(["precision": spec.precision.rawValue]) { a, _ in a }, configure: configure, beforeFirstStep: beforeFirstStep)
   }
 }

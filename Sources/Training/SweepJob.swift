@@ -36,6 +36,8 @@ public struct SweepJob {
   public var augment = false
   /// bn-recal trials: the attribute whose two groups weigh equally in the statistics.
   public var bnBalance: String?
+  /// What every trial's GEMMs multiply.
+  public var precision = Precision.fp32
   public var scoring = Scoring.best
   public var parallel = DataParallelSettings()
   /// Runs before each trial's first step (the command line's injected faults).
@@ -109,7 +111,8 @@ public struct SweepJob {
     progress: @escaping (Int?, Double?) -> Bool
   ) throws -> TrialOutcome {
     let strategy = Strategy(rawValue: settings.strategy)!
-    let spec = TrainingSpec.trial(settings, data: data, out: out + "/trials/" + id, batch: batch)
+    var spec = TrainingSpec.trial(settings, data: data, out: out + "/trials/" + id, batch: batch)
+    spec.precision = precision
     var defining = spec.defining
     defining["strategy"] = strategy.rawValue
     defining["trial"] = id

@@ -2,6 +2,7 @@
 // options (TrainingSpec) that pretrain, finetune, sweep trials and reproduce's stages share. The
 // command line parses into these; reproduce and the sweep build them directly.
 import Foundation
+import Tensors
 import NN
 
 /// A model's architecture and input size.
@@ -68,6 +69,8 @@ public struct TrainingSpec: Sendable {
   public var checkpointEvery: Int?
   public var keep = 3
   public var loaderThreads: Int?
+  /// What GEMMs multiply (`PrecisionChoice`); the session sets it for the process.
+  public var precision = Precision.fp32
   /// Tests: the first step's loss and summed gradients, written here.
   public var gradientDump: String?
 
@@ -116,13 +119,16 @@ public struct TrainingSpec: Sendable {
       perturbRank: parallel.perturbRank, gradientDump: gradientDump)
   }
 
-  /// The options that define a run (a re-run with different ones is refused).
+  /// The options that define a run (a re-run with different ones is refused). The precision
+  /// only when it is not fp32, so that runs made before it existed still resume.
   public var defining: [String: String] {
-    [
+    var defining: [String: String] = [
       "data": (data as NSString).standardizingPath, "batch": "\(batch)", "epochs": "\(epochs)", "steps": steps.map(String.init) ?? "",
       "seed": "\(seed)", "optimizer": optimizer?.rawValue ?? "", "lr": learningRate.map { "\($0)" } ?? "", "momentum": "\(momentum)",
       "nesterov": "\(nesterov)", "weight-decay": weightDecay.map { "\($0)" } ?? "", "schedule": schedule.rawValue,
       "warmup-epochs": "\(warmupEpochs)",
     ]
+    if precision != .fp32 { defining["precision"] = precision.rawValue }
+    return defining
   }
 }

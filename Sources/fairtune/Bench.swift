@@ -57,6 +57,9 @@ struct Bench: ParsableCommand {
   @Flag(help: "End with one line of JSON.")
   var json = false
 
+  @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32).")
+  var precision: String = "fp32"
+
   func validate() throws {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard steps > 0 else { throw ValidationError("--steps must be positive (got \(steps)).") }
@@ -64,6 +67,9 @@ struct Bench: ParsableCommand {
     guard classes > 0 else { throw ValidationError("--classes must be positive (got \(classes)).") }
     guard ConvolutionAlgorithm(rawValue: conv) != nil else {
       throw ValidationError("--conv '\(conv)' is not an algorithm: use winograd or gemm.")
+    }
+    guard PrecisionChoice.resolve(precision) != nil else {
+      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
     }
   }
 
@@ -86,6 +92,9 @@ struct Bench: ParsableCommand {
     guard batch >= comm.size else {
       throw CommunicatorError.mismatch("--batch \(batch) is smaller than the \(comm.size) ranks: every rank needs at least one image")
     }
+    let (chosen, notice) = PrecisionChoice.resolve(precision)!
+    BLAS.matmulPrecision = chosen
+    if let notice { launch.say(notice) }
     let size = modelOptions.imageSize
     let model = try ResNet(modelOptions.configuration(classes: classes), seed: 1)
     model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
@@ -162,7 +171,7 @@ struct Bench: ParsableCommand {
 
     var object: [String: Any] = [
       "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
-      "threads": BLAS.threadsPerRank, "ranks": comm.size, "steps": steps, "conv": conv, "step_seconds": stepTime,
+      "threads": BLAS.threadsPerRank, "ranks": comm.size, "steps": steps, "conv": conv, "precision": BLAS.matmulPrecision.rawValue, "step_seconds": stepTime,
       "images_per_second": imagesPerSecond, "gflops": gflops, "sgemm_gflops": sgemm,
       "gflop_per_image": flops.training / Double(local.count) / 1e9,
       "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan, "peak_resident_bytes": peak,

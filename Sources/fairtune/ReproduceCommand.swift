@@ -65,6 +65,9 @@ struct ReproduceCommand: ParsableCommand {
   @Option(help: "Fine-tuning seeds per strategy: the sweep's best settings are trained again with N-1 more seeds (default: 1 for tiny, 3 otherwise).")
   var seeds: Int?
 
+  @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32), for every training stage.")
+  var precision: String = "fp32"
+
   @Option(help: "The attribute of the balanced recalibration run beside bn-recal (bn-recal with --bn-balance; one of the 40).")
   var bnBalance: String = "Male"
 
@@ -123,7 +126,13 @@ struct ReproduceCommand: ParsableCommand {
       throw ValidationError("--celeba \(celeba) has no list_attr_celeba.txt: give the folder that holds CelebA's files.")
     }
     try checkBalance(bnBalance, strategies: [.bnRecal])
+    guard PrecisionChoice.resolve(precision) != nil else {
+      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
+    }
   }
+
+  /// What every training stage multiplies.
+  var chosenPrecision: Precision { PrecisionChoice.resolve(precision)?.precision ?? .fp32 }
 
   func run() throws {
     let s = settings
@@ -187,9 +196,12 @@ struct ReproduceCommand: ParsableCommand {
     func session(_ spec: TrainingSpec, defining: [String: String]) throws -> TrainingSession {
       try launch.session(dataset, spec: spec, defining: defining, options: distributed)
     }
+    if let notice = PrecisionChoice.resolve(precision)?.notice { launch.say(notice) }
     /// A fine-tuning run, skipped when its run.json exists.
     func finetune(_ job: FineTuneJob) throws {
       guard !FileManager.default.fileExists(atPath: job.spec.out + "/run.json") else { return }
+      var job = job
+      job.spec.precision = chosenPrecision
       try job.run(try job.makeModel(), in: try session(job.spec, defining: job.defining))
       try world.barrier()
     }
@@ -201,6 +213,7 @@ struct ReproduceCommand: ParsableCommand {
       spec.seed = seed
       spec.warmupEpochs = Double(s.pretrainEpochs) / 10
       spec.learningRate = s.pretrainLearningRate
+      spec.precision = chosenPrecision
       var job = PretrainJob(spec: spec, model: model)
       job.monitorImages = s.monitorImages
       job.minimumCropScale = s.minCropScale
@@ -218,6 +231,7 @@ struct ReproduceCommand: ParsableCommand {
         space: .standard, heartbeatTimeout: 600, asha: asha)
       var job = SweepJob(plan: plan, data: packed, out: out + "/sweep", model: model, pretrained: backbone, batch: s.batch)
       job.thresholdImages = s.thresholdImages
+      job.precision = chosenPrecision
       job.parallel = distributed.parallel
       job.beforeFirstStep = { launch.injectFaults(distributed) }
       try job.checkWhatTrialsShare(dataset: dataset, ranks: world.size)

@@ -58,6 +58,9 @@ struct SweepCommand: ParsableCommand {
   @Option(help: "Comma-separated strategies: frozen, bn-recal, bn-stats, bn-stats-affine, bn-stats-skip, full, supervised.")
   var strategies: String
 
+  @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32).")
+  var precision: String = "fp32"
+
   @Option(help: "bn-recal trials: BatchNorm statistics that weigh the train images with and without this attribute (one of the 40, e.g. Male) equally.")
   var bnBalance: String?
 
@@ -136,6 +139,9 @@ struct SweepCommand: ParsableCommand {
     guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be positive (got \(heartbeatTimeout)).") }
     if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
     try checkBalance(bnBalance, strategies: strategyList)
+    guard PrecisionChoice.resolve(precision) != nil else {
+      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
+    }
   }
 
   /// The job these options describe, with the model options adopted from --from.
@@ -148,6 +154,7 @@ struct SweepCommand: ParsableCommand {
     job.thresholdImages = thresholdImages
     job.augment = augment
     job.bnBalance = bnBalance
+    job.precision = PrecisionChoice.resolve(precision)?.precision ?? .fp32
     job.scoring = score == .best ? .best : .all
     job.parallel = distributed.parallel
     return job
@@ -165,6 +172,7 @@ struct SweepCommand: ParsableCommand {
       let searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
       job = self.job(modelOptions, pretrained: pretrained, space: searchSpace)
       try job.checkWhatTrialsShare(dataset: dataset, ranks: launch.communicator.size)
+      if let notice = PrecisionChoice.resolve(precision)?.notice { launch.say(notice) }
     } catch let error as ValidationError {
       throw error
     } catch {

@@ -94,6 +94,7 @@ struct PretrainCommand: ParsableCommand {
       launch = try Launch.start(distributed)
       session = try launch.session(try openDataset(training, model: modelOptions, launch: launch), spec: job.spec, defining: job.defining, options: distributed)
     } catch { throw ValidationError("\(error)") }
+    if let notice = training.precisionChoice.notice { session.say(notice) }
     do {
       try job.run(in: session)
     } catch {
@@ -183,6 +184,7 @@ struct FinetuneCommand: ParsableCommand {
       if let bnBalance { _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset) }
       session = try launch.session(dataset, spec: job.spec, defining: job.defining, options: distributed)
     } catch { throw ValidationError("\(error)") }
+    if let notice = training.precisionChoice.notice { session.say(notice) }
     do {
       try job.run(model, in: session)
     } catch {

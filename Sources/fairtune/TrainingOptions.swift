@@ -4,6 +4,7 @@ import ArgumentParser
 import CelebAFormat
 import Foundation
 import NN
+import Tensors
 import Training
 
 struct TrainingOptions: ParsableArguments {
@@ -55,6 +56,12 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Data-loading threads (default: as many as compute threads).")
   var loaderThreads: Int?
 
+  @Option(help: "fp32, bf16 (bfloat16 operands with fp32 sums where the CPU has bfloat16 kernels; fp32 elsewhere, said at the start) or bf16-emulated (bfloat16's numerics on any CPU, slower than fp32).")
+  var precision: String = "fp32"
+
+  /// The precision this run gets, and the line that says why when it is not what was asked.
+  var precisionChoice: (precision: Precision, notice: String?) { PrecisionChoice.resolve(precision) ?? (.fp32, nil) }
+
   /// Test-only: the first step's loss and summed gradients, to compare rank counts.
   @Option(help: .hidden)
   var debugGradients: String?
@@ -80,6 +87,9 @@ struct TrainingOptions: ParsableArguments {
     if let every = checkpointEvery, every <= 0 { throw ValidationError("--checkpoint-every must be positive (got \(every)).") }
     guard keep > 0 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
     if let t = loaderThreads, t <= 0 { throw ValidationError("--loader-threads must be positive (got \(t)).") }
+    guard PrecisionChoice.resolve(precision) != nil else {
+      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
+    }
   }
 
   /// The values these options give (`TrainingSpec`'s defaults are the command's).
@@ -100,6 +110,7 @@ struct TrainingOptions: ParsableArguments {
     spec.keep = keep
     spec.loaderThreads = loaderThreads
     spec.gradientDump = debugGradients
+    spec.precision = precisionChoice.precision
     return spec
   }
 }

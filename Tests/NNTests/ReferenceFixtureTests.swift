@@ -50,6 +50,7 @@ final class ReferenceFixtureTests: XCTestCase {
     let stem: Stem
     let training: Bool
     var algorithm = ConvolutionAlgorithm.winograd
+    var precision = Precision.fp32
   }
 
   static let tolerance: Float = 1e-4
@@ -59,12 +60,16 @@ final class ReferenceFixtureTests: XCTestCase {
     return try SafeTensors(contentsOf: url.path)
   }
 
-  /// max |ours - torch| / (max |torch| + 1e-6)
-  func run(_ c: Case) throws {
+  /// max |ours - torch| / (max |torch| + 1e-6) of every tensor, by name (fp32 cases are checked
+  /// against `tolerance` here; bf16 cases by `compareBF16`).
+  @discardableResult
+  func run(_ c: Case) throws -> [String: Float] {
     let f = try fixture(c.file)
     let config = ResNetConfiguration(depth: c.depth, stem: c.stem, width: 4.0 / 64.0, classes: 40)
     let model = try ResNet(config)
     model.setConvolutionAlgorithm(c.algorithm)
+    BLAS.matmulPrecision = c.precision
+    defer { BLAS.matmulPrecision = .fp32 }
     var checksum = 0.0
     for entry in model.registry.entries {
       let values = Pattern.values(name: entry.name, shape: entry.shape)
@@ -103,10 +108,65 @@ final class ReferenceFixtureTests: XCTestCase {
     }
     XCTAssertEqual(errors.count, 2 + model.registry.parameters.count + model.registry.buffers.count - model.batchNorms.count)
     let worst = errors.max { $0.1 < $1.1 }!
-    print(String(format: "%@ (%@, %@): %d tensors, worst relative error %.2e in %@", c.file, c.training ? "train" : "eval", c.algorithm.rawValue, errors.count, Double(worst.1), worst.0))
-    for (name, error) in errors where error > Self.tolerance {
-      XCTFail("\(c.file): \(name) relative error \(error) > \(Self.tolerance)")
+    let gradients = errors.filter { $0.0.hasPrefix("grad.") }.map(\.1).sorted()
+    print(String(format: "%@ (%@, %@, %@): %d tensors, worst relative error %.2e in %@; logits %.2e, loss %.2e, median gradient %.2e",
+      c.file, c.training ? "train" : "eval", c.algorithm.rawValue, c.precision.rawValue, errors.count, Double(worst.1), worst.0,
+      Double(errors[0].1), Double(errors[1].1), Double(gradients[gradients.count / 2])))
+    if c.precision == .fp32 {
+      for (name, error) in errors where error > Self.tolerance {
+        XCTFail("\(c.file): \(name) relative error \(error) > \(Self.tolerance)")
+      }
     }
+    return Dictionary(errors) { a, _ in a }
+  }
+
+  /// bf16 against the float64 fixture, tensor by tensor, with a tolerance derived from the same
+  /// tensor's fp32 error. A tensor's error is its computation's amplification of rounding
+  /// errors times the unit roundoff: fp32's error measures that amplification (these fixtures
+  /// are 4 channels wide with 2 images, so some gradients are sums that nearly cancel, and
+  /// training-mode BatchNorm divides by small deviations), and bf16's should be the same
+  /// amplification times bfloat16's unit roundoff, 2^16 times fp32's. Allowed: 16 x 2^16 x the
+  /// fp32 error (at least 4 x 2^-24): a single fp32 error is itself a noisy measure of the
+  /// amplification, off by a factor of a few either way. The median ratio over the tensors must also lie within a
+  /// factor 8 of 2^16: emulation that is off (ratio near 1) or that adds an error of its own
+  /// (far above) both fail.
+  func compareBF16(_ c: Case) throws {
+    var fp32Case = c
+    fp32Case.precision = .fp32
+    let single = try run(fp32Case)
+    let bf16 = try run(c)
+    let ratio: Float = 65536
+    var ratios: [Float] = []
+    for (name, error) in bf16.sorted(by: { $0.key < $1.key }) {
+      let reference = max(single[name] ?? 0, 4 * Float.ulpOfOne / 2)
+      let tolerance = 16 * ratio * reference
+      if error > tolerance { XCTFail("\(c.file) (bf16): \(name) relative error \(error) > \(tolerance) (fp32: \(single[name] ?? 0))") }
+      if let s = single[name], s > 4 * Float.ulpOfOne / 2 { ratios.append(error / s) }
+    }
+    let median = ratios.sorted()[ratios.count / 2]
+    print(String(format: "%@ (%@, %@): bf16 error / fp32 error, median over %d tensors: %.3g (2^16 = 65536)",
+      c.file, c.training ? "train" : "eval", c.algorithm.rawValue, ratios.count, Double(median)))
+    XCTAssertGreaterThan(median, ratio / 8, "bf16's errors should be about 2^16 times fp32's")
+    XCTAssertLessThan(median, ratio * 8, "bf16's errors should be about 2^16 times fp32's")
+  }
+
+  func testResNet18EvalInBF16() throws {
+    try compareBF16(Case(file: "resnet18-eval", depth: .resnet18, stem: .imagenet, training: false, precision: .bf16Emulated))
+  }
+  func testResNet50EvalInBF16() throws {
+    try compareBF16(Case(file: "resnet50-eval", depth: .resnet50, stem: .imagenet, training: false, precision: .bf16Emulated))
+  }
+  func testResNet18TrainingInBF16() throws {
+    try compareBF16(Case(file: "resnet18-train", depth: .resnet18, stem: .imagenet, training: true, precision: .bf16Emulated))
+  }
+  func testResNet18TrainingInBF16WithGEMM() throws {
+    try compareBF16(Case(file: "resnet18-train", depth: .resnet18, stem: .imagenet, training: true, algorithm: .gemm, precision: .bf16Emulated))
+  }
+  func testResNet50TrainingInBF16() throws {
+    try compareBF16(Case(file: "resnet50-train", depth: .resnet50, stem: .imagenet, training: true, precision: .bf16Emulated))
+  }
+  func testResNet50TrainingInBF16WithGEMM() throws {
+    try compareBF16(Case(file: "resnet50-train", depth: .resnet50, stem: .imagenet, training: true, algorithm: .gemm, precision: .bf16Emulated))
   }
 
   func testResNet18Training() throws { try run(Case(file: "resnet18-train", depth: .resnet18, stem: .imagenet, training: true)) }

@@ -66,17 +66,7 @@ final class FeatureCacheTests: XCTestCase {
 
   /// 40 train, 6 val and 6 test synthetic faces packed at 16 px.
   func dataset() throws -> PackedDataset {
-    if Self.packed == nil {
-      let root = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-features-\(UUID().uuidString)")
-      let plan = SynthesisPlan(train: 40, validation: 6, test: 6, imageSize: 24, seed: 8)
-      let synth = try OutputDirectory(root.appendingPathComponent("synth"), option: "--out")
-      try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: synth)
-      try synth.commit()
-      let packed = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
-      _ = try Packer.pack(celebA: root.appendingPathComponent("synth"), imageSize: 16, into: packed, skipBadImages: false)
-      try packed.commit()
-      Self.packed = root.appendingPathComponent("packed")
-    }
+    if Self.packed == nil { Self.packed = try TinyDataset.make("features", train: 40, validation: 6, test: 6, seed: 8) }
     return try PackedDataset(path: Self.packed!)
   }
 

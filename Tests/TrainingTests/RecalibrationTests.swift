@@ -20,17 +20,7 @@ final class RecalibrationTests: XCTestCase {
 
   /// 37 train, 4 val and 4 test synthetic faces packed at 16 px.
   func dataset() throws -> PackedDataset {
-    if Self.packed == nil {
-      let root = FileManager.default.temporaryDirectory.appendingPathComponent("fairtune-recal-\(UUID().uuidString)")
-      let plan = SynthesisPlan(train: 37, validation: 4, test: 4, imageSize: 24, seed: 3)
-      let synth = try OutputDirectory(root.appendingPathComponent("synth"), option: "--out")
-      try Synthesizer.write(plan, labels: try Synthesizer.labels(plan, from: nil), into: synth)
-      try synth.commit()
-      let packed = try OutputDirectory(root.appendingPathComponent("packed"), option: "--out")
-      _ = try Packer.pack(celebA: root.appendingPathComponent("synth"), imageSize: 16, into: packed, skipBadImages: false)
-      try packed.commit()
-      Self.packed = root.appendingPathComponent("packed")
-    }
+    if Self.packed == nil { Self.packed = try TinyDataset.make("recal", train: 37, validation: 4, test: 4, seed: 3) }
     return try PackedDataset(path: Self.packed!)
   }
 
