@@ -34,6 +34,14 @@ check "width rounds to zero" 2 "--width" "$bin" bench --width 0.001
 check "unknown stem" 2 "--stem" "$bin" bench --stem tiny
 check "unknown algorithm" 2 "--conv" "$bin" bench --conv fft
 check "zero threads" 2 "--threads" "$bin" bench --threads 0
+check "simclr bench" 0 '"objective":"simclr"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --objective simclr --json
+check "unknown objective" 2 "--objective 'byol'" "$bin" bench --objective byol
+check "strategy with simclr" 2 "--strategy is a fine-tuning strategy" "$bin" bench --objective simclr --strategy frozen
+check "predict without links" 2 "--predict-ranks needs the links' costs" "$bin" bench --predict-ranks 4
+check "predict" 0 '"predicted_images_per_second"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --predict-ranks 4 --latency-us 50 --bandwidth-gbps 1 --json
+check "comm without out" 2 "--comm needs --out" "$bin" bench --comm
+check "missing profile" 2 "--comm-profile /nonexistent.json: no such file" "$bin" bench --predict-ranks 2 --comm-profile /nonexistent.json
+check "pretrain epochs zero" 2 "--pretrain-epochs must be at least 1" "$bin" reproduce --out /tmp/never --pretrain-epochs 0
 
 fixtures=Tests/TrainingTests/Fixtures
 tmp=$(mktemp -d)

@@ -4,6 +4,7 @@ import ArgumentParser
 import CelebAFormat
 import Data
 import Distributed
+import Experiment
 import Foundation
 import NN
 import Support
@@ -25,6 +26,24 @@ struct Bench: ParsableCommand {
       MPI_Allreduce of the same bytes; and the fraction of the gradient all-reduce hidden behind
       backward. --dump FILE writes the loss of every step and the final weights (safetensors),
       for comparing runs over different rank counts.
+
+      --objective simclr times a pretraining step instead (two views, the projection head,
+      NT-Xent over the global batch with its all-gather); --strategy times a fine-tuning
+      strategy's step (its frozen parts get no gradients and are not communicated).
+
+      The scaling model (docs/scaling.md):
+        --comm --out PROFILE.json, under mpirun across the hosts to be modelled, times the
+          collectives the trainer issues for this model, at the sizes it issues them (the
+          gradient buckets, synchronized BatchNorm's sums, SimCLR's all-gather of the
+          embeddings and the all-reduce of their gradients, the parameter broadcast), fits
+          t = alpha x latency terms + beta x byte terms per collective, prints the fit and
+          writes the profile.
+        --predict-ranks N, in one process, runs the step as rank 0 of N ranks would (its share
+          of --batch, the global batch) while recording every collective it issues and when,
+          then replays the step with the costs of --comm-profile PROFILE.json (or of a link of
+          --latency-us and --bandwidth-gbps) and prints the predicted step time, images per
+          second, the efficiency against one rank doing the whole batch, and what the step
+          waits on.
       """))
 
   @OptionGroup var modelOptions: ModelOptions
@@ -57,6 +76,30 @@ struct Bench: ParsableCommand {
   @Flag(help: "End with one line of JSON.")
   var json = false
 
+  @Option(help: "attributes (a fine-tuning step: 40-way BCE) or simclr (a pretraining step: two views, a projection head of 128, NT-Xent over the global batch).")
+  var objective: String = "attributes"
+
+  @Option(help: "Time this fine-tuning strategy's step (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))); default: everything trains.")
+  var strategy: String?
+
+  @Flag(help: "Time the collectives the trainer issues for this model (under mpirun) and fit the latency-bandwidth model; with --out.")
+  var comm = false
+
+  @Option(help: "Where --comm writes the collective profile (JSON).")
+  var out: String?
+
+  @Option(help: "Predict the step on this many ranks (one process; with --comm-profile or --latency-us and --bandwidth-gbps).")
+  var predictRanks: Int?
+
+  @Option(help: "A profile written by bench --comm: the collective costs --predict-ranks uses.")
+  var commProfile: String?
+
+  @Option(help: "Instead of a profile: the latency of a message in microseconds (with --bandwidth-gbps).")
+  var latencyUs: Double?
+
+  @Option(help: "Instead of a profile: the link bandwidth in Gb/s (with --latency-us).")
+  var bandwidthGbps: Double?
+
   @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32).")
   var precision: String = "fp32"
 
@@ -71,9 +114,68 @@ struct Bench: ParsableCommand {
     guard PrecisionChoice.resolve(precision) != nil else {
       throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
     }
+    guard objective == "attributes" || objective == "simclr" else {
+      throw ValidationError("--objective '\(objective)' is not an objective: use attributes or simclr.")
+    }
+    if let strategy {
+      guard Strategy(rawValue: strategy) != nil else {
+        throw ValidationError("--strategy '\(strategy)' is not a strategy: use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
+      }
+      if objective == "simclr" { throw ValidationError("--strategy is a fine-tuning strategy: it does not go with --objective simclr.") }
+    }
+    if comm {
+      guard out != nil else { throw ValidationError("--comm needs --out PROFILE.json: where to write the fitted profile.") }
+      if predictRanks != nil { throw ValidationError("--comm measures a profile and --predict-ranks uses one: run them separately.") }
+    } else if out != nil {
+      throw ValidationError("--out goes with --comm (the profile it writes).")
+    }
+    if let n = predictRanks {
+      guard n >= 1 else { throw ValidationError("--predict-ranks must be at least 1 (got \(n)).") }
+      guard batch >= n else { throw ValidationError("--batch \(batch) is smaller than --predict-ranks \(n): every rank needs at least one image.") }
+      if commProfile != nil && (latencyUs != nil || bandwidthGbps != nil) {
+        throw ValidationError("--comm-profile and --latency-us/--bandwidth-gbps both describe the links: give one of them.")
+      }
+      if commProfile == nil && (latencyUs == nil || bandwidthGbps == nil) {
+        throw ValidationError("--predict-ranks needs the links' costs: --comm-profile PROFILE.json (from bench --comm), or both --latency-us and --bandwidth-gbps.")
+      }
+    } else if commProfile != nil || latencyUs != nil || bandwidthGbps != nil {
+      throw ValidationError("--comm-profile, --latency-us and --bandwidth-gbps go with --predict-ranks.")
+    }
+    if let l = latencyUs, !(l >= 0 && l.isFinite) { throw ValidationError("--latency-us must be zero or more (got \(l)).") }
+    if let b = bandwidthGbps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive (got \(b)).") }
+  }
+
+  var simclr: Bool { objective == "simclr" }
+
+  /// The model the step trains: with the projection head for SimCLR, with the strategy's frozen
+  /// parts frozen.
+  func makeModel() throws -> ResNet {
+    var configuration = modelOptions.configuration(classes: simclr ? nil : classes)
+    if simclr {
+      configuration.projection = ProjectionSize(hidden: try ResNet(configuration).featureDimension, output: 128)
+    }
+    let model = try ResNet(configuration, seed: 1)
+    model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
+    if let strategy { Strategy(rawValue: strategy)!.apply(to: model) }
+    return model
+  }
+
+  /// Random images (two views each for SimCLR) and labels of `count` images.
+  func randomBatch(_ count: Int, globalCount: Int, outputs: Int, seed: UInt64) -> (TrainingBatch, [Tensor]) {
+    let size = modelOptions.imageSize
+    let images = Tensor(shape: [(simclr ? 2 : 1) * count, size, size, 3])
+    let labels = Tensor(shape: [count, outputs])
+    var rng = SplitMix64(seed: seed)
+    for i in 0..<images.count { images.data[i] = rng.normal() }
+    for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
+    return (TrainingBatch(images: images.data, labels: simclr ? nil : labels.data, count: count, globalCount: globalCount), [images, labels])
   }
 
   func run() throws {
+    if predictRanks != nil {
+      try predict()
+      return
+    }
     let launch: Launch
     do {
       launch = try Launch.start(distributed)
@@ -81,7 +183,11 @@ struct Bench: ParsableCommand {
       throw ValidationError("\(error)")
     }
     do {
-      try measure(launch)
+      if comm {
+        try measureCollectives(launch)
+      } else {
+        try measure(launch)
+      }
     } catch {
       launch.fail(error)
     }
@@ -96,22 +202,25 @@ struct Bench: ParsableCommand {
     BLAS.matmulPrecision = chosen
     if let notice { launch.say(notice) }
     let size = modelOptions.imageSize
-    let model = try ResNet(modelOptions.configuration(classes: classes), seed: 1)
-    model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
+    let model = try makeModel()
     try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
     let statistics = launch.synchronizeBatchNorm(model, mode: distributed.bn)
     let reducer = GradientReducer(communicator: comm, registry: model.registry, bucketBytes: distributed.bucketBytes)
 
-    // One global batch, the same on every rank; each rank trains on its share.
+    // One global batch, the same on every rank; each rank trains on its share (for SimCLR, the
+    // first views of the batch, then the second views).
     let local = DataParallelShare(batch: batch, rank: comm.rank, ranks: comm.size)
     let pixels = size * size * 3
-    let images = Tensor(shape: [local.count, size, size, 3])
+    let views = simclr ? 2 : 1
+    let images = Tensor(shape: [views * local.count, size, size, 3])
     let targets = Tensor(shape: [local.count, classes])
     var rng = SplitMix64(seed: 2)
-    for n in 0..<batch {
-      for i in 0..<pixels {
-        let v = rng.normal()
-        if local.range.contains(n) { images.data[(n - local.offset) * pixels + i] = v }
+    for v in 0..<views {
+      for n in 0..<batch {
+        for i in 0..<pixels {
+          let value = rng.normal()
+          if local.range.contains(n) { images.data[(v * local.count + n - local.offset) * pixels + i] = value }
+        }
       }
     }
     for n in 0..<batch {
@@ -123,8 +232,9 @@ struct Bench: ParsableCommand {
     let optimizer = SGD(model.registry, learningRate: learningRate, momentum: 0.9)
     // The trainer's own step, on this fixed batch.
     let trainingStep = TrainingStep(
-      model: model, objective: .attributes, optimizer: optimizer, communicator: comm, reducer: reducer, statistics: statistics)
-    let share = TrainingBatch(images: images.data, labels: targets.data, count: local.count, globalCount: batch)
+      model: model, objective: simclr ? .simclr(temperature: 0.1) : .attributes, optimizer: optimizer, communicator: comm, reducer: reducer,
+      statistics: statistics)
+    let share = TrainingBatch(images: images.data, labels: simclr ? nil : targets.data, count: local.count, globalCount: batch)
 
     var losses: [Double] = []
     func step() throws {
@@ -155,7 +265,7 @@ struct Bench: ParsableCommand {
     let gflops = try comm.sum(flops.training) / stepTime / 1e9
     let total = times.reduce(0, +)
     let c = modelOptions
-    launch.say("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(comm.size) rank(s) x \(BLAS.threadsPerRank) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters")
+    launch.say("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(comm.size) rank(s) x \(BLAS.threadsPerRank) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters\(simclr ? ", SimCLR pretraining step" : strategy.map { ", \($0) fine-tuning step" } ?? "")")
     launch.say(String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", stepTime * 1000, steps, imagesPerSecond, losses.last ?? .nan))
     launch.say(String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
       flops.training / Double(local.count) / 1e9, gflops, sgemm, 100 * gflops / sgemm))
@@ -171,7 +281,7 @@ struct Bench: ParsableCommand {
 
     var object: [String: Any] = [
       "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
-      "threads": BLAS.threadsPerRank, "ranks": comm.size, "steps": steps, "conv": conv, "precision": BLAS.matmulPrecision.rawValue, "step_seconds": stepTime,
+      "threads": BLAS.threadsPerRank, "ranks": comm.size, "objective": objective, "strategy": strategy ?? "full", "steps": steps, "conv": conv, "precision": BLAS.matmulPrecision.rawValue, "step_seconds": stepTime,
       "images_per_second": imagesPerSecond, "gflops": gflops, "sgemm_gflops": sgemm,
       "gflop_per_image": flops.training / Double(local.count) / 1e9,
       "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan, "peak_resident_bytes": peak,

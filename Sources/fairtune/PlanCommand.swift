@@ -3,9 +3,11 @@
 import ArgumentParser
 import CelebAFormat
 import Data
+import Distributed
 import Experiment
 import Foundation
 import NN
+import Report
 import Support
 import Tensors
 import Training
@@ -24,10 +26,24 @@ struct PlanCommand: ParsableCommand {
       train images; per strategy, trials x the mean drawn epochs x train images, a validation
       pass per epoch (validation images and the train images that set the thresholds) and an
       evaluation of every split per trial; the seed re-runs and the random-backbone probe
-      likewise. Work measured on T threads here takes T / (N x C x e) of its time on the
-      cluster, with e the data-parallel efficiency (--efficiency; 1 on a single rank). Data
-      loading runs beside the compute and is not counted; the estimate assumes the cluster's
-      cores are as fast as these.
+      likewise. Data loading runs beside the compute and is not counted; the estimate assumes
+      the cluster's cores are as fast as these.
+
+      Communication comes from the scaling model (docs/scaling.md). Each measured step is run as
+      rank 0 of the cluster's ranks would run it, recording every collective it issues and when;
+      the step is then replayed with the links' costs (--comm-profile, measured by bench --comm,
+      or a link of --latency-us and --bandwidth-gbps; default 10 Gb/s Ethernet, 30 us): gradient
+      buckets overlapping the rest of backward, synchronized BatchNorm's sums on the critical
+      path and behind the bytes already on the link, SimCLR's all-gather. A stage's efficiency is
+      its step's compute over the predicted step; the sweep's is how busy its groups are (rank 0
+      coordinates, the others run one trial per group of --group-size ranks; a last wave of
+      trials leaves groups idle). Work measured on T threads here takes T / (N x C x e) of its
+      time on N nodes of C cores at efficiency e.
+
+      --svg FILE draws each stage's efficiency against the node count (1 to 512) on three
+      interconnects (1 Gb/s Ethernet at 50 us, 10 Gb/s Ethernet at 30 us, 100 Gb/s at 5 us),
+      marking where each first falls below 0.8; at other node counts than --nodes the step's
+      compute is taken as proportional to the per-rank batch.
 
       Peak memory: the resident size of this process after a pretraining step at the per-rank
       batch (the largest of the stages), i.e. what one rank needs.
@@ -45,8 +61,20 @@ struct PlanCommand: ParsableCommand {
   @Option(help: "MPI ranks per node (each uses cores-per-node / ranks-per-node threads).")
   var ranksPerNode: Int = 1
 
-  @Option(help: "Data-parallel efficiency when a job spans more than one rank (measured: 0.87-0.95 for 2 ranks).")
-  var efficiency: Double = 0.9
+  @Option(help: "The links' collective costs, measured by bench --comm (instead of --latency-us and --bandwidth-gbps).")
+  var commProfile: String?
+
+  @Option(help: "Latency of a message between nodes in microseconds (default 30, 10 Gb/s Ethernet's order).")
+  var latencyUs: Double?
+
+  @Option(help: "Bandwidth of a node's link in Gb/s (default 10).")
+  var bandwidthGbps: Double?
+
+  @Option(help: "Ranks per sweep trial, as reproduce --group-size.")
+  var groupSize: Int = 1
+
+  @Option(help: "Also draw efficiency against node count (1 to 512) on three interconnects to this SVG file.")
+  var svg: String?
 
   @Option(help: "Timed steps per measurement (after one warm-up step).")
   var steps: Int = 3
@@ -63,9 +91,46 @@ struct PlanCommand: ParsableCommand {
     guard ranksPerNode > 0, ranksPerNode <= coresPerNode else {
       throw ValidationError("--ranks-per-node must be between 1 and --cores-per-node (got \(ranksPerNode)).")
     }
-    guard efficiency > 0, efficiency <= 1 else { throw ValidationError("--efficiency must be in (0, 1] (got \(efficiency)).") }
+    if commProfile != nil && (latencyUs != nil || bandwidthGbps != nil) {
+      throw ValidationError("--comm-profile and --latency-us/--bandwidth-gbps both describe the links: give one of them.")
+    }
+    if let l = latencyUs, !(l >= 0 && l.isFinite) { throw ValidationError("--latency-us must be zero or more (got \(l)).") }
+    if let b = bandwidthGbps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive (got \(b)).") }
+    guard groupSize >= 1 else { throw ValidationError("--group-size must be at least 1 (got \(groupSize)).") }
     guard steps > 0 else { throw ValidationError("--steps must be positive (got \(steps)).") }
     if let t = threads, t <= 0 { throw ValidationError("--threads must be positive (got \(t)).") }
+  }
+
+  /// The links as given: a measured profile, or a nominal link (10 Gb/s, 30 us by default).
+  func links() throws -> CollectiveProfile {
+    if let commProfile { return try Bench.readProfile(commProfile) }
+    return .nominal(latency: (latencyUs ?? 30) * 1e-6, bandwidth: (bandwidthGbps ?? 10) * 1e9 / 8)
+  }
+
+  /// The interconnects of --svg.
+  static let interconnects: [(name: String, profile: CollectiveProfile)] = [
+    ("1 Gb/s Ethernet, 50 us", .nominal(latency: 50e-6, bandwidth: 1e9 / 8)),
+    ("10 Gb/s Ethernet, 30 us", .nominal(latency: 30e-6, bandwidth: 10e9 / 8)),
+    ("100 Gb/s, 5 us", .nominal(latency: 5e-6, bandwidth: 100e9 / 8)),
+  ]
+
+  /// A data-parallel step's efficiency on `ranks` ranks: compute over the predicted step, with
+  /// `trace` (traced at `tracedBatch` images a rank, on `here` threads) scaled to a rank of
+  /// `threadsPerRank` cores at `batch / ranks` images. More ranks than images leave the extra
+  /// ranks idle.
+  func efficiency(_ trace: StepTrace, tracedBatch: Int, batch: Int, ranks: Int, profile: CollectiveProfile, here: Int, threadsPerRank: Double)
+    -> (efficiency: Double, prediction: StepPrediction)
+  {
+    let used = min(ranks, batch)
+    let perRank = Double(batch) / Double(used)
+    let scaled = trace.scalingCompute(by: Double(here) / threadsPerRank * perRank / Double(tracedBatch))
+    let prediction = StepSimulation.predict(scaled, ranks: used, profile: profile)
+    return (scaled.seconds / prediction.seconds * Double(used) / Double(ranks), prediction)
+  }
+
+  /// What holds a step's efficiency down: its largest wait, or compute when there is little to wait on.
+  static func waits(_ result: (efficiency: Double, prediction: StepPrediction)) -> String {
+    result.efficiency < 0.95 && result.prediction.largestWait.seconds > 0 ? result.prediction.largestWait.name : "compute"
   }
 
   func run() throws {
@@ -73,25 +138,32 @@ struct PlanCommand: ParsableCommand {
     let here = threads ?? ProcessInfo.processInfo.activeProcessorCount
     BLAS.setThreads(here)
     Parallel.workers = here
+    let profile = try links()
     let ranks = nodes * ranksPerNode
+    let threadsPerRank = Double(coresPerNode) / Double(ranksPerNode)
     let options = s.modelSpec
     let pretrainBatch = max(1, s.pretrainBatch / ranks)
     let finetuneBatch = max(1, s.batch / ranks)
     print("plan for reproduce --preset \(preset.rawValue) on \(nodes) node(s) x \(coresPerNode) cores (\(ranks) rank(s)); measuring \(s.model) width \(s.width) at \(s.imageSize) px on \(here) thread(s) here")
+    print("links: \(profile.source)")
 
     // Pretraining first: its peak resident size is the rank's peak.
     var configuration = options.configuration(classes: nil)
     let features = try ResNet(configuration).featureDimension
     configuration.projection = ProjectionSize(hidden: features, output: 128)
-    let pretrainCost = try Self.secondsPerImage(configuration, strategy: nil, batch: pretrainBatch, views: 2, steps: steps, size: s.imageSize)
+    let pretrainTrace = try Self.trace(configuration, strategy: nil, batch: pretrainBatch, globalBatch: s.pretrainBatch, ranks: min(ranks, s.pretrainBatch), views: 2, steps: steps, size: s.imageSize)
+    let pretrainCost = pretrainTrace.seconds / Double(pretrainBatch)
     let peak = Self.peakResidentBytes()
     print(String(format: "  pretraining step: %.2f ms per image at %d images per rank (x2 views); peak resident memory %.0f MiB", pretrainCost * 1000, pretrainBatch, Double(peak) / 1048576))
     var strategyCost: [Strategy: Double] = [:]
+    var strategyTrace: [Strategy: StepTrace] = [:]
     for strategy in Strategy.allCases {
-      strategyCost[strategy] = try Self.secondsPerImage(options.configuration(classes: 40), strategy: strategy, batch: finetuneBatch, views: 1, steps: steps, size: s.imageSize)
+      let trace = try Self.trace(options.configuration(classes: 40), strategy: strategy, batch: finetuneBatch, globalBatch: s.batch, ranks: min(ranks, s.batch), views: 1, steps: steps, size: s.imageSize)
+      strategyTrace[strategy] = trace
+      strategyCost[strategy] = trace.seconds / Double(finetuneBatch)
       print(String(format: "  %@ step: %.3f ms per image at %d images per rank", strategy.rawValue, strategyCost[strategy]! * 1000, finetuneBatch))
     }
-    let evalCost = try Self.secondsPerImage(options.configuration(classes: 40), strategy: nil, batch: 256, views: 1, steps: steps, forwardOnly: true, size: s.imageSize)
+    let evalCost = try Self.trace(options.configuration(classes: 40), strategy: nil, batch: 256, globalBatch: 256, ranks: 1, views: 1, steps: steps, forwardOnly: true, size: s.imageSize).seconds / 256
     let dataCost = try Self.dataSecondsPerImage(synthSize: s.synthSize, imageSize: s.imageSize)
     print(String(format: "  evaluation: %.3f ms per image; synthetic data + packing: %.2f ms per image", evalCost * 1000, dataCost * 1000))
 
@@ -100,45 +172,119 @@ struct PlanCommand: ParsableCommand {
     let train = Double(s.train)
     let meanEpochs = Double(1 + s.maxEpochs) / 2
     let validationPass = Double(s.val + min(s.thresholdImages, s.train)) * evalCost
-    func run(_ strategy: Strategy, epochs: Double) -> Double {
+    func work(_ strategy: Strategy, epochs: Double) -> Double {
       epochs * (train * strategyCost[strategy]! + validationPass) + all * evalCost
     }
-    let finetune = Strategy.allCases.reduce(0.0) { $0 + run($1, epochs: meanEpochs) }
-    var stages: [(name: String, seconds: Double, parallel: Bool)] = [
-      ("data + pack", all * dataCost, false),
-      ("pretrain", Double(s.pretrainEpochs) * train * pretrainCost, true),
-      ("sweep", Double(s.trials) * finetune, true),
-      ("seeds", Double(s.seeds - 1) * finetune, true),
-      ("balanced", Double(s.seeds) * run(.bnRecal, epochs: meanEpochs), true),
-      ("probe", run(.frozen, epochs: meanEpochs), true),
-      ("bn-statistics", 2048 * evalCost * 2, false),
-      ("report", 10, false),
-    ]
-    if preset == .paper { stages[0].name = "pack (CelebA)" }
-    let cores = Double(nodes * coresPerNode)
-    let scale = Double(here) / (cores * (ranks > 1 ? efficiency : 1))
-    print("")
-    func row(_ name: String, _ wall: String, _ hours: String) -> String {
-      name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 12 - wall.count)) + wall
-        + String(repeating: " ", count: max(0, 12 - hours.count)) + hours
+    /// The efficiencies of one node count on `links`.
+    struct Scaling {
+      var pretrain: (efficiency: Double, prediction: StepPrediction)
+      var strategies: [Strategy: (efficiency: Double, prediction: StepPrediction)]
     }
-    print(row("stage", "wall", "core-hours"))
+    func scaling(nodes n: Int, links: CollectiveProfile) -> Scaling {
+      let r = n * ranksPerNode
+      return Scaling(
+        pretrain: efficiency(pretrainTrace, tracedBatch: pretrainBatch, batch: s.pretrainBatch, ranks: r, profile: links, here: here, threadsPerRank: threadsPerRank),
+        strategies: Dictionary(uniqueKeysWithValues: Strategy.allCases.map { st in
+          (st, efficiency(strategyTrace[st]!, tracedBatch: finetuneBatch, batch: s.batch, ranks: r, profile: links, here: here, threadsPerRank: threadsPerRank))
+        }))
+    }
+    let trialCount = s.trials * Strategy.allCases.count
+    /// Work and efficiency of every stage at `n` nodes on `links`: (name, seconds here, parallel, efficiency, waits on).
+    func stages(nodes n: Int, links: CollectiveProfile) -> [(name: String, seconds: Double, parallel: Bool, efficiency: Double, waits: String)] {
+      let sc = scaling(nodes: n, links: links)
+      let r = n * ranksPerNode
+      // Fine-tuning stages on every rank: each strategy's work at its own efficiency.
+      func dataParallel(_ runs: [(Strategy, Double)]) -> (Double, Double, String) {
+        let seconds = runs.reduce(0.0) { $0 + $1.1 }
+        let stretched = runs.reduce(0.0) { $0 + $1.1 / sc.strategies[$1.0]!.efficiency }
+        let worst = runs.max { sc.strategies[$0.0]!.efficiency > sc.strategies[$1.0]!.efficiency }
+        return (seconds, seconds > 0 ? seconds / stretched : 1, worst.map { "\(Self.waits(sc.strategies[$0.0]!)) (\($0.0.rawValue))" } ?? "compute")
+      }
+      let finetune = Strategy.allCases.map { ($0, work($0, epochs: meanEpochs)) }
+      let finetuneSeconds = finetune.reduce(0.0) { $0 + $1.1 }
+      // The sweep's trials on groups: the groups' own steps at the strategies' efficiency on groupSize ranks.
+      let groupEfficiency: Double = {
+        guard groupSize > 1 else { return 1 }
+        let mean = Strategy.allCases.map { st in
+          efficiency(strategyTrace[st]!, tracedBatch: finetuneBatch, batch: s.batch, ranks: groupSize, profile: links, here: here, threadsPerRank: threadsPerRank).efficiency
+        }
+        return mean.reduce(0, +) / Double(mean.count)
+      }()
+      let sweepE = StepSimulation.sweepEfficiency(trials: trialCount, ranks: r, groupSize: groupSize, stepEfficiency: groupEfficiency)
+      let seeds = dataParallel(finetune.map { ($0.0, Double(s.seeds - 1) * $0.1) })
+      let balanced = dataParallel([(.bnRecal, Double(s.seeds) * work(.bnRecal, epochs: meanEpochs))])
+      let probe = dataParallel([(.frozen, work(.frozen, epochs: meanEpochs))])
+      var rows: [(name: String, seconds: Double, parallel: Bool, efficiency: Double, waits: String)] = [
+        ("data + pack", all * dataCost, false, 1, "-"),
+        ("pretrain", Double(s.pretrainEpochs) * train * pretrainCost, true, sc.pretrain.efficiency, Self.waits(sc.pretrain)),
+        ("sweep", Double(s.trials) * finetuneSeconds, true, sweepE,
+          sweepE < 0.8 && r > 1 ? "idle groups (\(trialCount) trials on \(max(1, (r - 1) / groupSize)) groups)" : "compute"),
+        ("seeds", seeds.0, true, seeds.1, seeds.2),
+        ("balanced", balanced.0, true, balanced.1, balanced.2),
+        ("probe", probe.0, true, probe.1, probe.2),
+        ("bn-statistics", 2048 * evalCost * 2, false, 1, "-"),
+        ("report", 10, false, 1, "-"),
+      ]
+      if preset == .paper { rows[0].name = "pack (CelebA)" }
+      return rows
+    }
+
+    let cores = Double(nodes * coresPerNode)
+    print("")
+    func row(_ cells: [String]) -> String {
+      func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(1, width - text.count)) + text }
+      return cells[0].padding(toLength: 16, withPad: " ", startingAt: 0) + right(cells[1], 10) + right(cells[2], 12) + right(cells[3], 12)
+        + (cells[4].isEmpty ? "" : "   " + cells[4])
+    }
+    print(row(["stage", "wall", "core-hours", "efficiency", "waits on"]))
     var totalWall = 0.0
     var rows: [[String: Any]] = []
-    for stage in stages {
+    for stage in stages(nodes: nodes, links: profile) {
       // Stages that do not run data-parallel use one node's cores at most.
-      let wall = stage.parallel ? stage.seconds * scale : stage.seconds * Double(here) / Double(coresPerNode)
+      let wall = stage.parallel ? stage.seconds * Double(here) / (cores * stage.efficiency) : stage.seconds * Double(here) / Double(coresPerNode)
       let coreHours = wall * cores / 3600
       totalWall += wall
-      rows.append(["stage": stage.name, "wall_seconds": wall, "core_hours": coreHours])
-      print(row(stage.name, Trainer.duration(wall), String(format: "%.2f", coreHours)))
+      rows.append(["stage": stage.name, "wall_seconds": wall, "core_hours": coreHours, "efficiency": stage.efficiency, "waits_on": stage.waits])
+      print(row([stage.name, Trainer.duration(wall), String(format: "%.2f", coreHours), stage.parallel ? String(format: "%.2f", stage.efficiency) : "-", stage.parallel ? stage.waits : ""]))
     }
-    print(row("total", Trainer.duration(totalWall), String(format: "%.2f", totalWall * cores / 3600)))
+    print(row(["total", Trainer.duration(totalWall), String(format: "%.2f", totalWall * cores / 3600), "", ""]))
     print(String(format: "peak resident memory per rank: %.0f MiB (pretraining at %d images per rank, two views each)", Double(peak) / 1048576, pretrainBatch))
+
+    // Where each stage stops scaling, on the three interconnects.
+    let nodeCounts = (0...9).map { 1 << $0 }
+    var limits: [[String: Any]] = []
+    var panels: [ScalingFigure.Panel] = []
+    print("")
+    print("where each stage's efficiency first falls below 0.8 (1 to 512 nodes of \(coresPerNode) cores):")
+    for (name, links) in Self.interconnects {
+      let table = nodeCounts.map { stages(nodes: $0, links: links) }
+      var lines: [ScalingFigure.Line] = []
+      var said: [String] = []
+      for stage in ["pretrain", "sweep", "seeds"] {
+        let series = table.map { $0.first { $0.name == stage }! }
+        let line = ScalingFigure.Line(stage: stage == "seeds" ? "fine-tuning (seeds)" : stage, efficiency: series.map(\.efficiency), bottleneck: series.map(\.waits))
+        lines.append(line)
+        if let i = line.firstBelow(0.8) {
+          said.append("\(stage) at \(nodeCounts[i]) nodes (\(String(format: "%.2f", series[i].efficiency)); waits on \(series[i].waits))")
+          limits.append(["interconnect": name, "stage": stage, "nodes": nodeCounts[i], "efficiency": series[i].efficiency, "waits_on": series[i].waits])
+        } else {
+          said.append("\(stage) not below 0.8 up to 512 nodes")
+          limits.append(["interconnect": name, "stage": stage, "nodes": NSNull(), "efficiency": series.last!.efficiency, "waits_on": series.last!.waits])
+        }
+      }
+      print("  \(name): " + said.joined(separator: "; "))
+      panels.append(ScalingFigure.Panel(title: name, lines: lines))
+    }
+    if let svg {
+      let figure = ScalingFigure.svg(panels, nodes: nodeCounts, threshold: 0.8,
+        title: "reproduce --preset \(preset.rawValue): predicted efficiency, nodes of \(coresPerNode) cores, \(ranksPerNode) rank(s) each")
+      try AtomicFile.write(Array(figure.utf8), to: svg)
+      print("wrote \(svg)")
+    }
     if json {
       let object: [String: Any] = [
         "preset": preset.rawValue, "nodes": nodes, "cores_per_node": coresPerNode, "ranks": ranks, "threads_here": here,
-        "stages": rows, "total_wall_seconds": totalWall, "peak_resident_bytes": peak,
+        "links": profile.source, "stages": rows, "total_wall_seconds": totalWall, "peak_resident_bytes": peak, "scaling_limits": limits,
         "seconds_per_image": ["pretrain": pretrainCost, "evaluation": evalCost, "data": dataCost]
           .merging(Dictionary(uniqueKeysWithValues: strategyCost.map { ($0.key.rawValue, $0.value) })) { a, _ in a },
       ]
@@ -153,39 +299,45 @@ struct PlanCommand: ParsableCommand {
     return usage.ru_maxrss * 1024
   }
 
-  /// Median seconds per image of a training step (the trainer's `TrainingStep`: forward, the
-  /// loss, backward, SGD; NT-Xent over both views for `views` 2, attribute BCE otherwise) of
-  /// `configuration` with `strategy` applied (nil: everything trains), or of a forward pass in
-  /// evaluation mode.
-  static func secondsPerImage(
-    _ configuration: ResNetConfiguration, strategy: Strategy?, batch: Int, views: Int, steps: Int, forwardOnly: Bool = false,
-    size: Int
-  ) throws -> Double {
+  /// The median-length traced training step (the trainer's `TrainingStep`: forward, the loss,
+  /// backward, SGD; NT-Xent over both views for `views` 2, attribute BCE otherwise) of
+  /// `configuration` with `strategy` applied (nil: everything trains), as rank 0 of `ranks`
+  /// ranks runs it on `batch` images of a global `globalBatch`, with synchronized BatchNorm; or
+  /// of a forward pass in evaluation mode.
+  static func trace(
+    _ configuration: ResNetConfiguration, strategy: Strategy?, batch: Int, globalBatch: Int, ranks: Int, views: Int, steps: Int,
+    forwardOnly: Bool = false, size: Int
+  ) throws -> StepTrace {
     let model = try ResNet(configuration, seed: 1)
     if let strategy { strategy.apply(to: model) }
     if forwardOnly { model.setBatchNormTraining(false) }
+    let tracer = TracingCommunicator(size: max(1, ranks))
+    let statistics = SynchronizedStatistics(communicator: tracer.labelled("batchnorm"))
+    if ranks > 1 { for bn in model.batchNorms { bn.reducer = statistics } }
     let rows = batch * views
     let images = Tensor(shape: [rows, size, size, 3])
     var rng = SplitMix64(seed: 3)
     for i in 0..<images.count { images.data[i] = rng.normal() }
     let labels = Tensor(shape: [batch, model.outputDimension])
     for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
-    let trainingStep = TrainingStep.single(
-      model, objective: views == 2 ? .simclr(temperature: 0.1) : .attributes,
-      optimizer: SGD(model.registry.parameters { $0.requiresGradient }, learningRate: 1e-4))
-    let share = TrainingBatch(images: images.data, labels: views == 2 ? nil : labels.data, count: batch)
+    let trainingStep = TrainingStep(
+      model: model, objective: views == 2 ? .simclr(temperature: 0.1) : .attributes,
+      optimizer: SGD(model.registry.parameters { $0.requiresGradient }, learningRate: 1e-4), communicator: tracer,
+      reducer: GradientReducer(communicator: tracer.labelled("gradient"), registry: model.registry), statistics: ranks > 1 ? statistics : nil)
+    let share = TrainingBatch(images: images.data, labels: views == 2 ? nil : labels.data, count: batch, globalCount: globalBatch)
     let input = FeatureMap(data: images.data, batch: rows, height: size, width: size, channels: 3)
-    var times: [Double] = []
+    var traces: [StepTrace] = []
     for step in 0...steps {
-      let start = Clock.now()
+      tracer.mark()
       if forwardOnly {
         _ = model.forward(input)
       } else {
-        _ = try trainingStep(share, imageSize: size, globalBatch: batch)
+        _ = try trainingStep(share, imageSize: size, globalBatch: globalBatch)
       }
-      if step > 0 { times.append(Clock.now() - start) }
+      let (events, seconds) = tracer.take()
+      if step > 0 { traces.append(StepTrace(events: events, seconds: seconds, ranks: ranks)) }
     }
-    return times.sorted()[times.count / 2] / Double(batch)
+    return traces.sorted { $0.seconds < $1.seconds }[traces.count / 2]
   }
 
   /// Seconds per image of `fairtune synth` and `fairtune pack` (the same library calls), from

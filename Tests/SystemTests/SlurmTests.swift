@@ -148,7 +148,8 @@ final class SlurmTests: XCTestCase {
 
   func testReproduceTinySubmittedAsOneJob() throws {
     let environment = ["FAIRTUNE": Harness.binary, "FAIRTUNE_PRESET": "tiny", "FAIRTUNE_OUT": directory + "/reproduce"]
-    let job = try submit("reproduce.sbatch", options: ["-n", "2", "--cpus-per-task", "1"], environment: environment, arguments: [])
+    // Two pretraining epochs: the job's stages and ranks are what is tested here, not the backbone.
+    let job = try submit("reproduce.sbatch", options: ["-n", "2", "--cpus-per-task", "1"], environment: environment, arguments: ["--pretrain-epochs", "2"])
     let end = try wait(job, limit: 900) { Self.finalStates.contains($0) }
     let log = (try? String(contentsOfFile: directory + "/fairtune-reproduce-\(job).out", encoding: .utf8)) ?? ""
     XCTAssertEqual(end.state, "COMPLETED", "job \(job) ended \(end.state) \(end.exitCode) (reason \(end.reason)): \(log.suffix(2000))")
