@@ -236,6 +236,15 @@ bad "reproduce: zero seeds" "--seeds" "$out/x2" -- "$bin" reproduce --seeds 0 --
 bad "reproduce: unknown preset" "--preset" "$out/x3" -- "$bin" reproduce --preset huge --out "$out/x3"
 bad "bench: zero batch" "--batch" - -- "$bin" bench --batch 0
 bad "bench: unknown convolution" "--conv" - -- "$bin" bench --conv fft
+echo "not json" >"$work/profile-garbage.json"
+echo '{"costs":{"allreduce":{"alpha":-1,"beta":0}},"points":[],"source":"x"}' >"$work/profile-negative.json"
+bad "bench: profile not JSON" "--comm-profile $work/profile-garbage.json is not a collective profile" - -- "$bin" bench --predict-ranks 2 --comm-profile "$work/profile-garbage.json"
+bad "bench: profile with negative costs" "no usable costs" - -- "$bin" bench --predict-ranks 2 --comm-profile "$work/profile-negative.json"
+bad "bench: --comm on one rank" "run it under mpirun" "$work/profile-one.json" -- "$bin" bench --comm --out "$work/profile-one.json" --batch 4 --model resnet18 --width 0.0625 --image-size 16 --stem small
+bad "bench: zero predicted ranks" "--predict-ranks" - -- "$bin" bench --predict-ranks 0 --latency-us 1 --bandwidth-gbps 1
+bad "bench: negative bandwidth" "--bandwidth-gbps" - -- "$bin" bench --predict-ranks 2 --latency-us 1 --bandwidth-gbps -1
+bad "plan: missing profile" "$work/nothere.json" - -- "$bin" plan --preset tiny --comm-profile "$work/nothere.json"
+bad "plan: profile and a latency" "--comm-profile and --latency-us" - -- "$bin" plan --comm-profile "$work/profile-garbage.json" --latency-us 5
 bad "bench-data: zero images" "--images" - -- "$bin" bench-data --images 0
 bad "unknown command" "frobnicate" - -- "$bin" frobnicate
 

@@ -35,7 +35,7 @@ public enum ScalingFigure {
     let panelWidth = 330.0
     let width = panelWidth * Double(max(panels.count, 1)) + 40
     let height = 380.0
-    let top = 60.0, bottom = 300.0
+    let top = 76.0, bottom = 300.0
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
     var body = ""
     for (p, panel) in panels.enumerated() {
@@ -62,7 +62,9 @@ public enum ScalingFigure {
         body += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.8\"/>\n"
         if let i = line.firstBelow(threshold) {
           body += "<circle cx=\"\(f(x(i)))\" cy=\"\(f(y(line.efficiency[i])))\" r=\"5\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(escapedXML(line.stage)): below \(threshold) from \(nodes[i]) nodes (waits on \(escapedXML(line.bottleneck[i])))</title></circle>\n"
-          body += "<text x=\"\(f(x(i) + 6))\" y=\"\(f(y(line.efficiency[i]) - 6 - Double(l) * 11))\" font-size=\"10\" fill=\"\(color)\">\(nodes[i])</text>\n"
+          // Labels alternate above and below their rings, so that rings at one node count stay readable.
+          let dy = l % 2 == 0 ? -8.0 : 16.0
+          body += "<text x=\"\(f(x(i) + 7))\" y=\"\(f(y(line.efficiency[i]) + dy))\" font-size=\"10\" fill=\"\(color)\">\(nodes[i])</text>\n"
         }
       }
     }

@@ -112,8 +112,14 @@ extension Bench {
     var lines = ["collective profile: \(profile.source)", "  fitted t = alpha x latency terms + beta x byte terms (the model scales them with the rank count; the measured/fitted ratio at each size corrects it)"]
     for collective in Collective.allCases {
       guard let cost = profile.costs[collective] else { continue }
-      lines.append(String(format: "  %-9@ alpha %8.1f us, beta %.3g ns/byte (%.3g Gb/s)", collective.rawValue as NSString,
-        cost.alpha * 1e6, cost.beta * 1e9, cost.beta > 0 ? 8e-9 / cost.beta : .infinity))
+      var line = String(format: "  %-9@ alpha %8.1f us, beta %.3g ns/byte (%.3g Gb/s)", collective.rawValue as NSString,
+        cost.alpha * 1e6, cost.beta * 1e9, cost.beta > 0 ? 8e-9 / cost.beta : .infinity)
+      // What the largest message actually got: the link's rate once any burst is spent.
+      if let largest = profile.points.filter({ $0.collective == collective && $0.seconds > 0 }).max(by: { $0.bytes < $1.bytes }) {
+        let terms = collective.terms(bytes: largest.bytes, ranks: largest.ranks).map(\.bytes).min() ?? Double(largest.bytes)
+        line += String(format: "; largest, %d bytes in %.1f ms: %.3g Gb/s effective", largest.bytes, largest.seconds * 1000, 8 * terms / largest.seconds / 1e9)
+      }
+      lines.append(line)
     }
     if !profile.points.isEmpty {
       lines.append("  collective  ranks        bytes   measured ms   alpha-beta ms   use")

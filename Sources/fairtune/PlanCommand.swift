@@ -175,23 +175,44 @@ struct PlanCommand: ParsableCommand {
     func work(_ strategy: Strategy, epochs: Double) -> Double {
       epochs * (train * strategyCost[strategy]! + validationPass) + all * evalCost
     }
+    // Steps at other per-rank batches, for other node counts than --nodes: traced at up to 64
+    // images a rank (larger batches scale the 64-image trace), each once.
+    var traces: [String: (trace: StepTrace, batch: Int)] = [
+      "pretrain \(pretrainBatch)": (pretrainTrace, pretrainBatch)
+    ]
+    for (strategy, trace) in strategyTrace { traces["\(strategy.rawValue) \(finetuneBatch)"] = (trace, finetuneBatch) }
+    func traced(_ strategy: Strategy?, perRank: Int) throws -> (trace: StepTrace, batch: Int) {
+      let key = "\(strategy?.rawValue ?? "pretrain") \(perRank)"
+      if let known = traces[key] { return known }
+      if perRank > 64 { return try traced(strategy, perRank: 64) }
+      let global = strategy == nil ? s.pretrainBatch : s.batch
+      let configuration = strategy == nil ? configuration : options.configuration(classes: 40)
+      let trace = try Self.trace(
+        configuration, strategy: strategy, batch: perRank, globalBatch: global, ranks: max(1, global / perRank), views: strategy == nil ? 2 : 1,
+        steps: min(steps, 2), size: s.imageSize)
+      traces[key] = (trace, perRank)
+      return (trace, perRank)
+    }
     /// The efficiencies of one node count on `links`.
     struct Scaling {
       var pretrain: (efficiency: Double, prediction: StepPrediction)
       var strategies: [Strategy: (efficiency: Double, prediction: StepPrediction)]
     }
-    func scaling(nodes n: Int, links: CollectiveProfile) -> Scaling {
+    func scaling(nodes n: Int, links: CollectiveProfile) throws -> Scaling {
       let r = n * ranksPerNode
+      func step(_ strategy: Strategy?, ranks: Int) throws -> (efficiency: Double, prediction: StepPrediction) {
+        let global = strategy == nil ? s.pretrainBatch : s.batch
+        let (trace, batch) = try traced(strategy, perRank: max(1, global / min(ranks, global)))
+        return efficiency(trace, tracedBatch: batch, batch: global, ranks: ranks, profile: links, here: here, threadsPerRank: threadsPerRank)
+      }
       return Scaling(
-        pretrain: efficiency(pretrainTrace, tracedBatch: pretrainBatch, batch: s.pretrainBatch, ranks: r, profile: links, here: here, threadsPerRank: threadsPerRank),
-        strategies: Dictionary(uniqueKeysWithValues: Strategy.allCases.map { st in
-          (st, efficiency(strategyTrace[st]!, tracedBatch: finetuneBatch, batch: s.batch, ranks: r, profile: links, here: here, threadsPerRank: threadsPerRank))
-        }))
+        pretrain: try step(nil, ranks: r),
+        strategies: Dictionary(uniqueKeysWithValues: try Strategy.allCases.map { ($0, try step($0, ranks: r)) }))
     }
     let trialCount = s.trials * Strategy.allCases.count
     /// Work and efficiency of every stage at `n` nodes on `links`: (name, seconds here, parallel, efficiency, waits on).
-    func stages(nodes n: Int, links: CollectiveProfile) -> [(name: String, seconds: Double, parallel: Bool, efficiency: Double, waits: String)] {
-      let sc = scaling(nodes: n, links: links)
+    func stages(nodes n: Int, links: CollectiveProfile) throws -> [(name: String, seconds: Double, parallel: Bool, efficiency: Double, waits: String)] {
+      let sc = try scaling(nodes: n, links: links)
       let r = n * ranksPerNode
       // Fine-tuning stages on every rank: each strategy's work at its own efficiency.
       func dataParallel(_ runs: [(Strategy, Double)]) -> (Double, Double, String) {
@@ -203,13 +224,15 @@ struct PlanCommand: ParsableCommand {
       let finetune = Strategy.allCases.map { ($0, work($0, epochs: meanEpochs)) }
       let finetuneSeconds = finetune.reduce(0.0) { $0 + $1.1 }
       // The sweep's trials on groups: the groups' own steps at the strategies' efficiency on groupSize ranks.
-      let groupEfficiency: Double = {
-        guard groupSize > 1 else { return 1 }
-        let mean = Strategy.allCases.map { st in
-          efficiency(strategyTrace[st]!, tracedBatch: finetuneBatch, batch: s.batch, ranks: groupSize, profile: links, here: here, threadsPerRank: threadsPerRank).efficiency
+      var groupEfficiency = 1.0
+      if groupSize > 1 {
+        let perRank = max(1, s.batch / min(groupSize, s.batch))
+        let mean = try Strategy.allCases.map { st -> Double in
+          let (trace, batch) = try traced(st, perRank: perRank)
+          return efficiency(trace, tracedBatch: batch, batch: s.batch, ranks: groupSize, profile: links, here: here, threadsPerRank: threadsPerRank).efficiency
         }
-        return mean.reduce(0, +) / Double(mean.count)
-      }()
+        groupEfficiency = mean.reduce(0, +) / Double(mean.count)
+      }
       let sweepE = StepSimulation.sweepEfficiency(trials: trialCount, ranks: r, groupSize: groupSize, stepEfficiency: groupEfficiency)
       let seeds = dataParallel(finetune.map { ($0.0, Double(s.seeds - 1) * $0.1) })
       let balanced = dataParallel([(.bnRecal, Double(s.seeds) * work(.bnRecal, epochs: meanEpochs))])
@@ -239,7 +262,7 @@ struct PlanCommand: ParsableCommand {
     print(row(["stage", "wall", "core-hours", "efficiency", "waits on"]))
     var totalWall = 0.0
     var rows: [[String: Any]] = []
-    for stage in stages(nodes: nodes, links: profile) {
+    for stage in try stages(nodes: nodes, links: profile) {
       // Stages that do not run data-parallel use one node's cores at most.
       let wall = stage.parallel ? stage.seconds * Double(here) / (cores * stage.efficiency) : stage.seconds * Double(here) / Double(coresPerNode)
       let coreHours = wall * cores / 3600
@@ -257,7 +280,7 @@ struct PlanCommand: ParsableCommand {
     print("")
     print("where each stage's efficiency first falls below 0.8 (1 to 512 nodes of \(coresPerNode) cores):")
     for (name, links) in Self.interconnects {
-      let table = nodeCounts.map { stages(nodes: $0, links: links) }
+      let table = try nodeCounts.map { try stages(nodes: $0, links: links) }
       var lines: [ScalingFigure.Line] = []
       var said: [String] = []
       for stage in ["pretrain", "sweep", "seeds"] {

@@ -42,4 +42,41 @@ final class NetnsTests: XCTestCase {
     let wb = try b.floats("fc.weight")
     XCTAssertLessThan(relativeError(wb, wa), 1e-5)
   }
+
+  /// A link shaped to 100 Mb/s carries a large all-reduce at about that rate (tbf holds it to its
+  /// token rate; only the burst passes faster), and bench --comm writes a profile that fits it;
+  /// the same profile then predicts a step on 3 ranks.
+  func testShapedLinksCarryTheirRateAndTheProfileSaysSo() throws {
+    guard getuid() == 0 else {
+      throw XCTSkip("network namespaces need root; this process cannot create them")
+    }
+    let up = try Harness.run("/bin/bash", [Self.harness, "up", "2", "--rate-gbps", "0.1"], limit: 60)
+    defer { _ = try? Harness.run("/bin/bash", [Self.harness, "down"], limit: 60) }
+    if up.status != 0 {
+      throw XCTSkip("cannot create shaped network namespaces here: \(up.output)")
+    }
+    XCTAssertTrue(up.output.contains("links: 0.1 Gb/s"), up.output)
+    let profile = Harness.temporaryFile("netns-profile.json")
+    let model = ["--model", "resnet18", "--width", "0.0625", "--stem", "small", "--image-size", "12", "--threads", "1", "--batch", "8"]
+    let measured = try Harness.run(
+      "/bin/bash", [Self.harness, "run", "2", "--", Harness.binary, "bench"] + model + ["--comm", "--out", profile], limit: 300)
+    XCTAssertEqual(measured.status, 0, measured.output)
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: profile))) as! [String: Any]
+    let points = json["points"] as! [[String: Any]]
+    // The largest all-reduce (4 MB): each rank sends and receives the whole buffer once.
+    let largest = points.filter { $0["collective"] as? String == "allreduce" }.max { ($0["bytes"] as! Int) < ($1["bytes"] as! Int) }!
+    let rate = Double(largest["bytes"] as! Int) * 8 / (largest["seconds"] as! Double) / 1e9
+    print(String(format: "shaped to 0.1 Gb/s: a %d-byte all-reduce ran at %.4f Gb/s", largest["bytes"] as! Int, rate))
+    // Unshaped, the veth moves several Gb/s.
+    XCTAssertGreaterThan(rate, 0.04, "the link is far slower than it was shaped to be")
+    XCTAssertLessThan(rate, 0.15, "the shaping did not hold the link to its rate")
+    // The profile drives a prediction: on the slow link, communication is most of the step.
+    let predicted = try Harness.run(Harness.binary, ["bench"] + model + ["--steps", "2", "--warmup", "1", "--predict-ranks", "3", "--comm-profile", profile, "--json"])
+    XCTAssertEqual(predicted.status, 0, predicted.output)
+    let line = predicted.output.split(separator: "\n").last { $0.hasPrefix("{") }!
+    let prediction = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+    XCTAssertEqual(prediction["ranks"] as? Int, 3)
+    XCTAssertLessThan(prediction["efficiency"] as! Double, 0.5, predicted.output)
+    XCTAssertNotEqual(prediction["bottleneck"] as? String, "compute", predicted.output)
+  }
 }
