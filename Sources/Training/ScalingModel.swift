@@ -2,7 +2,11 @@
 // collective, with each algorithm's dependence on the rank count), and one training step
 // replayed from a trace of the collectives it issues (TracingCommunicator) with those costs.
 // `fairtune bench --comm` measures a profile, `bench --predict-ranks` and `plan` use it.
+import Data
 import Distributed
+import NN
+import Support
+import Tensors
 import Foundation
 
 /// The collectives the trainer issues.
@@ -301,5 +305,42 @@ public enum StepSimulation {
     let waves = (trials + groups - 1) / groups
     let busy = Double(trials) / Double(waves * groups)
     return busy * Double(groups * groupSize) / Double(ranks) * stepEfficiency
+  }
+
+  /// The median-length step of `model` (strategy and convolution already set) as rank 0 of
+  /// `ranks` ranks runs it: its share of a global batch of `globalBatch` random images (two
+  /// views each for SimCLR), every collective recorded; `warmup` untimed steps first.
+  public static func traceStep(
+    _ model: ResNet, objective: Objective, globalBatch: Int, ranks: Int, imageSize size: Int, steps: Int, warmup: Int = 1,
+    synchronizedBatchNorm: Bool = true, bucketBytes: Int = 25 << 20, learningRate: Float = 1e-4
+  ) throws -> StepTrace {
+    precondition(steps > 0 && ranks >= 1)
+    let tracer = TracingCommunicator(size: ranks)
+    var statistics: SynchronizedStatistics?
+    if synchronizedBatchNorm, ranks > 1 {
+      let s = SynchronizedStatistics(communicator: tracer.labelled("batchnorm"))
+      for bn in model.batchNorms { bn.reducer = s }
+      statistics = s
+    }
+    let reducer = GradientReducer(communicator: tracer.labelled("gradient"), registry: model.registry, bucketBytes: bucketBytes)
+    let step = TrainingStep(
+      model: model, objective: objective, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9), communicator: tracer,
+      reducer: reducer, statistics: statistics)
+    let count = DistributedSampler.share(of: globalBatch, rank: 0, ranks: ranks)
+    let simclr = objective != .attributes
+    let images = Tensor(shape: [(simclr ? 2 : 1) * count, size, size, 3])
+    let labels = Tensor(shape: [count, model.outputDimension])
+    var rng = SplitMix64(seed: 3)
+    for i in 0..<images.count { images.data[i] = rng.normal() }
+    for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
+    let share = TrainingBatch(images: images.data, labels: simclr ? nil : labels.data, count: count, globalCount: globalBatch)
+    var traces: [StepTrace] = []
+    for i in 0..<(warmup + steps) {
+      tracer.mark()
+      _ = try step(share, imageSize: size, globalBatch: globalBatch)
+      let (events, seconds) = tracer.take()
+      if i >= warmup { traces.append(StepTrace(events: events, seconds: seconds, ranks: ranks)) }
+    }
+    return traces.sorted { $0.seconds < $1.seconds }[traces.count / 2]
   }
 }

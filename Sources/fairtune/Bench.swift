@@ -160,17 +160,6 @@ struct Bench: ParsableCommand {
     return model
   }
 
-  /// Random images (two views each for SimCLR) and labels of `count` images.
-  func randomBatch(_ count: Int, globalCount: Int, outputs: Int, seed: UInt64) -> (TrainingBatch, [Tensor]) {
-    let size = modelOptions.imageSize
-    let images = Tensor(shape: [(simclr ? 2 : 1) * count, size, size, 3])
-    let labels = Tensor(shape: [count, outputs])
-    var rng = SplitMix64(seed: seed)
-    for i in 0..<images.count { images.data[i] = rng.normal() }
-    for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
-    return (TrainingBatch(images: images.data, labels: simclr ? nil : labels.data, count: count, globalCount: globalCount), [images, labels])
-  }
-
   func run() throws {
     if predictRanks != nil {
       try predict()

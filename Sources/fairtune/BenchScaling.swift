@@ -153,29 +153,10 @@ extension Bench {
   /// Median-length traced step of `model` as rank 0 of `ranks` ranks (its share of --batch),
   /// after the warm-up steps.
   func traceStep(ranks: Int) throws -> StepTrace {
-    let model = try makeModel()
-    let tracer = TracingCommunicator(size: ranks)
-    var statistics: SynchronizedStatistics?
-    if distributed.bn == "sync", ranks > 1 {
-      let s = SynchronizedStatistics(communicator: tracer.labelled("batchnorm"))
-      for bn in model.batchNorms { bn.reducer = s }
-      statistics = s
-    }
-    let reducer = GradientReducer(communicator: tracer.labelled("gradient"), registry: model.registry, bucketBytes: distributed.bucketBytes)
-    let step = TrainingStep(
-      model: model, objective: simclr ? .simclr(temperature: 0.1) : .attributes,
-      optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9), communicator: tracer, reducer: reducer, statistics: statistics)
-    let count = DistributedSampler.share(of: batch, rank: 0, ranks: ranks)
-    let (share, keep) = randomBatch(count, globalCount: batch, outputs: model.outputDimension, seed: 2)
-    var traces: [StepTrace] = []
-    for i in 0..<(warmup + steps) {
-      tracer.mark()
-      _ = try step(share, imageSize: modelOptions.imageSize, globalBatch: batch)
-      let (events, seconds) = tracer.take()
-      if i >= warmup { traces.append(StepTrace(events: events, seconds: seconds, ranks: ranks)) }
-    }
-    withExtendedLifetime(keep) {}
-    return traces.sorted { $0.seconds < $1.seconds }[traces.count / 2]
+    try StepSimulation.traceStep(
+      try makeModel(), objective: simclr ? .simclr(temperature: 0.1) : .attributes, globalBatch: batch, ranks: ranks,
+      imageSize: modelOptions.imageSize, steps: steps, warmup: warmup, synchronizedBatchNorm: distributed.bn == "sync",
+      bucketBytes: distributed.bucketBytes, learningRate: learningRate)
   }
 
   /// bench --predict-ranks: the step on N ranks, predicted.

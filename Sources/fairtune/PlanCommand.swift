@@ -333,34 +333,23 @@ struct PlanCommand: ParsableCommand {
   ) throws -> StepTrace {
     let model = try ResNet(configuration, seed: 1)
     if let strategy { strategy.apply(to: model) }
-    if forwardOnly { model.setBatchNormTraining(false) }
-    let tracer = TracingCommunicator(size: max(1, ranks))
-    let statistics = SynchronizedStatistics(communicator: tracer.labelled("batchnorm"))
-    if ranks > 1 { for bn in model.batchNorms { bn.reducer = statistics } }
-    let rows = batch * views
-    let images = Tensor(shape: [rows, size, size, 3])
+    guard forwardOnly else {
+      return try StepSimulation.traceStep(
+        model, objective: views == 2 ? .simclr(temperature: 0.1) : .attributes, globalBatch: globalBatch, ranks: max(1, ranks), imageSize: size,
+        steps: steps)
+    }
+    model.setBatchNormTraining(false)
+    let images = Tensor(shape: [batch, size, size, 3])
     var rng = SplitMix64(seed: 3)
     for i in 0..<images.count { images.data[i] = rng.normal() }
-    let labels = Tensor(shape: [batch, model.outputDimension])
-    for i in 0..<labels.count { labels.data[i] = rng.uniform() < 0.3 ? 1 : 0 }
-    let trainingStep = TrainingStep(
-      model: model, objective: views == 2 ? .simclr(temperature: 0.1) : .attributes,
-      optimizer: SGD(model.registry.parameters { $0.requiresGradient }, learningRate: 1e-4), communicator: tracer,
-      reducer: GradientReducer(communicator: tracer.labelled("gradient"), registry: model.registry), statistics: ranks > 1 ? statistics : nil)
-    let share = TrainingBatch(images: images.data, labels: views == 2 ? nil : labels.data, count: batch, globalCount: globalBatch)
-    let input = FeatureMap(data: images.data, batch: rows, height: size, width: size, channels: 3)
-    var traces: [StepTrace] = []
+    let input = FeatureMap(data: images.data, batch: batch, height: size, width: size, channels: 3)
+    var times: [Double] = []
     for step in 0...steps {
-      tracer.mark()
-      if forwardOnly {
-        _ = model.forward(input)
-      } else {
-        _ = try trainingStep(share, imageSize: size, globalBatch: globalBatch)
-      }
-      let (events, seconds) = tracer.take()
-      if step > 0 { traces.append(StepTrace(events: events, seconds: seconds, ranks: ranks)) }
+      let start = Clock.now()
+      _ = model.forward(input)
+      if step > 0 { times.append(Clock.now() - start) }
     }
-    return traces.sorted { $0.seconds < $1.seconds }[traces.count / 2]
+    return StepTrace(events: [], seconds: times.sorted()[times.count / 2], ranks: 1)
   }
 
   /// Seconds per image of `fairtune synth` and `fairtune pack` (the same library calls), from

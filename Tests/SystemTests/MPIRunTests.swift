@@ -46,6 +46,25 @@ final class MPIRunTests: XCTestCase {
     }
   }
 
+  /// bfloat16 (emulated, so on any CPU): 1 and 2 ranks train alike. The operands are rounded to
+  /// bfloat16 one element at a time, so splitting the batch changes only the fp32 order of the
+  /// sums, as in fp32; where that moves a value across a bfloat16 rounding boundary, one
+  /// element differs by a bfloat16 step. The rank split must move the result far less than
+  /// bfloat16 itself does (fp32 against bf16 on one rank).
+  func testOneAndTwoRanksTrainAlikeInBFloat16() throws {
+    let precision = ["--precision", "bf16-emulated"]
+    let one = try dump(ranks: 1, batch: 12, extra: precision)
+    let two = try dump(ranks: 2, batch: 12, extra: precision)
+    let fp32 = try dump(ranks: 1, batch: 12)
+    let split = try difference(one, two)
+    let rounding = try difference(one, fp32)
+    print(String(format: "bf16-emulated, batch 12: np 1 vs np 2 loss %.2e, weights %.2e; bf16 vs fp32 on one rank: loss %.2e, weights %.2e",
+      split.loss, split.weights, rounding.loss, rounding.weights))
+    XCTAssertGreaterThan(rounding.weights, 0, "bf16-emulated trained exactly as fp32: the precision was not applied")
+    XCTAssertLessThan(split.loss, 1e-3)
+    XCTAssertLessThan(split.weights, rounding.weights / 4, "the rank split moves bf16 training as much as bf16 itself does")
+  }
+
   /// bn-recal's pass over 37 train images in batches of 10 (on 3 ranks, shares of 4, 3, 3 and of
   /// 3, 2, 2 in the last batch): every BatchNorm's statistics alike on 1, 2 and 3 ranks.
   func testBnRecalStatisticsAreAlikeOnOneTwoAndThreeRanks() throws {
