@@ -207,10 +207,23 @@ public enum ComparisonTable {
       ], rows: rows)
     var text = "# \(label) compared with \(comparison.name)\n\n"
     text += "Differences are \(label) minus the compared model"
-    if differences != nil {
-      text +=
-        ", bias-corrected, with 95% basic intervals from the same bootstrap resamples applied to both; * marks an interval that excludes 0"
+    if differences != nil, let options = evaluation.bootstrap {
+      text += ", " + intervalWording(options) + ", from the same \(options.resamples) bootstrap resamples of the test images applied to both; * marks an interval that excludes 0"
     }
-    return text + ".\n\n" + table.markdown
+    text += ".\n\n"
+    text += "Mean F1 over the \(names.count) attributes: \(label) \(formatted(first.meanF1)), compared \(formatted(second.meanF1)); difference "
+    text += difference(first.meanF1, second.meanF1, differences?.meanF1) + ".\n\n"
+    return text + table.markdown
+  }
+
+  /// What the intervals of a comparison are, in words, for the method the bootstrap used.
+  static func intervalWording(_ options: BootstrapOptions) -> String {
+    let level = String(format: "%.0f%%", 100 * options.level)
+    switch options.method {
+    case .percentile: return "with \(level) percentile intervals around the plain difference"
+    case .basic: return "bias-corrected, with \(level) basic intervals"
+    case .bounded:
+      return "bias-corrected, with \(level) intervals that allow for the bias the correction leaves (mean F1: the basic interval)"
+    }
   }
 }

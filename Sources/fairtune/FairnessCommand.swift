@@ -16,7 +16,9 @@ struct FairnessCommand: ParsableCommand {
       Thresholds maximise train F1 per attribute; the metrics are computed on the test split for \
       every ordered pair (t, c) of attributes. Writes OUT/fairness.json (thresholds, per-attribute \
       gap, worst and rho, the pair matrices, and the conventions used), OUT/table1.md, \
-      OUT/table1.csv and OUT/table1-full.csv, and with --compare OUT/comparison.md.
+      OUT/table1.csv and OUT/table1-full.csv, and with --compare OUT/comparison.md: both models' \
+      mean F1, gap and worst, and their paired differences (first minus compared) with intervals \
+      from the same bootstrap resamples.
 
       The scores CSV has a header `image,<the 40 attribute names>` and one row per train and test \
       image (logits or probabilities).
@@ -184,11 +186,17 @@ struct FairnessCommand: ParsableCommand {
     print(
       "all: gap \(withInterval(summary.allGap, evaluation.intervals?.allGap)), worst \(withInterval(summary.allWorst, evaluation.intervals?.allWorst))"
     )
-    if let comparison = evaluation.comparison, let first = summary.allGap, let second = comparison.model.summary.allGap
-    {
+    if let comparison = evaluation.comparison {
+      let other = comparison.model.summary
       print(
-        "compared with \(comparison.name): all gap difference \(withInterval(first - second, comparison.differenceIntervals?.allGap))"
+        "compared with \(comparison.name): mean F1 \(String(format: "%.3f against %.3f", summary.meanF1, other.meanF1)), difference \(withInterval(summary.meanF1 - other.meanF1, comparison.differenceIntervals?.meanF1))"
       )
+      if let first = summary.allGap, let second = other.allGap {
+        print("  all gap difference \(withInterval(first - second, comparison.differenceIntervals?.allGap))")
+      }
+      if let first = summary.allWorst, let second = other.allWorst {
+        print("  all worst difference \(withInterval(first - second, comparison.differenceIntervals?.allWorst))")
+      }
     }
     print("wrote \(files.map { "\(out)/\($0)" }.joined(separator: ", "))")
   }

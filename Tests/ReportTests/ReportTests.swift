@@ -545,4 +545,46 @@ final class ReportTests: XCTestCase {
     try #"{"fast": 1}"#.write(to: file, atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try EpochTimes(contentsOf: file)) { XCTAssertTrue("\($0)".contains("epoch-times.json"), "\($0)") }
   }
+
+  /// comparison.md gives both models' mean F1 and their paired difference, and names the
+  /// intervals it was given (it used to call every interval "basic").
+  func testComparisonGivesMeanF1AndNamesItsIntervals() throws {
+    let names = ["a0", "a1"]
+    var state: UInt64 = 12345
+    func uniform() -> Double {  // a fixed sequence: the test sees the same scores every run
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Double(state >> 11) / Double(1 << 53) * 2 - 1
+    }
+    func scores(_ n: Int, labels: [Bool], noise: Double) -> [Double] {
+      labels.map { ($0 ? 1.0 : 0.0) + noise * uniform() }
+    }
+    let n = 200
+    let trainLabels = (0..<(2 * n)).map { $0 % 3 == 0 }
+    let testLabels = (0..<(2 * n)).map { $0 % 5 < 2 }
+    let images = (0..<n).map { "\($0)" }, testImages = (0..<n).map { "t\($0)" }
+    func splits(noise: Double) -> EvaluationSplits {
+      EvaluationSplits(
+        train: LabeledScores(attributeNames: names, images: images, labels: trainLabels, scores: scores(n, labels: trainLabels, noise: noise)),
+        test: LabeledScores(attributeNames: names, images: testImages, labels: testLabels, scores: scores(n, labels: testLabels, noise: noise)))
+    }
+    let good = splits(noise: 0.6), poor = splits(noise: 1.2)
+    for method in IntervalMethod.allCases {
+      let evaluation = try FairnessEvaluation(
+        good, bootstrap: BootstrapOptions(resamples: 200, seed: 1, method: method), compared: (name: "poor.csv", splits: poor), minimumSupport: 1)
+      let text = ComparisonTable.markdown(evaluation, label: "good")
+      let first = evaluation.model.summary.meanF1, second = try XCTUnwrap(evaluation.comparison).model.summary.meanF1
+      XCTAssertGreaterThan(first, second)
+      let interval = try XCTUnwrap(evaluation.comparison?.differenceIntervals?.meanF1)
+      XCTAssertTrue(
+        text.contains(
+          "Mean F1 over the 2 attributes: good \(formatted(first)), compared \(formatted(second)); difference \(formatted(interval.estimate)) [\(formatted(interval.low)), \(formatted(interval.high))]"
+        ), text)
+      switch method {
+      case .percentile: XCTAssertTrue(text.contains("95% percentile intervals around the plain difference"), text)
+      case .basic: XCTAssertTrue(text.contains("bias-corrected, with 95% basic intervals"), text)
+      case .bounded: XCTAssertTrue(text.contains("95% intervals that allow for the bias the correction leaves"), text)
+      }
+      XCTAssertTrue(text.contains("from the same 200 bootstrap resamples"), text)
+    }
+  }
 }
