@@ -104,7 +104,8 @@ struct BiasBounds {
     return BootstrapIntervals(
       gap: perCondition(gap, gapRange) { s, c in s.gap[c] }, worst: perCondition(worst, worstRange) { s, c in s.worst[c] },
       allGap: all(true, gapRange) { $0.allGap }, allWorst: all(false, worstRange) { $0.allWorst },
-      meanF1: bootstrapInterval(resamples.map(\.meanF1).filter(\.isFinite), estimate: model.estimate.meanF1, level: level, method: .basic))
+      meanF1: bootstrapInterval(resamples.map(\.meanF1).filter(\.isFinite), estimate: model.estimate.meanF1, level: level, method: .basic),
+      method: .bounded, level: level)
   }
 
   /// The intervals of `first - second`, paired resample by resample.
@@ -174,7 +175,8 @@ struct BiasBounds {
     let f1 = (0..<count).map { first.model.resamples[$0].meanF1 - second.model.resamples[$0].meanF1 }.filter(\.isFinite)
     return BootstrapIntervals(
       gap: perCondition(true, gapRange), worst: perCondition(false, worstRange), allGap: all(true), allWorst: all(false),
-      meanF1: bootstrapInterval(f1, estimate: first.model.estimate.meanF1 - second.model.estimate.meanF1, level: level, method: .basic))
+      meanF1: bootstrapInterval(f1, estimate: first.model.estimate.meanF1 - second.model.estimate.meanF1, level: level, method: .basic),
+      method: .bounded, level: level)
   }
 }
 

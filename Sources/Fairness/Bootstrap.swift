@@ -102,13 +102,21 @@ public struct BootstrapIntervals: Sendable {
   public let allGap: Interval?
   public let allWorst: Interval?
   public let meanF1: Interval?
+  /// How the intervals were made, and their confidence level: what a table under them says.
+  public let method: IntervalMethod
+  public let level: Double
 
-  init(gap: [Interval?], worst: [Interval?], allGap: Interval?, allWorst: Interval?, meanF1: Interval?) {
+  init(
+    gap: [Interval?], worst: [Interval?], allGap: Interval?, allWorst: Interval?, meanF1: Interval?,
+    method: IntervalMethod, level: Double
+  ) {
     self.gap = gap
     self.worst = worst
     self.allGap = allGap
     self.allWorst = allWorst
     self.meanF1 = meanF1
+    self.method = method
+    self.level = level
   }
 
   /// One model's intervals.
@@ -142,7 +150,7 @@ public struct BootstrapIntervals: Sendable {
       worst: estimate.worst.indices.map { a in make(estimate.worst[a], statistics.compactMap { $0.worst[a] }) },
       allGap: make(estimate.allGap, statistics.compactMap(\.allGap)),
       allWorst: make(estimate.allWorst, statistics.compactMap(\.allWorst)),
-      meanF1: make(estimate.meanF1, statistics.map(\.meanF1).filter(\.isFinite)))
+      meanF1: make(estimate.meanF1, statistics.map(\.meanF1).filter(\.isFinite)), method: method, level: level)
   }
 }
 

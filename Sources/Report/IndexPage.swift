@@ -9,7 +9,6 @@ public enum IndexPage {
     title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String],
     sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil, epochTimes: EpochTimes? = nil
   ) -> String {
-    let bootstrapped = models.contains { $0.intervals != nil }
     // timing.md below its own title, which the page's heading replaces.
     let timingText = TimingTable.markdown(timing, epochTimes: epochTimes).split(separator: "\n", omittingEmptySubsequences: false)
       .drop { !$0.hasPrefix("# ") }.dropFirst().joined(separator: "\n")
@@ -45,7 +44,7 @@ public enum IndexPage {
       <h1>\(escapedXML(title))</h1>
       <p>Fairness of fine-tuning strategies: for each attribute c, the F1 gap is the mean over the tasks t of its used pairs (both subgroups with enough positives of t) of
       |F1(t|c) - F1(t|-c)| (lower is fairer) and the worst-group F1 the mean of min(F1(t|c), F1(t|-c)) (higher is
-      better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(bootstrapped ? " " + escapedXML(Table1.intervalNote) : "")</p>
+      better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(Table1.intervalNote(models).map { " " + escapedXML($0) } ?? "")</p>
       <h2>Figure 1</h2>
       <figure>
       \(figure)

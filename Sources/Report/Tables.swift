@@ -53,9 +53,27 @@ public enum Table1 {
     "Big_Lips", "Wavy_Hair", "Male", "Wearing_Lipstick",
   ]
 
-  /// How to read the bootstrap intervals, under every table that shows them.
-  public static let intervalNote =
-    "With intervals, a value is the bootstrap's bias-corrected estimate (2 x the test split's value - the mean over resampled test sets) and brackets hold its 95% basic bootstrap interval: a gap is an absolute difference of noisy F1s and is biased upward, a worst (a minimum) downward, and the correction takes the bias the resampling shows off; docs/statistics.md has the coverage measured by simulation. Compare two models with the paired difference (fairtune fairness --compare)."
+  /// How to read the bootstrap intervals under a table, for the method and level the first
+  /// bootstrapped model's intervals were made with; nil when no model has intervals.
+  public static func intervalNote(_ models: [ModelResult]) -> String? {
+    models.lazy.compactMap(\.intervals).first.map { intervalNote(method: $0.method, level: $0.level) }
+  }
+
+  public static func intervalNote(method: IntervalMethod, level: Double) -> String {
+    let percent = String(format: "%.0f%%", 100 * level)
+    let corrected = "a value is the bootstrap's bias-corrected estimate (2 x the test split's value - the mean over resampled test sets)"
+    let bias = "a gap is an absolute difference of noisy F1s and is biased upward, a worst (a minimum) downward"
+    let reading: String
+    switch method {
+    case .basic:
+      reading = "\(corrected) and brackets hold its \(percent) basic bootstrap interval: \(bias), and the correction takes the bias the resampling shows off"
+    case .bounded:
+      reading = "\(corrected) and brackets hold a \(percent) interval widened to allow for the bias the correction leaves (mean F1: the basic interval): \(bias), and the correction takes off only the part of the bias the resampling shows"
+    case .percentile:
+      reading = "a value is the test split's value, not corrected for bias, and brackets hold its \(percent) percentile bootstrap interval: \(bias), so a gap's interval tends to lie above the population value and a worst's below"
+    }
+    return "With intervals, \(reading); docs/statistics.md has the coverage measured by simulation. Compare two models with the paired difference (fairtune fairness --compare)."
+  }
 
   /// How pairs are chosen, under every table.
   static func pairNote(_ selection: PairSelection) -> String {
@@ -157,7 +175,7 @@ public enum Table1 {
     text += "For each attribute c: the mean over the tasks t of its used pairs (both subgroups with enough positives of t) of |F1(t|c) - F1(t|-c)| (gap) and of "
     text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
     if let first = models.first { text += " " + pairNote(first.summary.selection) }
-    if models.contains(where: { $0.intervals != nil }) { text += " " + Table1.intervalNote }
+    if let note = Table1.intervalNote(models) { text += " " + note }
     text += "\n\n" + display(models, paperOnly: true).markdown
     text += "\n## Test mean F1\n\n" + meanF1(models).markdown
     text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown

@@ -585,6 +585,17 @@ final class ReportTests: XCTestCase {
       case .bounded: XCTAssertTrue(text.contains("95% intervals that allow for the bias the correction leaves"), text)
       }
       XCTAssertTrue(text.contains("from the same 200 bootstrap resamples"), text)
+      // table1.md names the same method (it used to say "basic" whatever the intervals were).
+      let table = Table1.markdown([
+        ModelResult(label: "good", attributeNames: names, summary: evaluation.model.summary, intervals: evaluation.intervals)
+      ])
+      let others = IntervalMethod.allCases.filter { $0 != method }
+      let wording: [IntervalMethod: String] = [
+        .percentile: "95% percentile bootstrap interval", .basic: "95% basic bootstrap interval",
+        .bounded: "95% interval widened to allow for the bias",
+      ]
+      XCTAssertTrue(table.contains(wording[method]!), table)
+      for other in others { XCTAssertFalse(table.contains(wording[other]!), "\(method): \(table)") }
     }
   }
 }
