@@ -72,17 +72,6 @@ public enum Findings {
     return (verdict, "\(text): **\(word)**")
   }
 
-  /// How a paired difference and its intervals at both levels of a verdict were made, in words,
-  /// for the method of the bootstrap.
-  static func differenceWording(_ method: IntervalMethod) -> String {
-    switch method {
-    case .percentile: return "the plain difference with its 95% and 90% percentile bootstrap intervals"
-    case .basic: return "the bias-corrected estimate with its 95% and 90% basic bootstrap intervals"
-    case .bounded:
-      return "the bias-corrected estimate with its 95% and 90% intervals widened to allow for the bias the correction leaves (mean F1: the basic intervals; docs/statistics.md)"
-    }
-  }
-
   /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: the same settings
   /// retrained with fresh seeds (not the sweep's own trial); `probe`: a linear probe on a
   /// randomly initialised backbone.
@@ -97,7 +86,7 @@ public enum Findings {
     }
     let seedCount = groups.values.map(\.runs.count).min() ?? 0
     var text = "# Findings\n\n"
-    text += "Each strategy's best trial of the sweep is evaluated on the test split. Two models are compared on the same \(bootstrap.resamples) bootstrap resamples of the test images (paired); a difference is \(differenceWording(bootstrap.method)). "
+    text += "Each strategy's best trial of the sweep is evaluated on the test split. Two models are compared on the same \(bootstrap.resamples) bootstrap resamples of the test images (paired); a difference is \(ComparisonTable.intervalWording(bootstrap.method, levels: "95% and 90%")). "
     text += String(format: "A model is **better** when the 95%% interval of the difference excludes 0 in its favour, **equivalent** when the 90%% interval lies within ±%.2f F1 (two one-sided tests at 5%%), and otherwise the comparison is **inconclusive**. ", margin)
     text += seedCount > 0
       ? "The best settings were also retrained with \(seedCount) fresh seed\(seedCount == 1 ? "" : "s") (the sweep's own trial excluded): the seeds columns show their mean ± standard deviation.\n\n"

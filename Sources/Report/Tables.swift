@@ -55,11 +55,11 @@ public enum Table1 {
 
   /// How to read the bootstrap intervals under a table, for the method and level the first
   /// bootstrapped model's intervals were made with; nil when no model has intervals.
-  public static func intervalNote(_ models: [ModelResult]) -> String? {
+  static func intervalNote(_ models: [ModelResult]) -> String? {
     models.lazy.compactMap(\.intervals).first.map { intervalNote(method: $0.method, level: $0.level) }
   }
 
-  public static func intervalNote(method: IntervalMethod, level: Double) -> String {
+  static func intervalNote(method: IntervalMethod, level: Double) -> String {
     let percent = String(format: "%.0f%%", 100 * level)
     let corrected = "a value is the bootstrap's bias-corrected estimate (2 x the test split's value - the mean over resampled test sets)"
     let bias = "a gap is an absolute difference of noisy F1s and is biased upward, a worst (a minimum) downward"
@@ -226,7 +226,7 @@ public enum ComparisonTable {
     var text = "# \(label) compared with \(comparison.name)\n\n"
     text += "Differences are \(label) minus the compared model"
     if differences != nil, let options = evaluation.bootstrap {
-      text += ", " + intervalWording(options) + ", from the same \(options.resamples) bootstrap resamples of the test images applied to both; * marks an interval that excludes 0"
+      text += ", " + intervalWording(options.method, levels: String(format: "%.0f%%", 100 * options.level)) + ", from the same \(options.resamples) bootstrap resamples of the test images applied to both; * marks an interval that excludes 0"
     }
     text += ".\n\n"
     text += "Mean F1 over the \(names.count) attributes: \(label) \(formatted(first.meanF1)), compared \(formatted(second.meanF1)); difference "
@@ -234,14 +234,15 @@ public enum ComparisonTable {
     return text + table.markdown
   }
 
-  /// What the intervals of a comparison are, in words, for the method the bootstrap used.
-  static func intervalWording(_ options: BootstrapOptions) -> String {
-    let level = String(format: "%.0f%%", 100 * options.level)
-    switch options.method {
-    case .percentile: return "with \(level) percentile intervals around the plain difference"
-    case .basic: return "bias-corrected, with \(level) basic intervals"
+  /// What the intervals of a paired difference are, in words, for `method` at `levels` ("95%",
+  /// or "95% and 90%" for a verdict's two); it follows "a difference is" or "differences are".
+  static func intervalWording(_ method: IntervalMethod, levels: String) -> String {
+    switch method {
+    case .percentile: return "not bias-corrected, with \(levels) percentile intervals around the plain difference"
+    case .basic: return "bias-corrected, with \(levels) basic intervals"
     case .bounded:
-      return "bias-corrected, with \(level) intervals that allow for the bias the correction leaves (mean F1: the basic interval)"
+      return "bias-corrected, with \(levels) intervals that allow for the bias the correction leaves (mean F1: the basic interval)"
     }
   }
+
 }

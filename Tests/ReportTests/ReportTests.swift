@@ -243,11 +243,11 @@ final class ReportTests: XCTestCase {
     let findings = Findings.markdown(main: evaluated, seedRuns: [], probe: nil, trivial: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1))
     XCTAssertTrue(findings.contains("| bn-recal balanced on Male |"), findings)
     // The sentence on how differences are made names the method used (it said basic under bounded).
-    XCTAssertTrue(findings.contains("95% and 90% intervals widened to allow for the bias the correction leaves"), findings)
-    XCTAssertFalse(findings.contains("basic bootstrap intervals"), findings)
+    XCTAssertTrue(findings.contains("a difference is bias-corrected, with 95% and 90% intervals that allow for the bias the correction leaves"), findings)
+    XCTAssertFalse(findings.contains("basic intervals"), findings)
     let basic = Findings.markdown(
       main: evaluated, seedRuns: [], probe: nil, trivial: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 1, method: .basic))
-    XCTAssertTrue(basic.contains("the bias-corrected estimate with its 95% and 90% basic bootstrap intervals"), basic)
+    XCTAssertTrue(basic.contains("a difference is bias-corrected, with 95% and 90% basic intervals"), basic)
     XCTAssertTrue(findings.contains("| bn-recal |"), findings)
     XCTAssertTrue(findings.contains("(f) Does bn-recal match bn-stats"), findings)
     XCTAssertTrue(findings.contains("bn-recal 90 s, bn-stats 1000 s (0.09 of it)"), findings)
