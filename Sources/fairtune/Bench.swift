@@ -25,7 +25,8 @@ struct Bench: ParsableCommand {
       BatchNorm; all-reduce calls per step; the all-reduce bandwidth against a plain
       MPI_Allreduce of the same bytes; and the fraction of the gradient all-reduce hidden behind
       backward. --dump FILE writes the loss of every step and the final weights (safetensors),
-      for comparing runs over different rank counts.
+      for comparing runs over different rank counts; --dump-gradients FILE writes the first
+      step's gradients, which every rank count computes from the same weights.
 
       --objective simclr times a pretraining step instead (two views, the projection head,
       NT-Xent over the global batch with its all-gather); --strategy times a fine-tuning
@@ -69,6 +70,9 @@ struct Bench: ParsableCommand {
 
   @Option(help: "Write every step's loss and the final weights to this safetensors file (rank 0).")
   var dump: String?
+
+  @Option(help: "Write the first step's gradients (summed over the ranks, from the initial weights) and its loss to this safetensors file (rank 0).")
+  var dumpGradients: String?
 
   @Flag(help: "Also print the time per step of every convolution shape: forward, weight gradient, input gradient.")
   var layers = false
@@ -223,6 +227,7 @@ struct Bench: ParsableCommand {
     let trainingStep = TrainingStep(
       model: model, objective: simclr ? .simclr(temperature: 0.1) : .attributes, optimizer: optimizer, communicator: comm, reducer: reducer,
       statistics: statistics)
+    trainingStep.gradientDump = dumpGradients
     let share = TrainingBatch(images: images.data, labels: simclr ? nil : targets.data, count: local.count, globalCount: batch)
 
     var losses: [Double] = []
