@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renders REPORT_DIR/index.html in headless Chromium at 1280 px wide, saves a screenshot of the
 # whole page to REPORT_DIR/index.png, and fails if the page scrolls sideways, an element sticks
-# out of the page's column (<body>), or an image is broken (an <img> that did not load, an inline
-# <svg> drawn empty, a url(#id) that names no element).
+# out of the page's column (<body>), an image is broken (an <img> that did not load, an inline
+# <svg> drawn empty, a url(#id) that names no element), or a figure's text cannot be read: two
+# text elements of one <svg> overlap, or one lies outside its <svg>'s box.
 # Usage: scripts/check_report_page.sh REPORT_DIR
 #
 # The page itself carries no script: a wrapper page in a temporary folder loads it in a 1280 px
@@ -85,6 +86,54 @@ document.getElementById("page").addEventListener("load", () => {
         lines.push("failure: inline image drawn empty: " + title.slice(0, 60));
       }
     }
+    // Text: each label's box as drawn (its bounding box in its own coordinates, carried through
+    // its transform, so a rotated label is a rotated rectangle), tested against every other
+    // label of the same figure with the separating-axis test, and against the figure's box.
+    // Boxes are the font's em boxes, taller than the glyphs: touching lines of one paragraph
+    // are not an overlap, so two boxes must overlap by more than 2 px to fail.
+    const corners = (element) => {
+      const box = element.getBBox();
+      const matrix = element.getScreenCTM();
+      return [[box.x, box.y], [box.x + box.width, box.y], [box.x + box.width, box.y + box.height], [box.x, box.y + box.height]]
+        .map(([x, y]) => new DOMPoint(x, y).matrixTransform(matrix));
+    };
+    const penetration = (a, b) => {
+      let least = Infinity;
+      for (const polygon of [a, b]) {
+        for (let i = 0; i < polygon.length; i++) {
+          const p = polygon[i], q = polygon[(i + 1) % polygon.length];
+          const length = Math.hypot(q.x - p.x, q.y - p.y);
+          if (length === 0) continue;
+          const nx = (p.y - q.y) / length, ny = (q.x - p.x) / length;
+          const project = (points) => points.map((point) => point.x * nx + point.y * ny);
+          const pa = project(a), pb = project(b);
+          least = Math.min(least, Math.min(Math.max(...pa), Math.max(...pb)) - Math.max(Math.min(...pa), Math.min(...pb)));
+        }
+      }
+      return least;
+    };
+    const quote = (element) => JSON.stringify((element.textContent || "").trim().replace(/\s+/g, " ").slice(0, 50));
+    let labels = 0;
+    for (const [index, svg] of figures.entries()) {
+      const title = ((svg.querySelector(":scope > title") || {}).textContent || "svg " + (index + 1)).slice(0, 60);
+      const frame = svg.getBoundingClientRect();
+      const texts = [...svg.querySelectorAll("text")].filter((element) => (element.textContent || "").trim() !== "" &&
+        view.getComputedStyle(element).display !== "none" && element.getBBox().width > 0);
+      labels += texts.length;
+      const shapes = texts.map(corners);
+      let reported = 0;
+      for (const [i, shape] of shapes.entries()) {
+        const outside = shape.some((point) => point.x < frame.left - 1 || point.x > frame.right + 1 || point.y < frame.top - 1 || point.y > frame.bottom + 1);
+        if (outside && reported++ < 5) lines.push("failure: text outside its figure in " + title + ": " + quote(texts[i]));
+        for (let j = i + 1; j < shapes.length; j++) {
+          const depth = penetration(shape, shapes[j]);
+          if (depth > 2 && reported++ < 5) {
+            lines.push("failure: overlapping text in " + title + ": " + quote(texts[i]) + " and " + quote(texts[j]) + " (by " + depth.toFixed(1) + " px)");
+          }
+        }
+      }
+    }
+    lines.push("text elements checked " + labels);
     const references = [...doc.querySelectorAll("[fill^='url('], [stroke^='url('], [clip-path^='url('], [mask^='url('], [filter^='url(']")];
     let missing = 0;
     for (const element of references) {
@@ -138,4 +187,4 @@ if [ "$failures" -gt 0 ]; then
   echo "FAIL: $failures problem(s) above" >&2
   exit 1
 fi
-echo "ok: no sideways scrolling at ${width} px, every image drawn"
+echo "ok: no sideways scrolling at ${width} px, every image drawn, no figure text overlapping or outside its figure"

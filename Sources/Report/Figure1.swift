@@ -55,17 +55,67 @@ public enum Figure1 {
   static let boxColor = "#9ebcda"
 
   public static func svg(_ models: [FigureModel]) -> String {
-    let height = 660.0
+    let labels = ModelLabels(models.map(\.label), count: models.count, center: { center($0, of: models.count) })
     let pairCount = models.map(\.pairWorst.count).max() ?? 0
+    let firstBottom = 290.0
+    let secondTop = firstBottom + labels.band + 44
+    let height = secondTop + 40 + 240 + labels.band + 12
     var parts: [String] = [
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
       "<title>Figure 1: parameters and buffers updated per model, and the distribution of F1worst over the \(grouped(pairCount)) attribute pairs used</title>",
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
     ]
-    parts += updatedCountsPanel(models, top: 20, plotTop: 60, plotBottom: 270)
-    parts += worstDistributionPanel(models, pairCount: pairCount, top: 330, plotTop: 370, plotBottom: 610)
+    parts += updatedCountsPanel(models, labels: labels, top: 20, plotTop: 80, plotBottom: firstBottom)
+    parts += worstDistributionPanel(models, labels: labels, pairCount: pairCount, top: secondTop, plotTop: secondTop + 40, plotBottom: secondTop + 280)
     parts.append("</svg>")
     return parts.joined(separator: "\n") + "\n"
+  }
+
+  /// The models' names under the columns of both panels: level when the widest fits its column,
+  /// otherwise slanted (reading up to the right, ending under the column's centre), each cut short
+  /// with "…" where it would leave the figure on the left, with the full name as its tooltip.
+  struct ModelLabels {
+    static let size = 12.0
+    let texts: [String]
+    let full: [String]
+    /// Degrees of slant; 0 when level.
+    let angle: Double
+    /// The height the labels take under the axis.
+    let band: Double
+
+    init(_ names: [String], count: Int, center: (Int) -> Double) {
+      let column = (Figure1.width - Figure1.left - Figure1.right) / Double(max(count, 1))
+      let widest = names.map { estimatedTextWidth($0, size: Self.size) }.max() ?? 0
+      full = names
+      if widest <= column - 6 {
+        texts = names
+        angle = 0
+        band = 20
+        return
+      }
+      // Neighbouring slanted labels are column x sin(angle) apart across their baselines: at
+      // least a line (1.3 em) apart, and never flatter than 40 degrees.
+      let degrees = min(90, max(40, asin(min(1, 1.3 * Self.size / column)) * 180 / .pi))
+      let radians = degrees * .pi / 180
+      // A label ends at its column's centre and runs down to the left: its left end, less its
+      // ascent turned by the slant, must stay inside the figure.
+      texts = names.enumerated().map { index, name in
+        let room = (center(index) - 4 - Self.size * sin(radians)) / cos(radians)
+        return shortened(name, width: min(room, 40 * 0.65 * Self.size), size: Self.size)
+      }
+      angle = degrees
+      band = 14 + (texts.map { estimatedTextWidth($0, size: Self.size) }.max() ?? 0) * sin(radians) + Self.size * cos(radians)
+    }
+
+    func svg(_ index: Int, x: Double, axis: Double) -> String {
+      let tooltip = texts[index] == full[index] ? "" : "<title>\(escapedXML(full[index]))</title>"
+      if angle == 0 {
+        return "<text x=\"\(f(x))\" y=\"\(f(axis + 16))\" text-anchor=\"middle\">\(tooltip)\(escapedXML(texts[index]))</text>"
+      }
+      let y = axis + 8 + Self.size * 0.8
+      return
+        "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"end\" transform=\"rotate(-\(f(angle)) \(f(x)) \(f(y - Self.size * 0.4)))\">\(tooltip)\(escapedXML(texts[index]))</text>"
+    }
   }
 
   /// The horizontal centre of model `index` of `count`.
@@ -84,7 +134,7 @@ public enum Figure1 {
       "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\"\(sizeAttribute)\(weightAttribute)>\(escapedXML(content))</text>"
   }
 
-  private static func f(_ value: Double) -> String { String(format: "%.1f", value) }
+  static func f(_ value: Double) -> String { String(format: "%.1f", value) }
 
   /// 1, 10, 100, 1k, ... 100M: tick labels that stay short on a log axis.
   static func compact(_ value: Double) -> String {
@@ -96,7 +146,7 @@ public enum Figure1 {
     return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
   }
 
-  private static func updatedCountsPanel(_ models: [FigureModel], top: Double, plotTop: Double, plotBottom: Double)
+  private static func updatedCountsPanel(_ models: [FigureModel], labels: ModelLabels, top: Double, plotTop: Double, plotBottom: Double)
     -> [String]
   {
     var parts = [
@@ -124,6 +174,9 @@ public enum Figure1 {
     let barWidth = min(36, groupWidth * 0.32)
     for (index, model) in models.enumerated() {
       let middle = center(index, of: models.count)
+      // Each bar's value above it; where the two of a column would overlap, the higher one
+      // moves up by a line.
+      var valueLabels: [(x: Double, y: Double, text: String)] = []
       for (offset, value, color) in [
         (-1.0, model.updatedParameters, parameterColor), (0.0, model.updatedBuffers, bufferColor),
       ] {
@@ -133,12 +186,18 @@ public enum Figure1 {
           parts.append(
             "<rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(plotBottom - barTop))\" fill=\"\(color)\"><title>\(escapedXML(model.label)): \(grouped(value))</title></rect>"
           )
-          parts.append(text(x + barWidth / 2, barTop - 4, compact(Double(value)), size: 10))
+          valueLabels.append((x + barWidth / 2, barTop - 4, compact(Double(value))))
         } else {
-          parts.append(text(x + barWidth / 2, plotBottom - 4, "0", size: 10))
+          valueLabels.append((x + barWidth / 2, plotBottom - 4, "0"))
         }
       }
-      parts.append(text(middle, plotBottom + 16, model.label))
+      let (a, b) = (valueLabels[0], valueLabels[1])
+      let clash = abs(a.x - b.x) < (estimatedTextWidth(a.text, size: 10) + estimatedTextWidth(b.text, size: 10)) / 2 + 2
+      if clash && abs(a.y - b.y) < 11 {
+        if a.y <= b.y { valueLabels[0].y = b.y - 11 } else { valueLabels[1].y = a.y - 11 }
+      }
+      for label in valueLabels { parts.append(text(label.x, label.y, label.text, size: 10)) }
+      parts.append(labels.svg(index, x: middle, axis: plotBottom))
     }
     let legendY = top + 30
     parts.append(
@@ -153,7 +212,7 @@ public enum Figure1 {
   }
 
   private static func worstDistributionPanel(
-    _ models: [FigureModel], pairCount: Int, top: Double, plotTop: Double, plotBottom: Double
+    _ models: [FigureModel], labels: ModelLabels, pairCount: Int, top: Double, plotTop: Double, plotBottom: Double
   ) -> [String] {
     var parts = [
       text(
@@ -173,7 +232,7 @@ public enum Figure1 {
     let boxWidth = min(60, groupWidth * 0.5)
     for (index, model) in models.enumerated() {
       let middle = center(index, of: models.count)
-      parts.append(text(middle, plotBottom + 16, model.label))
+      parts.append(labels.svg(index, x: middle, axis: plotBottom))
       guard let box = BoxSummary(model.pairWorst) else {
         parts.append(text(middle, (plotTop + plotBottom) / 2, "no pairs", size: 10))
         continue
@@ -193,7 +252,13 @@ public enum Figure1 {
       parts.append(
         "<line x1=\"\(f(x0))\" y1=\"\(f(y(box.median)))\" x2=\"\(f(x0 + boxWidth))\" y2=\"\(f(y(box.median)))\" stroke=\"#111\" stroke-width=\"2\"/>"
       )
-      parts.append(text(x0 + boxWidth + 3, y(box.median) + 4, formatted(box.median), anchor: "start", size: 10))
+      // The median beside its box where the column has room for it, else above the whisker.
+      let median = formatted(box.median)
+      if (groupWidth - boxWidth) / 2 >= estimatedTextWidth(median, size: 10) + 6 {
+        parts.append(text(x0 + boxWidth + 3, y(box.median) + 4, median, anchor: "start", size: 10))
+      } else {
+        parts.append(text(middle, y(box.upperWhisker) - 5, median, size: 10))
+      }
       for outlier in box.outliers {
         parts.append(
           "<circle cx=\"\(f(middle))\" cy=\"\(f(y(outlier)))\" r=\"2\" fill=\"none\" stroke=\"#555\" stroke-opacity=\"0.6\"/>"

@@ -92,10 +92,12 @@ public enum LossCurve {
     let caption = last.map { p in
       String(format: "loss %.3f -> %.3f", points.first!.loss, p.loss) + (p.top1.map { String(format: ", top-1 %.2f -> %.2f", points.first!.top1 ?? 0, $0) } ?? "")
     } ?? "no steps"
+    let heading = fittedText("\(title): \(caption)", width: width - 20, size: 14, minimum: 10)
     return """
       <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif">
+      <title>\(escapedXML(title))</title>
       <rect width="100%" height="100%" fill="white"/>
-      <text x="\(f(width / 2))" y="20" text-anchor="middle" font-size="14">\(escapedXML(title)): \(escapedXML(caption))</text>
+      <text x="\(f(width / 2))" y="20" text-anchor="middle" font-size="\(f(heading.size))">\(escapedXML(heading.text))</text>
       \(ticks)<line x1="\(f(left))" x2="\(f(right))" y1="\(f(bottom))" y2="\(f(bottom))" stroke="#333"/>
       <line x1="\(f(left))" x2="\(f(left))" y1="\(f(top))" y2="\(f(bottom))" stroke="#333"/>
       <line x1="\(f(right))" x2="\(f(right))" y1="\(f(top))" y2="\(f(bottom))" stroke="#333"/>
