@@ -64,7 +64,7 @@ run_start=$(date +%s)
 for stage in "${stages[@]}"; do
   if [ "$stage" != build ] && [ "$stage" != tsan ] && [ "$stage" != fuzz ] && [ "${build_failed:-}" = yes ]; then
     # tsan and fuzz build their own instrumented copies, so they still run.
-    summary+=("$(printf '%-11s %-8s %s' "$stage" skipped "(the build failed)")")
+    summary+=("$(printf '%-11s %-16s %s' "$stage" skipped "(the build failed)")")
     failed=$((failed + 1))
     continue
   fi
@@ -82,7 +82,7 @@ for stage in "${stages[@]}"; do
     failed=$((failed + 1))
     [ "$stage" = build ] && build_failed=yes
   fi
-  summary+=("$(printf '%-11s %-8s %dm %02ds' "$stage" "$result" $((seconds / 60)) $((seconds % 60)))")
+  summary+=("$(printf '%-11s %-16s %dm %02ds' "$stage" "$result" $((seconds / 60)) $((seconds % 60)))")
 done
 total=$(($(date +%s) - run_start))
 echo
