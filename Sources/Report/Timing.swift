@@ -20,7 +20,7 @@ public struct EpochTimes: Sendable, Equatable {
   /// The seconds per epoch of a run of `steps` measured steps: the median step time (the first
   /// step left out, as warm-up) times `stepsPerEpoch`; for frozen and bn-recal, the whole training time.
   public static func perEpoch(run: URL, strategy: Strategy, stepsPerEpoch: Int) throws -> Double {
-    if strategy == .frozen || strategy == .bnRecal { return try RunRecord(directory: run).trainingSeconds }
+    if strategy.hasFixedBackbone { return try RunRecord(directory: run).trainingSeconds }
     let metrics = run.appendingPathComponent("metrics.jsonl")
     let text = try String(contentsOf: metrics, encoding: .utf8)
     let steps = text.split(separator: "\n").compactMap { line -> Double? in

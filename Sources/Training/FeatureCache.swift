@@ -43,7 +43,7 @@ public final class FeatureCache {
   public static func forFinetuning(
     _ model: ResNet, strategy: Strategy, augmented: Bool, images: Int, bytes: Int = FeatureCache.defaultBytes
   ) -> (cache: FeatureCache?, note: String?) {
-    guard strategy == .frozen || strategy == .bnRecal, !augmented else { return (nil, nil) }
+    guard strategy.hasFixedBackbone, !augmented else { return (nil, nil) }
     let needed = images * model.featureDimension * MemoryLayout<Float>.size
     guard needed <= bytes else {
       return (nil, String(format: "the features of %d images would take %.1f GiB per rank (over %.1f): the backbone runs every step",

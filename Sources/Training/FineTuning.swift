@@ -48,7 +48,7 @@ public enum FineTuning {
     _ model: ResNet, strategy: Strategy, augmented: Bool, session: TrainingSession, reuse: FeatureCache? = nil
   ) throws -> FeatureCache? {
     guard !session.run.isFinished else { return nil }
-    if let reuse, strategy == .frozen || strategy == .bnRecal, !augmented {
+    if let reuse, strategy.hasFixedBackbone, !augmented {
       session.say("\(strategy.rawValue) backbone on plain images: the features of \(reuse.count) images computed for an earlier trial are reused")
       return reuse
     }
@@ -178,33 +178,104 @@ public struct FineTuneJob {
     try FineTuning.model(model, pretrained: pretrained, seed: spec.seed)
   }
 
-  /// Applies the strategy to `network`, trains it in `session` and finishes the run (scores and
-  /// run.json); returns the validation mean F1 and the training seconds.
+  /// Applies the strategy to `network`, makes its setup pass and feature table, trains it in
+  /// `session` and finishes the run (scores and run.json): `fairtune finetune`, reproduce's runs
+  /// and, with `trial`, every sweep trial. Returns the validation mean F1, the training seconds
+  /// and the epoch after which a trial was stopped.
   @discardableResult
-  public func run(_ network: ResNet, in session: TrainingSession) throws -> (f1: Double, seconds: Double) {
+  public func run(_ network: ResNet, in session: TrainingSession, trial: TrialHooks? = nil) throws -> FineTuneResult {
     strategy.apply(to: network)
     let counts = strategy.updatedCounts(network)
-    let total = network.registry.parameterCount
-    session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
-      100 * Double(counts.parameters) / Double(total), counts.buffers))
-    let recalibration = strategy == .bnRecal
-      ? try FineTuning.recalibrate(network, balance: bnBalance, batch: spec.batch, seed: recalibrationSeed ?? spec.seed, session: session) : nil
-    let cache = try FineTuning.featureCache(network, strategy: strategy, augmented: augment, session: session)
-    let defining = self.defining
+    if trial == nil {
+      let total = network.registry.parameterCount
+      session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
+        100 * Double(counts.parameters) / Double(total), counts.buffers))
+    }
+    var ownPass: BatchNormRecalibration.Result?
+    switch strategy.setupPass {
+    case .recalibration?:
+      if let shared = trial?.tables.recalibrated {
+        BatchNormRecalibration.Finished.apply(shared, to: network.batchNorms)
+        session.say("bn-recal: the statistics of an earlier trial's pass are reused")
+      } else if let result = try FineTuning.recalibrate(
+        network, balance: bnBalance, batch: spec.batch, seed: recalibrationSeed ?? spec.seed, session: session)
+      {
+        ownPass = result
+        trial?.tables.recalibrated = BatchNormRecalibration.Finished.statistics(of: network.batchNorms)
+      }
+    case nil:
+      break
+    }
+    let reused = trial?.tables.features[strategy]
+    let cache = try FineTuning.featureCache(network, strategy: strategy, augmented: augment, session: session, reuse: reused)
+    if let cache { trial?.tables.features[strategy] = cache }
+    var stoppedAt: Int?
+    var lastMetric: Double?
     let headDecay = spec.weightDecay ?? 0
+    var metadata = model.checkpointMetadata.merging(
+      ["kind": "finetune", "strategy": strategy.rawValue, "options": defining, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }
+    if let trial { metadata["trial"] = trial.id }
     let trainer = try session.train(
       network, objective: .attributes, transform: augment ? .finetuneDefault : .none, spec: spec, learningRate: spec.learningRate(default: 1),
-      metadata: model.checkpointMetadata.merging(
-        ["kind": "finetune", "strategy": strategy.rawValue, "options": defining,
-          "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]) { $1 }
+      metadata: metadata
     ) { trainer in
       trainer.featureCache = cache
       if cache != nil { trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: headDecay) }
+      guard let trial else { return }
+      trainer.logger = Log.silent
+      trainer.afterStep = { _ = trial.progress(nil, nil) }
+      trainer.afterEpoch = { [unowned trainer] epoch in
+        let f1 = try Evaluation.validationF1(
+          network, dataset: session.dataset, trainLimit: trial.thresholdImages, communicator: session.communicator, threads: session.threads,
+          cache: cache)
+        lastMetric = f1
+        if !trial.progress(epoch + 1, f1) {
+          trainer.stopRequested = true
+          stoppedAt = epoch + 1
+        }
+      }
     }
+    // A table made for an earlier trial is not this run's work.
+    let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
     let result = try FineTuning.finish(
-      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0,
-      recalibration: recalibration, balance: strategy == .bnRecal ? bnBalance : nil)
-    session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
-    return result
+      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
+      recalibration: ownPass, balance: strategy.setupPass == .recalibration ? bnBalance : nil,
+      validation: trial?.recordsValidationOnly == true ? lastMetric : nil)
+    if trial == nil {
+      session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
+    }
+    return FineTuneResult(f1: result.f1, seconds: result.seconds, stoppedAt: stoppedAt)
   }
+}
+
+/// How a fine-tuning run ended.
+public struct FineTuneResult {
+  /// The validation mean F1 (thresholds from train).
+  public let f1: Double
+  /// Training seconds, with the run's own setup pass and feature table.
+  public let seconds: Double
+  /// The epoch after which a sweep trial was stopped (ASHA), if it was.
+  public let stoppedAt: Int?
+}
+
+/// What a sweep trial adds to a fine-tuning run: the passes and tables it shares with the
+/// process's other trials, its progress reported to the coordinator, and how it is scored.
+public struct TrialHooks {
+  public let id: String
+  let tables: FeatureTables
+  /// Train images that set the thresholds of the per-epoch validation metric.
+  let thresholdImages: Int
+  /// Called after every step (nil, nil) and every epoch (the epoch, its validation metric);
+  /// false stops the trial.
+  let progress: (Int?, Double?) -> Bool
+  /// The run records its last validation metric instead of scoring every split.
+  let recordsValidationOnly: Bool
+}
+
+/// What the trials of one process share: a strategy with a fixed backbone gets one feature table
+/// (every trial fine-tunes the same backbone on the same images), and bn-recal's statistics
+/// (means then variances of every BatchNorm) come from one pass.
+final class FeatureTables {
+  var features: [Strategy: FeatureCache] = [:]
+  var recalibrated: [Float]?
 }

@@ -118,62 +118,18 @@ public struct SweepJob {
     defining["trial"] = id
     let session = try TrainingSession(
       communicator: group, dataset: dataset, spec: spec, defining: defining, parallel: parallel, beforeFirstStep: beforeFirstStep)
-    let model = try FineTuning.model(self.model, pretrained: strategy == .supervised ? nil : pretrained, seed: settings.seed)
-    strategy.apply(to: model)
-    let counts = strategy.updatedCounts(model)
+    var job = FineTuneJob(strategy: strategy, spec: spec, model: model, pretrained: strategy.startsFromPretrainedBackbone ? pretrained : nil)
+    job.augment = augment
+    job.bnBalance = bnBalance
+    // Every bn-recal trial recalibrates the same backbone on the same images, in an order seeded
+    // by the sweep's seed: the first trial's pass serves the others.
+    job.recalibrationSeed = plan.seed
     let start = Clock.now()
-    var stoppedAt: Int?
-    var lastMetric: Double?
-    // bn-recal: every trial recalibrates the same backbone on the same images (in an order seeded
-    // by the sweep's seed); the first trial's pass (and its feature table) serve the others.
-    var ownPass: BatchNormRecalibration.Result?
-    if strategy == .bnRecal {
-      if let shared = tables.recalibrated {
-        BatchNormRecalibration.Finished.apply(shared, to: model.batchNorms)
-        session.say("bn-recal: the statistics of an earlier trial's pass are reused")
-      } else if let result = try FineTuning.recalibrate(model, balance: bnBalance, batch: batch, seed: plan.seed, session: session) {
-        ownPass = result
-        tables.recalibrated = BatchNormRecalibration.Finished.statistics(of: model.batchNorms)
-      }
-    }
-    let reused = strategy == .frozen ? tables.frozen : tables.recalibratedFeatures
-    let cache = try FineTuning.featureCache(model, strategy: strategy, augmented: augment, session: session, reuse: reused)
-    if let cache {
-      if strategy == .frozen { tables.frozen = cache } else { tables.recalibratedFeatures = cache }
-    }
-    let thresholdImages = self.thresholdImages
-    let trainer = try session.train(
-      model, objective: .attributes, transform: augment ? .finetuneDefault : .none, spec: spec, learningRate: settings.learningRate,
-      metadata: ["kind": "finetune", "strategy": strategy.rawValue, "trial": id, "updated_parameters": counts.parameters, "updated_buffers": counts.buffers]
-    ) { trainer in
-      trainer.logger = Log.silent
-      trainer.featureCache = cache
-      if cache != nil { trainer.convergedHead = ConvergedHead(dataset: dataset, weightDecay: settings.weightDecay) }
-      trainer.afterStep = { _ = progress(nil, nil) }
-      trainer.afterEpoch = { [unowned trainer] epoch in
-        let f1 = try Evaluation.validationF1(
-          model, dataset: dataset, trainLimit: thresholdImages, communicator: group, threads: session.threads, cache: cache)
-        lastMetric = f1
-        if !progress(epoch + 1, f1) {
-          trainer.stopRequested = true
-          stoppedAt = epoch + 1
-        }
-      }
-    }
-    let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
-    let result = try FineTuning.finish(
-      model, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
-      recalibration: ownPass, balance: strategy == .bnRecal ? bnBalance : nil, validation: scoring == .best ? lastMetric : nil)
+    let hooks = TrialHooks(
+      id: id, tables: tables, thresholdImages: thresholdImages, progress: progress, recordsValidationOnly: scoring == .best)
+    let result = try job.run(try job.makeModel(), in: session, trial: hooks)
     return TrialOutcome(
-      finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint, stoppedAt: stoppedAt)
+      finished: true, metric: result.f1, seconds: Clock.now() - start, reason: nil, checkpoint: session.run.finalCheckpoint,
+      stoppedAt: result.stoppedAt)
   }
-}
-
-/// What the trials of one process share: the frozen backbone's feature table (every frozen
-/// trial fine-tunes the same backbone on the same images, so it is made once), and bn-recal's
-/// statistics (means then variances of every BatchNorm) with their feature table.
-final class FeatureTables {
-  var frozen: FeatureCache?
-  var recalibrated: [Float]?
-  var recalibratedFeatures: FeatureCache?
 }

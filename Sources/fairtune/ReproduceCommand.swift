@@ -261,7 +261,7 @@ struct ReproduceCommand: ParsableCommand {
     let best = Dictionary(uniqueKeysWithValues: strategies.compactMap { s in journal.best(strategy: s).map { (s, $0) } })
     /// A fine-tuning run of `strategy` with `spec`, on the pretrained backbone unless supervised.
     func job(_ strategy: Strategy, _ spec: TrainingSpec) -> FineTuneJob {
-      FineTuneJob(strategy: strategy, spec: spec, model: model, pretrained: strategy == .supervised ? nil : backbone)
+      FineTuneJob(strategy: strategy, spec: spec, model: model, pretrained: strategy.startsFromPretrainedBackbone ? backbone : nil)
     }
 
     // The fine-tuning stage again with other seeds: each strategy's best settings, seeds k = 1..<N.

@@ -122,7 +122,7 @@ struct SweepCommand: ParsableCommand {
       throw ValidationError("--strategies: '\(name)' is not a strategy: use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
     }
     guard Set(names).count == names.count else { throw ValidationError("--strategies lists a strategy twice.") }
-    if strategyList.contains(where: { $0 != .supervised }) && from == nil {
+    if strategyList.contains(where: \.startsFromPretrainedBackbone) && from == nil {
       throw ValidationError("--from CKPT is needed: every strategy but supervised fine-tunes a pretrained backbone.")
     }
     if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
@@ -164,7 +164,7 @@ struct SweepCommand: ParsableCommand {
     let launch: Launch
     let dataset: PackedDataset
     var job: SweepJob
-    let pretrained = strategyList.contains { $0 != .supervised } ? try FinetuneCommand.pretrained(from) : nil
+    let pretrained = strategyList.contains(where: \.startsFromPretrainedBackbone) ? try FinetuneCommand.pretrained(from) : nil
     let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: data)
     do {
       launch = try Launch.start(distributed)
