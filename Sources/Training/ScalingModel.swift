@@ -316,16 +316,9 @@ public enum StepSimulation {
   ) throws -> StepTrace {
     precondition(steps > 0 && ranks >= 1)
     let tracer = TracingCommunicator(size: ranks)
-    var statistics: SynchronizedStatistics?
-    if synchronizedBatchNorm, ranks > 1 {
-      let s = SynchronizedStatistics(communicator: tracer.labelled("batchnorm"))
-      for bn in model.batchNorms { bn.reducer = s }
-      statistics = s
-    }
-    let reducer = GradientReducer(communicator: tracer.labelled("gradient"), registry: model.registry, bucketBytes: bucketBytes)
-    let step = TrainingStep(
-      model: model, objective: objective, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9), communicator: tracer,
-      reducer: reducer, statistics: statistics)
+    let step = TrainingStep.dataParallel(
+      model, objective: objective, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9), communicator: tracer,
+      settings: DataParallelSettings(synchronizedBatchNorm: synchronizedBatchNorm, bucketBytes: bucketBytes))
     let count = DistributedSampler.share(of: globalBatch, rank: 0, ranks: ranks)
     let simclr = objective != .attributes
     let images = Tensor(shape: [(simclr ? 2 : 1) * count, size, size, 3])

@@ -156,24 +156,20 @@ public final class Trainer {
   private let writer = CheckpointWriter()
   private let snapshotPool = SnapshotPool()
 
-  public init(
-    model: ResNet, objective: Objective, optimizer: Optimizer, schedule: Schedule, communicator: Communicator,
-    reducer: GradientReducer, statistics: SynchronizedStatistics?, source: BatchSource, run: RunDirectory,
-    plan: TrainingPlan, metadata: [String: Any]
-  ) {
-    self.model = model
-    self.objective = objective
-    self.optimizer = optimizer
+  /// A loop running `step` (`TrainingStep.dataParallel`, or `.single` in one process).
+  public init(step: TrainingStep, schedule: Schedule, source: BatchSource, run: RunDirectory, plan: TrainingPlan, metadata: [String: Any]) {
+    model = step.model
+    objective = step.objective
+    optimizer = step.optimizer
+    communicator = step.communicator
+    reducer = step.reducer
+    statistics = step.statistics
     self.schedule = schedule
-    self.communicator = communicator
-    self.reducer = reducer
-    self.statistics = statistics
     self.source = source
     self.run = run
     self.plan = plan
     self.metadata = metadata
-    trainingStep = TrainingStep(
-      model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
+    trainingStep = step
   }
 
   public var totalSteps: Int {

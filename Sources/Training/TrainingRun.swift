@@ -94,14 +94,10 @@ public enum TrainingRun {
       throw RunSettingsError(description: "--batch \(settings.batch) is larger than the \(split.count) train images of the dataset")
     }
     try Replicas.synchronize(model.registry, communicator: communicator, perturbRank: settings.perturbRank)
-    var statistics: SynchronizedStatistics?
-    if settings.synchronizedBatchNorm && communicator.size > 1 {
-      let synchronized = SynchronizedStatistics(communicator: communicator)
-      for bn in model.batchNorms { bn.reducer = synchronized }
-      statistics = synchronized
-    }
-    let reducer = GradientReducer(communicator: communicator, registry: model.registry, bucketBytes: settings.bucketBytes)
     let optimizer = settings.optimizer.make(model.registry.parameters { $0.requiresGradient })
+    let step = TrainingStep.dataParallel(
+      model, objective: objective, optimizer: optimizer, communicator: communicator,
+      settings: DataParallelSettings(synchronizedBatchNorm: settings.synchronizedBatchNorm, bucketBytes: settings.bucketBytes))
     let point = try Trainer.resumePoint(run, communicator: communicator) { logger.warning("\($0)") }
     let source = LoaderSource(
       dataset: dataset, split: split, globalBatch: settings.batch, communicator: communicator, epochs: settings.epochs,
@@ -113,9 +109,8 @@ public enum TrainingRun {
       epochs: settings.epochs, maxSteps: settings.steps, globalBatch: settings.batch,
       checkpointEvery: settings.checkpointEvery ?? source.stepsPerEpoch, keep: settings.keep)
     let trainer = Trainer(
-      model: model, objective: objective, optimizer: optimizer,
-      schedule: settings.schedule(stepsPerEpoch: source.stepsPerEpoch, totalSteps: total),
-      communicator: communicator, reducer: reducer, statistics: statistics, source: source, run: run, plan: plan, metadata: metadata)
+      step: step, schedule: settings.schedule(stepsPerEpoch: source.stepsPerEpoch, totalSteps: total), source: source, run: run, plan: plan,
+      metadata: metadata)
     trainer.logger = logger
     if let checkpoint = point.checkpoint, let path = point.path {
       try trainer.restore(checkpoint, source: path)

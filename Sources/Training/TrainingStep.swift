@@ -36,6 +36,27 @@ public final class TrainingStep {
     self.statistics = statistics
   }
 
+  /// The data-parallel step of `model` on `communicator`: BatchNorm's statistics summed over
+  /// the ranks (when `settings` asks for it and there are several ranks) and the gradients
+  /// all-reduced in buckets as backward fills them. Training runs, the scaling model's trace and
+  /// `fairtune bench` build their step here (a tracing communicator records BatchNorm's sums and
+  /// the gradient buckets under their own labels). The replicas must already be alike
+  /// (`Replicas.synchronize`).
+  public static func dataParallel(
+    _ model: ResNet, objective: Objective, optimizer: Optimizer, communicator: Communicator, settings: DataParallelSettings
+  ) -> TrainingStep {
+    func route(_ label: String) -> Communicator { (communicator as? TracingCommunicator)?.labelled(label) ?? communicator }
+    var statistics: SynchronizedStatistics?
+    if settings.synchronizedBatchNorm && communicator.size > 1 {
+      let synchronized = SynchronizedStatistics(communicator: route("batchnorm"))
+      for bn in model.batchNorms { bn.reducer = synchronized }
+      statistics = synchronized
+    }
+    let reducer = GradientReducer(communicator: route("gradient"), registry: model.registry, bucketBytes: settings.bucketBytes)
+    return TrainingStep(
+      model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
+  }
+
   /// The step of a single process (no other ranks, local BatchNorm).
   public static func single(_ model: ResNet, objective: Objective, optimizer: Optimizer) -> TrainingStep {
     let communicator = LocalCommunicator()

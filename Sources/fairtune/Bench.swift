@@ -197,8 +197,6 @@ struct Bench: ParsableCommand {
     let size = modelOptions.imageSize
     let model = try makeModel()
     try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
-    let statistics = launch.synchronizeBatchNorm(model, mode: distributed.bn)
-    let reducer = GradientReducer(communicator: comm, registry: model.registry, bucketBytes: distributed.bucketBytes)
 
     // One global batch, the same on every rank; each rank trains on its share (for SimCLR, the
     // first views of the batch, then the second views).
@@ -222,11 +220,11 @@ struct Bench: ParsableCommand {
         if local.range.contains(n) { targets.data[(n - local.offset) * classes + k] = t }
       }
     }
-    let optimizer = SGD(model.registry, learningRate: learningRate, momentum: 0.9)
     // The trainer's own step, on this fixed batch.
-    let trainingStep = TrainingStep(
-      model: model, objective: simclr ? .simclr(temperature: 0.1) : .attributes, optimizer: optimizer, communicator: comm, reducer: reducer,
-      statistics: statistics)
+    let trainingStep = TrainingStep.dataParallel(
+      model, objective: simclr ? .simclr(temperature: 0.1) : .attributes, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9),
+      communicator: comm, settings: distributed.parallel)
+    let (reducer, statistics) = (trainingStep.reducer, trainingStep.statistics)
     trainingStep.gradientDump = dumpGradients
     let share = TrainingBatch(images: images.data, labels: simclr ? nil : targets.data, count: local.count, globalCount: batch)
 

@@ -91,14 +91,6 @@ struct Launch {
   /// A line for people (printed by rank 0).
   func say(_ line: String) { logger.info("\(line)") }
 
-  /// Synchronized BatchNorm over the group when asked and when there is more than one rank.
-  func synchronizeBatchNorm(_ model: ResNet, mode: String) -> SynchronizedStatistics? {
-    guard mode == "sync", communicator.size > 1 else { return nil }
-    let statistics = SynchronizedStatistics(communicator: communicator)
-    for bn in model.batchNorms { bn.reducer = statistics }
-    return statistics
-  }
-
   /// A training session in `spec.out` on `dataset`, with `options`' data-parallel settings and
   /// injected faults.
   func session(_ dataset: PackedDataset, spec: TrainingSpec, defining: [String: String], options: DistributedOptions) throws -> TrainingSession {

@@ -150,10 +150,8 @@ final class FeatureCacheTests: XCTestCase {
     let source = LoaderSource(
       dataset: data, split: data.train, globalBatch: 8, communicator: comm, epochs: 3, seed: 2, transform: .none, threads: 1, firstStep: 0)
     let trainer = Trainer(
-      model: model, objective: .attributes, optimizer: optimizer,
-      schedule: Schedule(kind: .constant, baseLearningRate: 0.01, totalSteps: 15),
-      communicator: comm, reducer: GradientReducer(communicator: comm, registry: model.registry), statistics: nil,
-      source: source, run: try RunDirectory(path: path, options: ["model": "resnet18"]),
+      step: .single(model, objective: .attributes, optimizer: optimizer),
+      schedule: Schedule(kind: .constant, baseLearningRate: 0.01, totalSteps: 15), source: source, run: try RunDirectory(path: path, options: ["model": "resnet18"]),
       plan: TrainingPlan(epochs: 3, maxSteps: nil, globalBatch: 8, checkpointEvery: 100, keep: 1), metadata: ["strategy": "frozen"])
     trainer.logger = Log.silent
     trainer.featureCache = cache

@@ -55,17 +55,15 @@ final class TrainerTests: XCTestCase {
     let model = try ResNet(ResNetConfiguration(
       depth: .resnet18, stem: .small, width: 0.0625, classes: simclr ? nil : 40,
       projection: simclr ? ProjectionSize(hidden: 16, output: 8) : nil), seed: 3)
-    let comm = LocalCommunicator()
     let optimizer = OptimizerSettings(kind: .sgd, learningRate: 0.05, momentum: 0.9).make(model.registry.parameters { $0.requiresGradient })
     let source = GeneratedBatches(count: 6, views: simclr ? 2 : 1)
     if partial { source.globalCount = 6 }
     let plan = TrainingPlan(epochs: epochs, maxSteps: nil, globalBatch: planBatch, checkpointEvery: 2, keep: 10)
     let run = try RunDirectory(path: path, options: ["model": "resnet18"])
     let t = Trainer(
-      model: model, objective: objective, optimizer: optimizer,
-      schedule: Schedule(kind: .cosine, baseLearningRate: 0.05, totalSteps: epochs * 3, warmupSteps: 2),
-      communicator: comm, reducer: GradientReducer(communicator: comm, registry: model.registry),
-      statistics: nil, source: source, run: run, plan: plan, metadata: ["strategy": "full"])
+      step: .single(model, objective: objective, optimizer: optimizer),
+      schedule: Schedule(kind: .cosine, baseLearningRate: 0.05, totalSteps: epochs * 3, warmupSteps: 2), source: source, run: run, plan: plan,
+      metadata: ["strategy": "full"])
     t.logger = Log.silent
     return t
   }
