@@ -28,14 +28,14 @@ check "unknown model" 2 "--model" "$bin" bench --model resnet19
 check "zero batch" 2 "--batch" "$bin" bench --batch 0
 check "negative size" 2 "--image-size" "$bin" bench --image-size -4
 check "zero width" 2 "--width" "$bin" bench --width 0
-check "unknown precision" 2 "--precision 'fp16' is not a precision" "$bin" bench --precision fp16
+check "unknown precision" 2 "'fp16' is invalid for '--precision" "$bin" bench --precision fp16
 check "bf16 says what it runs" 0 "--precision bf16: .*so this run is fp32" "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --precision bf16
 check "width rounds to zero" 2 "--width" "$bin" bench --width 0.001
 check "unknown stem" 2 "--stem" "$bin" bench --stem tiny
 check "unknown algorithm" 2 "--conv" "$bin" bench --conv fft
 check "zero threads" 2 "--threads" "$bin" bench --threads 0
 check "simclr bench" 0 '"objective":"simclr"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --objective simclr --json
-check "unknown objective" 2 "--objective 'byol'" "$bin" bench --objective byol
+check "unknown objective" 2 "'byol' is invalid for '--objective" "$bin" bench --objective byol
 check "strategy with simclr" 2 "--strategy is a fine-tuning strategy" "$bin" bench --objective simclr --strategy frozen
 check "predict without links" 2 "--predict-ranks needs the links' costs" "$bin" bench --predict-ranks 4
 check "predict" 0 '"predicted_images_per_second"' "$bin" bench --model resnet18 --width 0.25 --image-size 32 --batch 8 --steps 1 --warmup 1 --predict-ranks 4 --latency-us 50 --bandwidth-gbps 1 --json

@@ -211,6 +211,9 @@ public struct StepTrace: Codable, Sendable {
     self.ranks = ranks
   }
 
+  /// Rank 0's share of a global batch of `globalBatch` images on the trace's ranks.
+  public func imagesPerRank(globalBatch: Int) -> Int { DistributedSampler.share(of: globalBatch, rank: 0, ranks: ranks) }
+
   /// The same step with its computation `factor` times as long (another per-rank batch, or
   /// slower cores); the collectives are unchanged.
   public func scalingCompute(by factor: Double) -> StepTrace {

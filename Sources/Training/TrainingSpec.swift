@@ -69,7 +69,7 @@ public struct TrainingSpec: Sendable {
   public var checkpointEvery: Int?
   public var keep = 3
   public var loaderThreads: Int?
-  /// What GEMMs multiply (`PrecisionChoice`); the session sets it for the process.
+  /// What GEMMs multiply (`PrecisionRequest`); the session sets it for the process.
   public var precision = Precision.fp32
   /// Tests: the first step's loss and summed gradients, written here.
   public var gradientDump: String?

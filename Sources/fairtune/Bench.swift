@@ -1,14 +1,8 @@
 // `fairtune bench`: training-step throughput, achieved GFLOP/s against the sgemm ceiling, where
 // the time goes, and (under mpirun) how much communication costs and how much of it is hidden.
 import ArgumentParser
-import CelebAFormat
-import Data
-import Distributed
 import Experiment
 import Foundation
-import NN
-import Support
-import Tensors
 import Training
 
 struct Bench: ParsableCommand {
@@ -63,7 +57,7 @@ struct Bench: ParsableCommand {
   var classes: Int = 40
 
   @Option(help: "Convolution algorithm: winograd (for 3x3 stride-1, GEMM elsewhere) or gemm (im2col + sgemm everywhere).")
-  var conv: String = "winograd"
+  var conv: ConvolutionMethod = .winograd
 
   @Option(help: "SGD learning rate (the benchmark trains on one fixed random batch).")
   var learningRate: Float = 0.01
@@ -81,10 +75,10 @@ struct Bench: ParsableCommand {
   var json = false
 
   @Option(help: "attributes (a fine-tuning step: 40-way BCE) or simclr (a pretraining step: two views, a projection head of 128, NT-Xent over the global batch).")
-  var objective: String = "attributes"
+  var objective: ObjectiveKind = .attributes
 
   @Option(help: "Time this fine-tuning strategy's step (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))); default: everything trains.")
-  var strategy: String?
+  var strategy: Strategy?
 
   @Flag(help: "Time the collectives the trainer issues for this model (under mpirun) and fit the latency-bandwidth model; with --out.")
   var comm = false
@@ -105,27 +99,15 @@ struct Bench: ParsableCommand {
   var bandwidthGbps: Double?
 
   @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32).")
-  var precision: String = "fp32"
+  var precision: PrecisionRequest = .fp32
 
   func validate() throws {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard steps > 0 else { throw ValidationError("--steps must be positive (got \(steps)).") }
     guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative (got \(warmup)).") }
     guard classes > 0 else { throw ValidationError("--classes must be positive (got \(classes)).") }
-    guard ConvolutionAlgorithm(rawValue: conv) != nil else {
-      throw ValidationError("--conv '\(conv)' is not an algorithm: use winograd or gemm.")
-    }
-    guard PrecisionChoice.resolve(precision) != nil else {
-      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
-    }
-    guard objective == "attributes" || objective == "simclr" else {
-      throw ValidationError("--objective '\(objective)' is not an objective: use attributes or simclr.")
-    }
-    if let strategy {
-      guard Strategy(rawValue: strategy) != nil else {
-        throw ValidationError("--strategy '\(strategy)' is not a strategy: use one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
-      }
-      if objective == "simclr" { throw ValidationError("--strategy is a fine-tuning strategy: it does not go with --objective simclr.") }
+    if strategy != nil && objective == .simclr {
+      throw ValidationError("--strategy is a fine-tuning strategy: it does not go with --objective simclr.")
     }
     if comm {
       guard out != nil else { throw ValidationError("--comm needs --out PROFILE.json: where to write the fitted profile.") }
@@ -149,19 +131,13 @@ struct Bench: ParsableCommand {
     if let b = bandwidthGbps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive (got \(b)).") }
   }
 
-  var simclr: Bool { objective == "simclr" }
-
-  /// The model the step trains: with the projection head for SimCLR, with the strategy's frozen
-  /// parts frozen.
-  func makeModel() throws -> ResNet {
-    var configuration = modelOptions.configuration(classes: simclr ? nil : classes)
-    if simclr {
-      configuration.projection = ProjectionSize(hidden: try ResNet(configuration).featureDimension, output: 128)
-    }
-    let model = try ResNet(configuration, seed: 1)
-    model.setConvolutionAlgorithm(ConvolutionAlgorithm(rawValue: conv)!)
-    if let strategy { Strategy(rawValue: strategy)!.apply(to: model) }
-    return model
+  /// The step these options describe.
+  var job: StepBenchmark {
+    var job = StepBenchmark(model: modelOptions.spec)
+    (job.classes, job.batch, job.steps, job.warmup) = (classes, batch, steps, warmup)
+    (job.convolution, job.learningRate, job.objective, job.strategy) = (conv, learningRate, objective, strategy)
+    job.parallel = distributed.parallel
+    return job
   }
 
   func run() throws {
@@ -171,13 +147,18 @@ struct Bench: ParsableCommand {
     }
     let launch: Launch
     do {
-      launch = try Launch.start(distributed)
+      launch = try distributed.launch()
     } catch {
       throw ValidationError("\(error)")
     }
     do {
       if comm {
-        try measureCollectives(launch)
+        let profile = try job.measureCollectives(on: launch.communicator, say: launch.say)
+        if launch.isRoot {
+          print(Self.describe(profile))
+          try Self.write(profile, to: out!)
+          print("wrote \(out!)")
+        }
       } else {
         try measure(launch)
       }
@@ -187,179 +168,72 @@ struct Bench: ParsableCommand {
   }
 
   private func measure(_ launch: Launch) throws {
-    let comm = launch.communicator
-    guard batch >= comm.size else {
-      throw CommunicatorError.mismatch("--batch \(batch) is smaller than the \(comm.size) ranks: every rank needs at least one image")
-    }
-    let (chosen, notice) = PrecisionChoice.resolve(precision)!
-    BLAS.matmulPrecision = chosen
+    let (chosen, notice) = precision.resolved
+    Launch.precision = chosen
     if let notice { launch.say(notice) }
-    let size = modelOptions.imageSize
-    let model = try makeModel()
-    try Replicas.synchronize(model.registry, communicator: comm, perturbRank: distributed.debugPerturbRank)
+    let result = try job.measure(on: launch.communicator, beforeTiming: { launch.injectFaults() }, gradientDump: dumpGradients)
+    let ranks = launch.communicator.size
+    for line in describe(result, ranks: ranks) { launch.say(line) }
+    guard launch.isRoot else { return }
+    if json { print(String(decoding: try JSONSerialization.data(withJSONObject: object(result, ranks: ranks), options: [.sortedKeys]), as: UTF8.self)) }
+    if let dump { try result.write(to: dump, metadata: ["ranks": "\(ranks)", "bn": distributed.bn.rawValue]) }
+  }
 
-    // One global batch, the same on every rank; each rank trains on its share (for SimCLR, the
-    // first views of the batch, then the second views).
-    let local = DataParallelShare(batch: batch, rank: comm.rank, ranks: comm.size)
-    let pixels = size * size * 3
-    let views = simclr ? 2 : 1
-    let images = Tensor(shape: [views * local.count, size, size, 3])
-    let targets = Tensor(shape: [local.count, classes])
-    var rng = SplitMix64(seed: 2)
-    for v in 0..<views {
-      for n in 0..<batch {
-        for i in 0..<pixels {
-          let value = rng.normal()
-          if local.range.contains(n) { images.data[(v * local.count + n - local.offset) * pixels + i] = value }
-        }
-      }
-    }
-    for n in 0..<batch {
-      for k in 0..<classes {
-        let t: Float = rng.uniform() < 0.3 ? 1 : 0
-        if local.range.contains(n) { targets.data[(n - local.offset) * classes + k] = t }
-      }
-    }
-    // The trainer's own step, on this fixed batch.
-    let trainingStep = TrainingStep.dataParallel(
-      model, objective: simclr ? .simclr(temperature: 0.1) : .attributes, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9),
-      communicator: comm, settings: distributed.parallel)
-    let (reducer, statistics) = (trainingStep.reducer, trainingStep.statistics)
-    trainingStep.gradientDump = dumpGradients
-    let share = TrainingBatch(images: images.data, labels: simclr ? nil : targets.data, count: local.count, globalCount: batch)
-
-    var losses: [Double] = []
-    func step() throws {
-      losses.append(try trainingStep(share, imageSize: size, globalBatch: batch).loss)
-    }
-
-    let sgemm = BLAS.measureGFLOPs()
-    launch.injectFaults(distributed)
-    for _ in 0..<warmup { try step() }
-    Profiler.reset()
-    Profiler.enabled = true
-    var times: [Double] = []
-    var exposed: [Double] = []
-    var syncBN: [Double] = []
-    for _ in 0..<steps {
-      try comm.barrier()
-      let start = Clock.now()
-      try step()
-      times.append(Clock.now() - start)
-      exposed.append(reducer.exposedSeconds)
-      syncBN.append(statistics?.seconds ?? 0)
-    }
-    Profiler.enabled = false
-    let stepTime = median(times)
-    let flops = model.lastFLOPs
-    let imagesPerSecond = Double(batch) / stepTime
-    // FLOPs of the whole global batch: every rank does its share.
-    let gflops = try comm.sum(flops.training) / stepTime / 1e9
-    let total = times.reduce(0, +)
+  /// The result lines: the step, the time per layer type (and per convolution shape with
+  /// --layers), memory, and the MPI figures.
+  private func describe(_ r: StepMeasurement, ranks: Int) -> [String] {
     let c = modelOptions
-    launch.say("\(c.model) width \(c.width) stem \(c.stem), \(size)x\(size), batch \(batch), \(comm.size) rank(s) x \(BLAS.threadsPerRank) threads, \(conv) convolutions, \(model.registry.parameterCount) parameters\(simclr ? ", SimCLR pretraining step" : strategy.map { ", \($0) fine-tuning step" } ?? "")")
-    launch.say(String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", stepTime * 1000, steps, imagesPerSecond, losses.last ?? .nan))
-    launch.say(String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
-      flops.training / Double(local.count) / 1e9, gflops, sgemm, 100 * gflops / sgemm))
-    let profiled = Profiler.seconds.values.reduce(0, +)
-    for type in LayerType.allCases {
-      let s = Profiler.seconds[type, default: 0]
-      launch.say(String(format: "  %-12@ %6.1f%%", type.rawValue as NSString, 100 * s / total))
-    }
-    launch.say(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (total - profiled) / total))
-    if layers { printConvolutions(launch, steps: steps, total: total) }
-    let peak = PlanCommand.peakResidentBytes()
-    launch.say(String(format: "peak resident memory: %.0f MiB per rank (batch %d per rank)", Double(peak) / 1048576, local.count))
-
-    var object: [String: Any] = [
-      "model": c.model, "width": c.width, "stem": c.stem, "image_size": size, "batch": batch,
-      "threads": BLAS.threadsPerRank, "ranks": comm.size, "objective": objective, "strategy": strategy ?? "full", "steps": steps, "conv": conv, "precision": BLAS.matmulPrecision.rawValue, "step_seconds": stepTime,
-      "images_per_second": imagesPerSecond, "gflops": gflops, "sgemm_gflops": sgemm,
-      "gflop_per_image": flops.training / Double(local.count) / 1e9,
-      "parameters": model.registry.parameterCount, "loss": losses.last ?? .nan, "peak_resident_bytes": peak,
+    var lines = [
+      "\(c.model) width \(c.width) stem \(c.stem), \(c.imageSize)x\(c.imageSize), batch \(batch), \(ranks) rank(s) x \(Launch.threadsPerRank) threads, \(conv.rawValue) convolutions, \(r.parameters) parameters, \(job.description) step",
+      String(format: "step %.1f ms (median of %d), %.1f img/s, loss %.4f", r.stepSeconds * 1000, steps, Double(batch) / r.stepSeconds, r.losses.last ?? .nan),
+      String(format: "%.3f GFLOP per image (training), %.1f GFLOP/s achieved, sgemm ceiling %.1f GFLOP/s (%.0f%%)",
+        r.gflopPerImage, r.gflops, r.sgemmGFLOPs, 100 * r.gflops / r.sgemmGFLOPs),
     ]
-    var shares: [String: Double] = [:]
-    for type in LayerType.allCases { shares[type.rawValue] = Profiler.seconds[type, default: 0] / total }
-    object["time_share"] = shares
+    for (name, share) in r.timeShares { lines.append(String(format: "  %-12@ %6.1f%%", name as NSString, 100 * share)) }
+    lines.append(String(format: "  %-12@ %6.1f%%", "other" as NSString, 100 * (1 - r.timeShares.map(\.share).reduce(0, +))))
+    if layers {
+      lines.append("  convolutions (ms per step: forward, weight gradient, input gradient; share of step)")
+      for row in r.convolutions {
+        let padded = row.shape.padding(toLength: max(44, row.shape.count), withPad: " ", startingAt: 0)
+        lines.append(String(format: "    %@ x%-2d %7.2f %7.2f %7.2f %6.1f%%", padded as NSString, row.layers,
+          1000 * row.forward, 1000 * row.weightGradient, 1000 * row.inputGradient, 100 * row.share))
+      }
+    }
+    lines.append(String(format: "peak resident memory: %.0f MiB per rank (batch %d per rank)", Double(r.peakResidentBytes) / 1048576, r.imagesPerRank))
+    if let m = r.communication {
+      let hidden = m.plainAllReduceSeconds > 0 ? max(0, 1 - m.exposedSeconds / m.plainAllReduceSeconds) : 1
+      lines += [
+        "MPI: \(ranks) ranks, bn \(distributed.bn.rawValue), \(m.buckets) gradient buckets (\(distributed.bucketMb) MB)",
+        String(format: "  compute %.1f ms, exposed all-reduce %.1f ms, sync BN %.1f ms (%d all-reduces), per step",
+          r.computeSeconds * 1000, m.exposedSeconds * 1000, m.batchNormSeconds * 1000, m.batchNormCalls),
+        String(format: "  gradient all-reduce: %.1f MB, plain MPI_Allreduce %.1f ms (%.2f GB/s), %.0f%% hidden behind backward",
+          m.gradientBytes / 1e6, m.plainAllReduceSeconds * 1000, m.gradientBytes / m.plainAllReduceSeconds / 1e9, 100 * hidden),
+        "  all-reduce calls per step: \(m.buckets + m.batchNormCalls) (\(m.buckets) gradient, \(m.batchNormCalls) BatchNorm)",
+      ]
+    }
+    return lines
+  }
 
-    if comm.size > 1 {
-      let plain = try plainAllReduceSeconds(comm, floats: reducer.reducedFloats)
-      let bytes = Double(reducer.reducedFloats * 4)
-      let exposedTime = median(exposed)
-      let syncTime = median(syncBN)
-      let hidden = plain > 0 ? max(0, 1 - exposedTime / plain) : 1
-      let calls = reducer.buckets.count + (statistics?.calls ?? 0)
-      launch.say("MPI: \(comm.size) ranks, bn \(distributed.bn), \(reducer.buckets.count) gradient buckets (\(distributed.bucketMb) MB)")
-      launch.say(String(format: "  compute %.1f ms, exposed all-reduce %.1f ms, sync BN %.1f ms (%d all-reduces), per step",
-        (stepTime - exposedTime - syncTime) * 1000, exposedTime * 1000, syncTime * 1000, statistics?.calls ?? 0))
-      launch.say(String(format: "  gradient all-reduce: %.1f MB, plain MPI_Allreduce %.1f ms (%.2f GB/s), %.0f%% hidden behind backward",
-        bytes / 1e6, plain * 1000, bytes / plain / 1e9, 100 * hidden))
-      launch.say("  all-reduce calls per step: \(calls) (\(reducer.buckets.count) gradient, \(statistics?.calls ?? 0) BatchNorm)")
+  /// The --json object.
+  private func object(_ r: StepMeasurement, ranks: Int) -> [String: Any] {
+    let c = modelOptions
+    var object: [String: Any] = [
+      "model": c.model, "width": c.width, "stem": c.stem, "image_size": c.imageSize, "batch": batch, "threads": Launch.threadsPerRank,
+      "ranks": ranks, "objective": objective.rawValue, "strategy": strategy?.rawValue ?? "full", "steps": steps, "conv": conv.rawValue,
+      "precision": Launch.precision.rawValue, "step_seconds": r.stepSeconds, "images_per_second": Double(batch) / r.stepSeconds, "gflops": r.gflops,
+      "sgemm_gflops": r.sgemmGFLOPs, "gflop_per_image": r.gflopPerImage, "parameters": r.parameters, "loss": r.losses.last ?? .nan,
+      "peak_resident_bytes": r.peakResidentBytes,
+      "time_share": Dictionary(uniqueKeysWithValues: r.timeShares.map { ($0.name, $0.share) }),
+    ]
+    if let m = r.communication {
       object["mpi"] = [
-        "ranks": comm.size, "bn": distributed.bn, "buckets": reducer.buckets.count,
-        "exposed_allreduce_seconds": exposedTime, "sync_bn_seconds": syncTime,
-        "compute_seconds": stepTime - exposedTime - syncTime, "plain_allreduce_seconds": plain,
-        "allreduce_gb_per_second": bytes / plain / 1e9, "hidden_fraction": hidden,
-        "allreduce_calls_per_step": calls, "batchnorm_allreduce_calls": statistics?.calls ?? 0,
+        "ranks": ranks, "bn": distributed.bn.rawValue, "buckets": m.buckets, "exposed_allreduce_seconds": m.exposedSeconds,
+        "sync_bn_seconds": m.batchNormSeconds, "compute_seconds": r.computeSeconds, "plain_allreduce_seconds": m.plainAllReduceSeconds,
+        "allreduce_gb_per_second": m.gradientBytes / m.plainAllReduceSeconds / 1e9,
+        "hidden_fraction": m.plainAllReduceSeconds > 0 ? max(0, 1 - m.exposedSeconds / m.plainAllReduceSeconds) : 1,
+        "allreduce_calls_per_step": m.buckets + m.batchNormCalls, "batchnorm_allreduce_calls": m.batchNormCalls,
       ] as [String: Any]
     }
-    if json, launch.isRoot {
-      let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-      print(String(decoding: data, as: UTF8.self))
-    }
-    if let dump, launch.isRoot {
-      var tensors: [(name: String, dtype: SafeTensors.DType, shape: [Int], bytes: Data)] = [
-        ("losses", .f64, [losses.count], losses.withUnsafeBufferPointer { Data(buffer: $0) })
-      ]
-      for entry in model.registry.entries {
-        tensors.append((entry.name, .f32, entry.shape, SafeTensors.bytes(of: entry.torchOrdered())))
-      }
-      try SafeTensors.write(tensors, metadata: ["ranks": "\(comm.size)", "bn": distributed.bn], to: dump)
-    }
+    return object
   }
-
-  /// One line per convolution shape, costliest first: layers of that shape, milliseconds per
-  /// step of forward, weight gradient and input gradient, and the share of the step.
-  private func printConvolutions(_ launch: Launch, steps: Int, total: Double) {
-    launch.say("  convolutions (ms per step: forward, weight gradient, input gradient; share of step)")
-    let rows = Profiler.convolutions.sorted { $0.value[0...2].reduce(0, +) > $1.value[0...2].reduce(0, +) }
-    for (key, t) in rows {
-      let n = Double(steps)
-      let padded = key.padding(toLength: max(44, key.count), withPad: " ", startingAt: 0)
-      launch.say(String(format: "    %@ x%-2d %7.2f %7.2f %7.2f %6.1f%%", padded as NSString, Int(t[3] / n),
-        1000 * t[0] / n, 1000 * t[1] / n, 1000 * t[2] / n, 100 * (t[0] + t[1] + t[2]) / total))
-    }
-  }
-
-  /// Median time of a blocking all-reduce of `floats` floats: what the gradient reduction would
-  /// cost if nothing of it were hidden.
-  private func plainAllReduceSeconds(_ comm: Communicator, floats: Int) throws -> Double {
-    guard floats > 0 else { return 0 }
-    let buffer = Tensor(shape: [floats])
-    var times: [Double] = []
-    for _ in 0..<5 {
-      try comm.barrier()
-      let start = Clock.now()
-      if let mpi = comm as? MPICommunicator {
-        try mpi.blockingAllReduceSum(buffer.data, count: floats)
-      } else {
-        try comm.allReduceSum(buffer.data, count: floats)
-      }
-      times.append(Clock.now() - start)
-    }
-    return median(times)
-  }
-}
-
-/// This rank's part of a global batch.
-struct DataParallelShare {
-  let offset: Int
-  let count: Int
-
-  init(batch: Int, rank: Int, ranks: Int) {
-    offset = DistributedSampler.offset(of: batch, rank: rank, ranks: ranks)
-    count = DistributedSampler.share(of: batch, rank: rank, ranks: ranks)
-  }
-
-  var range: Range<Int> { offset..<(offset + count) }
 }

@@ -10,7 +10,7 @@ import Training
 
 struct DistributedOptions: ParsableArguments {
   @Option(help: "BatchNorm statistics: sync (over all ranks of the group; the default) or local (per rank, like plain DDP).")
-  var bn: String = "sync"
+  var bn: BatchNormMode = .sync
 
   @Option(help: "Gradient all-reduce bucket size in MB (PyTorch DDP's default is 25).")
   var bucketMb: Double = 25
@@ -35,9 +35,6 @@ struct DistributedOptions: ParsableArguments {
   var debugExitRank: Int?
 
   func validate() throws {
-    guard bn == "sync" || bn == "local" else {
-      throw ValidationError("--bn '\(bn)' is not a mode: use sync or local.")
-    }
     guard bucketMb > 0, bucketMb.isFinite else {
       throw ValidationError("--bucket-mb must be positive (got \(bucketMb)).")
     }
@@ -59,7 +56,7 @@ struct DistributedOptions: ParsableArguments {
 
   /// How runs spread over the ranks, as these options say.
   var parallel: DataParallelSettings {
-    DataParallelSettings(synchronizedBatchNorm: bn == "sync", bucketBytes: bucketBytes, perturbRank: debugPerturbRank)
+    DataParallelSettings(synchronizedBatchNorm: bn == .sync, bucketBytes: bucketBytes, perturbRank: debugPerturbRank)
   }
 
   /// The threads each rank uses: the node's cores shared among the node's ranks.
@@ -70,53 +67,9 @@ struct DistributedOptions: ParsableArguments {
   }
 }
 
-/// A process's place in the job: its communicator and how it reports (`Log`: people's lines
-/// from rank 0, warnings and errors from every rank with the rank named).
-struct Launch {
-  let communicator: Communicator
-  let logger = Log.logger("launch")
-
-  /// Joins the job (or runs alone without a launcher), sets the threads, and checks that every
-  /// rank runs the same command.
-  static func start(_ options: DistributedOptions) throws -> Launch {
-    let communicator = try MPICommunicator.world(timeout: options.timeout)
-    Log.setRank(communicator.rank, of: communicator.size)
-    BLAS.setThreads(options.threadsPerRank)
-    try Replicas.checkConfiguration(CommandLine.arguments.dropFirst().joined(separator: " "), communicator: communicator)
-    return Launch(communicator: communicator)
-  }
-
-  var isRoot: Bool { communicator.rank == 0 }
-
-  /// A line for people (printed by rank 0).
-  func say(_ line: String) { logger.info("\(line)") }
-
-  /// A training session in `spec.out` on `dataset`, with `options`' data-parallel settings and
-  /// injected faults.
-  func session(_ dataset: PackedDataset, spec: TrainingSpec, defining: [String: String], options: DistributedOptions) throws -> TrainingSession {
-    try TrainingSession(
-      communicator: communicator, dataset: dataset, spec: spec, defining: defining, parallel: options.parallel,
-      beforeFirstStep: { self.injectFaults(options) })
-  }
-
-  /// The injected faults of `--debug-stall-rank` and `--debug-exit-rank`, at the first step.
-  func injectFaults(_ options: DistributedOptions) {
-    if options.debugExitRank == communicator.rank {
-      logger.error("exiting as asked by --debug-exit-rank")
-      exit(3)
-    }
-    if options.debugStallRank == communicator.rank {
-      logger.error("stalling as asked by --debug-stall-rank")
-      while true { sleep(3600) }
-    }
-  }
-
-  /// Reports a fatal error on this rank and stops the whole job, so no rank waits forever.
-  func fail(_ error: Error) -> Never {
-    logger.critical("\(error)")
-    if let mpi = communicator as? MPICommunicator, communicator.size > 1, case CommunicatorError.timeout = error {
-      mpi.abort(1)
-    }
-    exit(1)
+extension DistributedOptions {
+  /// Joins the job with these options (see `Launch.start`).
+  func launch() throws -> Launch {
+    try Launch.start(timeout: timeout, threadsPerRank: threadsPerRank, faults: FaultInjection(exitRank: debugExitRank, stallRank: debugStallRank))
   }
 }

@@ -66,7 +66,7 @@ struct ReproduceCommand: ParsableCommand {
   var seeds: Int?
 
   @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32), for every training stage.")
-  var precision: String = "fp32"
+  var precision: PrecisionRequest = .fp32
 
   @Option(help: "The attribute of the balanced recalibration run beside bn-recal (bn-recal with --bn-balance; one of the 40).")
   var bnBalance: String = "Male"
@@ -135,18 +135,15 @@ struct ReproduceCommand: ParsableCommand {
       throw ValidationError("--celeba \(celeba) has no list_attr_celeba.txt: give the folder that holds CelebA's files.")
     }
     try checkBalance(bnBalance, strategies: [.bnRecal])
-    guard PrecisionChoice.resolve(precision) != nil else {
-      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
-    }
   }
 
   /// What every training stage multiplies.
-  var chosenPrecision: Precision { PrecisionChoice.resolve(precision)?.precision ?? .fp32 }
+  var chosenPrecision: Precision { precision.precision }
 
   func run() throws {
     let s = settings
     let start = Date()
-    let launch = try Launch.start(distributed)
+    let launch = try distributed.launch()
     let world = launch.communicator
     let root = launch.isRoot
     func stage(_ name: String, done: Bool, _ body: () throws -> Void) throws {
@@ -203,9 +200,9 @@ struct ReproduceCommand: ParsableCommand {
     let model = s.modelSpec
     let dataset = try TrainingSession.open(packed, imageSize: s.imageSize, run: out, communicator: world)
     func session(_ spec: TrainingSpec, defining: [String: String]) throws -> TrainingSession {
-      try launch.session(dataset, spec: spec, defining: defining, options: distributed)
+      try launch.session(dataset, spec: spec, defining: defining, parallel: distributed.parallel)
     }
-    if let notice = PrecisionChoice.resolve(precision)?.notice { launch.say(notice) }
+    if let notice = precision.resolved.notice { launch.say(notice) }
     /// A fine-tuning run, skipped when its run.json exists.
     func finetune(_ job: FineTuneJob) throws {
       guard !FileManager.default.fileExists(atPath: job.spec.out + "/run.json") else { return }
@@ -242,7 +239,7 @@ struct ReproduceCommand: ParsableCommand {
       job.thresholdImages = s.thresholdImages
       job.precision = chosenPrecision
       job.parallel = distributed.parallel
-      job.beforeFirstStep = { launch.injectFaults(distributed) }
+      job.beforeFirstStep = { launch.injectFaults() }
       try job.checkWhatTrialsShare(dataset: dataset, ranks: world.size)
       let empty = try job.run(dataset: dataset, world: world)
       if !empty.isEmpty {

@@ -59,7 +59,7 @@ struct SweepCommand: ParsableCommand {
   var strategies: String
 
   @Option(help: "fp32, bf16 (fp32 where the CPU or this build has no bfloat16 kernels, said at the start) or bf16-emulated (bfloat16's numerics, slower than fp32).")
-  var precision: String = "fp32"
+  var precision: PrecisionRequest = .fp32
 
   @Option(help: "bn-recal trials: BatchNorm statistics that weigh the train images with and without this attribute (one of the 40, e.g. Male) equally.")
   var bnBalance: String?
@@ -139,9 +139,6 @@ struct SweepCommand: ParsableCommand {
     guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be positive (got \(heartbeatTimeout)).") }
     if let space, !FileManager.default.fileExists(atPath: space) { throw ValidationError("--space \(space): no such file.") }
     try checkBalance(bnBalance, strategies: strategyList)
-    guard PrecisionChoice.resolve(precision) != nil else {
-      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
-    }
   }
 
   /// The job these options describe, with the model options adopted from --from.
@@ -154,7 +151,7 @@ struct SweepCommand: ParsableCommand {
     job.thresholdImages = thresholdImages
     job.augment = augment
     job.bnBalance = bnBalance
-    job.precision = PrecisionChoice.resolve(precision)?.precision ?? .fp32
+    job.precision = precision.precision
     job.scoring = score == .best ? .best : .all
     job.parallel = distributed.parallel
     return job
@@ -167,19 +164,19 @@ struct SweepCommand: ParsableCommand {
     let pretrained = strategyList.contains(where: \.startsFromPretrainedBackbone) ? try FinetuneCommand.pretrained(from) : nil
     let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: data)
     do {
-      launch = try Launch.start(distributed)
+      launch = try distributed.launch()
       dataset = try TrainingSession.open(data, imageSize: modelOptions.imageSize, run: out, communicator: launch.communicator)
       let searchSpace = try space.map { try SearchSpace(json: Data(contentsOf: URL(fileURLWithPath: $0)), source: $0) } ?? .standard
       job = self.job(modelOptions, pretrained: pretrained, space: searchSpace)
       try job.checkWhatTrialsShare(dataset: dataset, ranks: launch.communicator.size)
-      if let notice = PrecisionChoice.resolve(precision)?.notice { launch.say(notice) }
+      if let notice = precision.resolved.notice { launch.say(notice) }
     } catch let error as ValidationError {
       throw error
     } catch {
       throw ValidationError("\(error)")
     }
     let distributed = self.distributed
-    job.beforeFirstStep = { launch.injectFaults(distributed) }
+    job.beforeFirstStep = { launch.injectFaults() }
     let empty: [(strategy: String, reason: String?)]
     do {
       empty = try job.run(dataset: dataset, world: launch.communicator)

@@ -16,7 +16,7 @@ import Training
 /// --bn-balance: an attribute name, and only where a bn-recal run uses it.
 func checkBalance(_ balance: String?, strategies: [Strategy]) throws {
   guard let balance else { return }
-  guard strategies.contains(.bnRecal) else {
+  guard strategies.contains(where: { $0.setupPass == .recalibration }) else {
     throw ValidationError("--bn-balance \(balance) applies to bn-recal only: add that strategy or drop --bn-balance.")
   }
   guard CelebA.attributeNames.contains(where: { $0.lowercased() == balance.lowercased() }) else {
@@ -91,10 +91,10 @@ struct PretrainCommand: ParsableCommand {
     let launch: Launch
     let session: TrainingSession
     do {
-      launch = try Launch.start(distributed)
-      session = try launch.session(try openDataset(training, model: modelOptions, launch: launch), spec: job.spec, defining: job.defining, options: distributed)
+      launch = try distributed.launch()
+      session = try launch.session(try openDataset(training, model: modelOptions, launch: launch), spec: job.spec, defining: job.defining, parallel: distributed.parallel)
     } catch { throw ValidationError("\(error)") }
-    if let notice = training.precisionChoice.notice { session.say(notice) }
+    if let notice = training.precision.resolved.notice { session.say(notice) }
     do {
       try job.run(in: session)
     } catch {
@@ -142,7 +142,7 @@ struct FinetuneCommand: ParsableCommand {
   var from: String?
 
   @Option(help: "frozen, bn-recal, bn-stats, bn-stats-affine, bn-stats-skip, full or supervised.")
-  var strategy: String
+  var strategy: Strategy
 
   @Option(help: "With --strategy bn-recal: BatchNorm statistics that weigh the train images with and without this attribute (one of the 40, e.g. Male) equally, instead of pooling all images.")
   var bnBalance: String?
@@ -154,13 +154,11 @@ struct FinetuneCommand: ParsableCommand {
   var randomBackbone = false
 
   func validate() throws {
-    guard let s = Strategy(rawValue: strategy) else {
-      throw ValidationError("--strategy '\(strategy)' is not a strategy: use \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).")
-    }
-    if s == .supervised && from != nil { throw ValidationError("--strategy supervised trains from scratch: drop --from.") }
+    let s = strategy
+    if !s.startsFromPretrainedBackbone && from != nil { throw ValidationError("--strategy \(s.rawValue) trains from scratch: drop --from.") }
     if randomBackbone && from != nil { throw ValidationError("--random-backbone replaces --from: pass one of them.") }
-    if randomBackbone && s == .supervised { throw ValidationError("--random-backbone is for the fine-tuning strategies; supervised starts from a random backbone anyway.") }
-    if s != .supervised && from == nil && !randomBackbone { throw ValidationError("--strategy \(strategy) fine-tunes a pretrained backbone: pass --from CKPT.") }
+    if randomBackbone && !s.startsFromPretrainedBackbone { throw ValidationError("--random-backbone is for the fine-tuning strategies; supervised starts from a random backbone anyway.") }
+    if s.startsFromPretrainedBackbone && from == nil && !randomBackbone { throw ValidationError("--strategy \(s.rawValue) fine-tunes a pretrained backbone: pass --from CKPT.") }
     if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
     try checkBalance(bnBalance, strategies: [s])
   }
@@ -169,7 +167,7 @@ struct FinetuneCommand: ParsableCommand {
     // The checkpoint is read (and the options checked against it) before the run directory is made.
     let pretrained = try FinetuneCommand.pretrained(from)
     let modelOptions = try FinetuneCommand.options(self.modelOptions, pretrained: pretrained, data: training.data)
-    var job = FineTuneJob(strategy: Strategy(rawValue: strategy)!, spec: training.spec, model: modelOptions.spec, pretrained: pretrained)
+    var job = FineTuneJob(strategy: strategy, spec: training.spec, model: modelOptions.spec, pretrained: pretrained)
     job.augment = augment
     job.randomBackbone = randomBackbone
     job.bnBalance = bnBalance
@@ -178,13 +176,13 @@ struct FinetuneCommand: ParsableCommand {
     let launch: Launch
     let session: TrainingSession
     do {
-      launch = try Launch.start(distributed)
+      launch = try distributed.launch()
       let dataset = try openDataset(training, model: modelOptions, launch: launch)
       // Two groups to balance, checked before the run directory is made.
       if let bnBalance { _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset) }
-      session = try launch.session(dataset, spec: job.spec, defining: job.defining, options: distributed)
+      session = try launch.session(dataset, spec: job.spec, defining: job.defining, parallel: distributed.parallel)
     } catch { throw ValidationError("\(error)") }
-    if let notice = training.precisionChoice.notice { session.say(notice) }
+    if let notice = training.precision.resolved.notice { session.say(notice) }
     do {
       try job.run(model, in: session)
     } catch {
@@ -238,7 +236,7 @@ struct EvaluateCommand: ParsableCommand {
     let dataset: PackedDataset
     let resnet: ResNet
     do {
-      launch = try Launch.start(distributed)
+      launch = try distributed.launch()
       dataset = try PackedDataset(path: URL(fileURLWithPath: data))
       resnet = try Interchange.model(from: try Checkpoint.read(model), source: model)
       guard resnet.configuration.classes == dataset.attributeCount else {

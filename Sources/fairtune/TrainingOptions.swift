@@ -27,7 +27,7 @@ struct TrainingOptions: ParsableArguments {
   var seed: UInt64 = 0
 
   @Option(help: "Optimizer: sgd, lars, adam or adamw (default: lars for pretrain, sgd for finetune).")
-  var optimizer: String?
+  var optimizer: OptimizerChoice?
 
   @Option(help: "Learning rate (for pretrain: per 256 images, scaled by batch / 256; default 0.3 for pretrain, 1 for finetune; the loss is a mean over the 40 attributes, so heads need rates of 0.3 to 10 with SGD; Adam and AdamW give the classifier head 30 times the rate).")
   var lr: Double?
@@ -42,7 +42,7 @@ struct TrainingOptions: ParsableArguments {
   var weightDecay: Double?
 
   @Option(help: "Schedule: cosine (after a linear warmup), onecycle, step or constant.")
-  var schedule: String = "cosine"
+  var schedule: ScheduleChoice = .cosine
 
   @Option(help: "Linear warmup epochs (cosine, step, constant).")
   var warmupEpochs: Double = 0
@@ -57,10 +57,7 @@ struct TrainingOptions: ParsableArguments {
   var loaderThreads: Int?
 
   @Option(help: "fp32, bf16 (bfloat16 operands with fp32 sums where the CPU has bfloat16 kernels; fp32 elsewhere, said at the start) or bf16-emulated (bfloat16's numerics on any CPU, slower than fp32).")
-  var precision: String = "fp32"
-
-  /// The precision this run gets, and the line that says why when it is not what was asked.
-  var precisionChoice: (precision: Precision, notice: String?) { PrecisionChoice.resolve(precision) ?? (.fp32, nil) }
+  var precision: PrecisionRequest = .fp32
 
   /// Test-only: the first step's loss and summed gradients, to compare rank counts.
   @Option(help: .hidden)
@@ -70,16 +67,10 @@ struct TrainingOptions: ParsableArguments {
     guard batch > 0 else { throw ValidationError("--batch must be positive (got \(batch)).") }
     guard epochs > 0 else { throw ValidationError("--epochs must be positive (got \(epochs)).") }
     if let steps, steps <= 0 { throw ValidationError("--steps must be positive (got \(steps)).") }
-    if let optimizer, OptimizerKind(rawValue: optimizer) == nil {
-      throw ValidationError("--optimizer '\(optimizer)' is not an optimizer: use sgd, lars, adam or adamw.")
-    }
     if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number (got \(lr)).") }
     guard (0..<1).contains(momentum) else { throw ValidationError("--momentum must be in [0, 1) (got \(momentum)).") }
     if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
       throw ValidationError("--weight-decay cannot be negative (got \(weightDecay)).")
-    }
-    guard ScheduleKind(rawValue: schedule) != nil else {
-      throw ValidationError("--schedule '\(schedule)' is not a schedule: use cosine, onecycle, step or constant.")
     }
     guard warmupEpochs >= 0, warmupEpochs <= Double(epochs) else {
       throw ValidationError("--warmup-epochs must be between 0 and --epochs (got \(warmupEpochs)).")
@@ -87,9 +78,6 @@ struct TrainingOptions: ParsableArguments {
     if let every = checkpointEvery, every <= 0 { throw ValidationError("--checkpoint-every must be positive (got \(every)).") }
     guard keep > 0 else { throw ValidationError("--keep must be at least 1 (got \(keep)).") }
     if let t = loaderThreads, t <= 0 { throw ValidationError("--loader-threads must be positive (got \(t)).") }
-    guard PrecisionChoice.resolve(precision) != nil else {
-      throw ValidationError("--precision '\(precision)' is not a precision: use \(PrecisionChoice.names).")
-    }
   }
 
   /// The values these options give (`TrainingSpec`'s defaults are the command's).
@@ -99,18 +87,18 @@ struct TrainingOptions: ParsableArguments {
     spec.epochs = epochs
     spec.steps = steps
     spec.seed = seed
-    spec.optimizer = optimizer.flatMap(OptimizerKind.init)
+    spec.optimizer = optimizer
     spec.learningRate = lr
     spec.momentum = momentum
     spec.nesterov = nesterov
     spec.weightDecay = weightDecay
-    spec.schedule = ScheduleKind(rawValue: schedule)!
+    spec.schedule = schedule
     spec.warmupEpochs = warmupEpochs
     spec.checkpointEvery = checkpointEvery
     spec.keep = keep
     spec.loaderThreads = loaderThreads
     spec.gradientDump = debugGradients
-    spec.precision = precisionChoice.precision
+    spec.precision = precision.precision
     return spec
   }
 }

@@ -5,18 +5,18 @@ import Tensors
 import Training
 import XCTest
 
-final class PrecisionChoiceTests: XCTestCase {
+final class PrecisionRequestTests: XCTestCase {
   func testWhatEachNameGives() throws {
-    XCTAssertEqual(PrecisionChoice.resolve("fp32")?.precision, .fp32)
-    XCTAssertNil(PrecisionChoice.resolve("fp32")?.notice)
-    let bf16 = try XCTUnwrap(PrecisionChoice.resolve("bf16"))
+    XCTAssertEqual(PrecisionRequest.fp32.precision, .fp32)
+    XCTAssertNil(PrecisionRequest.fp32.resolved.notice)
+    let bf16 = PrecisionRequest.bf16.resolved
     XCTAssertEqual(bf16.precision, .fp32, "no bfloat16 kernel is tested yet: bf16 runs fp32")
     let notice = try XCTUnwrap(bf16.notice)
     XCTAssertTrue(notice.contains(CPU.hasAVX512BF16 ? "has AVX512_BF16, but" : "has no AVX512_BF16"), notice)
     XCTAssertTrue(notice.contains("so this run is fp32"), notice)
-    XCTAssertEqual(PrecisionChoice.resolve("bf16-emulated")?.precision, .bf16Emulated)
-    XCTAssertTrue(PrecisionChoice.resolve("bf16-emulated")?.notice?.contains("slower than fp32") ?? false)
-    XCTAssertNil(PrecisionChoice.resolve("fp16"))
+    XCTAssertEqual(PrecisionRequest(rawValue: "bf16-emulated")?.precision, .bf16Emulated)
+    XCTAssertTrue(PrecisionRequest.bf16Emulated.resolved.notice?.contains("slower than fp32") ?? false)
+    XCTAssertNil(PrecisionRequest(rawValue: "fp16"))
   }
 
   func testTheSpecDefinesTheRunOnlyWhenNotFP32() {

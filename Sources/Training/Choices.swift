@@ -1,0 +1,36 @@
+// The typed choices of the command line that the library owns: `--precision` (what a user asks
+// for, and what this CPU and this build can give) and `--bn`. bf16 needs bfloat16 kernels tested
+// on a CPU that has them; until fairtune has such kernels, bf16 runs fp32 and says so, and
+// bf16-emulated gives bfloat16's numerics on any CPU (slower than fp32).
+import Tensors
+
+public enum PrecisionRequest: String, CaseIterable, Sendable {
+  case fp32
+  case bf16
+  case bf16Emulated = "bf16-emulated"
+
+  /// The precision a run gets, and a line for the user when it is not what was asked or costs speed.
+  public var resolved: (precision: Precision, notice: String?) {
+    switch self {
+    case .fp32:
+      return (.fp32, nil)
+    case .bf16:
+      let why = CPU.hasAVX512BF16
+        ? "\(CPU.model) has AVX512_BF16, but fairtune has no bfloat16 kernel tested on such a CPU yet"
+        : "\(CPU.model) has no AVX512_BF16 (bfloat16 dot products)"
+      return (.fp32, "--precision bf16: \(why), so this run is fp32; --precision bf16-emulated gives bfloat16's numerics on any CPU, slower than fp32.")
+    case .bf16Emulated:
+      return (.bf16Emulated, "--precision bf16-emulated: convolutions and linear layers multiply bfloat16-rounded operands with fp32 sums (BatchNorm, losses, the optimizer and the weights stay fp32); bfloat16's numerics, slower than fp32.")
+    }
+  }
+
+  public var precision: Precision { resolved.precision }
+}
+
+/// `--bn`: how BatchNorm's batch statistics are taken when a run has several ranks.
+public enum BatchNormMode: String, CaseIterable, Sendable {
+  /// Over every rank of the group (synchronized BatchNorm).
+  case sync
+  /// Per rank, as plain DDP does.
+  case local
+}
