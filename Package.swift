@@ -48,10 +48,14 @@ let package = Package(
       ],
       swiftSettings: optimized),
     .target(name: "Report", dependencies: ["Fairness", "CelebAFormat", "Experiment", "Support"], swiftSettings: optimized),
+    // reproduce's stages as data and the job that runs them, and plan's cost model of the same stages.
+    .target(
+      name: "Pipeline", dependencies: ["Training", "Report", "Data", "Distributed", "Fairness", "CelebAFormat", "Experiment", "Support"],
+      swiftSettings: optimized),
     .executableTarget(
       name: "fairtune",
       dependencies: [
-        "NN", "Tensors", "Distributed", "Data", "Training", "Fairness", "Report", "CelebAFormat", "Experiment", "Support",
+        "Distributed", "Data", "Training", "Pipeline", "Fairness", "Report", "CelebAFormat", "Experiment", "Support",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -64,7 +68,7 @@ let package = Package(
     .testTarget(name: "SupportTests", dependencies: ["Support", .product(name: "Logging", package: "swift-log")]),
     .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Support"]),
     .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "Support", "TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors", "Support", "Training"]),
+    .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Data", "NN", "Tensors", "Support", "TestSupport", "Training"]),
     // The fairtune binary driven under mpirun, in network namespaces and through Slurm.
     .testTarget(name: "SystemTests", dependencies: ["Tensors", "Support", "TestSupport"]),
     .testTarget(

@@ -135,6 +135,33 @@ public enum FineTuning {
   }
 }
 
+/// `fairtune evaluate`: a fine-tuned checkpoint scored on every split of a packed dataset.
+public struct EvaluationJob {
+  public let model: ResNet
+  public let dataset: PackedDataset
+  public let out: String
+  public let batch: Int
+
+  /// Reads the checkpoint and the dataset, checks that the model has a head for every attribute,
+  /// and makes `out`.
+  public init(model path: String, data: String, out: String, batch: Int) throws {
+    dataset = try PackedDataset(path: URL(fileURLWithPath: data))
+    model = try Interchange.model(from: try Checkpoint.read(path), source: path)
+    guard model.configuration.classes == dataset.attributeCount else {
+      throw RunSettingsError(
+        description: "--model \(path) has \(model.configuration.classes.map(String.init) ?? "no") outputs; \(data) has \(dataset.attributeCount) attributes: evaluate a fine-tuned model.")
+    }
+    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+    self.out = out
+    self.batch = batch
+  }
+
+  /// Scores into `out`; returns the validation mean F1 with thresholds from train.
+  public func run(on communicator: Communicator) throws -> Double {
+    try FineTuning.scoreSplits(model, dataset: dataset, into: out, communicator: communicator, threads: BLAS.threadsPerRank, batch: batch)
+  }
+}
+
 /// One fine-tuning run: a strategy on a pretrained backbone (or supervised from scratch, or the
 /// frozen probe on a random backbone), trained and scored into `spec.out`.
 public struct FineTuneJob {

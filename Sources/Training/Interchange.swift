@@ -76,6 +76,14 @@ extension ResNetConfiguration {
 }
 
 public enum Interchange {
+  /// `importSafeTensors(_:depth:)` for a model named as `--model` names it.
+  public static func importSafeTensors(_ path: String, model: String) throws -> (model: ResNet, assumptions: [String]) {
+    guard let depth = ResNetDepth(rawValue: model) else {
+      throw RunSettingsError(description: "--model '\(model)' is not a model: use \(ModelSpec.modelNames.joined(separator: ", ")).")
+    }
+    return try importSafeTensors(path, depth: depth)
+  }
+
   /// A model built from a torchvision-named safetensors file, with what was assumed to make it
   /// fit (one sentence each; empty when the file is a plain torchvision state dict).
   public static func importSafeTensors(_ path: String, depth: ResNetDepth) throws -> (model: ResNet, assumptions: [String]) {

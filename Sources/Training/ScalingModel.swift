@@ -310,6 +310,25 @@ public enum StepSimulation {
     return busy * Double(groups * groupSize) / Double(ranks) * stepEfficiency
   }
 
+  /// The median time of an evaluation forward pass (BatchNorm on running statistics, no head
+  /// beyond the 40 outputs) of `spec`'s model over `batch` random images, after one untimed pass.
+  public static func forwardSeconds(_ spec: ModelSpec, batch: Int, steps: Int) throws -> Double {
+    let model = try ResNet(spec.configuration(classes: 40), seed: 1)
+    model.setBatchNormTraining(false)
+    let size = spec.imageSize
+    let images = Tensor(shape: [batch, size, size, 3])
+    var rng = SplitMix64(seed: 3)
+    for i in 0..<images.count { images.data[i] = rng.normal() }
+    let input = FeatureMap(data: images.data, batch: batch, height: size, width: size, channels: 3)
+    var times: [Double] = []
+    for step in 0...steps {
+      let start = Clock.now()
+      _ = model.forward(input)
+      if step > 0 { times.append(Clock.now() - start) }
+    }
+    return times.sorted()[times.count / 2]
+  }
+
   /// The median-length step of `model` (strategy and convolution already set) as rank 0 of
   /// `ranks` ranks runs it: its share of a global batch of `globalBatch` random images (two
   /// views each for SimCLR), every collective recorded; `warmup` untimed steps first.

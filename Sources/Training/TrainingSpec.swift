@@ -27,6 +27,28 @@ public struct ModelSpec: Sendable, Equatable {
     ResNetConfiguration(depth: ResNetDepth(rawValue: model)!, stem: Stem(rawValue: stem)!, width: width, classes: classes)
   }
 
+  /// The names `--model` takes.
+  public static let modelNames = ResNetDepth.allCases.map(\.rawValue)
+
+  /// What is wrong with these names and sizes, as a sentence that names the option; nil when
+  /// they describe a model.
+  public var problem: String? {
+    guard ResNetDepth(rawValue: model) != nil else { return "--model '\(model)' is not a model: use resnet18, resnet34 or resnet50." }
+    guard let kind = Stem(rawValue: stem) else { return "--stem '\(stem)' is not a stem: use imagenet or small." }
+    if let problem = ResNetConfiguration.widthProblem(width) { return "--width \(problem)." }
+    guard imageSize > 0 else { return "--image-size must be positive (got \(imageSize))." }
+    let minimum = kind == .imagenet ? 32 : 8
+    guard imageSize >= minimum else { return "--image-size \(imageSize) is too small for the \(stem) stem: use at least \(minimum)." }
+    return nil
+  }
+
+  /// The model a checkpoint holds (its image size when it records one; an imported checkpoint
+  /// does not), or an error naming `source`.
+  public static func recorded(in checkpoint: Checkpoint, source: String) throws -> (model: String, width: Double, stem: String, imageSize: Int?) {
+    let configuration = try ResNetConfiguration(metadata: checkpoint.metadata["model"], source: source)
+    return (configuration.depth.rawValue, configuration.width, configuration.stem.rawValue, (checkpoint.metadata["image_size"] as? NSNumber)?.intValue)
+  }
+
   /// How run.json's options and options.json name the model.
   public var description: String { "\(model) width \(width) stem \(stem) size \(imageSize)" }
 

@@ -3,9 +3,7 @@ import ArgumentParser
 import Data
 import Distributed
 import Foundation
-import NN
 import Support
-import Tensors
 import Training
 
 struct DistributedOptions: ParsableArguments {

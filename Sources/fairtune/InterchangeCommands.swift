@@ -2,8 +2,6 @@
 // checkpoint holds.
 import ArgumentParser
 import Foundation
-import NN
-import Tensors
 import Training
 
 struct ImportCommand: ParsableCommand {
@@ -31,8 +29,8 @@ struct ImportCommand: ParsableCommand {
   var out: String
 
   func validate() throws {
-    guard ResNetDepth(rawValue: model) != nil else {
-      throw ValidationError("--model '\(model)' is not a model: use resnet18, resnet34 or resnet50.")
+    guard ModelSpec.modelNames.contains(model) else {
+      throw ValidationError("--model '\(model)' is not a model: use \(ModelSpec.modelNames.joined(separator: ", ")).")
     }
     guard FileManager.default.fileExists(atPath: safetensors) else {
       throw ValidationError("--safetensors \(safetensors): no such file.")
@@ -40,7 +38,7 @@ struct ImportCommand: ParsableCommand {
   }
 
   func run() throws {
-    let (resnet, assumptions) = try Interchange.importSafeTensors(safetensors, depth: ResNetDepth(rawValue: model)!)
+    let (resnet, assumptions) = try Interchange.importSafeTensors(safetensors, model: model)
     for assumption in assumptions { print("\(safetensors): \(assumption)") }
     try Interchange.modelCheckpoint(resnet, kind: "import", extra: ["source": (safetensors as NSString).lastPathComponent]).write(to: out)
     let c = resnet.configuration

@@ -2,7 +2,6 @@
 import ArgumentParser
 import Data
 import Foundation
-import NN
 import Training
 
 struct ModelOptions: ParsableArguments {
@@ -26,32 +25,17 @@ struct ModelOptions: ParsableArguments {
   var imageSize: Int { imageSizeChoice ?? 64 }
 
   func validate() throws {
-    guard ResNetDepth(rawValue: model) != nil else {
-      throw ValidationError("--model '\(model)' is not a model: use resnet18, resnet34 or resnet50.")
-    }
-    guard Stem(rawValue: stem) != nil else {
-      throw ValidationError("--stem '\(stem)' is not a stem: use imagenet or small.")
-    }
-    if let problem = ResNetConfiguration.widthProblem(width) { throw ValidationError("--width \(problem).") }
-    guard imageSize > 0 else {
-      throw ValidationError("--image-size must be positive (got \(imageSize)).")
-    }
-    let minimum = Stem(rawValue: stem) == .imagenet ? 32 : 8
-    guard imageSize >= minimum else {
-      throw ValidationError("--image-size \(imageSize) is too small for the \(stem) stem: use at least \(minimum).")
-    }
+    if let problem = spec.problem { throw ValidationError(problem) }
   }
 
   /// The values these options give (checked by `validate`).
   var spec: ModelSpec { ModelSpec(model: model, width: width, stem: stem, imageSize: imageSize) }
 
-  func configuration(classes: Int?) -> ResNetConfiguration { spec.configuration(classes: classes) }
-
   /// The options with what was not given taken from the checkpoint that `--from` names: its
   /// model, width and stem, and the image size it was trained at when it records one. An option
   /// given on the command line that contradicts the checkpoint is refused, naming both values.
   func adopting(_ checkpoint: Checkpoint, source: String) throws -> ModelOptions {
-    let recorded = try ResNetConfiguration(metadata: checkpoint.metadata["model"], source: source)
+    let recorded = try ModelSpec.recorded(in: checkpoint, source: source)
     var adopted = self
     func check<Value: Equatable>(_ option: String, _ given: Value?, _ held: Value) throws -> Value {
       if let given, given != held {
@@ -59,10 +43,10 @@ struct ModelOptions: ParsableArguments {
       }
       return held
     }
-    adopted.modelChoice = try check("--model", modelChoice, recorded.depth.rawValue)
+    adopted.modelChoice = try check("--model", modelChoice, recorded.model)
     adopted.widthChoice = try check("--width", widthChoice, recorded.width)
-    adopted.stemChoice = try check("--stem", stemChoice, recorded.stem.rawValue)
-    if let size = checkpoint.imageSize {
+    adopted.stemChoice = try check("--stem", stemChoice, recorded.stem)
+    if let size = recorded.imageSize {
       adopted.imageSizeChoice = try check("--image-size", imageSizeChoice, size)
     }
     try adopted.validate()
@@ -81,10 +65,4 @@ struct ModelOptions: ParsableArguments {
     try adopted.validate()
     return adopted
   }
-}
-
-extension Checkpoint {
-  /// The image size the checkpoint's model was trained at, when it records one (an imported
-  /// checkpoint does not).
-  var imageSize: Int? { (metadata["image_size"] as? NSNumber)?.intValue }
 }

@@ -3,7 +3,7 @@ import ArgumentParser
 import CelebAFormat
 import Data
 import Foundation
-import Tensors
+import Training
 
 struct PackCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -42,7 +42,7 @@ struct PackCommand: ParsableCommand {
   }
 
   func run() throws {
-    Parallel.workers = threads
+    Launch.setThreads(threads)
     let output = try OutputDirectory(URL(fileURLWithPath: out), option: "--out")
     let report = try Packer.pack(
       celebA: URL(fileURLWithPath: celeba), imageSize: imageSize, into: output, skipBadImages: skipBadImages)

@@ -5,9 +5,7 @@ import Data
 import Distributed
 import Experiment
 import Foundation
-import NN
 import Support
-import Tensors
 import Training
 
 struct SweepCommand: ParsableCommand {
@@ -175,7 +173,6 @@ struct SweepCommand: ParsableCommand {
     } catch {
       throw ValidationError("\(error)")
     }
-    let distributed = self.distributed
     job.beforeFirstStep = { launch.injectFaults() }
     let empty: [(strategy: String, reason: String?)]
     do {

@@ -4,7 +4,7 @@ import ArgumentParser
 import CelebAFormat
 import Data
 import Foundation
-import Tensors
+import Training
 
 struct SynthCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -64,21 +64,21 @@ struct SynthCommand: ParsableCommand {
   }
 
   func run() throws {
-    Parallel.workers = threads
+    Launch.setThreads(threads)
     let plan = SynthesisPlan(train: train, validation: val, test: test, imageSize: imageSize, seed: seed)
     let source = try attributes.map { try CelebAAttributes(contentsOf: URL(fileURLWithPath: $0)) }
     let labels = try Synthesizer.labels(plan, from: source)
     let output = try OutputDirectory(URL(fileURLWithPath: out), option: "--out")
-    let start = Clock.now()
+    let start = Date().timeIntervalSince1970
     try Synthesizer.write(plan, labels: labels, into: output) { done in
-      let elapsed = Clock.now() - start
+      let elapsed = Date().timeIntervalSince1970 - start
       if done > 0 {
         FileHandle.standardError.write(
           Data(String(format: "\r%d/%d images, %.0f img/s ", done, plan.count, Double(done) / elapsed).utf8))
       }
     }
     try output.commit()
-    let seconds = Clock.now() - start
+    let seconds = Date().timeIntervalSince1970 - start
     FileHandle.standardError.write(Data("\r".utf8))
     print(
       String(

@@ -7,8 +7,6 @@ import Distributed
 import Experiment
 import Fairness
 import Foundation
-import NN
-import Tensors
 import Training
 
 /// Opens the dataset of a training command's run at `model`'s image size (see
@@ -171,8 +169,7 @@ struct FinetuneCommand: ParsableCommand {
     job.augment = augment
     job.randomBackbone = randomBackbone
     job.bnBalance = bnBalance
-    let model: ResNet
-    do { model = try job.makeModel() } catch { throw ValidationError("\(error)") }
+    let model = try asUsageError { try job.makeModel() }
     let launch: Launch
     let session: TrainingSession
     do {
@@ -232,28 +229,26 @@ struct EvaluateCommand: ParsableCommand {
   }
 
   func run() throws {
-    let launch: Launch
-    let dataset: PackedDataset
-    let resnet: ResNet
+    let launch = try asUsageError { try distributed.launch() }
+    let job = try asUsageError { try EvaluationJob(model: model, data: data, out: out, batch: batch) }
     do {
-      launch = try distributed.launch()
-      dataset = try PackedDataset(path: URL(fileURLWithPath: data))
-      resnet = try Interchange.model(from: try Checkpoint.read(model), source: model)
-      guard resnet.configuration.classes == dataset.attributeCount else {
-        throw ValidationError("--model \(model) has \(resnet.configuration.classes.map(String.init) ?? "no") outputs; \(data) has \(dataset.attributeCount) attributes: evaluate a fine-tuned model.")
-      }
-      try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-    } catch let error as ValidationError {
-      throw error
-    } catch {
-      throw ValidationError("\(error)")
-    }
-    do {
-      let f1 = try FineTuning.scoreSplits(
-        resnet, dataset: dataset, into: out, communicator: launch.communicator, threads: BLAS.threadsPerRank, batch: batch)
+      let f1 = try job.run(on: launch.communicator)
       launch.say(String(format: "validation mean F1 %.4f (thresholds from train); scores in %@", f1, out))
     } catch {
       launch.fail(error)
     }
+  }
+
+}
+
+/// `body`'s value, with any error it throws turned into a usage error (exit status 2, the message
+/// as it is): for what the command line checks before a run starts.
+func asUsageError<T>(_ body: () throws -> T) throws -> T {
+  do {
+    return try body()
+  } catch let error as ValidationError {
+    throw error
+  } catch {
+    throw ValidationError("\(error)")
   }
 }

@@ -3,8 +3,6 @@
 import ArgumentParser
 import CelebAFormat
 import Foundation
-import NN
-import Tensors
 import Training
 
 struct TrainingOptions: ParsableArguments {
