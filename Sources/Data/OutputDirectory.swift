@@ -1,5 +1,7 @@
-// Outputs written whole or not at all: into a temporary sibling, renamed into place at the end.
+// Outputs written whole or not at all: into a temporary sibling, published into place at the
+// end by Support's atomic writer (every file fsynced, one rename, the parent fsynced).
 import Foundation
+import Support
 
 /// A directory being written. Work goes into `temporary` (a hidden sibling of the destination);
 /// `commit()` renames it to the destination, and a directory that is never committed is
@@ -15,13 +17,13 @@ public final class OutputDirectory {
     let manager = FileManager.default
     if manager.fileExists(atPath: self.destination.path) {
       throw OutputError(
-        "\(option) \(self.destination.path) already exists; remove it or choose another directory.")
+        path: self.destination.path, message: "\(option) \(self.destination.path) already exists; remove it or choose another directory.")
     }
     let parent = self.destination.deletingLastPathComponent()
     do {
       try manager.createDirectory(at: parent, withIntermediateDirectories: true)
     } catch {
-      throw OutputError("cannot create \(parent.path) for \(option) (\(error.localizedDescription)).")
+      throw OutputError(path: parent.path, message: "cannot create \(parent.path) for \(option) (\(error.localizedDescription)).")
     }
     temporary = parent.appendingPathComponent(
       ".\(self.destination.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
@@ -29,7 +31,7 @@ public final class OutputDirectory {
     do {
       try manager.createDirectory(at: temporary, withIntermediateDirectories: false)
     } catch {
-      throw OutputError("cannot write in \(parent.path) (\(error.localizedDescription)); check the permissions.")
+      throw OutputError(path: parent.path, message: "cannot write in \(parent.path) (\(error.localizedDescription)); check the permissions.")
     }
   }
 
@@ -62,7 +64,9 @@ public final class OutputDirectory {
     } catch let error as OutputError {
       throw error
     } catch {
-      throw OutputError("cannot write \(name) of \(destination.path) (\(Self.reason(error))); is the disk full, or a file-size limit (ulimit -f) set? Nothing was left under \(destination.lastPathComponent).")
+      throw OutputError(
+        path: destination.path,
+        message: "cannot write \(name) of \(destination.path) (\(Self.reason(error))); is the disk full, or a file-size limit (ulimit -f) set? Nothing was left under \(destination.lastPathComponent).")
     }
   }
 
@@ -78,17 +82,7 @@ public final class OutputDirectory {
   }
 
   public func commit() throws {
-    do {
-      try FileManager.default.moveItem(at: temporary, to: destination)
-      committed = true
-    } catch {
-      throw OutputError("cannot rename \(temporary.path) to \(destination.path) (\(error.localizedDescription)).")
-    }
+    try AtomicFile.publishFolder(temporary.path, as: destination.path)
+    committed = true
   }
-}
-
-/// A problem writing an output, with what to do about it.
-public struct OutputError: Error, CustomStringConvertible {
-  public let description: String
-  public init(_ description: String) { self.description = description }
 }

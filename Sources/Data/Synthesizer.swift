@@ -1,6 +1,7 @@
 // `fairtune synth`: a synthetic dataset in CelebA's published layout, labels and faces.
 import CelebAFormat
 import Foundation
+import Support
 import Tensors
 
 /// What to write: image counts per split, the image side, the seed, and optionally label rows
@@ -75,7 +76,7 @@ public enum Synthesizer {
     do {
       try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
     } catch {
-      throw OutputError("cannot create \(folder.path) (\(error.localizedDescription)).")
+      throw OutputError(path: folder.path, message: "cannot create \(folder.path) (\(error.localizedDescription)).")
     }
     let failure = FirstError()
     Parallel.forEachChunk(plan.count, grain: 8) { chunk, range in
@@ -88,7 +89,7 @@ public enum Synthesizer {
           let bytes = try encoder.encode(face, quality: quality)
           try Data(bytes).write(to: folder.appendingPathComponent(imageName(image)))
         } catch {
-          failure.record(OutputError("cannot write image \(imageName(image)) of \(output.destination.path) (\(OutputDirectory.reason(error))); is the disk full, or a file-size limit (ulimit -f) set?"))
+          failure.record(OutputError(path: output.destination.path, message: "cannot write image \(imageName(image)) of \(output.destination.path) (\(OutputDirectory.reason(error))); is the disk full, or a file-size limit (ulimit -f) set?"))
         }
         if chunk == 0 && (image - range.lowerBound) % 256 == 0 {
           progress((image - range.lowerBound) * Parallel.chunkCount(plan.count, grain: 8))

@@ -387,16 +387,17 @@ public final class BatchNorm2d {
   /// With `sums` (`gradientSums(join:)`, observed while dy was made), the sums over dy come
   /// from them instead of a pass of their own.
   public func backward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil) -> FeatureMap? {
-    guard prepareBackward(dy, join: join, sums: sums), let x = input else { return nil }
+    guard let prepared = prepareBackward(dy, join: join, sums: sums), let x = input else { return nil }
     let dx = gradientBuffer.pointer(count: x.count)
-    Parallel.forEach(x.pixels, grain: 64) { range in self.inputGradient(rows: range, into: dx + range.lowerBound * channels) }
+    Parallel.forEach(x.pixels, grain: 64) { range in prepared.inputGradient(rows: range, into: dx + range.lowerBound * channels) }
     return x.with(data: dx)
   }
 
   /// Backward's first half: the sums over dy (observed, or a pass of their own), dgamma and
-  /// dbeta, and the coefficients of dx. Returns whether dx is wanted; it is then made, a part
-  /// of the rows at a time and in any order, by `inputGradient(rows:into:)`.
-  public func prepareBackward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil) -> Bool {
+  /// dbeta, and the coefficients of dx. Returns, when dx is wanted, what makes it (a part of the
+  /// rows at a time and in any order: `PreparedInputGradient.inputGradient(rows:into:)`), valid
+  /// until this layer's next forward or backward.
+  public func prepareBackward(_ dy: UnsafePointer<Float>, join: JoinGradient? = nil, sums: ChannelSums? = nil) -> PreparedInputGradient? {
     guard let x = input else { preconditionFailure("backward before forward") }
     precondition(join == nil || !appliesReLU, "a BatchNorm with its own ReLU does not also mask by a join")
     let c = channels
@@ -409,7 +410,7 @@ public final class BatchNorm2d {
     gradientSumsWereObserved = sums?.join == join && usable(sums, .gradient, rows: rows)
     if !gradientSumsWereObserved { reduceColumns(dy, times: x.data, mask: gradientMask(join), rows: rows) }
     // From here on dy is the masked gradient.
-    outputGradient = join.map { UnsafePointer($0.masked) } ?? dy
+    let masked = join.map { UnsafePointer($0.masked) } ?? dy
     if localGradientSums.count != 2 * c { localGradientSums = [Double](repeating: 0, count: 2 * c) }
     for ch in 0..<c {
       localGradientSums[ch] = totals[ch]
@@ -421,7 +422,7 @@ public final class BatchNorm2d {
     if bias.requiresGradient {
       for ch in 0..<c { bias.gradient[ch] += Float(localGradientSums[ch]) }
     }
-    guard computesInputGradient else { return false }
+    guard computesInputGradient else { return nil }
 
     // dx = a * dy + b * x + d per channel (dy masked by the ReLU).
     let a = coefficients.tensor!.data + 2 * c
@@ -446,18 +447,27 @@ public final class BatchNorm2d {
         d[ch] = 0
       }
     }
-    return true
+    return PreparedInputGradient(
+      dy: masked, x: x.data, channels: c, coefficients: UnsafePointer(coefficients.tensor!.data), appliesReLU: appliesReLU)
   }
+}
 
-  /// The (masked) output gradient of the last `prepareBackward`.
-  private var outputGradient: UnsafePointer<Float>?
+/// dx of a BatchNorm, as its backward's first half left it: dy (masked by the join's ReLU), x,
+/// and the coefficients of dx = a * dy + b * x + d per channel (with the layer's own ReLU, the
+/// scale and shift that decide its mask).
+public struct PreparedInputGradient {
+  let dy: UnsafePointer<Float>
+  let x: UnsafePointer<Float>
+  let channels: Int
+  /// scale, shift, a, b, d: `channels` each.
+  let coefficients: UnsafePointer<Float>
+  let appliesReLU: Bool
 
-  /// dx of `rows` (after `prepareBackward` returned true), written from `dx` on (row
-  /// `rows.lowerBound` at `dx`). Rows may be made in any order, from any worker.
+  /// dx of `rows`, written from `dx` on (row `rows.lowerBound` at `dx`). Rows may be made in any
+  /// order, from any worker.
   public func inputGradient(rows: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
-    guard let x = input, let dy = outputGradient else { preconditionFailure("inputGradient before prepareBackward") }
     let c = channels
-    let scale = UnsafePointer(coefficients.tensor!.data)
+    let scale = coefficients
     let a = scale + 2 * c
     let b = a + c
     let d = b + c
@@ -466,7 +476,7 @@ public final class BatchNorm2d {
     let relu = appliesReLU ? (scale: scale, shift: scale + c) : nil
     for r in rows {
       let pdy = dy + r * c
-      let px = x.data + r * c
+      let px = x + r * c
       let pdx = dx + (r - rows.lowerBound) * c
       if let (sc, sh) = relu {
         for ch in 0..<c {

@@ -128,8 +128,8 @@ func backwardThrough(
   addingTo target: UnsafeMutablePointer<Float>? = nil, observer: ProductObserver? = nil
 ) -> FeatureMap? {
   if conv.consumesGradientInParts {
-    guard Profiler.time(.batchnorm, { bn.prepareBackward(dy, join: join, sums: sums) }) else { return nil }
-    return Profiler.time(.convolution) { conv.backward(.parts(bn.inputGradient), addingTo: target, observer: observer) }
+    guard let prepared = Profiler.time(.batchnorm, { bn.prepareBackward(dy, join: join, sums: sums) }) else { return nil }
+    return Profiler.time(.convolution) { conv.backward(.parts(prepared.inputGradient), addingTo: target, observer: observer) }
   }
   guard let d = Profiler.time(.batchnorm, { bn.backward(dy, join: join, sums: sums) }) else { return nil }
   return Profiler.time(.convolution) { conv.backward(.whole(d.data), addingTo: target, observer: observer) }

@@ -2,14 +2,6 @@
 import Foundation
 import Support
 
-/// A failure to write the outputs, naming the path and the cause.
-public struct OutputError: Error, CustomStringConvertible {
-  public let path: String
-  public let reason: String
-
-  public var description: String { "cannot write \(path): \(reason)" }
-}
-
 public enum OutputFiles {
   /// Writes every file under `directory` (created if needed) as one set (`AtomicFile`): every
   /// new file is complete before the first is renamed into place, and if any write fails no
@@ -22,10 +14,6 @@ public enum OutputFiles {
       throw OutputError(
         path: directory.path, reason: "\(error.localizedDescription); check that the parent directory is writable.")
     }
-    do {
-      try AtomicFile.write(files.map { (directory.appendingPathComponent($0.name).path, $0.contents) })
-    } catch let error as AtomicFileError {
-      throw OutputError(path: error.path, reason: error.reason)
-    }
+    try AtomicFile.write(files.map { (directory.appendingPathComponent($0.name).path, $0.contents) })
   }
 }

@@ -1,6 +1,7 @@
-// The one way fairtune replaces a file: write a temporary file in the same folder, fsync it,
-// rename it over the target, fsync the folder. Until the rename the old file is untouched, and the
-// rename is atomic, so a crash or a kill at any moment leaves either the old file or the new one.
+// The one way fairtune publishes a file or a folder: write a temporary one in the same folder,
+// fsync it (every file of a folder, and the folder), rename it into place, fsync the parent. Until
+// the rename the old file (or no folder) is there, and the rename is atomic, so a crash or a kill
+// at any moment leaves either the old file or the new one, and a folder whole or not at all.
 import Foundation
 
 #if canImport(Glibc)
@@ -9,17 +10,24 @@ import Foundation
   import Darwin
 #endif
 
-/// A file that could not be written, naming it and the cause.
-public struct AtomicFileError: Error, CustomStringConvertible, Sendable {
+/// An output that could not be written, naming it and the cause (and what to do about it).
+public struct OutputError: Error, CustomStringConvertible, Sendable {
   public let path: String
   public let reason: String
+  public let description: String
 
   public init(path: String, reason: String) {
     self.path = path
     self.reason = reason
+    description = "cannot write \(path): \(reason)"
   }
 
-  public var description: String { "cannot write \(path): \(reason)" }
+  /// An error about `path` in words of its own (an option that names an existing folder, say).
+  public init(path: String, message: String) {
+    self.path = path
+    reason = message
+    description = message
+  }
 }
 
 public enum AtomicFile {
@@ -35,7 +43,7 @@ public enum AtomicFile {
     do {
       data = try Data(contentsOf: URL(fileURLWithPath: source))
     } catch {
-      throw AtomicFileError(path: path, reason: "cannot read \(source) (\(error.localizedDescription))")
+      throw OutputError(path: path, reason: "cannot read \(source) (\(error.localizedDescription))")
     }
     try write(data, to: path)
   }
@@ -60,6 +68,34 @@ public enum AtomicFile {
     return url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).partial-\(getpid())"
   }
 
+  /// Publishes the folder written at `temporary` (a sibling of `destination`, so on the same file
+  /// system) as `destination`, which must not exist: every file and folder in it fsynced, one
+  /// rename, the parent fsynced.
+  public static func publishFolder(_ temporary: String, as destination: String) throws {
+    var entries: [String] = []
+    if let walk = FileManager.default.enumerator(atPath: temporary) {
+      while let relative = walk.nextObject() as? String { entries.append(temporary + "/" + relative) }
+    }
+    for entry in entries + [temporary] {
+      let fd = open(entry, O_RDONLY | O_CLOEXEC)
+      guard fd >= 0 else { throw OutputError(path: destination, reason: "cannot open \(entry) to sync it: \(errorText())") }
+      let synced = fsync(fd) == 0
+      let reason = errorText()
+      close(fd)
+      guard synced else { throw OutputError(path: destination, reason: "cannot sync \(entry): \(reason)") }
+    }
+    guard rename(temporary, destination) == 0 else { throw OutputError(path: destination, reason: errorText()) }
+    syncFolder(URL(fileURLWithPath: destination).deletingLastPathComponent().path)
+  }
+
+  private static func syncFolder(_ folder: String) {
+    let fd = open(folder, O_RDONLY | O_CLOEXEC)
+    if fd >= 0 {
+      fsync(fd)
+      close(fd)
+    }
+  }
+
   struct Staged {
     var temporary: String
     var path: String
@@ -71,7 +107,7 @@ public enum AtomicFile {
   static func stage(_ bytes: some ContiguousBytes, for path: String) throws -> Staged {
     let temporary = temporaryName(for: path)
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw AtomicFileError(path: path, reason: errorText() + "; check that its folder exists and is writable") }
+    guard fd >= 0 else { throw OutputError(path: path, reason: errorText() + "; check that its folder exists and is writable") }
     var failure: String?
     bytes.withUnsafeBytes { buffer in
       var offset = 0
@@ -89,7 +125,7 @@ public enum AtomicFile {
     close(fd)
     if let failure {
       unlink(temporary)
-      throw AtomicFileError(path: path, reason: failure)
+      throw OutputError(path: path, reason: failure)
     }
     return Staged(temporary: temporary, path: path)
   }
@@ -101,16 +137,10 @@ public enum AtomicFile {
       guard rename(file.temporary, file.path) == 0 else {
         let reason = errorText()
         for later in staged[index...] { unlink(later.temporary) }
-        throw AtomicFileError(path: file.path, reason: reason)
+        throw OutputError(path: file.path, reason: reason)
       }
       folders.insert(URL(fileURLWithPath: file.path).deletingLastPathComponent().path)
     }
-    for folder in folders {
-      let fd = open(folder, O_RDONLY | O_CLOEXEC)
-      if fd >= 0 {
-        fsync(fd)
-        close(fd)
-      }
-    }
+    for folder in folders { syncFolder(folder) }
   }
 }

@@ -188,7 +188,7 @@ public struct SafeTensors {
     for t in tensors { out.append(t.bytes) }
     do {
       try AtomicFile.write(out, to: path)
-    } catch let error as AtomicFileError {
+    } catch let error as OutputError {
       throw SafeTensorsError.unwritable(path: path, reason: error.reason)
     }
   }

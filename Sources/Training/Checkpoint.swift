@@ -112,7 +112,7 @@ public struct Checkpoint {
   public func write(to path: String, level: Int32 = 3) throws {
     do {
       try AtomicFile.write(try encoded(level: level), to: path)
-    } catch let error as AtomicFileError {
+    } catch let error as OutputError {
       throw CheckpointError.unwritable(path: path, reason: error.reason)
     }
   }

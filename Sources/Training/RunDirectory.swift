@@ -81,7 +81,7 @@ public final class RunDirectory {
   public func writeAtomically(_ data: Data, to file: String) throws {
     do {
       try AtomicFile.write(data, to: file)
-    } catch let error as AtomicFileError {
+    } catch let error as OutputError {
       throw RunError.unwritable(path: file, reason: error.reason)
     }
   }

@@ -1,5 +1,6 @@
-// The atomic file writer: a writer killed mid-way leaves the old file whole, a failed set
-// replaces nothing, and errors name the file.
+// The atomic file writer: a writer killed mid-way leaves the old file whole, a folder publisher
+// killed mid-way leaves only whole folders under their final names, a failed set replaces
+// nothing, and errors name the file.
 import Foundation
 import Support
 import XCTest
@@ -69,6 +70,68 @@ final class AtomicFileTests: XCTestCase {
     }
     print("atomic writer: \(killedMidWrite) of 4 kills came while a new file was being written")
     XCTAssertGreaterThan(killedMidWrite, 0, "no kill came while a new file was being written")
+  }
+
+  /// Files of each folder the folder helper publishes, and their size.
+  static let folderFiles = 6
+  static let folderFileSize = 2 << 20
+
+  /// Not a test on its own: run by `testAFolderPublisherKilledMidwayLeavesWholeFolders` in a
+  /// child process (FAIRTUNE_FOLDER_HELPER names the parent), it publishes folder after folder,
+  /// each of `folderFiles` files whose bytes are all the folder's generation, until it is killed.
+  func testHelperPublishesFoldersUntilKilled() throws {
+    guard let parent = ProcessInfo.processInfo.environment["FAIRTUNE_FOLDER_HELPER"] else { return }
+    var generation = 1
+    while true {
+      let temporary = parent + "/.out-\(generation).partial-\(getpid())"
+      try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+      for file in 0..<Self.folderFiles {
+        try Data(repeating: UInt8(generation % 251), count: Self.folderFileSize).write(to: URL(fileURLWithPath: temporary + "/part-\(file)"))
+      }
+      try AtomicFile.publishFolder(temporary, as: parent + "/out-\(generation)")
+      generation += 1
+    }
+  }
+
+  func testAFolderPublisherKilledMidwayLeavesWholeFolders() throws {
+    var published = 0
+    var partial = 0
+    for round in 0..<4 {
+      let parent = folder.appendingPathComponent("round-\(round)").path
+      try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+      let child = Process()
+      child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+      child.arguments = ["SupportTests.AtomicFileTests/testHelperPublishesFoldersUntilKilled"]
+      child.environment = ProcessInfo.processInfo.environment.merging(["FAIRTUNE_FOLDER_HELPER": parent]) { $1 }
+      child.standardOutput = FileHandle.nullDevice
+      child.standardError = FileHandle.nullDevice
+      try child.run()
+      // Let it publish a folder or two, then kill it without warning at a moment that varies.
+      let deadline = Date().addingTimeInterval(30)
+      while (try FileManager.default.contentsOfDirectory(atPath: parent)).filter({ $0.hasPrefix("out-") }).isEmpty && Date() < deadline {
+        usleep(500)
+      }
+      usleep(UInt32(round) * 11_000)
+      kill(child.processIdentifier, SIGKILL)
+      child.waitUntilExit()
+      for name in try FileManager.default.contentsOfDirectory(atPath: parent) {
+        guard name.hasPrefix("out-"), let generation = Int(name.dropFirst(4)) else {
+          partial += 1  // the folder being written when the kill came: never under its final name
+          continue
+        }
+        published += 1
+        let files = try FileManager.default.contentsOfDirectory(atPath: parent + "/" + name).sorted()
+        XCTAssertEqual(files, (0..<Self.folderFiles).map { "part-\($0)" }.sorted(), "round \(round): \(name) is missing files")
+        for file in files {
+          let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: parent + "/" + name + "/" + file)))
+          XCTAssertEqual(bytes.count, Self.folderFileSize, "round \(round): \(name)/\(file) is short")
+          XCTAssertTrue(bytes.allSatisfy { $0 == UInt8(generation % 251) }, "round \(round): \(name)/\(file) holds another generation")
+        }
+      }
+    }
+    print("folder publisher: \(published) folders published whole; \(partial) kills came while a folder was being written")
+    XCTAssertGreaterThan(published, 0, "the helper published no folder")
+    XCTAssertGreaterThan(partial, 0, "no kill came while a folder was being written")
   }
 
   func testASetIsReplacedWholeOrNotAtAll() throws {
