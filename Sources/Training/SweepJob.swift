@@ -58,8 +58,10 @@ public struct SweepJob {
   /// pretrained checkpoint, the batch against the data and the groups.
   public func checkWhatTrialsShare(dataset: PackedDataset, ranks: Int) throws {
     if let pretrained { _ = try FineTuning.model(model, pretrained: pretrained, seed: plan.seed) }
-    if strategies.contains(.supervised) { _ = try FineTuning.model(model, pretrained: nil, seed: plan.seed) }
-    if strategies.contains(.bnRecal), let bnBalance { _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset) }
+    if strategies.contains(where: { !$0.startsFromPretrainedBackbone }) { _ = try FineTuning.model(model, pretrained: nil, seed: plan.seed) }
+    if strategies.contains(where: { $0.setupPass == .recalibration }), let bnBalance {
+      _ = try BatchNormRecalibration.balance(bnBalance, dataset: dataset)
+    }
     guard batch <= dataset.train.count else {
       throw RunSettingsError(description: "--batch \(batch) is larger than the \(dataset.train.count) train images of \(data).")
     }
