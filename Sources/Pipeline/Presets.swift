@@ -28,7 +28,10 @@ public enum Preset: String, CaseIterable, Sendable {
       return PresetSettings(
         train: 162_770, val: 19_867, test: 19_962, synthSize: 64, imageSize: 64, model: "resnet50", width: 1, stem: "imagenet",
         pretrainEpochs: 100, pretrainBatch: 512, trials: 20, maxEpochs: 20, batch: 256, seeds: 3, bootstrap: 1000, thresholdImages: 4000,
-        monitorImages: 2048)
+        monitorImages: 2048,
+        // SimCLR's own recipe, the paper's: crops of 8-100% of the image and Gaussian blur (the
+        // colour jitter, strength 0.8 with p 0.8, and grayscale with p 0.2, are every preset's).
+        minCropScale: 0.08, blur: true)
     }
   }
 }
@@ -43,12 +46,26 @@ public struct PresetSettings: Sendable {
   /// Train images of the pretraining monitor's kNN bank (half as many val images are classified).
   public var monitorImages: Int
   /// SimCLR's settings that the recipe ablation (docs/pretraining.md) changed: the smallest
-  /// crop, the temperature, the learning rate per 256 images.
+  /// crop, blur, the temperature, the learning rate per 256 images.
   public var minCropScale = 0.7
+  public var blur = false
   public var temperature = 0.1
   public var pretrainLearningRate = 0.3
 
   public var modelSpec: ModelSpec { ModelSpec(model: model, width: width, stem: stem, imageSize: imageSize) }
+
+  /// What of the pretraining augmentation differs between presets, and whether it is SimCLR's.
+  public var crops: String {
+    let own = "crops of \(Int((minCropScale * 100).rounded()))-100%, \(blur ? "blur" : "no blur")"
+    return own + (minCropScale == 0.08 && blur ? " (SimCLR's recipe, the paper's)" : " (milder than SimCLR's 8-100% with blur)")
+  }
+
+  /// The pretraining augmentation in words, and how it departs from SimCLR's (the paper's).
+  public var recipe: String {
+    let own = "colour jitter of strength 0.8 with p 0.8, grayscale with p 0.2, crops of \(Int((minCropScale * 100).rounded()))-100% of the image, \(blur ? "Gaussian blur with p 0.5" : "no blur")"
+    if minCropScale == 0.08 && blur { return "SimCLR's recipe, as in the paper: " + own }
+    return own + ": milder than SimCLR's recipe (the paper's), which crops 8-100% of the image and blurs with p 0.5"
+  }
 
   /// Steps each strategy runs in the epoch-times stage (or an epoch, when that is fewer).
   public static let timedSteps = 12

@@ -229,6 +229,7 @@ public final class ReproduceJob {
     var job = PretrainJob(spec: spec, model: s.modelSpec)
     job.monitorImages = s.monitorImages
     job.minimumCropScale = s.minCropScale
+    job.blur = s.blur
     job.temperature = s.temperature
     try job.run(in: try launch.session(try dataset(), spec: spec, defining: job.defining, parallel: parallel))
   }
@@ -350,6 +351,7 @@ public final class ReproduceJob {
     report.epochTimes = epochTimes
     report.seedRuns = try seedRuns().map(\.directory) + balanced.dropFirst()
     report.probe = best[.frozen] == nil ? nil : probe
+    report.preface = "Preset \(preset.rawValue). SimCLR pretraining: \(settings.recipe)."
     for line in try report.run() { launch.say(line) }
   }
 }

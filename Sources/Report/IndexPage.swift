@@ -7,7 +7,8 @@ public enum IndexPage {
   /// well-formed XHTML so that it also parses as XML.
   static func html(
     title: String, figure: String, models: [ModelResult], timing: [(label: String, record: RunRecord)], files: [String],
-    sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil, epochTimes: EpochTimes? = nil
+    sections: [ReportSection] = [], heatMap: (svg: String, caption: String)? = nil, epochTimes: EpochTimes? = nil,
+    preface: String? = nil
   ) -> String {
     // timing.md below its own title, which the page's heading replaces.
     let timingText = TimingTable.markdown(timing, epochTimes: epochTimes).split(separator: "\n", omittingEmptySubsequences: false)
@@ -42,6 +43,7 @@ public enum IndexPage {
       </head>
       <body>
       <h1>\(escapedXML(title))</h1>
+      \(preface.map { "<p>\(MarkdownHTML.inline($0))</p>" } ?? "")
       <p>Fairness of fine-tuning strategies: for each attribute c, the F1 gap is the mean over the tasks t of its used pairs (both subgroups with enough positives of t) of
       |F1(t|c) - F1(t|-c)| (lower is fairer) and the worst-group F1 the mean of min(F1(t|c), F1(t|-c)) (higher is
       better); rho(c) = min(N(c), N(-c)) / N on the test split; all is the median over c.\(Table1.intervalNote(models).map { " " + escapedXML($0) } ?? "")</p>

@@ -127,7 +127,7 @@ public enum ReportBuilder {
   /// HeatMap.defaultModel).
   public static func files(
     _ runs: [EvaluatedRun], baselines: [Baseline] = [], sections: [ReportSection] = [], heatMapModel: Int? = nil,
-    epochTimes: EpochTimes? = nil
+    epochTimes: EpochTimes? = nil, preface: String? = nil
   ) -> [(name: String, contents: Data)] {
     let results = runs.map(\.result) + baselines.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
@@ -148,7 +148,7 @@ public enum ReportBuilder {
     if let heatMap { files.append(("heatmap.svg", heatMap.svg)) }
     let index = IndexPage.html(
       title: "fairtune report: \(runs.count) model\(runs.count == 1 ? "" : "s")", figure: figure, models: results,
-      timing: timing, files: files.map(\.name), sections: sections, heatMap: heatMap, epochTimes: epochTimes)
+      timing: timing, files: files.map(\.name), sections: sections, heatMap: heatMap, epochTimes: epochTimes, preface: preface)
     files.append(("index.html", index))
     return files.map { ($0.name, Data($0.contents.utf8)) }
   }

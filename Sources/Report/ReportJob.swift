@@ -32,6 +32,9 @@ public struct ReportJob {
   public var findings = false
   public var bootstrap = BootstrapOptions(resamples: 0, seed: 0)
   public var minimumSupport = PairSelection.defaultMinimum
+  /// A paragraph that opens the report and its findings (reproduce: the pretraining recipe
+  /// and how it departs from the paper's).
+  public var preface: String?
 
   public init(runs: [String], out: String) {
     self.runs = runs
@@ -68,18 +71,24 @@ public struct ReportJob {
     if findings {
       let text = Findings.markdown(
         main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: bootstrap, epochTimes: perEpoch)
-      sections.append(ReportSection(title: "Findings", file: "findings.md", contents: text))
+      sections.append(ReportSection(title: "Findings", file: "findings.md", contents: preface.map { Self.inserting($0, afterTitleOf: text) } ?? text))
     }
     for path in include {
       guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ReportInputError(description: "--include \(path): cannot read it.") }
       let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
       sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
     }
-    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections, epochTimes: perEpoch)
+    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections, epochTimes: perEpoch, preface: preface)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
     let summaries = evaluated.map { ($0.label, $0.evaluation.model.summary) } + baselines.map { ($0.label, $0.evaluation.model.summary) }
     return summaries.map { label, summary in
       String(format: "%@: test mean F1 %.3f, all gap %.3f, worst %.3f", label, summary.meanF1, summary.allGap ?? .nan, summary.allWorst ?? .nan)
     } + ["wrote \(files.map { "\(out)/\($0.name)" }.joined(separator: ", "))"]
+  }
+
+  /// `paragraph` after the first line of `markdown` when that is a title, else before it.
+  static func inserting(_ paragraph: String, afterTitleOf markdown: String) -> String {
+    guard markdown.hasPrefix("# "), let end = markdown.firstIndex(of: "\n") else { return paragraph + "\n\n" + markdown }
+    return String(markdown[..<end]) + "\n\n" + paragraph + "\n" + markdown[end...]
   }
 }

@@ -22,9 +22,15 @@ struct ReproduceCommand: ParsableCommand {
                 at batch 512, 20 trials of at most 20 epochs per model with
                 ASHA, 3 seeds: a cluster job.
 
-      Every preset pretrains SimCLR with crops that keep at least 70% of the image (the recipe
-      ablation of docs/pretraining.md; SimCLR's 0.08 loses the small attributes of the faces), and
-      watches the backbone with the kNN monitor (pretrain --monitor-images).
+      Every preset pretrains with SimCLR's colour jitter (0.8, p 0.8) and grayscale (p 0.2):
+        paper   \(Preset.paper.settings.crops)
+        small   \(Preset.small.settings.crops)
+        tiny    \(Preset.tiny.settings.crops)
+
+      The milder crops of small and tiny come from the recipe ablation of docs/pretraining.md
+      (SimCLR's 0.08 loses the small attributes of the synthetic faces); the report's first
+      paragraph names the recipe a run used. Every preset watches the backbone with the kNN
+      monitor (pretrain --monitor-images).
 
       Stages, in order, each writing into OUT:
       \(ReproduceStage.summary)
