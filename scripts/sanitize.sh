@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 filter=()
 if [ "${1:-}" = --concurrency ]; then
-  filter=(--filter 'LoaderTests|TrainerTests|LocalTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests|CheckpointTests|FeatureCacheTests|InProcessCollectiveTests|InProcessDataParallelTests|InProcessSweepTests')
+  filter=(--filter 'LoaderTests|TrainerTests|SamplerTests|ReducerTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests|CheckpointTests|FeatureCacheTests|InProcessCollectiveTests|InProcessDataParallelTests|InProcessSweepTests')
   shift
 fi
 [ $# -gt 0 ] || { echo "usage: scripts/sanitize.sh [--concurrency] address|thread ..." >&2; exit 2; }
