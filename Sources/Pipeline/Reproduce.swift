@@ -256,7 +256,7 @@ public final class ReproduceJob {
     guard launch.isRoot else { return }
     let budget = "Every strategy and supervised drew \(s.trials) trials from the same search space (`fairtune sweep --help`; docs/search.md) at batch \(s.batch), each of at most \(s.maxEpochs) epoch\(s.maxEpochs == 1 ? "" : "s")"
       + (asha == nil ? "." : "; ASHA (eta 3, rungs from the first epoch) stopped the trials that fell behind those of their strategy at a rung, and a stopped trial keeps its metric.")
-      + " The paper's equivalent compute budget: no strategy gets more trials or epochs than another. frozen solves its head to convergence, so its draws differ only in weight decay. The metric is the validation mean F1 with thresholds from train."
+      + " The paper's equivalent compute budget: no strategy gets more trials or epochs than another. Every strategy's head trains by its draw, frozen's and bn-recal's on their feature table. The metric is the validation mean F1 with thresholds from train."
     let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
     try FileManager.default.createDirectory(atPath: analysis, withIntermediateDirectories: true)
     try AtomicFile.write(Array(journal.summary(strategies: strategies.map(\.rawValue), budget: budget).utf8), to: search)

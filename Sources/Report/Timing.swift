@@ -9,18 +9,23 @@ import Foundation
 /// settings, a few steps each (see `fairtune reproduce`'s epoch-times stage).
 public struct EpochTimes: Sendable, Equatable {
   public var seconds: [Strategy: Double]
-  /// How each figure was made, for frozen and bn-recal (whose head is solved, not stepped).
+  /// How each figure was made, for frozen and bn-recal (whose epochs run on a feature table).
   public static let frozenNote =
-    "frozen and bn-recal have no epochs of their own: their figure is their whole training, one forward pass of every image for the feature table and the solve of the head (and for bn-recal its pass over the train images before)"
+    "frozen's and bn-recal's epochs run the head on a feature table made once: their figure is an epoch of head steps plus that table's forward pass over every image (and for bn-recal its pass over the train images before)"
 
   public init(seconds: [Strategy: Double]) {
     self.seconds = seconds
   }
 
   /// The seconds per epoch of a run of `steps` measured steps: the median step time (the first
-  /// step left out, as warm-up) times `stepsPerEpoch`; for frozen and bn-recal, the whole training time.
+  /// step left out, as warm-up) times `stepsPerEpoch`; for a strategy with a fixed backbone, plus
+  /// the passes it makes once (its feature table, and bn-recal's pass), from run.json.
   public static func perEpoch(run: URL, strategy: Strategy, stepsPerEpoch: Int) throws -> Double {
-    if strategy.hasFixedBackbone { return try RunRecord(directory: run).trainingSeconds }
+    var once = 0.0
+    if strategy.hasFixedBackbone {
+      let file = try RunFile.decode(Data(contentsOf: run.appendingPathComponent("run.json")))
+      once = (file.featureTable?.seconds ?? 0) + (file.recalibration?.seconds ?? 0)
+    }
     let metrics = run.appendingPathComponent("metrics.jsonl")
     let text = try String(contentsOf: metrics, encoding: .utf8)
     let steps = text.split(separator: "\n").compactMap { line -> Double? in
@@ -30,7 +35,7 @@ public struct EpochTimes: Sendable, Equatable {
     guard let median = median(steps) else {
       throw InputError(file: metrics.path, line: nil, "has no timed step after the first; measure at least two steps.")
     }
-    return median * Double(stepsPerEpoch)
+    return median * Double(stepsPerEpoch) + once
   }
 
   /// epoch-times.json: {"strategy": seconds per epoch, ...}.
@@ -76,7 +81,7 @@ public enum TimingTable {
         ] + (mixed ? [run.record.precision] : [])
       })
     var text = "# Training time\n\n" + table.markdown + "\n## Ratios of the selected models' whole training\n\n"
-    text += "Each model's time is its own trial's: the epochs the search drew as much as the work per epoch.\n\n"
+    text += "Each model's time is its own trial's: the epochs the search drew as much as the work per epoch. It counts everything the run used: its steps, and for frozen and bn-recal the feature table's pass over every image and bn-recal's pass over the train images, whether this run made them or an earlier trial did.\n\n"
     for ratio in ratios {
       let name = "\(ratio.numerator.rawValue) / \(ratio.denominator.rawValue)"
       let numerator = runs.first { $0.record.strategy == ratio.numerator }?.record.trainingSeconds

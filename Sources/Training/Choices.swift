@@ -34,3 +34,13 @@ public enum BatchNormMode: String, CaseIterable, Sendable {
   /// Per rank, as plain DDP does.
   case local
 }
+
+/// How a fine-tuning run's head is fit.
+public enum HeadFit: String, CaseIterable, Sendable {
+  /// By the run's optimizer, step by step, as every other parameter (the paper's protocol: the
+  /// same random search over optimizer, rate, schedule, weight decay and epochs for every strategy).
+  case trained
+  /// Solved to convergence by L-BFGS on the feature table (40 logistic regressions with L2 weight
+  /// decay): for a backbone that computes a fixed function, what the head can be at best.
+  case converged
+}

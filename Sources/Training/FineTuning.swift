@@ -92,7 +92,7 @@ public enum FineTuning {
     validation: Double? = nil
   ) throws -> (f1: Double, seconds: Double) {
     let run = session.run
-    // A feature table made for this run, and a recalibration pass, are part of its training time.
+    // The run's feature table and recalibration pass (made for it or shared) are part of its training time.
     var seconds = (trainer?.trainingSeconds ?? 0) + tableSeconds + (recalibration?.seconds ?? 0)
     if trainer == nil {
       let final = try Checkpoint.read(run.finalCheckpoint)
@@ -178,6 +178,8 @@ public struct FineTuneJob {
   public var bnBalance: String?
   /// bn-recal: the seed of the pass's image order (nil: the run's seed).
   public var recalibrationSeed: UInt64?
+  /// How the head is fit; `.converged` needs a feature table (a fixed backbone on plain images).
+  public var head = HeadFit.trained
 
   public init(strategy: Strategy, spec: TrainingSpec, model: ModelSpec, pretrained: PretrainedBackbone?) {
     self.strategy = strategy
@@ -197,6 +199,7 @@ public struct FineTuneJob {
     if randomBackbone { defining["random_backbone"] = "true" }
     if let bnBalance { defining["bn_balance"] = bnBalance }
     if let recalibrationSeed { defining["recalibration_seed"] = "\(recalibrationSeed)" }
+    if head != .trained { defining["head"] = head.rawValue }
     return defining
   }
 
@@ -218,17 +221,19 @@ public struct FineTuneJob {
       session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
         100 * Double(counts.parameters) / Double(total), counts.buffers))
     }
-    var ownPass: BatchNormRecalibration.Result?
+    // The setup pass this run used, made here or by an earlier trial: its time is the run's either way.
+    var pass: BatchNormRecalibration.Result?
     switch strategy.setupPass {
     case .recalibration?:
       if let shared = trial?.tables.recalibrated {
-        BatchNormRecalibration.Finished.apply(shared, to: network.batchNorms)
-        session.say("bn-recal: the statistics of an earlier trial's pass are reused")
+        BatchNormRecalibration.Finished.apply(shared.statistics, to: network.batchNorms)
+        pass = shared.pass
+        session.say(String(format: "bn-recal: the statistics of an earlier trial's pass are reused (its %.1f s count in this trial's time)", shared.pass.seconds))
       } else if let result = try FineTuning.recalibrate(
         network, balance: bnBalance, batch: spec.batch, seed: recalibrationSeed ?? spec.seed, session: session)
       {
-        ownPass = result
-        trial?.tables.recalibrated = BatchNormRecalibration.Finished.statistics(of: network.batchNorms)
+        pass = result
+        trial?.tables.recalibrated = (BatchNormRecalibration.Finished.statistics(of: network.batchNorms), result)
       }
     case nil:
       break
@@ -236,6 +241,9 @@ public struct FineTuneJob {
     let reused = trial?.tables.features[strategy]
     let cache = try FineTuning.featureCache(network, strategy: strategy, augmented: augment, session: session, reuse: reused)
     if let cache { trial?.tables.features[strategy] = cache }
+    if head == .converged && cache == nil {
+      throw RunSettingsError(description: "--head converged solves the head on a feature table: it needs a strategy with a fixed backbone (frozen, bn-recal) on plain images (no --augment)")
+    }
     var stoppedAt: Int?
     var lastMetric: Double?
     let headDecay = spec.weightDecay ?? 0
@@ -247,7 +255,7 @@ public struct FineTuneJob {
       metadata: metadata
     ) { trainer in
       trainer.featureCache = cache
-      if cache != nil { trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: headDecay) }
+      if head == .converged { trainer.convergedHead = ConvergedHead(dataset: session.dataset, weightDecay: headDecay) }
       guard let trial else { return }
       trainer.logger = Log.silent
       trainer.afterStep = { _ = trial.progress(nil, nil) }
@@ -262,11 +270,11 @@ public struct FineTuneJob {
         }
       }
     }
-    // A table made for an earlier trial is not this run's work.
-    let tableSeconds = cache != nil && cache !== reused ? cache!.fillSeconds : 0
+    // A table made for an earlier trial counts in this run's time as if this run had made it:
+    // what a user running this trial alone would pay.
     let result = try FineTuning.finish(
-      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: tableSeconds,
-      recalibration: ownPass, balance: strategy.setupPass == .recalibration ? bnBalance : nil,
+      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0,
+      recalibration: pass, balance: strategy.setupPass == .recalibration ? bnBalance : nil,
       validation: trial?.recordsValidationOnly == true ? lastMetric : nil)
     if trial == nil {
       session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
@@ -301,8 +309,9 @@ public struct TrialHooks {
 
 /// What the trials of one process share: a strategy with a fixed backbone gets one feature table
 /// (every trial fine-tunes the same backbone on the same images), and bn-recal's statistics
-/// (means then variances of every BatchNorm) come from one pass.
+/// (means then variances of every BatchNorm) come from one pass. Each trial's time counts the
+/// table's fill and the pass whichever trial made them.
 final class FeatureTables {
   var features: [Strategy: FeatureCache] = [:]
-  var recalibrated: [Float]?
+  var recalibrated: (statistics: [Float], pass: BatchNormRecalibration.Result)?
 }

@@ -11,3 +11,4 @@ extension ObjectiveKind: ExpressibleByArgument {}
 extension ConvolutionMethod: ExpressibleByArgument {}
 extension OptimizerChoice: ExpressibleByArgument {}
 extension ScheduleChoice: ExpressibleByArgument {}
+extension HeadFit: ExpressibleByArgument {}

@@ -33,9 +33,10 @@ struct SweepCommand: ParsableCommand {
       Learning rates and weight decay are log-uniform; epochs are uniform up to --max-epochs. The
       ranges are set so that every draw trains a fresh head within an epoch (docs/search.md): the
       head is not trust-ratio adapted by LARS, and Adam and AdamW give it 30 times their rate.
-      frozen and bn-recal trials solve their head to convergence on the feature table (L-BFGS), so
-      only their weight decay matters; bn-recal's pass over the train images runs once, in the
-      first bn-recal trial of a process, and the others reuse its statistics.
+      Every strategy's head trains by its trial's draw (the paper's protocol); frozen and bn-recal
+      train theirs on the feature table, made once per process. bn-recal's pass over the train
+      images runs once, in the first bn-recal trial of a process, and the others reuse its
+      statistics; each trial's time counts the table and the pass whichever trial made them.
 
       --scheduler asha stops trials early: after epochs m, m*eta, m*eta^2, ... (--asha-min-epochs
       m, --asha-eta eta; below the trial's last epoch) a trial's validation metric is compared

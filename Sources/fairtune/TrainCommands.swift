@@ -120,12 +120,14 @@ struct FinetuneCommand: ParsableCommand {
       in RUN/recalibration-partial.json and its result in RUN/recalibration.json, and resumes
       from them (docs/strategies.md).
 
-      frozen on plain images computes every image's backbone features once; its head is then a
+      frozen and bn-recal on plain images compute every image's backbone features once, and their
+      head then trains on the feature table, by the optimizer, rate, schedule and epochs given, as
+      every strategy's does (the paper's protocol). With --head converged the head is instead a
       convex problem (40 logistic regressions with L2 weight decay --weight-decay on the weights),
       solved with L-BFGS (in standardized feature coordinates, the same minimiser) until the
       largest gradient component is below 1e-6 (at most 1000 iterations; metrics.jsonl records
-      the loss of each iteration and whether it converged; docs/search.md).
-      --optimizer, --lr, --epochs and the schedule do not apply there.
+      the loss of each iteration and whether it converged; docs/search.md); --optimizer, --lr,
+      --epochs and the schedule do not apply there.
 
       At the end, writes the scores of
       every train, val and test image (RUN/scores-{train,val,test}.csv), the validation mean F1
@@ -151,6 +153,9 @@ struct FinetuneCommand: ParsableCommand {
   @Flag(help: "Fine-tune a randomly initialised backbone instead of --from (with --strategy frozen: the linear-probe control that shows what pretraining added).")
   var randomBackbone = false
 
+  @Option(help: "How the head is fit: trained (by the optimizer, as every strategy; the paper's protocol) or converged (solved by L-BFGS on the feature table; frozen and bn-recal on plain images only).")
+  var head: HeadFit = .trained
+
   func validate() throws {
     let s = strategy
     if !s.startsFromPretrainedBackbone && from != nil { throw ValidationError("--strategy \(s.rawValue) trains from scratch: drop --from.") }
@@ -158,6 +163,9 @@ struct FinetuneCommand: ParsableCommand {
     if randomBackbone && !s.startsFromPretrainedBackbone { throw ValidationError("--random-backbone is for the fine-tuning strategies; supervised starts from a random backbone anyway.") }
     if s.startsFromPretrainedBackbone && from == nil && !randomBackbone { throw ValidationError("--strategy \(s.rawValue) fine-tunes a pretrained backbone: pass --from CKPT.") }
     if let from, !FileManager.default.fileExists(atPath: from) { throw ValidationError("--from \(from): no such file.") }
+    if head == .converged && (!s.hasFixedBackbone || augment) {
+      throw ValidationError("--head converged solves the head on a feature table: use it with --strategy frozen or bn-recal, without --augment.")
+    }
     try checkBalance(bnBalance, strategies: [s])
   }
 
@@ -169,6 +177,7 @@ struct FinetuneCommand: ParsableCommand {
     job.augment = augment
     job.randomBackbone = randomBackbone
     job.bnBalance = bnBalance
+    job.head = head
     let model = try asUsageError { try job.makeModel() }
     let launch: Launch
     let session: TrainingSession

@@ -530,8 +530,9 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(figure.contains(">trivial<"), "the trivial predictor is in Figure 1")
   }
 
-  /// Time per epoch: the median step time after the first, times the steps of an epoch; frozen's
-  /// is its whole training; the JSON reads back, and a damaged file is refused by name.
+  /// Time per epoch: the median step time after the first, times the steps of an epoch; bn-recal's
+  /// adds its feature table's pass and its recalibration pass (made once); the JSON reads back,
+  /// and a damaged file is refused by name.
   func testEpochTimesFromMeasuredSteps() throws {
     let run = directory.appendingPathComponent("timed")
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
@@ -539,9 +540,12 @@ final class ReportTests: XCTestCase {
     try (steps.joined(separator: "\n") + "\n").write(to: run.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
     // Steps 2-5: 0.5, 0.3, 0.4, 0.2 -> median 0.35; the 9 s first step is warm-up.
     XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .full, stepsPerEpoch: 100), 35, accuracy: 1e-9)
-    let record = RunRecord(directory: run, strategy: .frozen, updatedParameters: 1, updatedBuffers: 0, trainingSeconds: 7.5)
-    try record.json().write(to: run.appendingPathComponent("run.json"))
-    XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .frozen, stepsPerEpoch: 100), 7.5)
+    let record = RunFile(
+      strategy: .bnRecal, updatedParameters: 1, updatedBuffers: 0, trainingSeconds: 60, featureTable: .init(images: 300, seconds: 2.5),
+      recalibration: .init(images: 200, seconds: 1.25))
+    try record.encoded().write(to: run.appendingPathComponent("run.json"))
+    XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .bnRecal, stepsPerEpoch: 100), 35 + 2.5 + 1.25, accuracy: 1e-9)
+    XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .full, stepsPerEpoch: 100), 35, accuracy: 1e-9, "the passes are not full's")
     let file = directory.appendingPathComponent("epoch-times.json")
     try EpochTimes(seconds: [.full: 35, .bnStatsSkip: 25]).json.write(to: file)
     let read = try EpochTimes(contentsOf: file)

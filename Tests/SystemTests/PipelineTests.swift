@@ -90,7 +90,7 @@ final class PipelineTests: XCTestCase {
     }
   }
 
-  /// frozen solves its head on the feature table in one go (no checkpoint to resume from): the
+  /// frozen with --head converged solves its head on the feature table in one go (no checkpoint to resume from): the
   /// solve converges, and its head agrees on 1 and 2 ranks (rank 0 solves; the table's rows can
   /// differ in their last bits between rank counts, see FeatureCacheTests).
   func testFrozenHeadIsSolvedToConvergenceOnAnyRankCount() throws {
@@ -100,7 +100,7 @@ final class PipelineTests: XCTestCase {
     for ranks in [1, 2] {
       let out = path("frozen-np\(ranks)")
       let result = try Harness.mpi(ranks, ["finetune", "--data", Self.data, "--from", pretrain + "/final.ckpt", "--strategy", "frozen",
-        "--batch", "16", "--weight-decay", "1e-3", "--out", out] + model)
+        "--head", "converged", "--batch", "16", "--weight-decay", "1e-3", "--out", out] + model)
       XCTAssertEqual(result.status, 0, result.output)
       XCTAssertTrue(result.output.contains("(converged"), result.output)
       let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
