@@ -71,6 +71,10 @@ public struct RunFile: Codable, Equatable, Sendable {
   public var bnBalance: String?
   public var precision: String?
   public var data: DataFiles?
+  /// "converged" for a head solved by L-BFGS on the feature table (`--head converged`, and
+  /// reproduce's converged heads of the selected models); absent for a head trained by its
+  /// optimizer.
+  public var head: String?
 
   enum CodingKeys: String, CodingKey {
     case strategy
@@ -83,12 +87,13 @@ public struct RunFile: Codable, Equatable, Sendable {
     case bnBalance = "bn_balance"
     case precision
     case data
+    case head
   }
 
   public init(
     strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double, validationMeanF1: Double? = nil,
     featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, precision: String? = nil,
-    data: DataFiles? = nil
+    data: DataFiles? = nil, head: String? = nil
   ) {
     self.strategy = strategy
     self.updatedParameters = updatedParameters
@@ -100,6 +105,7 @@ public struct RunFile: Codable, Equatable, Sendable {
     self.bnBalance = bnBalance
     self.precision = precision
     self.data = data
+    self.head = head
   }
 
   /// The file's bytes: sorted keys, indented.

@@ -159,6 +159,8 @@ public struct ClusterPlan {
           stage: stage, seconds: Double(s.pretrainEpochs * s.train) * m.pretrainSeconds, parallel: true, efficiency: pretrain.efficiency,
           waits: Self.waits(pretrain))
       case .sweep: return try sweepCost(ranks: r, links: links, m, work: Strategy.allCases.reduce(0.0) { $0 + work($1, epochs: meanEpochs) })
+      // Each selected model's features of every image, then a solve on rank 0 (cheap beside them).
+      case .convergedHeads: return dataParallel(stage, Strategy.allCases.map { _ in (.frozen, all * m.evaluationSeconds) })
       case .seeds: return dataParallel(stage, Strategy.allCases.map { ($0, Double(s.seeds - 1) * work($0, epochs: meanEpochs)) })
       case .balanced: return dataParallel(stage, [(.bnRecal, Double(s.seeds) * work(.bnRecal, epochs: meanEpochs))])
       case .probe: return dataParallel(stage, [(.frozen, work(.frozen, epochs: meanEpochs))])

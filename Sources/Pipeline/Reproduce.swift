@@ -14,7 +14,9 @@ import Training
 
 /// A stage of `fairtune reproduce`, in the order they run.
 public enum ReproduceStage: String, CaseIterable, Sendable {
-  case data, pack, pretrain, sweep, seeds, balanced, probe
+  case data, pack, pretrain, sweep
+  case convergedHeads = "converged-heads"
+  case seeds, balanced, probe
   case epochTimes = "epoch-times"
   case bnStatistics = "bn-statistics"
   case report
@@ -26,6 +28,7 @@ public enum ReproduceStage: String, CaseIterable, Sendable {
     case .pack: return "packed/: the images decoded, cropped and resized once"
     case .pretrain: return "pretrain/: SimCLR, watched by the kNN monitor"
     case .sweep: return "sweep/: every trial, trials.csv, each strategy's best"
+    case .convergedHeads: return "converged/: each best model's head solved by L-BFGS"
     case .seeds: return "seeds/: the best settings again with other seeds"
     case .balanced: return "balanced/: bn-recal with --bn-balance at its best settings"
     case .probe: return "probe-random/: the linear probe on a random backbone"
@@ -113,6 +116,7 @@ public final class ReproduceJob {
     case .pack: return exists(packed + "/labels.bin")
     case .pretrain: return exists(pretrained)
     case .sweep, .report: return false
+    case .convergedHeads: return try best().keys.allSatisfy { exists(convergedRun($0) + "/run.json") }
     case .seeds: return try seedRuns().allSatisfy { exists($0.directory + "/run.json") }
     case .balanced: return try best()[.bnRecal] == nil || balancedRuns.allSatisfy { exists($0 + "/run.json") }
     case .probe: return try best()[.frozen] == nil || exists(probe + "/run.json")
@@ -127,6 +131,7 @@ public final class ReproduceJob {
     case .pack: try pack()
     case .pretrain: try pretrain()
     case .sweep: try sweep()
+    case .convergedHeads: try solveHeads()
     case .seeds: try trainSeeds()
     case .balanced: try trainBalanced()
     case .probe: try trainProbe()
@@ -270,6 +275,26 @@ public final class ReproduceJob {
     }
   }
 
+  private func convergedRun(_ strategy: Strategy) -> String { out + "/converged/" + strategy.rawValue }
+
+  /// Beyond the paper, for every strategy's selected model: the backbone frozen as the strategy
+  /// left it (weights and running statistics), every image's features computed once, and the head
+  /// solved to convergence (L-BFGS, at the trial's weight decay): what the statistics and the
+  /// backbone give apart from what the head's optimizer did.
+  private func solveHeads() throws {
+    let best = try best()
+    for strategy in strategies {
+      guard let record = best[strategy] else { continue }
+      let trial = out + "/sweep/trials/" + record.id
+      var spec = TrainingSpec.trial(record.settings, data: packed, out: convergedRun(strategy), batch: settings.batch)
+      spec.epochs = 1
+      var job = FineTuneJob(strategy: .frozen, spec: spec, model: settings.modelSpec, pretrained: try PretrainedBackbone.read(trial + "/final.ckpt"))
+      job.head = .converged
+      job.recordedStrategy = strategy
+      try finetune(job)
+    }
+  }
+
   /// bn-recal balanced on an attribute, at the best bn-recal settings and seeds: paired with it.
   private func trainBalanced() throws {
     guard let recal = try best()[.bnRecal] else { return }
@@ -350,6 +375,7 @@ public final class ReproduceJob {
     report.include = [search, analysis + "/bn-statistics.md"]
     report.epochTimes = epochTimes
     report.seedRuns = try seedRuns().map(\.directory) + balanced.dropFirst()
+    report.convergedRuns = strategies.compactMap { best[$0] == nil ? nil : convergedRun($0) }
     report.probe = best[.frozen] == nil ? nil : probe
     report.preface = "Preset \(preset.rawValue). SimCLR pretraining: \(settings.recipe)."
     for line in try report.run() { launch.say(line) }

@@ -115,8 +115,8 @@ public enum ReportBuilder {
     let cache = LabelFiles()
     return try records.map { record in
       let splits = try self.splits(record, attributes: attributes, partition: partition, files: cache)
-      let shared = records.filter { $0.variant == record.variant }.count > 1
-      let label = shared ? "\(record.variant) (\(record.directory.lastPathComponent))" : record.variant
+      let shared = records.filter { $0.name == record.name }.count > 1
+      let label = shared ? "\(record.name) (\(record.directory.lastPathComponent))" : record.name
       return EvaluatedRun(
         label: label, record: record, evaluation: try FairnessEvaluation(splits, bootstrap: bootstrap, minimumSupport: minimumSupport))
     }
@@ -126,10 +126,13 @@ public enum ReportBuilder {
   /// `heatMapModel` is the index in `runs` of the model heatmap.svg shows (nil:
   /// HeatMap.defaultModel).
   public static func files(
-    _ runs: [EvaluatedRun], baselines: [Baseline] = [], sections: [ReportSection] = [], heatMapModel: Int? = nil,
-    epochTimes: EpochTimes? = nil, preface: String? = nil
+    _ runs: [EvaluatedRun], converged: [EvaluatedRun] = [], baselines: [Baseline] = [], sections: [ReportSection] = [],
+    heatMapModel: Int? = nil, epochTimes: EpochTimes? = nil, preface: String? = nil
   ) -> [(name: String, contents: Data)] {
-    let results = runs.map(\.result) + baselines.map(\.result)
+    // The tables give each model's converged head beside it; Figure 1 and the timing show the
+    // models as the search trained them.
+    let results = runs.flatMap { run in [run.result] + converged.filter { $0.record.variant == run.record.variant }.map(\.result) }
+      + baselines.map(\.result)
     let timing = runs.map { (label: $0.label, record: $0.record) }
     let figure = Figure1.svg(runs.map(\.figureModel) + baselines.map(\.figureModel))
     let heatMap = (heatMapModel ?? HeatMap.defaultModel(runs)).map { index in

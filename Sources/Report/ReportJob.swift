@@ -20,6 +20,9 @@ public struct ReportJob {
   public var partition: String?
   /// More runs of the same strategies with other seeds (findings.md shows their spread).
   public var seedRuns: [String] = []
+  /// Each main run's converged head (its backbone as it left it, the head solved by L-BFGS):
+  /// a second column beside the search's in Table 1, the mean F1 table and the findings.
+  public var convergedRuns: [String] = []
   /// The linear probe on a randomly initialised backbone.
   public var probe: String?
   /// The pretraining run, whose loss curve goes to pretrain-loss.svg.
@@ -68,9 +71,17 @@ public struct ReportJob {
       let svg = LossCurve.svg(try LossCurve.points(metrics: metrics), monitor: try LossCurve.monitor(metrics: metrics))
       sections.append(ReportSection(title: "Pretraining", file: "pretrain-loss.svg", contents: svg))
     }
+    let converged = convergedRuns.isEmpty
+      ? [] : try ReportBuilder.evaluate(runs: convergedRuns.map(url), attributes: attributes, partition: partition, bootstrap: bootstrap, minimumSupport: minimumSupport)
     if findings {
-      let text = Findings.markdown(
+      var text = Findings.markdown(
         main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: bootstrap, epochTimes: perEpoch)
+      if !converged.isEmpty {
+        let again = Findings.markdown(main: converged, seedRuns: [], probe: nil, trivial: trivial, bootstrap: bootstrap)
+        text += "\n## Under the converged head\n\nThe same findings with every selected model's head solved to convergence (L-BFGS on the features of its own backbone, weights and running statistics as the strategy left them): what the statistics and the backbone do apart from what the head's optimizer did.\n\n"
+          + again.split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("## The paper") }.dropFirst()
+            .joined(separator: "\n")
+      }
       sections.append(ReportSection(title: "Findings", file: "findings.md", contents: preface.map { Self.inserting($0, afterTitleOf: text) } ?? text))
     }
     for path in include {
@@ -78,9 +89,9 @@ public struct ReportJob {
       let title = text.split(separator: "\n").first.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : String($0) } ?? path
       sections.append(ReportSection(title: title, file: (path as NSString).lastPathComponent, contents: text))
     }
-    let files = ReportBuilder.files(evaluated, baselines: baselines, sections: sections, epochTimes: perEpoch, preface: preface)
+    let files = ReportBuilder.files(evaluated, converged: converged, baselines: baselines, sections: sections, epochTimes: perEpoch, preface: preface)
     try OutputFiles.write(files, into: URL(fileURLWithPath: out))
-    let summaries = evaluated.map { ($0.label, $0.evaluation.model.summary) } + baselines.map { ($0.label, $0.evaluation.model.summary) }
+    let summaries = (evaluated + converged).map { ($0.label, $0.evaluation.model.summary) } + baselines.map { ($0.label, $0.evaluation.model.summary) }
     return summaries.map { label, summary in
       String(format: "%@: test mean F1 %.3f, all gap %.3f, worst %.3f", label, summary.meanF1, summary.allGap ?? .nan, summary.allWorst ?? .nan)
     } + ["wrote \(files.map { "\(out)/\($0.name)" }.joined(separator: ", "))"]

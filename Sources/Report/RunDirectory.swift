@@ -27,9 +27,14 @@ public struct RunRecord: Sendable {
   public let bnBalance: String?
   /// What the products multiplied: fp32 (also for runs that do not say) or bf16-emulated.
   public let precision: String
+  /// Whether the head was solved to convergence (L-BFGS) rather than trained by its optimizer.
+  public let convergedHead: Bool
 
   /// The strategy as tables name it: "bn-recal balanced on Male" for a balanced recalibration.
   public var variant: String { strategy.rawValue + (bnBalance.map { " balanced on \($0)" } ?? "") }
+
+  /// The name in tables: the variant, and for a solved head, so.
+  public var name: String { variant + (convergedHead ? ", converged head" : "") }
 
   /// The scores of the test images, and of the train images when they are in a file of their own.
   public var scoresFiles: (scores: URL, train: URL?) {
@@ -43,7 +48,7 @@ public struct RunRecord: Sendable {
 
   public init(
     directory: URL, strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double,
-    attributesFile: URL? = nil, partitionFile: URL? = nil, bnBalance: String? = nil, precision: String = "fp32"
+    attributesFile: URL? = nil, partitionFile: URL? = nil, bnBalance: String? = nil, precision: String = "fp32", convergedHead: Bool = false
   ) {
     self.directory = directory
     self.strategy = strategy
@@ -54,6 +59,7 @@ public struct RunRecord: Sendable {
     self.partitionFile = partitionFile
     self.bnBalance = bnBalance
     self.precision = precision
+    self.convergedHead = convergedHead
   }
 
   /// Reads `directory/run.json`.
@@ -78,8 +84,11 @@ public struct RunRecord: Sendable {
       updatedBuffers: contents.updatedBuffers, trainingSeconds: contents.trainingSeconds,
       attributesFile: contents.data.map { Self.resolve($0.attributes, in: directory) },
       partitionFile: contents.data.map { Self.resolve($0.partition, in: directory) }, bnBalance: contents.bnBalance,
-      precision: contents.precision ?? "fp32")
+      precision: contents.precision ?? "fp32", convergedHead: contents.head == HeadName.converged)
   }
+
+  /// run.json's name of a solved head.
+  enum HeadName { static let converged = "converged" }
 
   /// run.json for this record, as the trainer writes it.
   public func json() throws -> Data {
@@ -89,7 +98,7 @@ public struct RunRecord: Sendable {
     }
     return try RunFile(
       strategy: strategy, updatedParameters: updatedParameters, updatedBuffers: updatedBuffers, trainingSeconds: trainingSeconds,
-      bnBalance: bnBalance, precision: precision, data: data
+      bnBalance: bnBalance, precision: precision, data: data, head: convergedHead ? HeadName.converged : nil
     ).encoded()
   }
 

@@ -89,7 +89,7 @@ public enum FineTuning {
   public static func finish(
     _ model: ResNet, trainer: Trainer?, strategy: Strategy, counts: (parameters: Int, buffers: Int), session: TrainingSession,
     cache: FeatureCache? = nil, tableSeconds: Double = 0, recalibration: BatchNormRecalibration.Result? = nil, balance: String? = nil,
-    validation: Double? = nil
+    validation: Double? = nil, head: HeadFit = .trained
   ) throws -> (f1: Double, seconds: Double) {
     let run = session.run
     // The run's feature table and recalibration pass (made for it or shared) are part of its training time.
@@ -110,7 +110,7 @@ public enum FineTuning {
         strategy: strategy, updatedParameters: counts.parameters, updatedBuffers: counts.buffers, trainingSeconds: seconds,
         validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) },
         recalibration: recalibration.map { .init(images: $0.images, seconds: $0.seconds) }, bnBalance: balance,
-        precision: BLAS.matmulPrecision.rawValue)
+        precision: BLAS.matmulPrecision.rawValue, head: head == .converged ? head.rawValue : nil)
       try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
     }
     return (f1, seconds)
@@ -180,6 +180,9 @@ public struct FineTuneJob {
   public var recalibrationSeed: UInt64?
   /// How the head is fit; `.converged` needs a feature table (a fixed backbone on plain images).
   public var head = HeadFit.trained
+  /// The strategy run.json records, with its updated counts, when this run is another's: the
+  /// converged head of a strategy's selected model is a frozen run on that model's backbone.
+  public var recordedStrategy: Strategy?
 
   public init(strategy: Strategy, spec: TrainingSpec, model: ModelSpec, pretrained: PretrainedBackbone?) {
     self.strategy = strategy
@@ -200,6 +203,7 @@ public struct FineTuneJob {
     if let bnBalance { defining["bn_balance"] = bnBalance }
     if let recalibrationSeed { defining["recalibration_seed"] = "\(recalibrationSeed)" }
     if head != .trained { defining["head"] = head.rawValue }
+    if let recordedStrategy { defining["recorded_strategy"] = recordedStrategy.rawValue }
     return defining
   }
 
@@ -215,10 +219,12 @@ public struct FineTuneJob {
   @discardableResult
   public func run(_ network: ResNet, in session: TrainingSession, trial: TrialHooks? = nil) throws -> FineTuneResult {
     strategy.apply(to: network)
-    let counts = strategy.updatedCounts(network)
+    let recorded = recordedStrategy ?? strategy
+    let counts = recorded.updatedCounts(network)
+    let what = recordedStrategy.map { "the \($0.rawValue) model's converged head" } ?? strategy.rawValue
     if trial == nil {
       let total = network.registry.parameterCount
-      session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", strategy.rawValue, counts.parameters, total,
+      session.say(String(format: "finetune %@: %d of %d parameters (%.2f%%) and %d buffers updated", what, counts.parameters, total,
         100 * Double(counts.parameters) / Double(total), counts.buffers))
     }
     // The setup pass this run used, made here or by an earlier trial: its time is the run's either way.
@@ -273,11 +279,11 @@ public struct FineTuneJob {
     // A table made for an earlier trial counts in this run's time as if this run had made it:
     // what a user running this trial alone would pay.
     let result = try FineTuning.finish(
-      network, trainer: trainer, strategy: strategy, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0,
+      network, trainer: trainer, strategy: recorded, counts: counts, session: session, cache: cache, tableSeconds: cache?.fillSeconds ?? 0,
       recalibration: pass, balance: strategy.setupPass == .recalibration ? bnBalance : nil,
-      validation: trial?.recordsValidationOnly == true ? lastMetric : nil)
+      validation: trial?.recordsValidationOnly == true ? lastMetric : nil, head: head)
     if trial == nil {
-      session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", strategy.rawValue, result.seconds, result.f1))
+      session.say(String(format: "finetune %@ done: %.1f s of training, validation mean F1 %.4f", what, result.seconds, result.f1))
     }
     return FineTuneResult(f1: result.f1, seconds: result.seconds, stoppedAt: stoppedAt)
   }

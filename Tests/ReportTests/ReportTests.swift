@@ -119,13 +119,14 @@ final class ReportTests: XCTestCase {
   /// fixed pseudo-random pattern, so each run's model differs.
   func writeRun(
     _ name: String, strategy: Strategy, parameters: Int, buffers: Int, seconds: Double, noise: Double,
-    splits: LabeledScores, data: (attributes: URL, partition: URL)?, bnBalance: String? = nil
+    splits: LabeledScores, data: (attributes: URL, partition: URL)?, bnBalance: String? = nil, convergedHead: Bool = false
   ) throws -> URL {
     let run = directory.appendingPathComponent(name)
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
     let record = RunRecord(
       directory: run, strategy: strategy, updatedParameters: parameters, updatedBuffers: buffers,
-      trainingSeconds: seconds, attributesFile: data?.attributes, partitionFile: data?.partition, bnBalance: bnBalance)
+      trainingSeconds: seconds, attributesFile: data?.attributes, partitionFile: data?.partition, bnBalance: bnBalance,
+      convergedHead: convergedHead)
     try record.json().write(to: run.appendingPathComponent("run.json"))
     let count = splits.attributeCount
     var csv = "image," + splits.attributeNames.joined(separator: ",") + "\n"
@@ -225,6 +226,37 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(timing.contains("supervised / bn-stats: 4.40x"), timing)
     XCTAssertTrue(timing.contains("full / bn-stats-skip: 1.33x"), timing)
     XCTAssertTrue(timing.contains("| supervised | supervised | 1:13:20 | 4400.0 | 23,590,000 | 53,120 |"), timing)
+  }
+
+  /// Each model's converged head beside it: a column of its own in Table 1 and the mean F1 table,
+  /// not in Figure 1, and the paper's findings again under the converged head.
+  func testConvergedHeadsStandBesideTheirModels() throws {
+    let dataset = try writeDataset(train: 300, test: 200)
+    let data = (dataset.attributes, dataset.partition)
+    let strategies: [(Strategy, Double)] = [(.frozen, 1.5), (.bnStats, 1.2), (.full, 0.4), (.supervised, 0.2)]
+    let main = try strategies.map { strategy, noise in
+      try writeRun(strategy.rawValue, strategy: strategy, parameters: 1, buffers: 1, seconds: 10, noise: noise, splits: dataset.splits, data: data)
+    }
+    let converged = try strategies.map { strategy, noise in
+      try writeRun(
+        "converged/" + strategy.rawValue, strategy: strategy, parameters: 1, buffers: 1, seconds: 3, noise: noise * 0.8, splits: dataset.splits,
+        data: data, convergedHead: true)
+    }
+    var job = ReportJob(runs: main.map(\.path), out: directory.appendingPathComponent("out").path)
+    job.convergedRuns = converged.map(\.path)
+    job.findings = true
+    job.bootstrap = BootstrapOptions(resamples: 20, seed: 1)
+    let lines = try job.run()
+    XCTAssertTrue(lines.contains { $0.hasPrefix("frozen, converged head: test mean F1") }, "\(lines)")
+    let out = directory.appendingPathComponent("out")
+    let table = try String(contentsOf: out.appendingPathComponent("table1.md"), encoding: .utf8)
+    XCTAssertTrue(table.contains("| frozen gap ↓ | frozen worst ↑ | frozen, converged head gap ↓ |"), table)
+    let figure = try String(contentsOf: out.appendingPathComponent("figure1.svg"), encoding: .utf8)
+    XCTAssertFalse(figure.contains("converged head"), "Figure 1 shows the models as the search trained them")
+    let findings = try String(contentsOf: out.appendingPathComponent("findings.md"), encoding: .utf8)
+    let parts = findings.components(separatedBy: "## Under the converged head")
+    XCTAssertEqual(parts.count, 2, findings)
+    XCTAssertTrue(parts[1].contains("(a) BN Stats improves worst-group F1 over Frozen"), parts[1])
   }
 
   /// bn-recal and a balanced bn-recal beside frozen and bn-stats: their own rows and labels, and
@@ -336,6 +368,7 @@ final class ReportTests: XCTestCase {
   }
 
   func testSpearman() {
+    // Correlations of a few ranks in Double: a few ulps (~1e-16) off.
     XCTAssertEqual(Findings.spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1, accuracy: 1e-12)
     XCTAssertEqual(Findings.spearman([1, 2, 3, 4], [9, 3, 2, 1]), -1, accuracy: 1e-12)
     // Ties get average ranks: ranks (0.5, 0.5, 2) and (0, 1, 2).
@@ -468,6 +501,7 @@ final class ReportTests: XCTestCase {
     let names = ["A", "B", "C"]
     let cells = HeatMap.cells(summary: summary, names: names)
     let gap = try XCTUnwrap(summary.pairGap[1 * 3 + 0])
+    // Ratios of counts in Double: a few ulps off.
     XCTAssertEqual(gap, 1 - 2.0 / 3, accuracy: 1e-12, "F1(A|B) = 1, F1(A|-B) = 2/3")
     func plainGap(_ index: Int) -> Double { abs(summary.f1GivenCondition[index]! - summary.f1GivenNotCondition[index]!) }
     XCTAssertEqual(
@@ -519,6 +553,7 @@ final class ReportTests: XCTestCase {
       let p = Double((0..<outcomes.imageCount).filter { outcomes.labels[$0 * k + a] }.count) / Double(outcomes.imageCount)
       return 2 * p / (1 + p)
     }.reduce(0, +) / Double(k)
+    // The same ratios of counts averaged in Double, two ways: a few ulps apart.
     XCTAssertEqual(trivial.evaluation.model.summary.meanF1, expected, accuracy: 1e-12)
     let evaluated = try ReportBuilder.evaluate(runs: [good, noise], attributes: nil, partition: nil, bootstrap: nil)
     let table = Table1.markdown(evaluated.map(\.result) + [trivial.result])
@@ -538,7 +573,8 @@ final class ReportTests: XCTestCase {
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
     let steps = [(1, 9.0), (2, 0.5), (3, 0.3), (4, 0.4), (5, 0.2)].map { #"{"step": \#($0.0), "loss": 1, "step_seconds": \#($0.1)}"# }
     try (steps.joined(separator: "\n") + "\n").write(to: run.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
-    // Steps 2-5: 0.5, 0.3, 0.4, 0.2 -> median 0.35; the 9 s first step is warm-up.
+    // Steps 2-5: 0.5, 0.3, 0.4, 0.2 -> median 0.35; the 9 s first step is warm-up. Sums and a
+    // product of a few Doubles below 100: ~1e-14.
     XCTAssertEqual(try EpochTimes.perEpoch(run: run, strategy: .full, stepsPerEpoch: 100), 35, accuracy: 1e-9)
     let record = RunFile(
       strategy: .bnRecal, updatedParameters: 1, updatedBuffers: 0, trainingSeconds: 60, featureTable: .init(images: 300, seconds: 2.5),
@@ -583,6 +619,8 @@ final class ReportTests: XCTestCase {
         good, bootstrap: BootstrapOptions(resamples: 200, seed: 1, method: method), compared: (name: "poor.csv", splits: poor), minimumSupport: 1)
       let text = ComparisonTable.markdown(evaluation, label: "good")
       let first = evaluation.model.summary.meanF1, second = try XCTUnwrap(evaluation.comparison).model.summary.meanF1
+      // The same labels with half the score noise: the better model by construction (0.89
+      // against 0.65 here).
       XCTAssertGreaterThan(first, second)
       let interval = try XCTUnwrap(evaluation.comparison?.differenceIntervals?.meanF1)
       XCTAssertTrue(
