@@ -20,6 +20,8 @@ rows=$(grep -c ',finished,' "$out/sweep/trials.csv" 2>/dev/null || echo 0)
 [ "$rows" -eq 14 ] && ok || bad "trials.csv has $rows finished trials, expected 14 (2 per model: the five strategies, bn-recal and supervised)"
 [ -s "$out/balanced/bn-recal-male/run.json" ] && ok || bad "the balanced bn-recal run (balanced/bn-recal-male) is missing"
 grep -q "(f) Does bn-recal match bn-stats" "$out/report/findings.md" && ok || bad "findings.md lacks finding (f), bn-recal against bn-stats"
+[ -s "$out/converged/bn-stats/run.json" ] && grep -q '"head" : "converged"' "$out/converged/bn-stats/run.json" && ok || bad "converged/bn-stats has no converged-head run"
+grep -q "## Under the converged head" "$out/report/findings.md" && ok || bad "findings.md lacks the findings under the converged head"
 grep -q "supervised / bn-stats" "$out/report/timing.md" && ok || bad "timing.md lacks the supervised / bn-stats ratio"
 # The page as a browser shows it: no sideways scrolling at 1280 px, no broken image (Chromium is
 # installed by the check when missing).
