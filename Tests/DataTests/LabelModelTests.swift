@@ -12,11 +12,17 @@ final class LabelModelTests: XCTestCase {
     let statistics = LabelStatistics(labels: labels, attributeCount: n)
     var worstMarginal = (error: 0.0, attribute: 0)
     for a in 0..<n {
-      let error = abs(statistics.rates[a] - CelebA.positiveRates[a])
+      let p = CelebA.positiveRates[a]
+      let error = abs(statistics.rates[a] - p)
       if error > worstMarginal.error { worstMarginal = (error, a) }
-      XCTAssertLessThan(error, 0.01, "marginal of \(CelebA.attributeNames[a])")
+      // The model's marginals are CelebA's (200,000 rows come within 2.7 standard errors), so
+      // this is sampling: 4.5 binomial standard errors, exceeded with probability 7e-6 per
+      // attribute (3e-4 for any of the 40).
+      XCTAssertLessThan(error, 4.5 * (p * (1 - p) / Double(rows)).squareRoot(), "marginal of \(CelebA.attributeNames[a])")
     }
     let male = CelebA.index(of: "Male")!
+    // A correlation of 16,000 rows has a standard error of about 1/sqrt(16,000) = 0.008, and the
+    // model's own correlations for these pairs are within 0.002 of CelebA's: 0.05 is 6 of them.
     for name in ["Wearing_Lipstick", "No_Beard", "Heavy_Makeup"] {
       let a = CelebA.index(of: name)!
       let measured = statistics.correlation(male, a)
@@ -39,7 +45,10 @@ final class LabelModelTests: XCTestCase {
         rows, worstMarginal.error, CelebA.attributeNames[worstMarginal.attribute], total / 780, worst.error,
         CelebA.attributeNames[worst.a], CelebA.attributeNames[worst.b], statistics.correlation(worst.a, worst.b),
         CelebA.correlation(worst.a, worst.b)))
-    XCTAssertLessThan(worst.error, 0.1)
+    // The model's own correlations differ from CelebA's by up to 0.067 (its worst pair, measured
+    // on 200,000 rows); 16,000 rows add sampling error, under 4.5 / sqrt(16,000) = 0.036 on any
+    // of the 780 pairs. (Over 30 seeds the worst pair came out 0.06-0.10.)
+    XCTAssertLessThan(worst.error, 0.11)
   }
 
   func testRowsDoNotDependOnTheRowCount() {

@@ -46,6 +46,8 @@ final class ReducerTests: XCTestCase {
     let reducer = GradientReducer(communicator: LocalCommunicator(), registry: registry, bucketBytes: 1 << 20)
     var covered = 0
     var previousStart = Int.max
+    // Exact offsets and sizes: buckets are contiguous and hold at most 1 MiB, or one parameter
+    // larger than that.
     for bucket in reducer.buckets {
       XCTAssertLessThanOrEqual(bucket.range.upperBound, previousStart, "buckets must go from the end of the buffer to its start")
       XCTAssertLessThanOrEqual(bucket.range.count * 4, max(1 << 20, registry.parameters.map(\.count).max()! * 4))

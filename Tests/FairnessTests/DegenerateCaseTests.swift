@@ -33,6 +33,7 @@ final class DegenerateCaseTests: XCTestCase {
       predictions: [true, false, false, false, true, true, false, true])
     let summary = everyDefinedPair(outcomes)
     XCTAssertEqual(summary.f1GivenCondition[0 * 2 + 1], 0, "the subgroup's F1 is still shown")
+    // A ratio of small counts in Double: exact to ~1e-16.
     XCTAssertEqual(summary.f1GivenNotCondition[0 * 2 + 1]!, 2.0 / 3, accuracy: 1e-12)
     XCTAssertNil(summary.pairGap[0 * 2 + 1])
     XCTAssertNil(summary.pairWorst[0 * 2 + 1])
@@ -105,6 +106,7 @@ final class DegenerateCaseTests: XCTestCase {
     let selection = PairSelection(counts, minimum: 1)
     let statistics = Bootstrap.resample([outcomes], count: 300, seed: 9, selection: selection)[0]
     let defined = statistics.filter { $0.gap[0] != nil }.count
+    // Binomial(300, 0.67): mean 201, standard deviation 8; both bounds are 6 deviations away.
     XCTAssertGreaterThan(defined, 150)
     XCTAssertLessThan(defined, 250)
     let estimate = ResampleStatistic(FairnessSummary(counts, selection: selection))
@@ -158,6 +160,7 @@ final class DegenerateCaseTests: XCTestCase {
     let values = (0..<101).map { 1.1 + Double($0 - 50) / 500 }
     let basic = try XCTUnwrap(bootstrapInterval(values, estimate: 1, level: 0.9, method: .basic))
     let percentile = try XCTUnwrap(bootstrapInterval(values, estimate: 1, level: 0.9, method: .percentile))
+    // Quantiles and reflections of values near 1 in Double: a few ulps (~1e-16) apart.
     XCTAssertEqual(basic.estimate, 0.9, accuracy: 1e-12)
     XCTAssertEqual(basic.low, 2 - percentile.high, accuracy: 1e-12)
     XCTAssertEqual(basic.high, 2 - percentile.low, accuracy: 1e-12)
@@ -205,6 +208,7 @@ final class DegenerateCaseTests: XCTestCase {
   func testPercentileIntervalInterpolatesLikeNumPy() throws {
     // numpy.percentile([1, 2, 3, 4, 10], [2.5, 97.5]) = [1.1, 9.4]
     let interval = try XCTUnwrap(bootstrapInterval([10, 1, 3, 2, 4], estimate: 4, level: 0.95, method: .percentile))
+    // One linear interpolation in Double: a few ulps of values below 10 (~1e-15).
     XCTAssertEqual(interval.low, 1.1, accuracy: 1e-12)
     XCTAssertEqual(interval.high, 9.4, accuracy: 1e-12)
     XCTAssertEqual(interval.mean, 4)

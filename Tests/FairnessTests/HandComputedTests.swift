@@ -45,6 +45,8 @@ final class HandComputedTests: XCTestCase {
       // a1 where a2: TP 1 (3) -> 1; elsewhere TP 2 (1, 8), FP 1 (4), FN 1 (5) -> 4/6.
       (2, 1, 1, 2.0 / 3),
     ]
+    // Ratios of counts up to 8 in Double: a few ulps (~1e-16) from the fractions, while distinct
+    // fractions of such counts differ by more than 1/64.
     for (condition, task, given, givenNot) in expected {
       let index = condition * 3 + task
       XCTAssertEqual(s.f1GivenCondition[index]!, given, accuracy: 1e-12, "F1(a\(task)|a\(condition))")
@@ -58,6 +60,7 @@ final class HandComputedTests: XCTestCase {
 
   func testGapWorstRhoAndAll() {
     let s = summary
+    // Means and medians of ratios of counts in Double: a few ulps from the fractions.
     // a0's only defined pair is a1: gap(a0) = |2/3 - 4/5| = 2/15; worst(a0) = 2/3. (Counting the
     // undefined pair (a2|a0) as F1 0 would give 2/5 and 1/3.)
     XCTAssertEqual(s.gap[0]!, 2.0 / 15, accuracy: 1e-12)
@@ -92,6 +95,7 @@ final class HandComputedTests: XCTestCase {
     // 0.9 -> TP 1, predicted 1: 2/3; 0.7 -> 2/4; 0.6 -> 2/5; 0.5 -> TP 2, predicted 4: 4/6 = 2/3.
     let threshold = Thresholds.optimal(positiveScores: [0.9, 0.5], negativeScores: [0.7, 0.6])
     XCTAssertEqual(threshold.value, 0.9)
+    // 2 TP / (2 TP + FP + FN) in Double: within an ulp (1.1e-16) of 2/3.
     XCTAssertEqual(threshold.trainF1, 2.0 / 3, accuracy: 1e-15)
   }
 
@@ -103,6 +107,7 @@ final class HandComputedTests: XCTestCase {
       scores: [0.8, 0.1, 0.5, 0.2, 0.3, 0.3])
     let thresholds = Thresholds.calibrate(split)
     XCTAssertEqual(thresholds[0].value, 0.3)
+    // One Double division: within an ulp of 0.8.
     XCTAssertEqual(thresholds[0].trainF1, 0.8, accuracy: 1e-15)
     XCTAssertEqual(thresholds[1].value, .infinity)
   }

@@ -68,6 +68,8 @@ final class IndependentMetricsTests: XCTestCase {
       }
       let best = try XCTUnwrap(f1s.max())
       let chosen = thresholds[attribute]
+      // F1s are ratios of counts, in Double on both sides: equal to a few ulps (~1e-16), and
+      // means of a few of them too; distinct F1s of these counts differ by far more than 1e-12.
       XCTAssertEqual(chosen.trainF1, best, accuracy: 1e-12, "attribute \(attribute)")
       let index = try XCTUnwrap(candidates.firstIndex(of: chosen.value), "threshold is a train score")
       XCTAssertEqual(f1s[index], best, accuracy: 1e-12)
@@ -95,6 +97,7 @@ final class IndependentMetricsTests: XCTestCase {
           !self.test.labels[$0 * self.attributes + condition]
         }
         let index = condition * attributes + task
+        // Ratios of counts in Double, computed two ways: a few ulps apart.
         XCTAssertEqual(summary.f1GivenCondition[index]!, inside, accuracy: 1e-12)
         XCTAssertEqual(summary.f1GivenNotCondition[index]!, outside, accuracy: 1e-12)
         XCTAssertEqual(summary.pairGap[index]!, abs(inside - outside), accuracy: 1e-12)
@@ -104,6 +107,7 @@ final class IndependentMetricsTests: XCTestCase {
         checked += 1
       }
       XCTAssertNil(summary.f1GivenCondition[condition * attributes + condition], "no pair on the diagonal")
+      // Means of a few such ratios: a few ulps.
       XCTAssertEqual(summary.gap[condition]!, gaps.reduce(0, +) / Double(gaps.count), accuracy: 1e-12)
       XCTAssertEqual(summary.worst[condition]!, worsts.reduce(0, +) / Double(worsts.count), accuracy: 1e-12)
       let positives = (0..<test.imageCount).filter { test.labels[$0 * attributes + condition] }.count
@@ -112,6 +116,7 @@ final class IndependentMetricsTests: XCTestCase {
     }
     XCTAssertEqual(checked, attributes * (attributes - 1))
     let gaps = summary.gap.map { $0! }.sorted()
+    // The same two Doubles averaged: at most one rounding (1.1e-16 of values below 1) apart.
     XCTAssertEqual(summary.allGap!, (gaps[2] + gaps[3]) / 2, accuracy: 1e-15, "median of six")
   }
 

@@ -13,6 +13,8 @@ final class MeanF1Tests: XCTestCase {
     labels: [true, true, true, false, false, true, false, false],
     predictions: [true, true, false, false, true, true, false, false])
 
+  /// Mean F1s are Double means of ratios of counts: two ways of computing one agree to a few
+  /// ulps (~1e-16), so 1e-12 throughout.
   func testHandWorkedValue() {
     XCTAssertEqual(MeanF1.value(outcomes), 0.75, accuracy: 1e-12)
   }
@@ -21,6 +23,7 @@ final class MeanF1Tests: XCTestCase {
     let scores = SyntheticScores.split(imageCount: 400, seed: 2)
     let model = Outcomes(scores, thresholds: Thresholds.calibrate(scores))
     let counts = PairCounts.count(model)
+    // The same Double means of ratios of counts, computed two ways (as above).
     XCTAssertEqual(FairnessSummary(counts).meanF1, MeanF1.value(model), accuracy: 1e-12)
     let fast = Bootstrap.resample([model], count: 30, seed: 7)[0].map(\.meanF1)
     let plain = MeanF1.resampled([model], count: 30, seed: 7)[0]
@@ -43,7 +46,10 @@ final class MeanF1Tests: XCTestCase {
     let second = Resampled(estimate: ResampleStatistic(FairnessSummary(PairCounts.count(worse), selection: selection)), resamples: draws[1], selection: selection)
     let difference = BootstrapIntervals(difference: first, second, level: options.level)
     let paired = zip(draws[0], draws[1]).map { $0.meanF1 - $1.meanF1 }
+    // Sums of 200 Doubles below 1, in other orders: ~1e-14 apart.
     XCTAssertEqual(difference.meanF1?.estimate ?? 0, 2 * estimate - paired.reduce(0, +) / 200, accuracy: 1e-12)
+    // Any positive low end: the flip costs every paired resample about the same, so the
+    // interval excludes 0 (its low end is 0.017 here).
     XCTAssertGreaterThan(try XCTUnwrap(difference.meanF1).low, 0, "a paired difference should separate a model from its damaged copy")
     let same = PairedComparison(model, model, options: options)
     XCTAssertEqual(same.meanF1?.low, 0)

@@ -64,6 +64,7 @@ final class GradientCheckTests: XCTestCase {
 
     // Forward against the direct definition, in Double; weights are OHWI.
     var worstForward = 0.0
+    var largest = 0.0
     for b in 0..<n { for oy in 0..<y.height { for ox in 0..<y.width { for o in 0..<cout {
       var s = 0.0
       for ky in 0..<kernel { for kx in 0..<kernel {
@@ -75,8 +76,13 @@ final class GradientCheckTests: XCTestCase {
         }
       } }
       worstForward = max(worstForward, abs(s - Double(y.data[((b * y.height + oy) * y.width + ox) * cout + o])))
+      largest = max(largest, abs(s))
     } } } }
-    XCTAssertLessThan(worstForward, 1e-5, "forward k\(kernel) s\(stride) p\(padding)", line: line)
+    // Relative to the largest output. The direct methods (GEMM, taps) sum K <= 147 products in
+    // some order, within K * 2^-24 * sum |x w| of the exact sum: at most 2.5e-5 of the largest
+    // output on these shapes. Winograd F(4x4) (3x3 stride 1 here) rounds in its transforms
+    // instead: measured over 100 seeds of x and W, at most 5.3e-6 (88 x 2^-24).
+    XCTAssertLessThan(worstForward / largest, 1e-4, "forward k\(kernel) s\(stride) p\(padding)", line: line)
 
     let probe = Probe(count: y.count, seed: 11)
     registry.zeroGradients()
@@ -84,6 +90,8 @@ final class GradientCheckTests: XCTestCase {
     let analyticX = Array(UnsafeBufferPointer(start: dx.data, count: x.count))
     let analyticW = Array(UnsafeBufferPointer(start: conv.weight.gradient, count: conv.weight.count))
     let loss = { probe.loss(conv.forward(input).data) }
+    // The loss is linear in x and in W, so central differences have no truncation error: what
+    // is left is y's fp32 rounding (about 2^-24 * sum |x w| per output) over 2 * 0.01, ~1e-4.
     XCTAssertLessThan(finiteDifferenceError(x.data, count: x.count, analytic: analyticX, loss: loss), 1e-3, "dx k\(kernel) s\(stride)", line: line)
     XCTAssertLessThan(finiteDifferenceError(conv.weight.value, count: conv.weight.count, analytic: analyticW, loss: loss), 1e-3, "dW k\(kernel) s\(stride)", line: line)
   }
@@ -137,6 +145,8 @@ final class GradientCheckTests: XCTestCase {
         worstForward = max(worstForward, abs(expected - Double(y.data[p * c + ch])))
       }
     }
+    // fp32 statistics over 36 values and a few elementwise steps on outputs below ~5: a few
+    // 2^-24 of those, about 1e-6.
     XCTAssertLessThan(worstForward, 1e-5, "forward training=\(training) relu=\(relu)", line: line)
 
     let probe = Probe(count: y.count, seed: 13)
@@ -170,7 +180,8 @@ final class GradientCheckTests: XCTestCase {
     bn.initialize()
     let x = Tensor(shape: [1, 2, 2, 1], values: [1, 2, 3, 6])
     _ = bn.forward(FeatureMap(data: x.data, batch: 1, height: 2, width: 2, channels: 1))
-    // mean 3, biased variance 3.5, unbiased 14/3; momentum 0.1 from (0, 1).
+    // mean 3, biased variance 3.5, unbiased 14/3; momentum 0.1 from (0, 1). Values below 2 from
+    // a few fp32 steps: within a few ulps (1.2e-7).
     XCTAssertEqual(bn.runningMean.value[0], 0.3, accuracy: 1e-6)
     XCTAssertEqual(bn.runningVariance.value[0], 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)
     XCTAssertEqual(bn.batchesTracked.value[0], 1)
@@ -199,6 +210,8 @@ final class GradientCheckTests: XCTestCase {
     let error = finiteDifferenceError(x.data, count: x.count, analytic: analytic, epsilon: 1e-3) {
       probe.loss(pool.forward(input).data)
     }
+    // y copies inputs (no rounding, no truncation away from ties); x ± 1e-3 rounds to fp32 by
+    // up to 2^-24 * |x|, which over 2e-3 is ~1e-4 of a unit gradient.
     XCTAssertLessThan(error, 1e-2)
   }
 
@@ -209,10 +222,12 @@ final class GradientCheckTests: XCTestCase {
     let y = pool.forward(input)
     var expected = 0.0
     for p in 0..<12 { expected += Double(x.data[(12 + p) * 5 + 2]) }
+    // An fp32 mean of 12 values of size ~1: within 12 * 2^-24 of their mean size, ~7e-7.
     XCTAssertEqual(Double(y.data[5 + 2]), expected / 12, accuracy: 1e-6)
     let probe = Probe(count: y.count, seed: 29)
     let dx = probe.r.withUnsafeBufferPointer { pool.backward($0.baseAddress!) }!
     let analytic = Array(UnsafeBufferPointer(start: dx.data, count: x.count))
+    // Linear in x: no truncation error; fp32 rounding of the means over 2 * 0.01, ~1e-5.
     XCTAssertLessThan(finiteDifferenceError(x.data, count: x.count, analytic: analytic) { probe.loss(pool.forward(input).data) }, 1e-3)
   }
 
@@ -226,6 +241,7 @@ final class GradientCheckTests: XCTestCase {
     let y = fc.forward(x.data, batch: 3)
     var expected = Double(fc.bias!.value[1])
     for i in 0..<6 { expected += Double(x.data[2 * 6 + i]) * Double(fc.weight.value[1 * 6 + i]) }
+    // A bias and 6 products in fp32: within 7 * 2^-24 * sum |terms| (terms of size ~1), ~1e-6.
     XCTAssertEqual(Double(y[2 * 4 + 1]), expected, accuracy: 1e-5)
     let probe = Probe(count: 12, seed: 41)
     registry.zeroGradients()
@@ -234,6 +250,7 @@ final class GradientCheckTests: XCTestCase {
     let analyticW = Array(UnsafeBufferPointer(start: fc.weight.gradient, count: fc.weight.count))
     let analyticB = Array(UnsafeBufferPointer(start: fc.bias!.gradient, count: 4))
     let loss = { probe.loss(fc.forward(x.data, batch: 3)) }
+    // Linear in x, W and b: no truncation error; y's fp32 rounding over 2 * 0.01, ~1e-5.
     XCTAssertLessThan(finiteDifferenceError(x.data, count: x.count, analytic: analyticX, loss: loss), 1e-3)
     XCTAssertLessThan(finiteDifferenceError(fc.weight.value, count: fc.weight.count, analytic: analyticW, loss: loss), 1e-3)
     XCTAssertLessThan(finiteDifferenceError(fc.bias!.value, count: 4, analytic: analyticB, loss: loss), 1e-3)
@@ -251,6 +268,8 @@ final class GradientCheckTests: XCTestCase {
     let d = probe.r.withUnsafeBufferPointer { join.backward($0.baseAddress!) }
     let analytic = Array(UnsafeBufferPointer(start: d, count: 12))
     let loss = { probe.loss(join.forward(fa, fb).data) }
+    // Piecewise linear: no truncation away from the kink; a + b and a ± 1e-3 round to fp32 by
+    // up to 2^-24 of values ~3, which over 2e-3 is ~1e-4 of a unit gradient.
     XCTAssertLessThan(finiteDifferenceError(a.data, count: 12, analytic: analytic, epsilon: 1e-3, loss: loss), 1e-2)
     XCTAssertLessThan(finiteDifferenceError(b.data, count: 12, analytic: analytic, epsilon: 1e-3, loss: loss), 1e-2)
   }
@@ -323,13 +342,14 @@ final class GradientCheckTests: XCTestCase {
     let folded = run(folded: true)
     XCTAssertEqual(folded.masked, separate.masked)
     // The sums are grouped differently (unmasked sums take four rows at a time): equal up to
-    // rounding.
+    // rounding, 2 * 24 * 2^-24 (sums over 24 positions, in two orders) ~ 3e-6 of the terms' size.
     func close(_ a: [Float], _ b: [Float]) -> Bool {
       let scale = b.map { abs($0) }.max()!
       return zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * scale }
     }
     XCTAssertTrue(close(folded.dx, separate.dx))
     XCTAssertTrue(close(folded.gradients, separate.gradients))
+    // Not vacuous: the gradients compared are of order 1 (dy ~ N(0, 1)).
     XCTAssertGreaterThan(separate.gradients.map { abs($0) }.max()!, 0.1)
     let zeros = separate.masked.filter { $0 == 0 }.count
     XCTAssertTrue(zeros > 0 && zeros < x.count, "the mask should cut some entries and pass others")
@@ -345,10 +365,13 @@ final class GradientCheckTests: XCTestCase {
       let p = 1 / (1 + exp(-Double(z.data[i])))
       expected -= Double(t.data[i]) * log(max(p, 1e-300)) + (1 - Double(t.data[i])) * log(max(1 - p, 1e-300))
     }
+    // The loss is an fp32 value near 5 (ulp 4.8e-7): 1e-5 is some 20 ulps.
     XCTAssertEqual(Double(loss), expected / 6, accuracy: 1e-5)
     let error = finiteDifferenceError(z.data, count: 6, analytic: g.array, epsilon: 1e-2) {
       Double(Losses.binaryCrossEntropyWithLogits(logits: z.data, targets: t.data, count: 6, gradient: nil))
     }
+    // Half an ulp of that fp32 loss over 2 * 0.01 is 1.2e-5, 7e-5 of gradients up to 1/6;
+    // truncation, 0.01^2 / 6 * |softplus'''| / 6, is ~3e-7.
     XCTAssertLessThan(error, 1e-3)
   }
 
@@ -361,12 +384,15 @@ final class GradientCheckTests: XCTestCase {
     }
     let row0 = log(exp(1.0) + exp(2.0) + exp(3.0) + exp(4.0)) - 4
     let row1 = log(exp(-1.0) + exp(0.0) + exp(5.0) + exp(2.0)) + 1
+    // An fp32 loss near 3.3 (ulp 2.4e-7): 1e-5 is some 40 ulps.
     XCTAssertEqual(Double(loss), (row0 + row1) / 2, accuracy: 1e-5)
     let error = finiteDifferenceError(z.data, count: 8, analytic: g.array, epsilon: 1e-2) {
       labels.withUnsafeBufferPointer {
         Double(Losses.softmaxCrossEntropy(logits: z.data, labels: $0.baseAddress!, batch: 2, classes: 4, gradient: nil))
       }
     }
+    // As for the binary loss: the fp32 loss's rounding over 2 * 0.01 is ~1e-5 of gradients ~0.5,
+    // truncation ~0.01^2 / 6.
     XCTAssertLessThan(error, 1e-3)
   }
 
@@ -385,6 +411,7 @@ final class GradientCheckTests: XCTestCase {
     for p in model.registry.parameters where p.group != .head {
       XCTAssertEqual(Elementwise.maxAbs(p.gradient, count: p.count), 0, p.name)
     }
+    // Any nonzero value: the head itself does get a gradient.
     XCTAssertGreaterThan(Elementwise.maxAbs(model.fc!.weight.gradient, count: model.fc!.weight.count), 0)
 
     for p in model.registry.parameters { p.requiresGradient = p.group == .head || p.kind == .normalization }
@@ -392,6 +419,7 @@ final class GradientCheckTests: XCTestCase {
     _ = model.forward(FeatureMap(data: x.data, batch: 2, height: 8, width: 8, channels: 3))
     model.registry.zeroGradients()
     probe.r.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+    // Any nonzero value reaches the stem's BatchNorm; exactly nothing its convolution.
     XCTAssertGreaterThan(Elementwise.maxAbs(model.bn1.weight.gradient, count: model.bn1.channels), 0)
     XCTAssertEqual(Elementwise.maxAbs(model.conv1.weight.gradient, count: model.conv1.weight.count), 0)
   }

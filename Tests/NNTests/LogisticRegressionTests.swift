@@ -104,6 +104,11 @@ final class LogisticRegressionTests: XCTestCase {
       print(String(format: "lambda %.0e: L-BFGS %d iterations, loss %.10f, Newton %.10f (difference %.1e), largest weight difference %.1e",
         lambda, fit.iterations, fit.loss, reference, fit.loss - reference, worstWeight))
       XCTAssertTrue(fit.converged, "largest gradient \(fit.gradientNorm) after \(fit.iterations) iterations")
+      // The objective comes from fp32 logits (|z| up to ~5, 2^-24 |z| each): its value is good
+      // to ~1e-7, and a gradient below the 1e-6 tolerance is ~1e-12 / lambda above the minimum.
+      // The weights are within the gradient over the Hessian's smallest eigenvalue (~0.02:
+      // p(1 - p) ~ 0.2 times the features' variance 1/3, over K = 3), ~5e-5; 2e-3 also allows
+      // a stalled stop, at a gradient up to 40 times the tolerance.
       XCTAssertEqual(fit.loss, reference, accuracy: 1e-6)
       XCTAssertGreaterThanOrEqual(fit.loss, reference - 1e-6, "no point is below the minimum (beyond float rounding)")
       XCTAssertLessThan(worstWeight, 2e-3)
@@ -147,6 +152,9 @@ final class LogisticRegressionTests: XCTestCase {
     print(String(format: "badly scaled: L-BFGS %d iterations (%@), loss %.10f, Newton %.10f, largest logit difference %.1e",
       fit.iterations, fit.stop.rawValue, fit.loss, reference, worstLogit))
     XCTAssertTrue(fit.converged, "largest gradient \(fit.gradientNorm) after \(fit.iterations) iterations")
+    // The loss as above. The logits are what the data determines (curvature ~p(1 - p) / K ~ 0.1
+    // along them): a gradient of 1e-6, or 100 times that if stalled, moves them by ~1e-3 at
+    // most; 0.05 is far below the logits' own spread (the truth's weights are up to 3).
     XCTAssertEqual(fit.loss, reference, accuracy: 1e-6)
     XCTAssertLessThan(worstLogit, 0.05)
   }
@@ -171,6 +179,9 @@ final class LogisticRegressionTests: XCTestCase {
             var minus = x
             plus[index] += 1e-3
             minus[index] -= 1e-3
+            // The objective's logits are fp32 (the parameters rounded to fp32 too): ~2^-24 |z| of
+            // noise per logit, ~1.5e-9 on the mean over n K = 100 terms, ~1e-6 over 2e-3.
+            // Truncation, (1e-3)^2 / 6 x |f'''|, is below 1e-7.
             XCTAssertEqual(gradient[index], (value(plus) - value(minus)) / 2e-3, accuracy: 2e-5, "parameter \(index), scales \(String(describing: scale))")
           }
         }

@@ -50,11 +50,15 @@ final class OptimizerTests: XCTestCase {
       for p in params {
         let expected = try f.floats("\(key).\(step).\(p.name)")
         let initial = try f.floats("init.\(p.name)")
+        // Any move at all: a fixture that left a parameter in place would test nothing.
         XCTAssertGreaterThan(Elementwise.maxAbsDifference(expected, initial, count: p.count), 0, "\(key) must move \(p.name)")
         worst = max(worst, Elementwise.maxAbsDifference(p.value, expected, count: p.count) / Elementwise.maxAbs(expected, count: p.count))
       }
     }
     print(String(format: "%@: worst relative difference from the reference over 4 steps %.2e", key, Double(worst)))
+    // The fixture is PyTorch's float32: each step rounds a few elementwise operations (and
+    // LARS's norms, sums of 12 squares) at 2^-24 each, on both sides; four steps of that are
+    // some 1e-6 of the weights at most.
     XCTAssertLessThan(worst, 1e-5, key)
   }
 
@@ -90,11 +94,13 @@ final class OptimizerTests: XCTestCase {
     let trust: Float = 1e-3
     OptimizerSettings(kind: .lars, learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay, trustCoefficient: trust)
       .make([conv, projection, classifier]).step()
+    // The same fp32 expression: at most an ulp apart, and the results are below 1 (ulp 6e-8).
     for i in 0..<4 {
       XCTAssertEqual(classifier.value[i], weights[i] - learningRate * gradient[i], accuracy: 1e-7, "fc.weight[\(i)]")
     }
     let decayed = zip(gradient, weights).map { Double($0) + Double(weightDecay) * Double($1) }
     let ratio = Double(trust) * (weights.map { Double($0 * $0) }.reduce(0, +)).squareRoot() / (decayed.map { $0 * $0 }.reduce(0, +)).squareRoot()
+    // fp32 weights of at most 0.03 (ulp 1.9e-9) against Double: a few ulps.
     for p in [conv, projection] {
       for i in 0..<4 {
         XCTAssertEqual(Double(p.value[i]), Double(weights[i]) - Double(learningRate) * ratio * decayed[i], accuracy: 1e-8, "\(p.name)[\(i)]")
@@ -121,6 +127,9 @@ final class OptimizerTests: XCTestCase {
     for i in 0..<3 {
       let backboneStep = 0.1 * Float(i) - conv.value[i]
       let headStep = 0.1 * Float(i) - classifier.value[i]
+      // Steps read back from fp32 weights up to 0.2 (ulp 1.5e-8): 30 times one such error is
+      // 4.5e-7. Adam's first step is rate x g / (|g| + 1e-8), 1e-9 off the rate at |g| = 0.01;
+      // 1e-5 is 1% of the rate.
       XCTAssertEqual(headStep, 30 * backboneStep, accuracy: 1e-6, "element \(i)")
       XCTAssertEqual(abs(backboneStep), 1e-3, accuracy: 1e-5, "Adam's first step is about its rate")
     }
@@ -135,6 +144,8 @@ final class OptimizerTests: XCTestCase {
     ]
     for (name, schedule) in cases {
       let expected = try f.floats("lr.\(name)")
+      // PyTorch's rates in Double, read back as fp32; ours in fp32: 1e-6 of the base rate is
+      // some 16 ulps of it.
       for step in 0..<20 {
         XCTAssertEqual(schedule.learningRate(step: step), expected[step], accuracy: 1e-6 * 0.4 + 1e-9, "\(name) step \(step)")
       }
@@ -143,6 +154,7 @@ final class OptimizerTests: XCTestCase {
 
   func testWarmupIsLinearThenCosineDecays() {
     let s = Schedule(kind: .cosine, baseLearningRate: 1, totalSteps: 110, warmupSteps: 10)
+    // Rates at most 1 in fp32 (ulp 1.2e-7): 1e-6 is a few ulps of a cosine and a product.
     XCTAssertEqual(s.learningRate(step: 0), 0.1, accuracy: 1e-6)
     XCTAssertEqual(s.learningRate(step: 9), 1, accuracy: 1e-6)
     XCTAssertEqual(s.learningRate(step: 10), 1, accuracy: 1e-6)
@@ -221,6 +233,7 @@ final class OptimizerTests: XCTestCase {
     optimizer.step()
     XCTAssertEqual(params[0].value[0], 1)
     XCTAssertEqual(params[2].value[0], 1)
+    // 1 - 0.1 in fp32: within an ulp of 0.9 (6e-8).
     XCTAssertEqual(params[1].value[0], 0.9, accuracy: 1e-7)
   }
 }

@@ -49,6 +49,10 @@ final class PopulationStatisticsTests: XCTestCase {
     let b = try XCTUnwrap(split.statistics(balanced: true))
     for ch in 0..<c {
       let (m, v) = meanVariance(values[0][ch] + values[1][ch])
+      // The pooled sums are BatchNorm's own: fp32 over a batch's at most 45 rows (values of mean
+      // up to 3), then Double. That random walk puts ~2^-24 * 45^1.5 * 3 / 3 ~ 2e-5 on a batch's
+      // sum, ~3e-7 on the mean of 90 and a relative ~1e-6 on the variance (the group runs and
+      // the mixture are summed in Double: ~1e-15).
       XCTAssertEqual(p.mean[ch], m, accuracy: 1e-6)
       XCTAssertEqual(p.variance[ch], v, accuracy: 1e-5 * v)
       XCTAssertEqual(s.mean[ch], m, accuracy: 1e-6, "the groups pooled are the pool")
@@ -61,6 +65,8 @@ final class PopulationStatisticsTests: XCTestCase {
       let mixtureVariance = (v0 + v1) / 2 + (m0 - m1) * (m0 - m1) / 4
       XCTAssertEqual(b.mean[ch], mixtureMean, accuracy: 1e-6)
       XCTAssertEqual(b.variance[ch], mixtureVariance, accuracy: 1e-5 * mixtureVariance)
+      // 0.1 x (group 1's mean - group 0's): 0.15-0.3 by construction, 0.098 at the least in these
+      // draws (the group means are of 36 values); 0.05 only has to tell it from 0.
       XCTAssertGreaterThan(abs(b.mean[ch] - m), 0.05, "the rarer group weighs more in the mixture than in the pool")
     }
     XCTAssertEqual(split.count(group: 0) + split.count(group: 1), Double(10 * h * w))

@@ -41,11 +41,16 @@ final class ReferenceTests: XCTestCase {
         upstream = zip(upstream, expected).map { $1 > 0 ? $0 : 0 }
       }
       let gradients = Reference.batchNormBackward(upstream, values(x.data, x.count), channels: 6, gamma: gamma)
+      // The definition is in Double. fp32 statistics over 60 values (means up to 2.5 against
+      // deviations ~1) are within 60 x 2^-24 of the values' size: under 1e-5 of y's. dx
+      // subtracts dy's mean and its projection on x-hat, and that cancellation can scale y's
+      // relative error by ~10; dgamma and dbeta are sums over the same 60 positions.
       XCTAssertLessThan(relativeError(yValues, expected), 1e-5, "y, ReLU \(relu)")
       XCTAssertLessThan(relativeError(values(dx.data, dx.count), gradients.dx), 1e-4, "dx, ReLU \(relu)")
       XCTAssertLessThan(relativeError(values(bn.weight.gradient, 6), gradients.dgamma), 1e-5, "dgamma, ReLU \(relu)")
       XCTAssertLessThan(relativeError(values(bn.bias.gradient, 6), gradients.dbeta), 1e-5, "dbeta, ReLU \(relu)")
-      // The running statistics move 0.1 of the way to the batch's (unbiased variance).
+      // The running statistics move 0.1 of the way to the batch's (unbiased variance). Means
+      // below 0.3 and variances below 2, within 60 x 2^-24 of the terms they sum.
       for ch in 0..<6 {
         XCTAssertEqual(Double(bn.runningMean.value[ch]), 0.1 * reference.mean[ch], accuracy: 1e-5)
         XCTAssertEqual(Double(bn.runningVariance.value[ch]), 0.9 + 0.1 * reference.unbiasedVariance[ch], accuracy: 1e-4)
@@ -96,6 +101,9 @@ final class ReferenceTests: XCTestCase {
       let projection = unit.downsample!
       let shortcut = pair(values(x.data, x.count), geometry(projection.convolution, height: size), projection.convolution, projection.batchNorm, relu: false)
       let expected = Reference.residualJoin(main: h, shortcut: shortcut.output)
+      // Both sides are fp32, summing in other orders: convolutions of up to 144 products (within
+      // 144 x 2^-24 of sum |x w|, ~1e-5) feeding BatchNorms over 32 positions, whose division by
+      // deviations over so few values can amplify that a few times.
       XCTAssertLessThan(relativeError(yValues, expected), 1e-4, "\(depth) y")
 
       // Backward through the definition, accumulating dW, dγ, dβ per layer.
@@ -112,6 +120,8 @@ final class ReferenceTests: XCTestCase {
       var dMain = joined.main
       for (index, s) in saved.enumerated().reversed() { dMain = back(s, dMain, relu: index < saved.count - 1) }
       let dShortcut = back(shortcut, joined.shortcut, relu: false)
+      // Backward goes through the same sums again, and BatchNorm's backward subtracts near-equal
+      // projections (two BatchNorms deep): ten times y's allowance.
       XCTAssertLessThan(relativeError(dxValues, zip(dMain, dShortcut).map(+)), 1e-3, "\(depth) dx")
       for (name, reference) in expectedGradients {
         let p = model.registry.parameters.first { $0.name == name }!

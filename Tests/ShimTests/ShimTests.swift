@@ -19,6 +19,7 @@ final class ShimTests: XCTestCase {
     var compressed = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
     let size = ZSTD_compress(&compressed, compressed.count, input, input.count, 3)
     XCTAssertEqual(ZSTD_isError(size), 0)
+    // A run of one byte: a frame header and a block of one repeated value, ~20 bytes.
     XCTAssertLessThan(size, 100)
     var output = [UInt8](repeating: 0, count: input.count)
     let back = ZSTD_decompress(&output, output.count, compressed, size)
@@ -30,6 +31,8 @@ final class ShimTests: XCTestCase {
     var major: Int32 = 0
     var minor: Int32 = 0
     XCTAssertEqual(MPI_Get_version(&major, &minor), MPI_SUCCESS)
+    // The non-blocking collectives the communicator uses (MPI_Iallreduce, MPI_Ibcast) came with
+    // MPI 3.
     XCTAssertGreaterThanOrEqual(major, 3)
     XCTAssertNotEqual(fairtune_mpi_float(), fairtune_mpi_double())
   }

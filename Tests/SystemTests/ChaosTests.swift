@@ -82,6 +82,8 @@ final class ChaosTests: XCTestCase {
         continue
       }
       XCTAssertNotEqual(kill.status, 0, "seed \(seed): the job exited 0 after rank \(kill.rank) was killed")
+      // The survivors give up within the communication timeout; 10 s more is for mpirun to tear
+      // the job down (the wait gives up only at 120 s).
       XCTAssertLessThan(kill.exitSeconds, timeout + 10, "seed \(seed): survivors outlived the timeout")
       let again = try Harness.mpi(3, arguments, limit: 600)
       XCTAssertEqual(again.status, 0, again.output)
@@ -109,6 +111,7 @@ final class ChaosTests: XCTestCase {
         continue
       }
       XCTAssertNotEqual(kill.status, 0, "seed \(seed): the job exited 0 after rank \(kill.rank) was killed")
+      // As above: the timeout, plus 10 s of teardown.
       XCTAssertLessThan(kill.exitSeconds, timeout + 10, "seed \(seed): survivors outlived the timeout")
       let before = (try? String(contentsOfFile: sweep + "/trials.csv", encoding: .utf8))?.components(separatedBy: ",finished,").count ?? 1
       let again = try Harness.mpi(3, arguments, limit: 600)

@@ -38,6 +38,11 @@ final class MPIRunTests: XCTestCase {
         let many = try dump(ranks: ranks, batch: batch)
         let (loss, weights) = try difference(one, many)
         print(String(format: "sync BN, batch %d, np 1 vs np %d: loss %.2e, weights and running statistics %.2e (max relative)", batch, ranks, loss, weights))
+        // Each loss is a mean over the batch, its sums reduced in another order on each rank
+        // count: a few 2^-24 apart (at most 3.2e-7 with OpenBLAS's Haswell, Zen, SkylakeX and
+        // Cooperlake kernels) while the weights stay within rounding of each other (below).
+        // Neither holds once a rounding difference flips a ReLU: a trajectory then has no bound
+        // (OpenBLAS's Sandybridge kernels do that at batch 10, weights 3e-2 apart).
         XCTAssertLessThan(loss, 1e-5, "batch \(batch) on \(ranks) ranks")
         // The largest relative difference is in a BatchNorm bias: it starts at 0 and is about
         // 1e-2 after three steps, so the float rounding of its gradient, sum(dy) added in
@@ -128,7 +133,10 @@ final class MPIRunTests: XCTestCase {
       for (name, values) in one { if let other = many[name] { worst = max(worst, relativeError(values, other)) } }
       print(String(format: "bn-recal, np 1 vs np %d: every BatchNorm's statistics within %.2e (max relative)", ranks, worst))
       // Float rounding: the sums are added in another order on each rank count, and upstream
-      // layers normalise each batch with statistics summed in another order.
+      // layers normalise each batch with statistics summed in another order. Each is some
+      // 2^-24 x sqrt(terms), grown by the layers above as fp32 errors grow in the float64
+      // fixtures' training mode (up to 1000 x 2^-24 = 6e-5); measured 2.3e-7 to 1.2e-6 on four
+      // OpenBLAS cores.
       XCTAssertLessThan(worst, 1e-4, "\(ranks) ranks")
     }
   }
@@ -165,12 +173,15 @@ final class MPIRunTests: XCTestCase {
     let result = try Harness.mpi(2, training + ["--batch", "8", "--debug-stall-rank", "1", "--comm-timeout", "3"], limit: 120)
     XCTAssertNotEqual(result.status, 0)
     XCTAssertTrue(result.output.contains("made no progress"), result.output)
+    // A job that does not stop runs into the 120 s limit; 60 s is the timeout plus mpirun's
+    // start and teardown (a few seconds) many times over.
     XCTAssertLessThan(result.seconds, 60, "the job must stop soon after the 3 s timeout")
   }
 
   func testADeadRankStopsTheJob() throws {
     let result = try Harness.mpi(2, training + ["--batch", "8", "--debug-exit-rank", "1", "--comm-timeout", "10"], limit: 120)
     XCTAssertNotEqual(result.status, 0)
+    // As above: the 10 s timeout plus start and teardown, well inside the 120 s limit.
     XCTAssertLessThan(result.seconds, 60, "the job must stop soon after the 10 s timeout: \(result.output.suffix(3000))")
   }
 }

@@ -81,6 +81,8 @@ final class KernelTests: XCTestCase {
         let expected = direct(x, n: s.n, h: s.h, w: s.w, c: s.c, weights: weights, o: s.o)
         let scale = expected.map(abs).max()!
         let worst = zip(y, expected).map { abs($0 - $1) }.max()!
+        // Both fp32, sums of at most 9 x 16 products: the direct one within ~2^-24 sqrt(144) of
+        // its terms' size; Winograd's transforms round values up to ~10 times larger (F(4x4)).
         XCTAssertLessThan(worst / scale, 1e-4, "F(\(transform.outputTile)x\(transform.outputTile)) \(s)")
         XCTAssertEqual(reported, y.count, "every output value reported once, F(\(transform.outputTile)) \(s)")
       }
@@ -105,6 +107,9 @@ final class KernelTests: XCTestCase {
         var dx = [Float](repeating: 0, count: x.count)
         transform.transformInput(x, batch: s.n, height: s.h, width: s.w, channels: s.c, into: &v, scratch: &scratch)
         transform.transformInputGradient(dv, batch: s.n, height: s.h, width: s.w, channels: s.c, into: &dx, scratch: &scratch)
+        // Each side is an fp32 transform (coefficients up to 8 in 1-D) then a Double dot product:
+        // ~1e-6 of the terms' size, in sums of ~sqrt(count) that; a wrong coefficient or tile
+        // offset moves a dot product by O(1) of itself. The same for the two below.
         XCTAssertEqual(dot(v, dv), dot(x, dx), accuracy: 1e-3 * max(1, abs(dot(v, dv))), "input, \(name)")
 
         // Output: y = A(M); dM = Aᵀ(dy).
@@ -200,6 +205,8 @@ final class KernelTests: XCTestCase {
           expected[r * o + out] = sum
         }
       }
+      // Two fp32 sums of the same <= 9 c products (N(0, 1) values) in other orders: a few 2^-24 of
+      // sums below ~20, ~1e-6.
       for (a, b) in zip(y, expected) { XCTAssertEqual(a, b, accuracy: 1e-4, "h \(h) stride \(stride) padding \(padding)") }
 
       // ⟨gather(x), r⟩ = ⟨x, scatterAdd(r)⟩ for one tap.
@@ -209,6 +216,7 @@ final class KernelTests: XCTestCase {
         let r = random(gathered.count, seed: 15)
         var back = [Float](repeating: 0, count: x.count)
         TapPlan.scatterAdd(r, pixels: tap.inputs, imagePixels: h * h, channels: c, batch: g.batch, into: &back)
+        // The same products summed in Double in another order (one tap adds each value once).
         XCTAssertEqual(dot(gathered, r), dot(x, back), accuracy: 1e-4)
       }
     }

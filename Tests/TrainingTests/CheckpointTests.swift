@@ -85,6 +85,8 @@ final class CheckpointTests: XCTestCase {
     let raw = tensors.reduce(0) { $0 + $1.values.count * 4 }
     let ratio = Double(raw) / Double(encoded.count)
     print(String(format: "checkpoint compression on freshly initialised weights: %.3fx", ratio))
+    // Of a normal weight's 4 bytes, the sign-and-exponent plane holds ~3 bits of entropy and the
+    // rest ~8 each: 32/27 ~ 1.19 at best; 1.05 allows for zstd's overhead (1.15 measured).
     XCTAssertGreaterThan(ratio, 1.05)
   }
 

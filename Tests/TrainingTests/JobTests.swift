@@ -102,6 +102,7 @@ final class JobTests: XCTestCase {
     let record = try RunFile.decode(try Data(contentsOf: URL(fileURLWithPath: spec.out + "/run.json")))
     XCTAssertEqual(record.strategy, .bnStats)
     XCTAssertEqual(record.updatedParameters, Strategy.bnStats.updatedCounts(network).parameters)
+    // A Double through JSON (printed to round-trip): equal to ~1e-16.
     XCTAssertEqual(try XCTUnwrap(record.validationMeanF1), first.f1, accuracy: 1e-12)
     // Fine-tuning keeps the partial batch: 4 steps.
     XCTAssertEqual(try metricsRecords(spec.out).filter { $0["lr"] != nil }.count, 4)
@@ -112,6 +113,7 @@ final class JobTests: XCTestCase {
     let reopened = try TrainingSession(communicator: world, dataset: dataset, spec: spec, defining: job.defining)
     let second = try job.run(try job.makeModel(), in: reopened)
     XCTAssertEqual(second.f1, first.f1)
+    // Read back from run.json: the same Double to ~1e-16 of a few seconds.
     XCTAssertEqual(second.seconds, first.seconds, accuracy: 1e-9)
 
     // The same directory with other options is refused, naming the option.

@@ -21,6 +21,7 @@ final class MonitorTests: XCTestCase {
     let votes = RepresentationMonitor.votes(features: features, width: 2, bankCount: 3, labels: labels, neighbours: 2, temperature: t)
     // The query's two nearest: bank 0 (cosine c, positive) and bank 1 (cosine s, negative).
     let w0 = exp((c - 1) / t), w1 = exp((s - 1) / t)
+    // fp32 votes in [0, 1] (ulp <= 1.2e-7) from a few exponentials and sums: 1e-6 is ~10 ulps.
     XCTAssertEqual(votes[3], w0 / (w0 + w1), accuracy: 1e-6)
     // Bank 0 without itself: bank 1 (cosine 0, negative) and bank 2 (cosine -1, positive).
     let v1 = exp(-1 / t), v2 = exp(-2 / t)
@@ -55,6 +56,8 @@ final class MonitorTests: XCTestCase {
     let good = meanF1(features(informative: true))
     let noise = meanF1(features(informative: false))
     // Noise votes are no better than calling every image positive (F1 = 2p / (1 + p) = 0.46).
+    // Over 40 seeds of this set-up, noise scored 0.40-0.50 and informative features 0.77-0.86
+    // (0.47 and 0.84 with this seed): each bound lies outside the other's range.
     XCTAssertLessThan(noise, 0.55)
     XCTAssertGreaterThan(good, 0.75)
   }

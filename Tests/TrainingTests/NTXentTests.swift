@@ -24,6 +24,9 @@ final class NTXentTests: XCTestCase {
       let expected = try f.floats("grad.\(t)", shape: [8, 6])
       let error = relativeError(gradient, expected, count: 48)
       print(String(format: "NT-Xent, temperature %@: loss %.6f (torch %.6f), gradient max relative difference %.2e", t, loss, expectedLoss, Double(error)))
+      // The fixture is float64 PyTorch stored as float32 (2^-24). Ours is fp32: cosines over 6
+      // dimensions, divided by the temperature (x10 at most), through a softmax over 7: some tens
+      // of 2^-24 relative; 1e-5 is ~170 of them.
       XCTAssertEqual(Float(loss), expectedLoss, accuracy: 1e-5 * expectedLoss)
       XCTAssertLessThan(error, 1e-5)
       XCTAssertTrue((0...8).contains(correct))
@@ -46,6 +49,9 @@ final class NTXentTests: XCTestCase {
     let whole = run(0..<8)
     let first = run(0..<3)
     let second = run(3..<8)
+    // The same fp32 terms (at most 8 per sum) added in two groups instead of one: a few ulps of
+    // the loss (~2) and of each gradient entry (1e-6 of the largest is ~16 ulps of it; 1e-7 for
+    // entries near 0).
     XCTAssertEqual(first.0 + second.0, whole.0, accuracy: 1e-6)
     let summed = zip(first.1, second.1).map { $0 + $1 }
     XCTAssertLessThan(Elementwise.maxAbsDifference(summed, whole.1, count: 48), 1e-6 * Elementwise.maxAbs(whole.1, count: 48) + 1e-7)

@@ -71,6 +71,9 @@ final class RecalibrationTests: XCTestCase {
       worst = max(worst, abs(Double(bn.runningVariance.value[ch]) - expected.variance[ch]) / expected.variance[ch])
     }
     print(String(format: "%@: largest difference from the independent statistics %.2e (relative to the standard deviation / variance)", message, worst))
+    // The pass sees the stem's outputs of batches of 10, rounded otherwise than in one batch of
+    // 37 (3x3 products over 3 channels: a few 2^-24), and sums them in fp32 over at most 64
+    // rows before Double: ~1e-6 of the deviation at most.
     XCTAssertLessThan(worst, 1e-5, message)
   }
 
@@ -106,6 +109,7 @@ final class RecalibrationTests: XCTestCase {
     let weights = male.map { $0 ? 0.5 / Double(men) : 0.5 / Double(male.count - men) }
     assertStatistics(model.bn1, try stemStatistics(model, data, images: data.train, weights: weights), "balanced on Male")
     let pooled = try stemStatistics(model, data, images: data.train)
+    // Unequal groups move some channel's mean by ~0.05; 1e-4 is ten times what rounding can.
     XCTAssertGreaterThan(
       (0..<model.bn1.channels).map { abs(Double(model.bn1.runningMean.value[$0]) - pooled.mean[$0]) }.max()!, 1e-4,
       "the mixture differs from the pool when the groups are unequal in size")

@@ -12,13 +12,16 @@ import XCTest
 final class ScalingModelTests: XCTestCase {
   func testCostFormulasFollowTheAlgorithms() {
     let cost = LinkCost(alpha: 1e-4, beta: 1e-9)
+    // Hand-worked values in Double, a few terms below 0.2 s: rounding is ~1e-17, far inside
+    // 1e-12 (1e-9 for the ring's 14 steps).
     // Two ranks: one exchange of the buffer either way.
     XCTAssertEqual(Collective.allReduce.seconds(bytes: 1_000_000, ranks: 2, cost: cost), 1e-4 + 1e-3, accuracy: 1e-12)
     // Small messages on 8 ranks: recursive doubling, 3 rounds.
     XCTAssertEqual(Collective.allReduce.seconds(bytes: 8, ranks: 8, cost: cost), 3 * (1e-4 + 8e-9), accuracy: 1e-12)
     // Large messages on 8 ranks: the ring, 14 steps of an eighth of the buffer.
     XCTAssertEqual(Collective.allReduce.seconds(bytes: 100_000_000, ranks: 8, cost: cost), 14e-4 + 1.75e-1, accuracy: 1e-9)
-    // The ring's bytes term stays below twice the buffer however many ranks.
+    // The ring's bytes term stays below twice the buffer however many ranks: 2(p - 1)/p x 1e8
+    // bytes at 1e-9 s per byte is below 0.2 s exactly.
     XCTAssertLessThan(Collective.allReduce.seconds(bytes: 100_000_000, ranks: 512, cost: LinkCost(alpha: 0, beta: 1e-9)), 0.2)
     XCTAssertEqual(Collective.allGather.seconds(bytes: 4096, ranks: 4, cost: cost), 2e-4 + 0.75 * 4096e-9, accuracy: 1e-12)
     XCTAssertEqual(Collective.allReduce.seconds(bytes: 1 << 20, ranks: 1, cost: cost), 0)
@@ -40,6 +43,8 @@ final class ScalingModelTests: XCTestCase {
       }
     }
     let profile = CollectiveProfile.fit(points, source: "simulated")
+    // 5% noise on each of 18 timings per collective: alpha, beta and the extrapolation come out
+    // within a few percent (1.0-2.8% with this seed); 0.1 is some 5 standard errors.
     for collective in Collective.allCases {
       let fitted = profile.costs[collective]!, real = truth[collective]!
       XCTAssertEqual(fitted.alpha / real.alpha, 1, accuracy: 0.1, "\(collective) alpha")
@@ -57,6 +62,7 @@ final class ScalingModelTests: XCTestCase {
       CollectiveProfile.Point(collective: .allReduce, bytes: bytes, ranks: 2, seconds: 1e-3 / Double(i + 1))
     }
     let cost = CollectiveProfile.fit(points, source: "odd").costs[.allReduce]!
+    // Exact: the constraint itself, and a fit that is not all zero.
     XCTAssertGreaterThanOrEqual(cost.alpha, 0)
     XCTAssertGreaterThanOrEqual(cost.beta, 0)
     XCTAssertGreaterThan(cost.alpha + cost.beta, 0)
@@ -77,6 +83,7 @@ final class ScalingModelTests: XCTestCase {
     // (14.01 ms), 8.01 ms of waiting; 3 ms of compute later the bucket is long done; 1 ms more.
     let profile = CollectiveProfile.nominal(latency: 0, bandwidth: 1e8)
     let p = StepSimulation.predict(trace, ranks: 2, profile: profile)
+    // Hand-worked times in Double, sums of a few terms below 0.2 s: exact to ~1e-17.
     XCTAssertEqual(p.seconds, 0.01801, accuracy: 1e-9)
     XCTAssertEqual(p.batchNorm, 0.00801, accuracy: 1e-9)
     XCTAssertEqual(p.gradient, 0, accuracy: 1e-12)
@@ -119,6 +126,7 @@ final class ScalingModelTests: XCTestCase {
       tracer.mark()
       _ = try step(TrainingBatch(images: images.data, labels: simclr ? nil : labels.data, count: share, globalCount: 3 * share), imageSize: size, globalBatch: 3 * share)
       let (events, seconds) = tracer.take()
+      // Any positive time: the step was timed.
       XCTAssertGreaterThan(seconds, 0)
       XCTAssertEqual(events.map(\.at), events.map(\.at).sorted(), name)
       let batchNorms = model.batchNorms.count
@@ -151,6 +159,7 @@ final class ScalingModelTests: XCTestCase {
 }
 
 final class SweepScalingTests: XCTestCase {
+  /// Hand-worked fractions in Double: exact to ~1e-16, so 1e-12.
   func testTheSweepIsAsBusyAsItsGroups() {
     // One rank runs the trials itself.
     XCTAssertEqual(StepSimulation.sweepEfficiency(trials: 10, ranks: 1, groupSize: 1, stepEfficiency: 1), 1)

@@ -26,6 +26,8 @@ final class SweepTests: XCTestCase {
       XCTAssertTrue(space.optimizers[t.optimizer]!.contains(t.learningRate))
       XCTAssertTrue(t.warmupEpochs <= t.epochs / 5)
     }
+    // Four optimizers drawn evenly: 20 draws see at most two of them with probability
+    // 6 x (1/2)^20 ~ 6e-6.
     XCTAssertGreaterThan(Set(a.map(\.optimizer)).count, 2, "twenty draws should visit several optimizers")
   }
 
@@ -140,6 +142,7 @@ final class SweepTests: XCTestCase {
     XCTAssertEqual((1...10).filter { asha.isRung(epoch: $0, of: 10) }, [1, 3, 9])
     XCTAssertEqual((1...3).filter { asha.isRung(epoch: $0, of: 3) }, [1], "the last epoch is no rung")
     XCTAssertEqual((1...8).filter { Asha(eta: 2, minEpochs: 2).isRung(epoch: $0, of: 9) }, [2, 4, 8])
+    // Quantiles of a few values in Double: exact to ~1e-16.
     XCTAssertEqual(Asha(eta: 2).cutoff([4, 1, 3, 2])!, 2.5, accuracy: 1e-12)
     XCTAssertTrue(asha.shouldContinue(metric: 0.1, others: []).go, "the first trial at a rung goes on")
     // Among three, only the best third goes on: the cutoff is the 2/3 quantile.
@@ -183,6 +186,7 @@ final class SweepTests: XCTestCase {
     XCTAssertTrue(records.allSatisfy { $0.status.isComplete })
     let stopped = records.filter { $0.status == .stopped }
     XCTAssertFalse(stopped.isEmpty, "no trial was stopped: \(records.map { ($0.settings.epochs, quality($0.settings)) })")
+    // Counts: a stopped trial ran fewer epochs than drawn, so the sweep trained fewer in all.
     for r in stopped {
       XCTAssertLessThan(r.epochsRun!, r.settings.epochs)
       XCTAssertTrue(r.reason!.contains("cutoff"), r.reason!)
