@@ -192,6 +192,7 @@ final class InProcessCollectiveTests: XCTestCase {
         XCTAssertEqual(call, "barrier")
         XCTAssertEqual(seconds, limit)
         XCTAssertEqual(who, rank)
+        // Exact: a wait cannot give up before its deadline.
         XCTAssertGreaterThanOrEqual(seen[rank].seconds, limit)
         // The wait ends at its deadline; the slack is for a loaded machine's scheduling only.
         XCTAssertLessThan(seen[rank].seconds, limit + 5)
@@ -381,6 +382,8 @@ final class InProcessDataParallelTests: XCTestCase {
       for (rank, s) in seen.enumerated() {
         let expected = s.trainable.indices.map { Float((s.trainable[$0] ? rankSum : rank + 1) * ($0 % 4096)) }
         XCTAssertEqual(s.gradients, expected, "rank \(rank) of \(ranks)")
+        // Counts: 1 KiB buckets split the trainable gradients into several, and the frozen
+        // parameters' floats are never sent.
         XCTAssertGreaterThan(s.buckets, 1)
         XCTAssertEqual(s.started, s.buckets, "every bucket starts during backward")
         XCTAssertEqual(s.floats, s.trainable.filter { $0 }.count)
