@@ -164,6 +164,16 @@ public struct ClusterPlan {
       case .seeds: return dataParallel(stage, Strategy.allCases.map { ($0, Double(s.seeds - 1) * work($0, epochs: meanEpochs)) })
       case .balanced: return dataParallel(stage, [(.bnRecal, Double(s.seeds) * work(.bnRecal, epochs: meanEpochs))])
       case .probe: return dataParallel(stage, [(.frozen, work(.frozen, epochs: meanEpochs))])
+      case .backbones:
+        // N - 1 more pretrainings and each strategy's selected run on each.
+        let more = Double(max(s.backbones - 1, 0))
+        let runs = dataParallel(stage, Strategy.allCases.map { ($0, more * work($0, epochs: meanEpochs)) })
+        let pretraining = more * Double(s.pretrainEpochs * s.train) * m.pretrainSeconds
+        let seconds = pretraining + runs.seconds
+        let stretched = pretraining / pretrain.efficiency + runs.seconds / runs.efficiency
+        return StageCost(
+          stage: stage, seconds: seconds, parallel: true, efficiency: seconds > 0 ? seconds / stretched : 1,
+          waits: pretraining > runs.seconds ? Self.waits(pretrain) : runs.waits)
       case .epochTimes:
         let steps = Double(min(s.stepsPerEpoch, PresetSettings.timedSteps) * s.batch)
         return dataParallel(stage, Strategy.allCases.map { ($0, steps * m.strategySeconds[$0]!) })

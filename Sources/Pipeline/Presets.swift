@@ -16,7 +16,7 @@ public enum Preset: String, CaseIterable, Sendable {
         // At batch 64, SimCLR's square-root rule (0.075 x sqrt(64) = 0.6) rather than the linear
         // one (0.3 x 64 / 256 = 0.075, at which the loss stays at chance); 10 epochs, after which
         // the probe on the SimCLR backbone is above the random one's (4 were not): docs/pretraining.md.
-        pretrainLearningRate: 2.4)
+        pretrainLearningRate: 2.4, backbones: 1)
     case .small:
       // About an hour on 2 cores: 8,000 train images keep the 100 non-frozen trials' epochs (at
       // least one each, ASHA's first rung) near half an hour, and 25 pretraining epochs near a quarter.
@@ -51,6 +51,9 @@ public struct PresetSettings: Sendable {
   public var blur = false
   public var temperature = 0.1
   public var pretrainLearningRate = 0.3
+  /// Pretrained backbones: the sweep runs on the first, and every strategy's selected settings are
+  /// fine-tuned on each (the unit of replication of a claim about SimCLR models).
+  public var backbones = 3
 
   public var modelSpec: ModelSpec { ModelSpec(model: model, width: width, stem: stem, imageSize: imageSize) }
 

@@ -16,7 +16,7 @@ import Training
 public enum ReproduceStage: String, CaseIterable, Sendable {
   case data, pack, pretrain, sweep
   case convergedHeads = "converged-heads"
-  case seeds, balanced, probe
+  case seeds, balanced, probe, backbones
   case epochTimes = "epoch-times"
   case bnStatistics = "bn-statistics"
   case report
@@ -32,6 +32,7 @@ public enum ReproduceStage: String, CaseIterable, Sendable {
     case .seeds: return "seeds/: the best settings again with other seeds"
     case .balanced: return "balanced/: bn-recal with --bn-balance at its best settings"
     case .probe: return "probe-random/: the linear probe on a random backbone"
+    case .backbones: return "backbones/: more backbones, each strategy fine-tuned on each"
     case .epochTimes: return "analysis/epoch-times.json: each strategy's time per epoch"
     case .bnStatistics: return "analysis/bn-statistics.md: BatchNorm statistics vs the data's"
     case .report: return "report/: Table 1, Figure 1, timing, findings, index.html"
@@ -120,6 +121,7 @@ public final class ReproduceJob {
     case .seeds: return try seedRuns().allSatisfy { exists($0.directory + "/run.json") }
     case .balanced: return try best()[.bnRecal] == nil || balancedRuns.allSatisfy { exists($0 + "/run.json") }
     case .probe: return try best()[.frozen] == nil || exists(probe + "/run.json")
+    case .backbones: return try backboneRuns().joined().allSatisfy { exists($0 + "/run.json") }
     case .epochTimes: return exists(epochTimes)
     case .bnStatistics: return exists(analysis + "/bn-statistics.md")
     }
@@ -135,6 +137,7 @@ public final class ReproduceJob {
     case .seeds: try trainSeeds()
     case .balanced: try trainBalanced()
     case .probe: try trainProbe()
+    case .backbones: try trainBackbones()
     case .epochTimes: try timeEpochs()
     case .bnStatistics: try measureStatistics()
     case .report: try writeReport()
@@ -223,8 +226,13 @@ public final class ReproduceJob {
   }
 
   private func pretrain() throws {
+    try pretrain(into: out + "/pretrain", seed: seed)
+  }
+
+  /// A SimCLR backbone with the preset's recipe.
+  private func pretrain(into directory: String, seed: UInt64) throws {
     let s = settings
-    var spec = TrainingSpec(data: packed, out: out + "/pretrain")
+    var spec = TrainingSpec(data: packed, out: directory)
     spec.batch = s.pretrainBatch
     spec.epochs = s.pretrainEpochs
     spec.seed = seed
@@ -317,6 +325,37 @@ public final class ReproduceJob {
     try finetune(probeJob)
   }
 
+  /// Backbone k's folder (k from 2: the first is pretrain/, the sweep's).
+  private func backboneFolder(_ k: Int) -> String { out + "/backbones/b\(k)" }
+
+  /// The runs of backbones 2...N: each strategy with a selected trial, at its settings.
+  private func backboneRuns() throws -> [[String]] {
+    let best = try best()
+    return (2..<max(settings.backbones + 1, 2)).map { k in strategies.filter { best[$0] != nil }.map { backboneFolder(k) + "/" + $0.rawValue } }
+  }
+
+  /// Backbones 2...N pretrained as the first (seeds seed + k - 1), and every strategy's selected
+  /// settings fine-tuned on each, with the trial's own fine-tuning seed.
+  private func trainBackbones() throws {
+    let best = try best()
+    for k in 2..<max(settings.backbones + 1, 2) {
+      let folder = backboneFolder(k)
+      let checkpoint = folder + "/pretrain/final.ckpt"
+      if !FileManager.default.fileExists(atPath: checkpoint) {
+        launch.say("  backbone \(k) of \(settings.backbones): SimCLR pretraining, seed \(seed + UInt64(k - 1))")
+        try pretrain(into: folder + "/pretrain", seed: seed + UInt64(k - 1))
+      }
+      let backbone = try PretrainedBackbone.read(checkpoint)
+      for strategy in strategies {
+        guard let record = best[strategy] else { continue }
+        launch.say("  backbone \(k): \(strategy.rawValue) at the settings of \(record.id)")
+        try finetune(FineTuneJob(
+          strategy: strategy, spec: .trial(record.settings, data: packed, out: folder + "/" + strategy.rawValue, batch: settings.batch),
+          model: settings.modelSpec, pretrained: strategy.startsFromPretrainedBackbone ? backbone : nil))
+      }
+    }
+  }
+
   /// Each strategy's time per epoch, side by side: the same data, batch and settings (SGD at a
   /// constant rate), a few steps each; the sweep's times are its draws' epochs.
   private func timeEpochs() throws {
@@ -376,6 +415,7 @@ public final class ReproduceJob {
     report.epochTimes = epochTimes
     report.seedRuns = try seedRuns().map(\.directory) + balanced.dropFirst()
     report.convergedRuns = strategies.compactMap { best[$0] == nil ? nil : convergedRun($0) }
+    report.backboneRuns = try backboneRuns()
     report.probe = best[.frozen] == nil ? nil : probe
     report.preface = "Preset \(preset.rawValue). SimCLR pretraining: \(settings.recipe)."
     for line in try report.run() { launch.say(line) }

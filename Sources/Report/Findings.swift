@@ -224,4 +224,50 @@ public enum Findings {
     }
     return text
   }
+
+  /// The findings that compare two strategies, as (name, a, b, what the paper expects).
+  static let pairwise: [(name: String, a: Strategy, b: Strategy, expect: Verdict)] = [
+    ("(a) bn-stats minus frozen", .bnStats, .frozen, .better),
+    ("(b) bn-stats-skip minus full", .bnStatsSkip, .full, .equivalent),
+    ("(c) full minus supervised", .full, .supervised, .equivalent),
+    ("(f) bn-recal minus bn-stats", .bnRecal, .bnStats, .equivalent),
+  ]
+
+  /// Across pretrained backbones, the unit of replication of a claim about SimCLR models: each
+  /// pairwise finding's all-worst difference on every backbone (each strategy fine-tuned there
+  /// with the sweep's selected settings), its paired interval and verdict, and across the
+  /// backbones the mean, the range and how many agree in sign with the first.
+  public static func acrossBackbones(_ backbones: [[EvaluatedRun]], bootstrap: BootstrapOptions) -> String {
+    guard backbones.count > 1 else { return "" }
+    var text = "\n## Across pretrained backbones\n\n"
+    text += "Backbone 1 is the sweep's; backbones 2 to \(backbones.count) were pretrained with other seeds and each strategy fine-tuned on them with its selected settings. All worst, paired on the test images (95% intervals, \(bootstrap.resamples) resamples):\n\n"
+    text += "| finding | " + backbones.indices.map { "backbone \($0 + 1)" }.joined(separator: " | ") + " | mean | range | same sign |\n"
+    text += "|---|" + String(repeating: "---|", count: backbones.count + 3) + "\n"
+    for finding in pairwise {
+      var cells: [String] = []
+      var differences: [Double] = []
+      for runs in backbones {
+        guard let a = runs.first(where: { $0.record.variant == finding.a.rawValue }),
+          let b = runs.first(where: { $0.record.variant == finding.b.rawValue })
+        else {
+          cells.append("n/a")
+          continue
+        }
+        let c = PairedComparison(a.evaluation.model, b.evaluation.model, options: bootstrap)
+        let (verdict, _) = paired(c.intervals.allWorst, c.equivalence.allWorst, higherIsBetter: true)
+        guard let interval = c.intervals.allWorst else {
+          cells.append("no interval")
+          continue
+        }
+        differences.append(interval.estimate)
+        cells.append(String(format: "%+.3f [%+.3f, %+.3f] %@", interval.estimate, interval.low, interval.high, verdict?.rawValue ?? ""))
+      }
+      let agree = differences.filter { ($0 > 0) == ((differences.first ?? 0) > 0) }.count
+      let summary = differences.isEmpty
+        ? "n/a | n/a | n/a"
+        : String(format: "%+.3f | %+.3f to %+.3f | %d of %d", mean(differences), differences.min()!, differences.max()!, agree, differences.count)
+      text += "| \(finding.name) (expected: \(finding.expect.rawValue)) | " + cells.joined(separator: " | ") + " | \(summary) |\n"
+    }
+    return text
+  }
 }

@@ -23,6 +23,9 @@ public struct ReportJob {
   /// Each main run's converged head (its backbone as it left it, the head solved by L-BFGS):
   /// a second column beside the search's in Table 1, the mean F1 table and the findings.
   public var convergedRuns: [String] = []
+  /// The runs of every further pretrained backbone (one list per backbone, a run per strategy at
+  /// its selected settings): findings.md states each pairwise finding per backbone and across.
+  public var backboneRuns: [[String]] = []
   /// The linear probe on a randomly initialised backbone.
   public var probe: String?
   /// The pretraining run, whose loss curve goes to pretrain-loss.svg.
@@ -76,6 +79,12 @@ public struct ReportJob {
     if findings {
       var text = Findings.markdown(
         main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: bootstrap, epochTimes: perEpoch)
+      if !backboneRuns.isEmpty {
+        let others = try backboneRuns.map {
+          try ReportBuilder.evaluate(runs: $0.map(url), attributes: attributes, partition: partition, bootstrap: nil, minimumSupport: minimumSupport)
+        }
+        text += Findings.acrossBackbones([evaluated] + others, bootstrap: bootstrap)
+      }
       if !converged.isEmpty {
         let again = Findings.markdown(main: converged, seedRuns: [], probe: nil, trivial: trivial, bootstrap: bootstrap)
         text += "\n## Under the converged head\n\nThe same findings with every selected model's head solved to convergence (L-BFGS on the features of its own backbone, weights and running statistics as the strategy left them): what the statistics and the backbone do apart from what the head's optimizer did.\n\n"

@@ -64,6 +64,9 @@ struct ReproduceCommand: ParsableCommand {
   @Option(help: "SimCLR pretraining epochs instead of the preset's (10, 25 or 100): more buys a better backbone at the pretrain stage's time, which grows in proportion. A finished pretrain stage is kept as it is.")
   var pretrainEpochs: Int?
 
+  @Option(help: "Pretrained backbones (default: 1 for tiny, 3 otherwise): the sweep runs on the first; every strategy's selected settings are fine-tuned on each, and findings.md states each finding per backbone and across them.")
+  var backbones: Int?
+
   @Option(help: "Ranks per sweep trial under mpirun (the sweep's rank 0 coordinates; the others form groups of this size).")
   var groupSize: Int = 1
 
@@ -71,6 +74,7 @@ struct ReproduceCommand: ParsableCommand {
 
   func validate() throws {
     if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1 (got \(seeds)).") }
+    if let backbones, backbones < 1 { throw ValidationError("--backbones must be at least 1 (got \(backbones)).") }
     if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be at least 1 (got \(pretrainEpochs)).") }
     if let celeba, !FileManager.default.fileExists(atPath: celeba + "/list_attr_celeba.txt") {
       throw ValidationError("--celeba \(celeba) has no list_attr_celeba.txt: give the folder that holds CelebA's files.")
@@ -83,6 +87,7 @@ struct ReproduceCommand: ParsableCommand {
     let launch = try distributed.launch()
     let job = ReproduceJob(preset: preset, out: out)
     if let pretrainEpochs { job.settings.pretrainEpochs = pretrainEpochs }
+    if let backbones { job.settings.backbones = backbones }
     job.celeba = celeba
     job.seed = seed
     job.seeds = seeds ?? preset.settings.seeds

@@ -259,6 +259,35 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(parts[1].contains("(a) BN Stats improves worst-group F1 over Frozen"), parts[1])
   }
 
+  /// Every pairwise finding per backbone, with its interval, and across backbones: the mean, the
+  /// range and how many agree in sign.
+  func testFindingsAcrossBackbones() throws {
+    let dataset = try writeDataset(train: 300, test: 200)
+    let data = (dataset.attributes, dataset.partition)
+    // bn-stats is less noisy than frozen on every backbone: (a) has the same sign on all three.
+    let noise: [[Strategy: Double]] = [
+      [.frozen: 1.6, .bnStats: 0.3, .full: 0.5, .supervised: 0.6],
+      [.frozen: 1.4, .bnStats: 0.4, .full: 0.6, .supervised: 0.5],
+      [.frozen: 1.5, .bnStats: 0.2, .full: 0.5, .supervised: 0.5],
+    ]
+    let backbones = try noise.enumerated().map { k, levels in
+      try ReportBuilder.evaluate(
+        runs: levels.map { strategy, level in
+          try writeRun("b\(k)/\(strategy.rawValue)", strategy: strategy, parameters: 1, buffers: 1, seconds: 1, noise: level, splits: dataset.splits, data: data)
+        }, attributes: nil, partition: nil, bootstrap: nil)
+    }
+    let text = Findings.acrossBackbones(backbones, bootstrap: BootstrapOptions(resamples: 50, seed: 2))
+    let rows = text.split(separator: "\n").filter { $0.hasPrefix("| (") }
+    XCTAssertEqual(rows.count, 4, text)
+    let a = try XCTUnwrap(rows.first { $0.hasPrefix("| (a)") }.map(String.init))
+    XCTAssertTrue(a.hasSuffix("| 3 of 3 |"), a)
+    let cells = a.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+    XCTAssertTrue(cells[1].hasPrefix("+"), "bn-stats, the less noisy, has the higher all worst on backbone 1: \(a)")
+    let f = try XCTUnwrap(rows.first { $0.hasPrefix("| (f)") }.map(String.init))
+    XCTAssertTrue(f.contains("n/a"), "no bn-recal run: (f) cannot be stated: \(f)")
+    XCTAssertEqual(Findings.acrossBackbones([backbones[0]], bootstrap: BootstrapOptions(resamples: 50, seed: 2)), "", "one backbone: nothing across")
+  }
+
   /// bn-recal and a balanced bn-recal beside frozen and bn-stats: their own rows and labels, and
   /// the findings that compare them.
   func testBnRecalRowsAndFindings() throws {
