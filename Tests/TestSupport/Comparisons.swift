@@ -20,3 +20,10 @@ public func relativeError(_ value: [Float], _ reference: [Float]) -> Float {
     reference.withUnsafeBufferPointer { b in relativeError(a.baseAddress!, b.baseAddress!, count: a.count) }
   }
 }
+
+/// ||a - b|| / ||reference|| over whole vectors, in Double.
+public func relativeNormDifference(_ a: [Float], _ b: [Float], relativeTo reference: [Float]) -> Double {
+  precondition(a.count == b.count && a.count == reference.count, "comparing vectors of \(a.count), \(b.count) and \(reference.count) values")
+  let difference = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+  return (difference / reference.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+}
