@@ -17,6 +17,19 @@ final class AtomicFileTests: XCTestCase {
     try? FileManager.default.removeItem(at: folder)
   }
 
+  /// This test bundle's `test` started in a child process with `environment` added, its output
+  /// discarded: a writer to kill.
+  func helper(_ test: String, _ environment: [String: String]) throws -> Process {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["SupportTests.AtomicFileTests/\(test)"]
+    child.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    child.standardOutput = FileHandle.nullDevice
+    child.standardError = FileHandle.nullDevice
+    try child.run()
+    return child
+  }
+
   /// Generation g of the helper's file: `size` bytes, all equal to g.
   static let size = 24 << 20
 
@@ -37,13 +50,7 @@ final class AtomicFileTests: XCTestCase {
     try AtomicFile.write([UInt8](repeating: 0, count: Self.size), to: target)
     var killedMidWrite = 0
     for round in 0..<4 {
-      let child = Process()
-      child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-      child.arguments = ["SupportTests.AtomicFileTests/testHelperRewritesAFileUntilKilled"]
-      child.environment = ProcessInfo.processInfo.environment.merging(["FAIRTUNE_ATOMIC_HELPER": target]) { $1 }
-      child.standardOutput = FileHandle.nullDevice
-      child.standardError = FileHandle.nullDevice
-      try child.run()
+      let child = try helper("testHelperRewritesAFileUntilKilled", ["FAIRTUNE_ATOMIC_HELPER": target])
       // The child's temporary name: the same folder and file, its own process id.
       let mine = AtomicFile.temporaryName(for: target)
       let temporary = String(mine.dropLast("\(getpid())".count)) + "\(child.processIdentifier)"
@@ -99,13 +106,7 @@ final class AtomicFileTests: XCTestCase {
     for round in 0..<4 {
       let parent = folder.appendingPathComponent("round-\(round)").path
       try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-      let child = Process()
-      child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-      child.arguments = ["SupportTests.AtomicFileTests/testHelperPublishesFoldersUntilKilled"]
-      child.environment = ProcessInfo.processInfo.environment.merging(["FAIRTUNE_FOLDER_HELPER": parent]) { $1 }
-      child.standardOutput = FileHandle.nullDevice
-      child.standardError = FileHandle.nullDevice
-      try child.run()
+      let child = try helper("testHelperPublishesFoldersUntilKilled", ["FAIRTUNE_FOLDER_HELPER": parent])
       // Let it publish a folder or two, then kill it without warning at a moment that varies.
       let deadline = Date().addingTimeInterval(30)
       while (try FileManager.default.contentsOfDirectory(atPath: parent)).filter({ $0.hasPrefix("out-") }).isEmpty && Date() < deadline {
