@@ -23,14 +23,17 @@ done
 mkdir -p docs/results
 cp "$run/report/figure1.svg" "$run/report/pretrain-loss.svg" "$run/report/table1.md" "$run/report/findings.md" \
   "$run/report/timing.md" "$run/analysis/bn-statistics.md" docs/results/
-python3 - "$run" "$plan" "$commit" "$made" <<'PY'
+# The stages in the order reproduce runs them, as the library lists them (reproduce --help).
+[ -x .build/release/fairtune ] || swift build -c release --product fairtune
+stage_order=$(.build/release/fairtune reproduce --help | sed -n '/^Stages, in order/,/^$/p' | awk 'NR > 1 && NF { print $1 }' | paste -sd, -)
+python3 - "$run" "$plan" "$commit" "$made" "$stage_order" <<'PY'
 import json, re, sys
-run, plan, commit, made = sys.argv[1:5]
+run, plan, commit, made, stage_order = sys.argv[1:6]
 def read(p): return open(f"{run}/{p}", encoding="utf-8").read()
 stages = json.load(open(f"{run}/stages.json"))
 split = [l.split()[1] for l in read("data/list_eval_partition.txt").splitlines() if l.strip()]
 images, train = len(split), split.count("0")
-order = ["data", "pack", "pretrain", "sweep", "seeds", "balanced", "probe", "epoch-times", "bn-statistics", "report"]
+order = stage_order.split(",")
 total = sum(stages.values())
 def hms(s): return f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
 table = read("report/table1.md").split("## All attributes")[0].split("\n\n", 2)[-1].strip()
