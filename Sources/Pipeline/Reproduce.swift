@@ -21,7 +21,7 @@ public enum ReproduceStage: String, CaseIterable, Sendable {
   case bnStatistics = "bn-statistics"
   case report
 
-  /// What the stage writes into OUT, for `reproduce --help` (a line of at most 62 characters).
+  /// What the stage writes into OUT, for `reproduce --help` (a line of at most 60 characters).
   public var writes: String {
     switch self {
     case .data: return "data/: synthetic CelebA-format faces (unless --celeba)"
@@ -34,14 +34,14 @@ public enum ReproduceStage: String, CaseIterable, Sendable {
     case .probe: return "probe-random/: the linear probe on a random backbone"
     case .backbones: return "backbones/: more backbones, each strategy fine-tuned on each"
     case .epochTimes: return "analysis/epoch-times.json: each strategy's time per epoch"
-    case .bnStatistics: return "analysis/bn-statistics.md: BatchNorm statistics vs the data's"
+    case .bnStatistics: return "analysis/bn-statistics.md: pretrained vs data statistics"
     case .report: return "report/: Table 1, Figure 1, timing, findings, index.html"
     }
   }
 
   /// The stages and what each writes, one line each.
   public static var summary: String {
-    allCases.map { "  " + $0.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0) + $0.writes }.joined(separator: "\n")
+    allCases.map { "  " + $0.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0) + $0.writes }.joined(separator: "\n")
   }
 }
 
