@@ -16,21 +16,19 @@ struct ReproduceCommand: ParsableCommand {
                 per model, 1 seed: minutes on a laptop.
         small   11,000 synthetic faces at 64 px (8,000 train), ResNet-18 at
                 half width, 25 pretraining epochs at batch 256, 20 trials of at
-                most 3 epochs per model with ASHA, 3 seeds: about an hour on 2
-                cores.
+                most 3 epochs per model with ASHA, 3 seeds, 3 backbones.
         paper   CelebA (--celeba) at 64 px, ResNet-50, 100 pretraining epochs
                 at batch 512, 20 trials of at most 20 epochs per model with
-                ASHA, 3 seeds: a cluster job.
+                ASHA, 3 seeds, 3 backbones: a cluster job.
 
       Every preset pretrains with SimCLR's colour jitter (0.8, p 0.8) and grayscale (p 0.2):
         paper   \(Preset.paper.settings.crops)
         small   \(Preset.small.settings.crops)
         tiny    \(Preset.tiny.settings.crops)
 
-      The milder crops of small and tiny come from the recipe ablation of docs/pretraining.md
-      (SimCLR's 0.08 loses the small attributes of the synthetic faces); the report's first
-      paragraph names the recipe a run used. Every preset watches the backbone with the kNN
-      monitor (pretrain --monitor-images).
+      tiny keeps milder crops for a laptop's minutes of pretraining; small was decided at full
+      length (docs/pretraining.md). The report's first paragraph names the recipe a run used.
+      Every preset watches the backbone with the kNN monitor (pretrain --monitor-images).
 
       Stages, in order, each writing into OUT:
       \(ReproduceStage.summary)
