@@ -73,29 +73,12 @@ public enum IndexPage {
 
   /// How many models one table of index.html shows: attribute, rho and six bootstrapped models
   /// fit a 1280 px screen.
-  static let modelsPerTable = 6
-
-  /// Table 1 as a gap table and a worst-group table, each split into tables of at most
-  /// `modelsPerTable` models: a gap and a worst column per model in one table, as in table1.md,
-  /// is wider than a laptop screen from five bootstrapped models on. The cells are the ones of
-  /// table1.md.
+  /// Table 1 as table1.md has it: a gap and a worst-group table, each in tables of at most
+  /// `Table1.modelsPerTable` models.
   static func table1HTML(_ models: [ModelResult], paperOnly: Bool) -> String {
-    let table = Table1.display(models, paperOnly: paperOnly)
-    var parts: [String] = []
-    for (offset, heading) in [(0, "F1 gap ↓ (lower is fairer)"), (1, "Worst-group F1 ↑ (higher is better)")] {
-      parts.append("<h3>\(escapedXML(heading))</h3>")
-      for first in stride(from: 0, to: models.count, by: modelsPerTable) {
-        let shown = first..<min(first + modelsPerTable, models.count)
-        // attribute, rho and pairs, then each model's gap and worst.
-        let columns = [0, 1, 2] + shown.map { 3 + 2 * $0 + offset }
-        parts.append(
-          TextTable(
-            header: ["attribute", "rho", "pairs"] + shown.map { models[$0].label },
-            rows: table.rows.map { row in columns.map { row[$0] } }
-          ).html)
-      }
-    }
-    return parts.joined(separator: "\n")
+    Table1.parts(models, paperOnly: paperOnly).map { part in
+      "<h3>\(escapedXML(part.heading))</h3>\n" + part.tables.map(\.html).joined(separator: "\n")
+    }.joined(separator: "\n")
   }
 }
 

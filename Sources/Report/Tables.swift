@@ -176,10 +176,35 @@ public enum Table1 {
     text += "min(F1(t|c), F1(t|-c)) (worst); rho(c) = min(N(c), N(-c)) / N on the test split; all = median over c."
     if let first = models.first { text += " " + pairNote(first.summary.selection) }
     if let note = Table1.intervalNote(models) { text += " " + note }
-    text += "\n\n" + display(models, paperOnly: true).markdown
+    text += "\n\n" + markdownParts(models, paperOnly: true)
     text += "\n## Test mean F1\n\n" + meanF1(models).markdown
-    text += "\n## All attributes\n\n" + display(models, paperOnly: false).markdown
+    text += "\n## All attributes\n\n" + markdownParts(models, paperOnly: false)
     return text
+  }
+
+  /// Models per table: a gap and a worst column per model in one table is wider than a laptop
+  /// screen from five bootstrapped models on.
+  static let modelsPerTable = 6
+
+  /// Table 1 as a gap table and a worst-group table, each split into tables of at most
+  /// `modelsPerTable` models (attribute, rho and pairs, then a column per model), with the
+  /// cells of `display`: what table1.md and index.html show.
+  static func parts(_ models: [ModelResult], paperOnly: Bool) -> [(heading: String, tables: [TextTable])] {
+    let table = display(models, paperOnly: paperOnly)
+    return [(0, "F1 gap ↓ (lower is fairer)"), (1, "Worst-group F1 ↑ (higher is better)")].map { offset, heading in
+      let tables = stride(from: 0, to: models.count, by: modelsPerTable).map { first -> TextTable in
+        let shown = first..<min(first + modelsPerTable, models.count)
+        let columns = [0, 1, 2] + shown.map { 3 + 2 * $0 + offset }
+        return TextTable(header: ["attribute", "rho", "pairs"] + shown.map { models[$0].label }, rows: table.rows.map { row in columns.map { row[$0] } })
+      }
+      return (heading, tables)
+    }
+  }
+
+  static func markdownParts(_ models: [ModelResult], paperOnly: Bool) -> String {
+    parts(models, paperOnly: paperOnly).map { part in
+      "### \(part.heading)\n\n" + part.tables.map(\.markdown).joined(separator: "\n")
+    }.joined(separator: "\n")
   }
 
   /// table1.csv (the paper's rows) and table1-full.csv (all attributes).
