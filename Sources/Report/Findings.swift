@@ -75,9 +75,12 @@ public enum Findings {
   /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: the same settings
   /// retrained with fresh seeds (not the sweep's own trial); `probe`: a linear probe on a
   /// randomly initialised backbone.
+  /// `backbones`: each further pretrained backbone's runs (a run per strategy at its selected
+  /// settings); when given, the table's spread columns are over the backbones, the unit of
+  /// replication, and the seeds' spread stays in the findings' lines.
   public static func markdown(
     main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, trivial: Baseline?, bootstrap: BootstrapOptions,
-    epochTimes: EpochTimes? = nil
+    epochTimes: EpochTimes? = nil, backbones: [[EvaluatedRun]] = []
   ) -> String {
     // One group per strategy, a balanced bn-recal apart from the pooled one.
     var groups: [String: Seeds] = [:]
@@ -89,16 +92,25 @@ public enum Findings {
     text += "Each strategy's best trial of the sweep is evaluated on the test split. Two models are compared on the same \(bootstrap.resamples) bootstrap resamples of the test images (paired); a difference is \(ComparisonTable.intervalWording(bootstrap.method, levels: "95% and 90%")). "
     text += String(format: "A model is **better** when the 95%% interval of the difference excludes 0 in its favour, **equivalent** when the 90%% interval lies within ±%.2f F1 (two one-sided tests at 5%%), and otherwise the comparison is **inconclusive**. ", margin)
     text += seedCount > 0
-      ? "The best settings were also retrained with \(seedCount) fresh seed\(seedCount == 1 ? "" : "s") (the sweep's own trial excluded): the seeds columns show their mean ± standard deviation.\n\n"
+      ? "The best settings were also retrained with \(seedCount) fresh seed\(seedCount == 1 ? "" : "s") (the sweep's own trial excluded)" + (backbones.isEmpty ? ": the seeds columns show their mean ± standard deviation.\n\n" : "; the findings below give their spread.\n\n")
       : "No seed re-runs were given.\n\n"
+    if !backbones.isEmpty {
+      text += "The backbones columns show the mean ± standard deviation over the \(backbones.count + 1) pretrained backbones (the sweep's selected trial on the first, the same settings on each of the others).\n\n"
+    }
 
-    text += "| model | test mean F1 | all gap ↓ | all worst ↑ | seeds | seeds: mean F1 | seeds: all gap | seeds: all worst | training time (s) |\n|---|---|---|---|---|---|---|---|---|\n"
+    // The spread columns: over the backbones (the sweep's selected trial and the same settings on
+    // every further backbone) when there are several, else over the fresh seeds.
+    let over = backbones.isEmpty ? "seeds" : "backbones"
+    text += "| model | test mean F1 | all gap ↓ | all worst ↑ | \(over) | \(over): mean F1 | \(over): all gap | \(over): all worst | training time (s) |\n|---|---|---|---|---|---|---|---|---|\n"
     for run in main {
       guard let g = groups[run.record.variant], g.main.label == run.label else { continue }
       let summary = g.main.evaluation.model.summary
-      let seeds = g.runs.count
-      text += "| \(run.record.variant) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(seeds) | "
-      text += seeds > 0 ? "\(spread(g.meanF1)) | \(spread(g.gap)) | \(spread(g.worst)) | " : "| | | "
+      let spreadRuns = backbones.isEmpty
+        ? g.runs : [g.main] + backbones.compactMap { $0.first { $0.record.variant == run.record.variant } }
+      let spreadGroup = Seeds(main: g.main, runs: spreadRuns)
+      let count = spreadRuns.count
+      text += "| \(run.record.variant) | \(formatted(MeanF1.value(g.main.evaluation.model.outcomes))) | \(formatted(summary.allGap)) | \(formatted(summary.allWorst)) | \(count) | "
+      text += count > 0 ? "\(spread(spreadGroup.meanF1)) | \(spread(spreadGroup.gap)) | \(spread(spreadGroup.worst)) | " : "| | | "
       text += "\(String(format: "%.0f", g.main.record.trainingSeconds)) |\n"
     }
     if let trivial {

@@ -77,14 +77,13 @@ public struct ReportJob {
     let converged = convergedRuns.isEmpty
       ? [] : try ReportBuilder.evaluate(runs: convergedRuns.map(url), attributes: attributes, partition: partition, bootstrap: bootstrap, minimumSupport: minimumSupport)
     if findings {
-      var text = Findings.markdown(
-        main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: bootstrap, epochTimes: perEpoch)
-      if !backboneRuns.isEmpty {
-        let others = try backboneRuns.map {
-          try ReportBuilder.evaluate(runs: $0.map(url), attributes: attributes, partition: partition, bootstrap: nil, minimumSupport: minimumSupport)
-        }
-        text += Findings.acrossBackbones([evaluated] + others, bootstrap: bootstrap)
+      let backbones = try backboneRuns.map {
+        try ReportBuilder.evaluate(runs: $0.map(url), attributes: attributes, partition: partition, bootstrap: nil, minimumSupport: minimumSupport)
       }
+      var text = Findings.markdown(
+        main: evaluated, seedRuns: try others(seedRuns), probe: probeRun, trivial: trivial, bootstrap: bootstrap, epochTimes: perEpoch,
+        backbones: backbones)
+      text += Findings.acrossBackbones([evaluated] + backbones, bootstrap: bootstrap)
       if !converged.isEmpty {
         let again = Findings.markdown(main: converged, seedRuns: [], probe: nil, trivial: trivial, bootstrap: bootstrap)
         text += "\n## Under the converged head\n\nThe same findings with every selected model's head solved to convergence (L-BFGS on the features of its own backbone, weights and running statistics as the strategy left them): what the statistics and the backbone do apart from what the head's optimizer did.\n\n"

@@ -289,6 +289,13 @@ final class ReportTests: XCTestCase {
     let f = try XCTUnwrap(rows.first { $0.hasPrefix("| (f)") }.map(String.init))
     XCTAssertTrue(f.contains("n/a"), "no bn-recal run: (f) cannot be stated: \(f)")
     XCTAssertEqual(Findings.acrossBackbones([backbones[0]], bootstrap: BootstrapOptions(resamples: 50, seed: 2)), "", "one backbone: nothing across")
+    // The findings' table spreads over the backbones: three of them for every strategy.
+    let table = Findings.markdown(
+      main: backbones[0], seedRuns: [], probe: nil, trivial: nil, bootstrap: BootstrapOptions(resamples: 20, seed: 2),
+      backbones: Array(backbones.dropFirst()))
+    XCTAssertTrue(table.contains("| backbones | backbones: mean F1 | backbones: all gap | backbones: all worst |"), table)
+    let frozen = try XCTUnwrap(table.split(separator: "\n").first { $0.hasPrefix("| frozen |") })
+    XCTAssertEqual(frozen.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[4], "3", String(frozen))
   }
 
   /// bn-recal and a balanced bn-recal beside frozen and bn-stats: their own rows and labels, and
