@@ -262,6 +262,20 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(parts[1].contains("(a) BN Stats improves worst-group F1 over Frozen"), parts[1])
   }
 
+  /// A paired verdict in words: an inconclusive one says how small a difference the test could
+  /// have resolved, every other gives its resolution, and an equivalence holds when its test
+  /// passes even if the difference is also significant.
+  func testPairedVerdictsSayWhatTheTestSizeResolves() {
+    func interval(_ low: Double, _ high: Double) -> Interval { Interval(low: low, high: high, estimate: (low + high) / 2, mean: 0, resamples: 100) }
+    let wide = Findings.paired(interval(-0.04, 0.05), interval(-0.03, 0.04), higherIsBetter: true, images: 2000)
+    XCTAssertEqual(wide.verdict, .inconclusive)
+    XCTAssertTrue(wide.text.hasSuffix("**inconclusive**: differences below 0.045 cannot be resolved with 2,000 test images"), wide.text)
+    let small = Findings.paired(interval(0.002, 0.012), interval(0.003, 0.011), higherIsBetter: true, images: 19962)
+    XCTAssertEqual(small.verdict, .better)
+    XCTAssertTrue(small.within, "the 90% interval lies inside the ±0.02 margin")
+    XCTAssertTrue(small.text.contains("(it resolves differences of 0.005 with 19,962 test images)"), small.text)
+  }
+
   /// Every pairwise finding per backbone, with its interval, and across backbones: the mean, the
   /// range and how many agree in sign.
   func testFindingsAcrossBackbones() throws {
@@ -441,12 +455,16 @@ final class ReportTests: XCTestCase {
     let good = try findings(frozenNoise: 1.5, bnStatsNoise: 0.2)
     XCTAssertTrue(good.contains("| frozen | "), good)
     XCTAssertTrue(good.contains("| 1 | "), "one fresh seed per strategy, the sweep's trial not counted: \(good)")
-    XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (paper: all worst .43 -> .69, +36% on the worst subgroups): **holds**"), good)
+    XCTAssertTrue(good.contains("(a) BN Stats improves worst-group F1 over Frozen (paper: all worst .43 -> .69, +0.26, which the paper calls 36%: of Full FT's .72): **holds**"), good)
+    // Every verdict says what the comparison resolves, on how many test images.
+    XCTAssertTrue(good.contains("(it resolves differences of 0."), good)
+    XCTAssertTrue(good.contains(" with 300 test images"), good)
+    XCTAssertTrue(good.contains("| all gap ↓ (plain) | all worst ↑ (plain) |"), "the findings' table says its figures are the plain statistics: \(good)")
     XCTAssertTrue(good.contains("pretraining learned features a linear probe can use"), good)
     XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
     XCTAssertTrue(good.contains("The trivial predictor (every image positive, thresholds from train) has a test mean F1 of"), good)
     let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
-    XCTAssertTrue(swapped.contains("+36% on the worst subgroups): **does not hold**"), swapped)
+    XCTAssertTrue(swapped.contains("of Full FT's .72): **does not hold**"), swapped)
     XCTAssertTrue(swapped.contains("all worst difference -"), "BN Stats minus Frozen is negative when BN Stats is the noisier: \(swapped)")
   }
 
