@@ -37,6 +37,7 @@ order = stage_order.split(",")
 total = sum(stages.values())
 def hms(s): return f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
 table = read("report/table1.md").split("## All attributes")[0].split("\n\n", 2)[-1].strip()
+table = table.replace("### ", "#### ").replace("\n## ", "\n### ")
 findings = read("report/findings.md").split("\n", 1)[1].strip()
 findings = findings.replace("## ", "#### ")
 bn = next(l for l in read("analysis/bn-statistics.md").splitlines() if l.startswith("Mean over the"))
