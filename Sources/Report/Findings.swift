@@ -81,12 +81,14 @@ public enum Findings {
   /// `main`: one bootstrapped run per strategy (the sweep's best); `seedRuns`: the same settings
   /// retrained with fresh seeds (not the sweep's own trial); `probe`: a linear probe on a
   /// randomly initialised backbone.
+  /// `times`: false for models whose training times say nothing of the strategies (converged
+  /// heads: a feature table and a solve).
   /// `backbones`: each further pretrained backbone's runs (a run per strategy at its selected
   /// settings); when given, the table's spread columns are over the backbones, the unit of
   /// replication, and the seeds' spread stays in the findings' lines.
   public static func markdown(
     main: [EvaluatedRun], seedRuns: [EvaluatedRun], probe: EvaluatedRun?, trivial: Baseline?, bootstrap: BootstrapOptions,
-    epochTimes: EpochTimes? = nil, backbones: [[EvaluatedRun]] = []
+    epochTimes: EpochTimes? = nil, backbones: [[EvaluatedRun]] = [], times: Bool = true
   ) -> String {
     // One group per strategy, a balanced bn-recal apart from the pooled one.
     var groups: [String: Seeds] = [:]
@@ -181,7 +183,7 @@ public enum Findings {
       guard let ga = groups[a.rawValue], let gb = groups[b.rawValue] else { return nil }
       return ga.main.record.trainingSeconds / max(gb.main.record.trainingSeconds, 1e-9)
     }
-    if let r1 = ratio(.supervised, .bnStats), let r2 = ratio(.full, .bnStatsSkip) {
+    if times, let r1 = ratio(.supervised, .bnStats), let r2 = ratio(.full, .bnStatsSkip) {
       let verdict = r1 > 1 && r2 > 1 ? "holds in direction" : "does not hold"
       text += String(format: "- (e) Training time, the paper's way (whole training of the selected models): **%@**. Supervised / BN Stats %.2fx (paper 4.4x), Full FT / BN Stats + Skip %.2fx (paper 1.33x); each is the selected trial's own training, so it measures the epochs the search drew as much as the work per epoch.", verdict, r1, r2)
       if let epochTimes, let a = epochTimes.seconds[.supervised], let b = epochTimes.seconds[.bnStats], let c = epochTimes.seconds[.full],
@@ -190,14 +192,15 @@ public enum Findings {
       }
       text += "\n"
     }
-    text += recalibration(groups, compare: compare, epochTimes: epochTimes, images: images)
+    text += recalibration(groups, compare: compare, epochTimes: epochTimes, images: images, times: times)
     return text
   }
 
   /// Beyond the paper: bn-recal (statistics set in one pass) against bn-stats (statistics updated
   /// while the head trains), and a recalibration balanced on an attribute against the pooled one.
   static func recalibration(
-    _ groups: [String: Seeds], compare: (EvaluatedRun, EvaluatedRun) -> PairedComparison, epochTimes: EpochTimes?, images: Int?
+    _ groups: [String: Seeds], compare: (EvaluatedRun, EvaluatedRun) -> PairedComparison, epochTimes: EpochTimes?, images: Int?,
+    times: Bool
   ) -> String {
     guard let recal = groups[Strategy.bnRecal.rawValue] else { return "" }
     var text = "\n## Beyond the paper: BatchNorm recalibration\n\n"
@@ -217,13 +220,16 @@ public enum Findings {
       if !recal.worst.isEmpty && !stats.worst.isEmpty {
         text += " Over fresh seeds: all worst \(spread(recal.worst)) against \(spread(stats.worst))."
       }
-      text += String(format: " Training time, whole training of the selected models: bn-recal %.0f s, bn-stats %.0f s (%.2f of it)",
-        recal.main.record.trainingSeconds, stats.main.record.trainingSeconds,
-        recal.main.record.trainingSeconds / max(stats.main.record.trainingSeconds, 1e-9))
-      if let epochTimes, let a = epochTimes.seconds[.bnRecal], let b = epochTimes.seconds[.bnStats], b > 0 {
-        text += String(format: "; side by side, bn-recal's whole training against one epoch of bn-stats: %.2f", a / b)
+      if times {
+        text += String(format: " Training time, whole training of the selected models: bn-recal %.0f s, bn-stats %.0f s (%.2f of it)",
+          recal.main.record.trainingSeconds, stats.main.record.trainingSeconds,
+          recal.main.record.trainingSeconds / max(stats.main.record.trainingSeconds, 1e-9))
+        if let epochTimes, let a = epochTimes.seconds[.bnRecal], let b = epochTimes.seconds[.bnStats], b > 0 {
+          text += String(format: "; side by side, an epoch of bn-recal (with its passes) against one of bn-stats: %.2f", a / b)
+        }
+        text += "."
       }
-      text += ".\n"
+      text += "\n"
     }
     for (variant, balanced) in groups.sorted(by: { $0.key < $1.key }) where variant != recal.main.record.variant && balanced.main.record.strategy == .bnRecal {
       guard let attribute = balanced.main.record.bnBalance else { continue }

@@ -85,7 +85,7 @@ public struct ReportJob {
         backbones: backbones)
       text += Findings.acrossBackbones([evaluated] + backbones, bootstrap: bootstrap)
       if !converged.isEmpty {
-        let again = Findings.markdown(main: converged, seedRuns: [], probe: nil, trivial: trivial, bootstrap: bootstrap)
+        let again = Findings.markdown(main: converged, seedRuns: [], probe: nil, trivial: trivial, bootstrap: bootstrap, times: false)
         text += "\n## Under the converged head\n\nThe same findings with every selected model's head solved to convergence (L-BFGS on the features of its own backbone, weights and running statistics as the strategy left them): what the statistics and the backbone do apart from what the head's optimizer did.\n\n"
           + again.split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("## The paper") }.dropFirst()
             .joined(separator: "\n")

@@ -260,6 +260,7 @@ final class ReportTests: XCTestCase {
     let parts = findings.components(separatedBy: "## Under the converged head")
     XCTAssertEqual(parts.count, 2, findings)
     XCTAssertTrue(parts[1].contains("(a) BN Stats improves worst-group F1 over Frozen"), parts[1])
+    XCTAssertFalse(parts[1].contains("(e) Training time"), "a converged head's time is a table and a solve, not the strategy's: \(parts[1])")
   }
 
   /// A paired verdict in words: an inconclusive one says how small a difference the test could
