@@ -116,7 +116,8 @@ public final class ReproduceJob {
     case .data: return exists(raw + "/list_attr_celeba.txt")
     case .pack: return exists(packed + "/labels.bin")
     case .pretrain: return exists(pretrained)
-    case .sweep, .report: return false
+    case .sweep: return try sweepIsFinished()
+    case .report: return false
     case .convergedHeads: return try best().keys.allSatisfy { exists(convergedRun($0) + "/run.json") }
     case .seeds: return try seedRuns().allSatisfy { exists($0.directory + "/run.json") }
     case .balanced: return try best()[.bnRecal] == nil || balancedRuns.allSatisfy { exists($0 + "/run.json") }
@@ -280,6 +281,19 @@ public final class ReproduceJob {
       launch.say("  \(run.strategy.rawValue), seed \(run.k) of \(seeds): the settings of \(run.record.id)")
       try finetune(try job(run.strategy,
         .trial(run.record.settings, data: packed, out: run.directory, batch: settings.batch, seed: run.record.settings.seed + UInt64(run.k) * 1000)))
+    }
+  }
+
+  /// Every strategy has its trials finished or stopped, each best trial is scored and the search
+  /// summary written: a re-run has nothing left to do there (and must not record its time as 0).
+  private func sweepIsFinished() throws -> Bool {
+    guard FileManager.default.fileExists(atPath: search), FileManager.default.fileExists(atPath: out + "/sweep/journal.jsonl") else { return false }
+    let journal = try Journal(path: out + "/sweep/journal.jsonl", readOnly: true)
+    return strategies.allSatisfy { strategy in
+      let records = journal.records(strategy: strategy.rawValue)
+      guard let best = journal.best(strategy: strategy.rawValue) else { return false }
+      return records.filter { $0.status.isComplete }.count >= settings.trials
+        && FileManager.default.fileExists(atPath: out + "/sweep/trials/\(best.id)/scores-test.csv")
     }
   }
 
