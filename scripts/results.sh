@@ -51,7 +51,7 @@ lines += [f"| {s} | {hms(stages[s])} |" for s in order if s in stages]
 if plan:
     p = json.loads(open(plan).read().strip().splitlines()[-1])
     est = p["total_wall_seconds"]
-    lines += ["", f"`fairtune plan --preset small --nodes 1 --cores-per-node 2` estimated {hms(est)} before the run "
+    lines += ["", f"`fairtune plan --preset small --nodes 1 --cores-per-node 2` estimates {hms(est)} "
               f"({100 * (est - total) / total:+.0f}% against the measured {hms(total)}); per stage: "
               + ", ".join(f"{r['stage']} {hms(r['wall_seconds'])}" for r in p["stages"]) + "."]
 knn = [json.loads(l)["knn_mean_f1"] for l in open(f"{run}/pretrain/metrics.jsonl") if "knn_mean_f1" in l]
