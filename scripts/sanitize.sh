@@ -16,7 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 filter=()
 if [ "${1:-}" = --concurrency ]; then
-  filter=(--filter 'LoaderTests|TrainerTests|SamplerTests|ReducerTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests|CheckpointTests|FeatureCacheTests|InProcessCollectiveTests|InProcessDataParallelTests|InProcessSweepTests')
+  # The tests of a rank that dies or hangs time the whole job's teardown, which they test
+  # without a sanitizer in the xctest stage: under ThreadSanitizer a rank's exit after
+  # MPI_Abort once outlived the job's 120 s limit. The other multi-process tests stay here.
+  filter=(--filter 'LoaderTests|TrainerTests|SamplerTests|ReducerTests|TensorsTests|SweepTests|MeanF1Tests|IndependentMetricsTests|MPIRunTests|CheckpointTests|FeatureCacheTests|InProcessCollectiveTests|InProcessDataParallelTests|InProcessSweepTests'
+    --skip 'MPIRunTests.test(ADeadRankStopsTheJob|AHungRankStopsTheJobWithinTheTimeout)')
   shift
 fi
 [ $# -gt 0 ] || { echo "usage: scripts/sanitize.sh [--concurrency] address|thread ..." >&2; exit 2; }
