@@ -64,8 +64,11 @@ public struct StepBenchmark {
 
   /// The timed steps on `communicator`'s ranks; `beforeTiming` runs after the replicas are made
   /// alike and before the first step (the command line's injected faults). With
-  /// `gradientDump`, the first step's summed gradients are written there (rank 0).
-  public func measure(on communicator: Communicator, beforeTiming: () -> Void = {}, gradientDump: String? = nil) throws -> StepMeasurement {
+  /// `gradientDump`, the first step's summed gradients are written there (rank 0); with
+  /// `keepWeights`, the measurement holds a copy of the final weights (for `bench --dump`).
+  public func measure(
+    on communicator: Communicator, beforeTiming: () -> Void = {}, gradientDump: String? = nil, keepWeights: Bool = false
+  ) throws -> StepMeasurement {
     guard batch >= communicator.size else {
       throw CommunicatorError.mismatch("--batch \(batch) is smaller than the \(communicator.size) ranks: every rank needs at least one image")
     }
@@ -107,7 +110,7 @@ public struct StepBenchmark {
       gflopPerImage: flops.training / Double(share.count) / 1e9,
       timeShares: LayerType.allCases.map { ($0.rawValue, Profiler.seconds[$0, default: 0] / total) },
       convolutions: Self.convolutionRows(steps: steps, total: total), peakResidentBytes: ResourceUsage.peakResidentBytes(),
-      weights: network.registry.entries.map { ($0.name, $0.shape, $0.torchOrdered()) })
+      weights: keepWeights ? network.registry.entries.map { ($0.name, $0.shape, $0.torchOrdered()) } : [])
     if communicator.size > 1 {
       let plain = try Self.plainAllReduceSeconds(communicator, floats: step.reducer.reducedFloats)
       measurement.communication = StepMeasurement.Communication(
@@ -307,7 +310,7 @@ public struct StepMeasurement {
   public let timeShares: [(name: String, share: Double)]
   public let convolutions: [ConvolutionRow]
   public let peakResidentBytes: Int
-  /// Every parameter and buffer after the last step (torchvision's order), for --dump.
+  /// Every parameter and buffer after the last step (torchvision's order) when asked for, for --dump.
   public let weights: [(name: String, shape: [Int], values: [Float])]
   public var communication: Communication?
 

@@ -171,7 +171,7 @@ struct Bench: ParsableCommand {
     let (chosen, notice) = precision.resolved
     Launch.precision = chosen
     if let notice { launch.say(notice) }
-    let result = try job.measure(on: launch.communicator, beforeTiming: { launch.injectFaults() }, gradientDump: dumpGradients)
+    let result = try job.measure(on: launch.communicator, beforeTiming: { launch.injectFaults() }, gradientDump: dumpGradients, keepWeights: dump != nil && launch.isRoot)
     let ranks = launch.communicator.size
     for line in describe(result, ranks: ranks) { launch.say(line) }
     guard launch.isRoot else { return }
