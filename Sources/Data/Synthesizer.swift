@@ -12,8 +12,11 @@ public struct SynthesisPlan: Sendable {
   public var test: Int
   public var imageSize: Int
   public var seed: UInt64
+  /// Applied to every face after drawing (the labels and the drawing do not change).
+  public var shift: PhotometricShift
 
-  public init(train: Int, validation: Int, test: Int, imageSize: Int, seed: UInt64) {
+  public init(train: Int, validation: Int, test: Int, imageSize: Int, seed: UInt64, shift: PhotometricShift = .none) {
+    self.shift = shift
     self.train = train
     self.validation = validation
     self.test = test
@@ -57,13 +60,14 @@ public enum Synthesizer {
     return String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".jpg"
   }
 
-  /// Draws the face of row `image` of `labels`.
+  /// Draws the face of row `image` of `labels`, under the plan's photometric shift.
   public static func face(_ image: Int, labels: [Bool], plan: SynthesisPlan) -> RGBImage {
-    labels.withUnsafeBufferPointer { table in
+    let drawn = labels.withUnsafeBufferPointer { table in
       SyntheticFace.render(
         labels: table.baseAddress! + image * CelebA.attributeCount, seed: imageSeed(plan.seed, image),
         size: plan.imageSize)
     }
+    return plan.shift.apply(to: drawn)
   }
 
   /// Writes the dataset into `output` (not committed here): img_align_celeba/NNNNNN.jpg,

@@ -37,6 +37,24 @@ public struct ScoreModel: Sendable {
       ])
   }()
 
+  /// The same eight marginals with the attributes independent (no couplings), so that a pair's
+  /// gap comes from score noise alone: model 0's errors on a task depend a little on its partner
+  /// attribute (shifts of 0 to 0.3, population pair differences of 0 to about 2 standard
+  /// deviations of a pair's estimate at 2,000 test images), model 1's on nothing (every
+  /// population gap 0, where |difference| is most biased).
+  public static let independent: ScoreModel = {
+    let marginals = [0.02, 0.045, 0.09, 0.16, 0.3, 0.42, 0.55, 0.75]
+    let couplings = [[Double]](repeating: [Double](repeating: 0, count: 8), count: 8)
+    return ScoreModel(
+      marginals: marginals, couplings: couplings, partner: [5, 3, 6, 1, 7, 0, 2, 4],
+      models: [
+        (bias: [-0.3, -0.2, -0.2, 0.0, -0.1, 0.0, 0.1, 0.2], signal: [1.6, 1.4, 1.8, 1.5, 1.3, 2.0, 1.7, 1.6],
+          shift: [0.3, -0.2, 0.25, 0.1, -0.15, 0.05, -0.2, 0.0]),
+        (bias: [-0.3, -0.2, -0.2, 0.0, -0.1, 0.0, 0.1, 0.2], signal: [1.6, 1.4, 1.8, 1.5, 1.3, 2.0, 1.7, 1.6],
+          shift: [0, 0, 0, 0, 0, 0, 0, 0]),
+      ])
+  }()
+
   /// Fields set so that each attribute's marginal is close to `marginals` (a few rounds of
   /// adjusting each field by its marginal's log-odds error).
   public init(marginals: [Double], couplings: [[Double]], partner: [Int], models: [(bias: [Double], signal: [Double], shift: [Double])]) {
@@ -72,6 +90,32 @@ public struct ScoreModel: Sendable {
   }
 
   public var modelCount: Int { bias.count }
+
+  private init(copying model: ScoreModel, bias: [[Double]], signal: [[Double]], shift: [[Double]]) {
+    attributeCount = model.attributeCount
+    patterns = model.patterns
+    partner = model.partner
+    self.bias = bias
+    self.signal = signal
+    self.shift = shift
+  }
+
+  /// The same model with one more predictor: the trivial one, every image positive on every task
+  /// (its P(prediction = 1) is sigmoid(40), 1 in double precision).
+  public func addingTrivialPredictor() -> ScoreModel {
+    let k = attributeCount
+    return ScoreModel(
+      copying: self, bias: bias + [[Double](repeating: 40, count: k)], signal: signal + [[Double](repeating: 0, count: k)],
+      shift: shift + [[Double](repeating: 0, count: k)])
+  }
+
+  /// The population balance rho(c) = min(P(c), P(-c)) of every attribute.
+  public var populationRho: [Double] {
+    (0..<attributeCount).map { a in
+      let p = patterns.indices.filter { $0 >> a & 1 == 1 }.reduce(0) { $0 + patterns[$1] }
+      return min(p, 1 - p)
+    }
+  }
 
   /// P(prediction_t = 1 | pattern) for model `m`.
   func predictionProbability(model m: Int, task t: Int, pattern: Int) -> Double {
@@ -231,6 +275,36 @@ public enum CoverageSimulation {
           (statistics[11], both.meanF1, truths[0].meanF1 - truths[1].meanF1),
         ]
         for (name, interval, truth) in cases { tallies[method]![name]!.add(interval, truth: truth) }
+      }
+    }
+    return tallies
+  }
+
+  /// Finding (d)'s interval (`TrendDifference`): `draws` test sets of `images` images
+  /// from `model` with the trivial predictor added; how often the interval of the trend of the gap
+  /// with rho of each of the model's predictors minus the trivial predictor's holds the population
+  /// value (the trend of the population gaps on the ranks of the population rho, over the
+  /// conditions the draw uses), its mean width and the estimate's mean error.
+  public static func trendDifference(
+    _ model: ScoreModel = .celebALike, draws: Int, images: Int, resamples: Int, level: Double = 0.95,
+    minimumSupport: Int = PairSelection.defaultMinimum, seed: UInt64 = 1
+  ) -> [CoverageTally] {
+    let full = model.addingTrivialPredictor()
+    let trivial = full.modelCount - 1
+    let rho = full.populationRho
+    var tallies = [CoverageTally](repeating: CoverageTally(), count: trivial)
+    for draw in 0..<draws {
+      let outcomes = full.draw(images: images, seed: seed &+ UInt64(draw) &* 0x9E37_79B9)
+      let selection = PairSelection(PairCounts.count(outcomes[0]), minimum: minimumSupport)
+      let summaries = outcomes.map { FairnessSummary(PairCounts.count($0), selection: selection) }
+      let resampled = Bootstrap.resample(outcomes, count: resamples, seed: UInt64(draw) &+ 17, selection: selection)
+      let models = outcomes.indices.map { Resampled(estimate: ResampleStatistic(summaries[$0]), resamples: resampled[$0], selection: selection) }
+      let truths = (0...trivial).map { full.population(model: $0, selection: selection).gap }
+      for m in 0..<trivial {
+        let measured = TrendDifference(models[m], models[trivial], rho: summaries[m].rho, level: level)
+        let used = rho.indices.filter { truths[m][$0] != nil && truths[trivial][$0] != nil && models[m].estimate.gap[$0] != nil && models[trivial].estimate.gap[$0] != nil }
+        let truth = rankTrend(used.map { rho[$0] }, used.map { truths[m][$0]! }) - rankTrend(used.map { rho[$0] }, used.map { truths[trivial][$0]! })
+        tallies[m].add(measured.difference, truth: truth.isFinite ? truth : nil)
       }
     }
     return tallies

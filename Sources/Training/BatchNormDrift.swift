@@ -12,6 +12,12 @@ public struct LayerStatistics: Sendable {
   public let name: String
   public let mean: [Float]
   public let variance: [Float]
+
+  public init(name: String, mean: [Float], variance: [Float]) {
+    self.name = name
+    self.mean = mean
+    self.variance = variance
+  }
 }
 
 public enum BatchNormDrift {
@@ -56,17 +62,37 @@ public enum BatchNormDrift {
     return running(model)
   }
 
-  /// Mean absolute difference of the channel means and of the log-variances.
-  public static func distance(_ a: LayerStatistics, _ b: LayerStatistics) -> (mean: Double, logVariance: Double) {
-    let n = min(a.mean.count, b.mean.count)
+  /// The distance between two sets of a layer's statistics in units the layers share: the mean over
+  /// channels of |mu_a - mu_b| / sigma (sigma the standard deviation of `reference`, the data's,
+  /// so 1 means a whole standard deviation of the data) and of |log(var_a / var_b)| (scale-free
+  /// already). Raw differences of means are not comparable across layers, whose activations
+  /// have different scales.
+  public static func distance(_ a: LayerStatistics, _ b: LayerStatistics, reference: LayerStatistics) -> (mean: Double, logVariance: Double) {
+    let n = min(a.mean.count, b.mean.count, reference.variance.count)
     guard n > 0 else { return (.nan, .nan) }
     var dm = 0.0
     var dv = 0.0
     for c in 0..<n {
-      dm += abs(Double(a.mean[c]) - Double(b.mean[c]))
+      // A channel the data never excites (a dead ReLU upstream) has no spread to measure by; its
+      // floor keeps it from dominating the mean.
+      let sigma = max(Double(reference.variance[c]).squareRoot(), 1e-3)
+      dm += abs(Double(a.mean[c]) - Double(b.mean[c])) / sigma
       dv += abs(log(max(Double(a.variance[c]), 1e-12)) - log(max(Double(b.variance[c]), 1e-12)))
     }
     return (dm / Double(n), dv / Double(n))
+  }
+
+  /// Per layer, the standardised distance of `statistics` from the data's, and its mean over the
+  /// layers (the last element, named "mean over layers").
+  public static func distances(of statistics: [LayerStatistics], from data: [LayerStatistics]) -> [(layer: String, mean: Double, logVariance: Double)] {
+    var rows: [(layer: String, mean: Double, logVariance: Double)] = []
+    for (own, layer) in zip(statistics, data) {
+      let d = distance(own, layer, reference: layer)
+      rows.append((layer.name, d.mean, d.logVariance))
+    }
+    let n = Double(max(rows.count, 1))
+    rows.append(("mean over layers", rows.reduce(0) { $0 + $1.mean } / n, rows.reduce(0) { $0 + $1.logVariance } / n))
+    return rows
   }
 
   /// bn-statistics.md: per layer, the distance of the pretrained statistics from those of the
@@ -74,7 +100,7 @@ public enum BatchNormDrift {
   /// and how far they moved from the pretrained ones; a last row averages over the layers.
   public static func markdown(data: [LayerStatistics], pretrained: [LayerStatistics], models: [(label: String, statistics: [LayerStatistics])], images: Int) -> (markdown: String, csv: String) {
     var text = "# BatchNorm statistics: pretrained vs the fine-tuning data\n\n"
-    text += "Per BatchNorm layer, d = mean over channels of |mu_a - mu_b| / mean over channels of |log var_a - log var_b|. "
+    text += "Per BatchNorm layer, d = mean over channels of |mu_a - mu_b| / sigma / mean over channels of |log(var_a / var_b)|, sigma being the channel's standard deviation over the data, so that layers are comparable: a mean distance of 1 is a whole standard deviation of the data. "
     text += "\"data\" is the statistics of \(images) plain (unaugmented) train images passed through the pretrained backbone with batch statistics; "
     text += "\"to data\" is a model's running statistics against them (a model whose statistics match the fine-tuning images has 0); "
     text += "\"moved\" is how far fine-tuning moved the running statistics from the pretrained ones. "
@@ -87,15 +113,15 @@ public enum BatchNormDrift {
     func pair(_ d: (mean: Double, logVariance: Double)) -> String { String(format: "%.3f / %.3f", d.mean, d.logVariance) }
     for (index, layer) in data.enumerated() {
       let pre = pretrained[index]
-      let toData = distance(pre, layer)
+      let toData = distance(pre, layer, reference: layer)
       var row = [layer.name, "\(layer.mean.count)", pair(toData)]
       sums[0] += toData.mean
       sums[1] += toData.logVariance
       csv.append("\(layer.name),\(layer.mean.count),pretrained,\(toData.mean),\(toData.logVariance),0,0")
       for (m, model) in models.enumerated() {
         let own = model.statistics[index]
-        let d = distance(own, layer)
-        let moved = distance(own, pre)
+        let d = distance(own, layer, reference: layer)
+        let moved = distance(own, pre, reference: layer)
         row += [pair(d), pair(moved)]
         sums[2 + 4 * m] += d.mean
         sums[3 + 4 * m] += d.logVariance
@@ -110,7 +136,7 @@ public enum BatchNormDrift {
     for m in models.indices {
       mean += [String(format: "%.3f / %.3f", sums[2 + 4 * m] / n, sums[3 + 4 * m] / n), String(format: "%.3f / %.3f", sums[4 + 4 * m] / n, sums[5 + 4 * m] / n)]
     }
-    var summary = String(format: "Mean over the %d layers: the pretrained statistics are %.3f (means) / %.3f (log-variances) from the data's.", data.count, sums[0] / n, sums[1] / n)
+    var summary = String(format: "Mean over the %d layers: the pretrained statistics are %.3f (means, in the data's standard deviations) / %.3f (log-variances) from the data's.", data.count, sums[0] / n, sums[1] / n)
     for (m, model) in models.enumerated() {
       summary += String(format: " %@: %.3f / %.3f from the data's (moved %.3f / %.3f).", model.label, sums[2 + 4 * m] / n, sums[3 + 4 * m] / n, sums[4 + 4 * m] / n, sums[5 + 4 * m] / n)
     }

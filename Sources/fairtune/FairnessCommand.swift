@@ -72,6 +72,9 @@ struct FairnessCommand: ParsableCommand {
   @Option(help: "Test images per drawn test set of --coverage.")
   var coverageImages = 19_962
 
+  @Option(help: "The score model of --coverage: celeba-like (correlated attributes, CelebA's rates) or independent (the same rates, independent attributes, gaps from score noise alone; model 1's population gaps all 0).")
+  var coverageLayout: CoverageLayout = .celebaLike
+
   @Option(help: "Test images of the --bench data.")
   var benchTestImages = 19_962
 
@@ -154,9 +157,16 @@ struct FairnessCommand: ParsableCommand {
   private func runCoverage(draws: Int) {
     let resamples = bootstrap ?? 400
     let start = Date()
-    let tallies = CoverageSimulation.run(draws: draws, images: coverageImages, resamples: resamples, minimumSupport: minSupport, seed: seed)
-    print("coverage of nominal 95% intervals: \(draws) test sets of \(coverageImages) images from the 8-attribute CelebA-like score model, \(resamples) bootstrap resamples each, --min-support \(minSupport) (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
+    let model = coverageLayout == .independent ? ScoreModel.independent : .celebALike
+    let tallies = CoverageSimulation.run(model, draws: draws, images: coverageImages, resamples: resamples, minimumSupport: minSupport, seed: seed)
+    print("coverage of nominal 95% intervals: \(draws) test sets of \(coverageImages) images from the 8-attribute \(coverageLayout == .independent ? "independent" : "CelebA-like") score model, \(resamples) bootstrap resamples each, --min-support \(minSupport) (\(String(format: "%.0f", Date().timeIntervalSince(start))) s)")
     print(CoverageSimulation.markdown(tallies, level: 0.95), terminator: "")
+    let correlations = CoverageSimulation.trendDifference(model, draws: draws, images: coverageImages, resamples: resamples, minimumSupport: minSupport, seed: seed)
+    print("\nFinding (d): the trend of the bias-corrected gap with rho (fitted change from the least to the most balanced condition) of each model minus the trivial predictor's, percentile interval of the paired resamples:\n")
+    print("| model | coverage | width | bias |\n|---|---|---|---|")
+    for (m, t) in correlations.enumerated() {
+      print(String(format: "| model %d - trivial | %.1f%% (%d) | %.3f | %+.4f |", m, 100 * t.rate, t.trials, t.meanWidth, t.bias))
+    }
   }
 
   private func printSummary(_ evaluation: FairnessEvaluation, out: String, files: [String]) {
@@ -222,4 +232,9 @@ struct FairnessCommand: ParsableCommand {
         result.baselineBootstrapSecondsForAllResamples / result.bootstrapSeconds, scaled))
     print("fast and per-pair paths give identical counts and statistics: \(result.agree ? "yes" : "NO")")
   }
+}
+
+enum CoverageLayout: String, ExpressibleByArgument, CaseIterable {
+  case celebaLike = "celeba-like"
+  case independent
 }

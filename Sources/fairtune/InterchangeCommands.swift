@@ -1,6 +1,7 @@
 // `fairtune import`, `fairtune export` and `fairtune inspect`: weights in and out, and what a
 // checkpoint holds.
 import ArgumentParser
+import Data
 import Foundation
 import Training
 
@@ -75,7 +76,29 @@ struct InspectCommand: ParsableCommand {
   @Flag(help: "List every tensor (default: the first 20).")
   var all = false
 
+  @Option(help: ArgumentHelp(
+    "Instead: measure the checkpoint's BatchNorm running statistics against a packed dataset's train images.",
+    discussion: paragraphs("""
+      The images (the first --bn-images of the train split, plain) pass through the checkpoint's \
+      backbone with batch statistics; per BatchNorm layer, prints the mean over channels of \
+      |running mean - data mean| / data standard deviation and of |log(running var / data var)|, \
+      and their means over the layers (docs/mechanism.md). With --json, one JSON object instead.
+      """)))
+  var bnData: String?
+
+  @Option(help: "Train images of --bn-data's measurement.")
+  var bnImages: Int = 2048
+
+  @Flag(help: "With --bn-data: print JSON (layers, and the mean over them).")
+  var json = false
+
+  func validate() throws {
+    guard bnImages > 0 else { throw ValidationError("--bn-images must be positive (got \(bnImages)).") }
+    if json && bnData == nil { throw ValidationError("--json goes with --bn-data: it prints the BatchNorm measurement as JSON.") }
+  }
+
   func run() throws {
+    if let bnData { return try measureBatchNorm(bnData) }
     let bytes: [UInt8]
     do {
       bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
@@ -96,5 +119,32 @@ struct InspectCommand: ParsableCommand {
       print("  \(name) \(shape) \(String(format: "%10d -> %10d bytes", r.rawBytes, r.compressedBytes))  \(r.checksumMatches ? "ok" : "BAD")")
     }
     if !all && records.count > 20 { print("  ... \(records.count - 20) more (--all lists them)") }
+  }
+
+  private func measureBatchNorm(_ data: String) throws {
+    let backbone: PretrainedBackbone
+    do { backbone = try PretrainedBackbone.read(checkpoint) } catch { throw ValidationError("\(checkpoint): \(error)") }
+    let model = try FineTuning.model(ModelSpec(model: "resnet18", width: 1, stem: "imagenet", imageSize: 64), pretrained: backbone, seed: 0)
+    let dataset = try PackedDataset(path: URL(fileURLWithPath: data))
+    let images = Array(dataset.train.prefix(bnImages))
+    guard !images.isEmpty else { throw ValidationError("--bn-data \(data) has no train images to measure with.") }
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+    Launch.setThreads(threads)
+    let measured = BatchNormDrift.measure(model, dataset: dataset, images: images, batch: 128, threads: threads)
+    let rows = BatchNormDrift.distances(of: BatchNormDrift.running(model), from: measured)
+    if json {
+      let object: [String: Any] = [
+        "checkpoint": checkpoint, "data": data, "images": images.count,
+        "layers": rows.dropLast().map { ["layer": $0.layer, "mean": $0.mean, "log_variance": $0.logVariance] },
+        "mean": rows.last!.mean, "log_variance": rows.last!.logVariance,
+      ]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+      return
+    }
+    print("\(checkpoint): running statistics against \(images.count) plain train images of \(data)")
+    print("layer                          |dmean|/sd  |log var ratio|")
+    for row in rows {
+      print(row.layer.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: " %10.3f %16.3f", row.mean, row.logVariance))
+    }
   }
 }

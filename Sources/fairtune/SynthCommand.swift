@@ -43,6 +43,20 @@ struct SynthCommand: ParsableCommand {
   @Option(help: "Also write a JPEG grid of the first 16 faces here, and print their labels.")
   var contactSheet: String?
 
+  @Option(help: ArgumentHelp(
+    "A global photometric shift of every face: none, strong, or contrast=C,brightness=B,cast=K.",
+    discussion: paragraphs("""
+      Each value v in [0, 1] becomes 0.5 + C (v - 0.5) + B, plus K on red and minus K on blue, \
+      clamped. The same seed with and without a shift draws the same faces and labels, so a \
+      shifted copy of a dataset can pretrain a backbone whose BatchNorm statistics are known to \
+      be wrong for the unshifted copy: the planted effect of docs/mechanism.md. strong is \
+      contrast=0.5,brightness=0.2,cast=0.1.
+      """)),
+    transform: { text in
+      do { return try PhotometricShift(parsing: text) } catch { throw ValidationError("--shift \(error)") }
+    })
+  var shift: PhotometricShift = .none
+
   @Option(help: "Threads that draw and encode faces.")
   var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -65,7 +79,7 @@ struct SynthCommand: ParsableCommand {
 
   func run() throws {
     Launch.setThreads(threads)
-    let plan = SynthesisPlan(train: train, validation: val, test: test, imageSize: imageSize, seed: seed)
+    let plan = SynthesisPlan(train: train, validation: val, test: test, imageSize: imageSize, seed: seed, shift: shift)
     let source = try attributes.map { try CelebAAttributes(contentsOf: URL(fileURLWithPath: $0)) }
     let labels = try Synthesizer.labels(plan, from: source)
     let output = try OutputDirectory(URL(fileURLWithPath: out), option: "--out")
@@ -82,8 +96,9 @@ struct SynthCommand: ParsableCommand {
     FileHandle.standardError.write(Data("\r".utf8))
     print(
       String(
-        format: "wrote %d images (%d train, %d val, %d test) to %@ in %.1f s (%.0f img/s)",
-        plan.count, train, val, test, out, seconds, Double(plan.count) / seconds))
+        format: "wrote %d images (%d train, %d val, %d test) to %@ in %.1f s (%.0f img/s)%@",
+        plan.count, train, val, test, out, seconds, Double(plan.count) / seconds,
+        shift.isIdentity ? "" : ", under the photometric shift \(shift)"))
     if let contactSheet {
       let sheet = Synthesizer.contactSheet(labels: labels, plan: plan, rows: 4, columns: 4)
       try Data(JPEGEncoder().encode(sheet, quality: 95)).write(to: URL(fileURLWithPath: contactSheet))

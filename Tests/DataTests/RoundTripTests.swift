@@ -48,6 +48,38 @@ final class RoundTripTests: XCTestCase {
     XCTAssertNotEqual(Synthesizer.face(2, labels: labels, plan: plan), Synthesizer.face(2, labels: labels, plan: other))
   }
 
+  /// The planted effect's faces: the same drawing under the shift, value by value as the
+  /// formula says; the labels do not change.
+  func testAPhotometricShiftMovesEveryValueAsStated() throws {
+    let plan = SynthesisPlan(train: 3, validation: 0, test: 0, imageSize: 24, seed: 4)
+    var shifted = plan
+    shifted.shift = try PhotometricShift(parsing: "contrast=0.5,brightness=0.2,cast=0.1")
+    XCTAssertEqual(shifted.shift, .strong)
+    let labels = try Synthesizer.labels(plan, from: nil)
+    XCTAssertEqual(try Synthesizer.labels(shifted, from: nil), labels)
+    let clean = Synthesizer.face(1, labels: labels, plan: plan)
+    let moved = Synthesizer.face(1, labels: labels, plan: shifted)
+    for index in stride(from: 0, to: clean.pixels.count, by: 7) {
+      let channel = index % 3
+      let v = Double(clean.pixels[index]) / 255
+      let expected = min(max(0.5 + 0.5 * (v - 0.5) + 0.2 + 0.1 * Double(1 - channel), 0), 1) * 255
+      // One rounding to 8 bits.
+      XCTAssertEqual(Double(moved.pixels[index]), expected, accuracy: 0.5 + 1e-9, "value \(index)")
+    }
+    XCTAssertEqual(Synthesizer.face(1, labels: labels, plan: SynthesisPlan(train: 3, validation: 0, test: 0, imageSize: 24, seed: 4, shift: .none)), clean)
+  }
+
+  func testPhotometricShiftsParseOrSayWhatIsWrong() throws {
+    XCTAssertEqual(try PhotometricShift(parsing: "none"), .none)
+    XCTAssertEqual(try PhotometricShift(parsing: "brightness=-0.1"), PhotometricShift(brightness: -0.1))
+    XCTAssertEqual(try PhotometricShift(parsing: "cast=0.05,contrast=2").description, "contrast=2,brightness=0,cast=0.05")
+    for (text, says) in [("contrast=0", "contrast must be in (0, 4]"), ("glow=1", "'glow' is not contrast, brightness or cast"), ("contrast", "is not NAME=NUMBER"), ("brightness=2", "brightness must be in [-1, 1]"), ("cast=nan", "is not NAME=NUMBER")] {
+      XCTAssertThrowsError(try PhotometricShift(parsing: text), text) { error in
+        XCTAssertTrue("\(error)".contains(says), "\(text): \(error)")
+      }
+    }
+  }
+
   func testPackThenLoaderGivesTheDirectDecodeCropAndResize() throws {
     let root = try temporaryDirectory(self)
     let synth = root.appendingPathComponent("synth")

@@ -464,6 +464,10 @@ final class ReportTests: XCTestCase {
     XCTAssertTrue(good.contains("pretraining learned features a linear probe can use"), good)
     XCTAssertTrue(good.contains("Supervised / BN Stats"), good)
     XCTAssertTrue(good.contains("The trivial predictor (every image positive, thresholds from train) has a test mean F1 of"), good)
+    // (d) is stated against the trivial predictor's trend, paired, with what it resolves.
+    XCTAssertTrue(good.contains("- (d) The gap shrinks as rho grows, beyond what base rates and test noise give: **"), good)
+    XCTAssertTrue(good.contains("minus the trivial predictor's, paired on the same resamples"), good)
+    XCTAssertTrue(good.contains("frozen +") || good.contains("frozen -"), "each model's trend difference is given: \(good)")
     let swapped = try findings(frozenNoise: 0.2, bnStatsNoise: 1.5)
     XCTAssertTrue(swapped.contains("of Full FT's .72): **does not hold**"), swapped)
     XCTAssertTrue(swapped.contains("all worst difference -"), "BN Stats minus Frozen is negative when BN Stats is the noisier: \(swapped)")

@@ -172,3 +172,27 @@ final class RecalibrationTests: XCTestCase {
     XCTAssertFalse(try XCTUnwrap(try other.run(try self.model(), dataset: data, communicator: comm, threads: 1, directory: directory)).reused)
   }
 }
+
+/// The mechanism's distances (docs/mechanism.md): a difference of means in the data's standard
+/// deviations and the log of the variance ratio, per channel, averaged.
+final class BatchNormDistanceTests: XCTestCase {
+  func testDistancesAreInTheDataStandardDeviations() {
+    let running = LayerStatistics(name: "bn1", mean: [0, 1], variance: [4, 1])
+    let data = LayerStatistics(name: "bn1", mean: [2, 1], variance: [4, 4])
+    let d = BatchNormDrift.distance(running, data, reference: data)
+    // Channel 0: |0 - 2| / 2 = 1, log(4/4) = 0; channel 1: 0 / 2 = 0, |log(1/4)| = log 4.
+    XCTAssertEqual(d.mean, 0.5, accuracy: 1e-12)
+    XCTAssertEqual(d.logVariance, log(4) / 2, accuracy: 1e-6)
+    // The same layer with every activation scaled by 10 (a layer of another scale): the same
+    // standardised distance.
+    let scaled = BatchNormDrift.distance(
+      LayerStatistics(name: "bn1", mean: [0, 10], variance: [400, 100]), LayerStatistics(name: "bn1", mean: [20, 10], variance: [400, 400]),
+      reference: LayerStatistics(name: "bn1", mean: [20, 10], variance: [400, 400]))
+    XCTAssertEqual(scaled.mean, d.mean, accuracy: 1e-12)
+    XCTAssertEqual(scaled.logVariance, d.logVariance, accuracy: 1e-6)
+    let rows = BatchNormDrift.distances(of: [running, running], from: [data, LayerStatistics(name: "bn2", mean: [0, 1], variance: [4, 1])])
+    XCTAssertEqual(rows.map(\.layer), ["bn1", "bn2", "mean over layers"])
+    XCTAssertEqual(rows[1].mean, 0)
+    XCTAssertEqual(rows[2].mean, 0.25, accuracy: 1e-12)
+  }
+}
