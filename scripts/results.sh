@@ -61,7 +61,8 @@ monitor = (f"The pretraining monitor (kNN validation mean F1 of the backbone's f
 lines += ["", "![Figure 1](docs/results/figure1.svg)", "", "![SimCLR pretraining](docs/results/pretrain-loss.svg)", "", monitor, "",
   "### Table 1 (the paper's attributes; best trial of each strategy, 95% intervals: docs/statistics.md)", "", table, "",
   "### Findings", "", findings, "",
-  "### The mechanism: BatchNorm statistics", "", bn + " Per layer: [docs/results/bn-statistics.md](docs/results/bn-statistics.md).", "",
+  "### The mechanism: BatchNorm statistics", "", bn + " Per layer: [docs/results/bn-statistics.md](docs/results/bn-statistics.md). "
+  "The distance and the strategies' differences over pretraining recipes, and a planted effect: [docs/mechanism.md](docs/mechanism.md).", "",
   "### Training time", "", timing, ""]
 text = "\n".join(lines)
 readme = open("README.md", encoding="utf-8").read()
