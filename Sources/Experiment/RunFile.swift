@@ -75,6 +75,8 @@ public struct RunFile: Codable, Equatable, Sendable {
   /// reproduce's converged heads of the selected models); absent for a head trained by its
   /// optimizer.
   public var head: String?
+  /// The order of the collectives on the link (`--collectives`), for a run on several ranks.
+  public var collectives: String?
 
   enum CodingKeys: String, CodingKey {
     case strategy
@@ -88,13 +90,15 @@ public struct RunFile: Codable, Equatable, Sendable {
     case precision
     case data
     case head
+    case collectives
   }
 
   public init(
     strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double, validationMeanF1: Double? = nil,
     featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, precision: String? = nil,
-    data: DataFiles? = nil, head: String? = nil
+    data: DataFiles? = nil, head: String? = nil, collectives: String? = nil
   ) {
+    self.collectives = collectives
     self.strategy = strategy
     self.updatedParameters = updatedParameters
     self.updatedBuffers = updatedBuffers

@@ -35,6 +35,17 @@ public enum BatchNormMode: String, CaseIterable, Sendable {
   case local
 }
 
+/// `--collectives`: the order in which a step's collectives use the link.
+public enum CollectiveSchedule: String, CaseIterable, Sendable {
+  /// BatchNorm's sums on a communicator of their own, never queued behind gradient bytes: the
+  /// gradient buckets go in chunks with a bounded amount in flight, started as earlier chunks
+  /// complete (the default).
+  case priority
+  /// Every collective on one communicator, each gradient bucket one all-reduce started when it
+  /// fills (PyTorch DDP's order): a BatchNorm sum waits behind the buckets already on the link.
+  case fifo
+}
+
 /// How a fine-tuning run's head is fit.
 public enum HeadFit: String, CaseIterable, Sendable {
   /// By the run's optimizer, step by step, as every other parameter (the paper's protocol: the

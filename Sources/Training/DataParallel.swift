@@ -15,10 +15,18 @@ public final class GradientReducer {
   public let communicator: Communicator
   public let registry: ParameterRegistry
   public let bucketBytes: Int
+  public let schedule: CollectiveSchedule
+  /// Under the priority schedule: the largest all-reduce, and how many may be in flight.
+  public let chunkBytes: Int
+  public let chunksInFlight: Int
   /// In the order backward completes them: from the end of the buffer to its start.
   public private(set) var buckets: [Bucket] = []
   private var pending: [PendingReduction?] = []
   private var started = 0
+  /// Priority: the chunks of the started buckets not yet sent, in order, and those in flight.
+  private var queued: [Range<Int>] = []
+  private var nextQueued = 0
+  private var inFlight: [PendingReduction] = []
 
   /// Figures of the last step.
   public private(set) var startedDuringBackward = 0
@@ -26,12 +34,20 @@ public final class GradientReducer {
   public private(set) var reducedFloats = 0
 
   /// `bucketBytes` caps a bucket (PyTorch DDP's default is 25 MB); a parameter larger than
-  /// that is a bucket of its own.
-  public init(communicator: Communicator, registry: ParameterRegistry, bucketBytes: Int = 25 << 20) {
-    precondition(bucketBytes > 0)
+  /// that is a bucket of its own. Under `.priority` a bucket goes as chunks of at most
+  /// `chunkBytes`, at most `chunksInFlight` at a time, so that a BatchNorm sum on its own
+  /// communicator finds at most that many bytes of gradient ahead of it on the link.
+  public init(
+    communicator: Communicator, registry: ParameterRegistry, bucketBytes: Int = 25 << 20, schedule: CollectiveSchedule = .fifo,
+    chunkBytes: Int = 1 << 20, chunksInFlight: Int = 2
+  ) {
+    precondition(bucketBytes > 0 && chunkBytes > 0 && chunksInFlight > 0)
     self.communicator = communicator
     self.registry = registry
     self.bucketBytes = bucketBytes
+    self.schedule = schedule
+    self.chunkBytes = chunkBytes
+    self.chunksInFlight = chunksInFlight
     rebuild()
   }
 
@@ -72,6 +88,9 @@ public final class GradientReducer {
     exposedSeconds = 0
     reducedFloats = 0
     for i in pending.indices { pending[i] = nil }
+    queued.removeAll(keepingCapacity: true)
+    nextQueued = 0
+    inFlight.removeAll(keepingCapacity: true)
   }
 
   /// Called by backward whenever every gradient at offsets >= `offset` is final: starts the
@@ -83,16 +102,46 @@ public final class GradientReducer {
       try start(started)
       startedDuringBackward += 1
     }
-    for i in 0..<started {
-      if let p = pending[i] { _ = try p.test() }
+    switch schedule {
+    case .fifo:
+      for i in 0..<started {
+        if let p = pending[i] { _ = try p.test() }
+      }
+    case .priority:
+      try pump()
     }
   }
 
   private func start(_ index: Int) throws {
     let range = buckets[index].range
-    pending[index] = try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count)
+    switch schedule {
+    case .fifo:
+      pending[index] = try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count)
+    case .priority:
+      // A bucket's chunks from its top down, as backward completes it.
+      let chunk = max(1, chunkBytes / MemoryLayout<Float>.stride)
+      var upper = range.upperBound
+      while upper > range.lowerBound {
+        let lower = max(range.lowerBound, upper - chunk)
+        queued.append(lower..<upper)
+        upper = lower
+      }
+    }
     reducedFloats += range.count
     started += 1
+  }
+
+  /// Priority: drops the completed chunks and starts queued ones up to the in-flight limit.
+  private func pump() throws {
+    var index = 0
+    while index < inFlight.count {
+      if try inFlight[index].test() { inFlight.remove(at: index) } else { index += 1 }
+    }
+    while inFlight.count < chunksInFlight && nextQueued < queued.count {
+      let range = queued[nextQueued]
+      nextQueued += 1
+      inFlight.append(try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count))
+    }
   }
 
   /// Starts what backward did not reach and waits for everything: afterwards every rank holds
@@ -101,7 +150,16 @@ public final class GradientReducer {
     guard communicator.size > 1 else { return }
     let begin = Clock.now()
     while started < buckets.count { try start(started) }
-    for p in pending { try p?.wait() }
+    switch schedule {
+    case .fifo:
+      for p in pending { try p?.wait() }
+    case .priority:
+      try pump()
+      while !inFlight.isEmpty {
+        try inFlight.removeFirst().wait()
+        try pump()
+      }
+    }
     exposedSeconds = Clock.now() - begin
   }
 }

@@ -338,9 +338,10 @@ public enum StepSimulation {
   ) throws -> StepTrace {
     precondition(steps > 0 && ranks >= 1)
     let tracer = TracingCommunicator(size: ranks)
-    let step = TrainingStep.dataParallel(
+    let step = try TrainingStep.dataParallel(
       model, objective: objective, optimizer: SGD(model.registry, learningRate: learningRate, momentum: 0.9), communicator: tracer,
-      settings: DataParallelSettings(synchronizedBatchNorm: synchronizedBatchNorm, bucketBytes: bucketBytes))
+      // The trace records the buckets whole, as the replay model schedules them.
+      settings: DataParallelSettings(synchronizedBatchNorm: synchronizedBatchNorm, bucketBytes: bucketBytes, collectives: .fifo))
     let count = DistributedSampler.share(of: globalBatch, rank: 0, ranks: ranks)
     let simclr = objective != .attributes
     let images = Tensor(shape: [(simclr ? 2 : 1) * count, size, size, 3])

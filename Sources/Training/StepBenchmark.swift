@@ -74,7 +74,7 @@ public struct StepBenchmark {
     }
     let network = try makeModel()
     try Replicas.synchronize(network.registry, communicator: communicator, perturbRank: parallel.perturbRank)
-    let step = TrainingStep.dataParallel(
+    let step = try TrainingStep.dataParallel(
       network, objective: objective.objective, optimizer: SGD(network.registry, learningRate: learningRate, momentum: 0.9),
       communicator: communicator, settings: parallel)
     step.gradientDump = gradientDump

@@ -31,6 +31,8 @@ public struct RunSettings: Sendable {
   public var synchronizedBatchNorm: Bool
   /// The gradient all-reduce's bucket size.
   public var bucketBytes: Int
+  /// The order of the step's collectives on the link.
+  public var collectives: CollectiveSchedule
   /// Tests: a rank whose replica is altered after the broadcast (the check must catch it).
   public var perturbRank: Int?
   /// Tests: the first step's summed gradients, written here.
@@ -39,8 +41,9 @@ public struct RunSettings: Sendable {
   public init(
     batch: Int, epochs: Int, steps: Int? = nil, seed: UInt64, optimizer: OptimizerSettings, schedule: ScheduleKind,
     warmupEpochs: Double = 0, checkpointEvery: Int? = nil, keep: Int = 3, loaderThreads: Int, synchronizedBatchNorm: Bool = true,
-    bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, gradientDump: String? = nil
+    bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, gradientDump: String? = nil, collectives: CollectiveSchedule = .priority
   ) {
+    self.collectives = collectives
     self.batch = batch
     self.epochs = epochs
     self.steps = steps
@@ -95,9 +98,10 @@ public enum TrainingRun {
     }
     try Replicas.synchronize(model.registry, communicator: communicator, perturbRank: settings.perturbRank)
     let optimizer = settings.optimizer.make(model.registry.parameters { $0.requiresGradient })
-    let step = TrainingStep.dataParallel(
+    let step = try TrainingStep.dataParallel(
       model, objective: objective, optimizer: optimizer, communicator: communicator,
-      settings: DataParallelSettings(synchronizedBatchNorm: settings.synchronizedBatchNorm, bucketBytes: settings.bucketBytes))
+      settings: DataParallelSettings(
+        synchronizedBatchNorm: settings.synchronizedBatchNorm, bucketBytes: settings.bucketBytes, collectives: settings.collectives))
     let point = try Trainer.resumePoint(run, communicator: communicator) { logger.warning("\($0)") }
     let source = LoaderSource(
       dataset: dataset, split: split, globalBatch: settings.batch, communicator: communicator, epochs: settings.epochs,

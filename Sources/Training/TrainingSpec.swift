@@ -62,11 +62,19 @@ public struct DataParallelSettings: Sendable {
   public var synchronizedBatchNorm: Bool
   public var bucketBytes: Int
   public var perturbRank: Int?
+  public var collectives: CollectiveSchedule
+  /// The priority schedule's chunk (tests make it small, so that a tiny model's buckets split).
+  public var chunkBytes: Int
 
-  public init(synchronizedBatchNorm: Bool = true, bucketBytes: Int = 25 << 20, perturbRank: Int? = nil) {
+  public init(
+    synchronizedBatchNorm: Bool = true, bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, collectives: CollectiveSchedule = .priority,
+    chunkBytes: Int = 1 << 20
+  ) {
+    self.chunkBytes = chunkBytes
     self.synchronizedBatchNorm = synchronizedBatchNorm
     self.bucketBytes = bucketBytes
     self.perturbRank = perturbRank
+    self.collectives = collectives
   }
 }
 
@@ -138,7 +146,7 @@ public struct TrainingSpec: Sendable {
       optimizer: optimizerSettings(learningRate: learningRate, pretraining: pretraining),
       schedule: schedule, warmupEpochs: warmupEpochs, checkpointEvery: checkpointEvery, keep: keep,
       loaderThreads: loaderThreads, synchronizedBatchNorm: parallel.synchronizedBatchNorm, bucketBytes: parallel.bucketBytes,
-      perturbRank: parallel.perturbRank, gradientDump: gradientDump)
+      perturbRank: parallel.perturbRank, gradientDump: gradientDump, collectives: parallel.collectives)
   }
 
   /// The options that define a run (a re-run with different ones is refused). The precision

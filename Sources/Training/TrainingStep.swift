@@ -42,17 +42,25 @@ public final class TrainingStep {
   /// `fairtune bench` build their step here (a tracing communicator records BatchNorm's sums and
   /// the gradient buckets under their own labels). The replicas must already be alike
   /// (`Replicas.synchronize`).
+  ///
+  /// Under the priority schedule (`settings.collectives`) BatchNorm's sums go on a communicator
+  /// of their own (made once per group: every rank of it builds its step at the same point) and
+  /// the gradient buckets in bounded chunks (`GradientReducer`).
   public static func dataParallel(
     _ model: ResNet, objective: Objective, optimizer: Optimizer, communicator: Communicator, settings: DataParallelSettings
-  ) -> TrainingStep {
-    func route(_ label: String) -> Communicator { (communicator as? TracingCommunicator)?.labelled(label) ?? communicator }
+  ) throws -> TrainingStep {
+    let tracing = communicator as? TracingCommunicator
+    func route(_ label: String) -> Communicator { tracing?.labelled(label) ?? communicator }
     var statistics: SynchronizedStatistics?
     if settings.synchronizedBatchNorm && communicator.size > 1 {
-      let synchronized = SynchronizedStatistics(communicator: route("batchnorm"))
+      let channel = settings.collectives == .priority && tracing == nil ? try PriorityChannels.batchNorm(of: communicator) : route("batchnorm")
+      let synchronized = SynchronizedStatistics(communicator: channel)
       for bn in model.batchNorms { bn.reducer = synchronized }
       statistics = synchronized
     }
-    let reducer = GradientReducer(communicator: route("gradient"), registry: model.registry, bucketBytes: settings.bucketBytes)
+    let reducer = GradientReducer(
+      communicator: route("gradient"), registry: model.registry, bucketBytes: settings.bucketBytes, schedule: settings.collectives,
+      chunkBytes: settings.chunkBytes)
     return TrainingStep(
       model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
   }
@@ -146,5 +154,29 @@ public final class TrainingStep {
     try communicator.allReduceSum(parts, count: m * d)
     gradient.update(from: parts + mine.lowerBound * d, count: mine.count * d)
     return (loss, correct)
+  }
+}
+
+/// The communicators the priority schedule gives BatchNorm's sums: one duplicate of each group's
+/// communicator, made the first time a step is built on it and kept (a sweep builds a step per
+/// trial on the same group; a communicator per trial would exhaust MPI's).
+public enum PriorityChannels {
+  nonisolated(unsafe) private static var made: [ObjectIdentifier: (base: Communicator, channel: Communicator)] = [:]
+  private static let lock = NSLock()
+
+  /// The BatchNorm channel of `communicator` (a collective the first time: every rank of the
+  /// group calls it at the same point). The lock is not held across the split, whose other
+  /// ranks may be threads of this process.
+  public static func batchNorm(of communicator: Communicator) throws -> Communicator {
+    let key = ObjectIdentifier(communicator)
+    lock.lock()
+    let known = made[key]
+    lock.unlock()
+    if let known { return known.channel }
+    guard let channel = try communicator.split(color: 0, key: communicator.rank) else { return communicator }
+    lock.lock()
+    made[key] = (communicator, channel)
+    lock.unlock()
+    return channel
   }
 }

@@ -7,6 +7,7 @@ import Training
 extension Strategy: ExpressibleByArgument {}
 extension PrecisionRequest: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}
+extension CollectiveSchedule: ExpressibleByArgument {}
 extension ObjectiveKind: ExpressibleByArgument {}
 extension ConvolutionMethod: ExpressibleByArgument {}
 extension OptimizerChoice: ExpressibleByArgument {}

@@ -14,6 +14,17 @@ struct DistributedOptions: ParsableArguments {
   var bucketMb: Double = 25
 
   @Option(help: ArgumentHelp(
+    "The order of a step's collectives on the link: priority (the default) or fifo.",
+    discussion: paragraphs("""
+      priority: BatchNorm's sums go on a communicator of their own and the gradient buckets in \
+      chunks of 1 MB, two at a time, so that a sum never waits behind more than two chunks of \
+      gradient bytes. fifo: one communicator, each bucket one all-reduce started when it fills \
+      (PyTorch DDP's order), and a sum waits behind every bucket already on the link. The \
+      trained weights are the same bits on 2 ranks; recorded in run.json and bench --json.
+      """)))
+  var collectives: CollectiveSchedule = .priority
+
+  @Option(help: ArgumentHelp(
     "Seconds a collective may wait for the other ranks before this rank stops the job (also FAIRTUNE_COMM_TIMEOUT).",
     discussion: "When a rank dies or hangs, the others give up after this long, say so, and exit non-zero."))
   var commTimeout: Double?
@@ -28,6 +39,10 @@ struct DistributedOptions: ParsableArguments {
 
   @Option(help: .hidden)
   var debugStallRank: Int?
+
+  /// Tests: the priority schedule's chunk, small enough to split a tiny model's buckets.
+  @Option(help: .hidden)
+  var debugChunkBytes: Int?
 
   @Option(help: .hidden)
   var debugExitRank: Int?
@@ -54,7 +69,9 @@ struct DistributedOptions: ParsableArguments {
 
   /// How runs spread over the ranks, as these options say.
   var parallel: DataParallelSettings {
-    DataParallelSettings(synchronizedBatchNorm: bn == .sync, bucketBytes: bucketBytes, perturbRank: debugPerturbRank)
+    DataParallelSettings(
+      synchronizedBatchNorm: bn == .sync, bucketBytes: bucketBytes, perturbRank: debugPerturbRank, collectives: collectives,
+      chunkBytes: max(4, debugChunkBytes ?? 1 << 20))
   }
 
   /// The threads each rank uses: the node's cores shared among the node's ranks.

@@ -360,12 +360,14 @@ final class InProcessDataParallelTests: XCTestCase {
   /// rank holds their exact sum in every trainable parameter, and its own values in the frozen
   /// ones (never communicated).
   func testReducerLeavesTheExactSumOnEveryRank() throws {
-    for ranks in [2, 3] {
+    // Both schedules: fifo (a bucket one all-reduce) and priority (a bucket in chunks of 100
+    // bytes, at most two in flight: chunks that do not divide the bucket, and a queue).
+    for (ranks, schedule) in [(2, CollectiveSchedule.fifo), (3, .fifo), (2, .priority), (3, .priority)] {
       let seen = try InProcessGroup.run(ranks: ranks) { c -> (gradients: [Float], trainable: [Bool], started: Int, buckets: Int, floats: Int) in
         let model = try ResNet(ResNetConfiguration(depth: .resnet18, stem: .small, width: 0.0625, classes: 5), seed: 1)
         let registry = model.registry
         for p in registry.parameters { p.requiresGradient = p.group == .head || p.kind == .normalization || p.stage == "layer4" }
-        let reducer = GradientReducer(communicator: c, registry: registry, bucketBytes: 1024)
+        let reducer = GradientReducer(communicator: c, registry: registry, bucketBytes: 1024, schedule: schedule, chunkBytes: 100)
         registry.zeroGradients()
         reducer.beginStep()
         let g = registry.gradients.data
@@ -381,7 +383,7 @@ final class InProcessDataParallelTests: XCTestCase {
       let rankSum = ranks * (ranks + 1) / 2
       for (rank, s) in seen.enumerated() {
         let expected = s.trainable.indices.map { Float((s.trainable[$0] ? rankSum : rank + 1) * ($0 % 4096)) }
-        XCTAssertEqual(s.gradients, expected, "rank \(rank) of \(ranks)")
+        XCTAssertEqual(s.gradients, expected, "rank \(rank) of \(ranks), \(schedule)")
         // Counts: 1 KiB buckets split the trainable gradients into several, and the frozen
         // parameters' floats are never sent.
         XCTAssertGreaterThan(s.buckets, 1)

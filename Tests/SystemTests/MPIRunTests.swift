@@ -144,6 +144,29 @@ final class MPIRunTests: XCTestCase {
     }
   }
 
+  /// The priority schedule (BatchNorm's sums on their own communicator, the gradient buckets in
+  /// chunks, here of 64 bytes so that the tiny model's buckets split into many) against fifo.
+  /// On 2 ranks every element of a sum is a + b whichever way the bytes travel (fp32 addition is
+  /// commutative), so the trained weights are the same bits. On 3 ranks the chunking may change
+  /// which rank's partial sum meets which first: the order of fp32 sums only, bounded as the rank
+  /// split above (a share of bfloat16's effect on the same step).
+  func testPriorityAndFifoSchedulesTrainAlike() throws {
+    let chunked = ["--debug-chunk-bytes", "64"]
+    let fifo = try dump(ranks: 2, batch: 12, extra: ["--collectives", "fifo"])
+    let priority = try dump(ranks: 2, batch: 12, extra: ["--collectives", "priority"] + chunked)
+    XCTAssertEqual(fifo.names, priority.names)
+    for name in fifo.names {
+      XCTAssertEqual(try fifo.floats(name), try priority.floats(name), "\(name): priority and fifo trained different bits on 2 ranks")
+    }
+    let one = try gradients(ranks: 1, precision: "fp32")
+    let rounding = relativeNormDifference(try gradients(ranks: 1, precision: "bf16-emulated"), one, relativeTo: one)
+    let three = try gradients(ranks: 3, precision: "fp32", extra: ["--collectives", "fifo"])
+    let threePriority = try gradients(ranks: 3, precision: "fp32", extra: ["--collectives", "priority"] + chunked)
+    let apart = relativeNormDifference(threePriority, three, relativeTo: one)
+    print(String(format: "np 3, priority (64-byte chunks) against fifo: one step's gradients %.2e (relative L2); bf16's effect %.2e", apart, rounding))
+    XCTAssertLessThan(apart, 0.053 * rounding)
+  }
+
   func testLocalBatchNormDiffersFromSynchronized() throws {
     let one = try dump(ranks: 1, batch: 12)
     let local = try dump(ranks: 2, batch: 12, bn: "local")
