@@ -90,6 +90,8 @@ public final class GradientReducer {
     for i in pending.indices { pending[i] = nil }
     queued.removeAll(keepingCapacity: true)
     nextQueued = 0
+    failure = nil
+    sumsSinceReady = 0
     inFlight.removeAll(keepingCapacity: true)
   }
 
@@ -108,8 +110,28 @@ public final class GradientReducer {
         if let p = pending[i] { _ = try p.test() }
       }
     case .priority:
-      try pump()
+      // With BatchNorm's sums paced by `afterBatchNormSum`, new chunks start only after a sum:
+      // the next sum comes right after this (a unit's BatchNorm follows its convolution in
+      // backward), and chunks started now would be on the link ahead of it.
+      // Where no sum came since the last call (BatchNorm in eval mode: frozen backbones), nothing
+      // paces the chunks, and they start here.
+      try pump(startingNew: !pacedByBatchNorm || sumsSinceReady == 0)
+      sumsSinceReady = 0
     }
+  }
+
+  /// Priority: BatchNorm's sums call `afterBatchNormSum()` (set by `TrainingStep`), and chunks
+  /// start then, to travel while the next convolution's backward computes.
+  public var pacedByBatchNorm = false
+  private var failure: Error?
+  private var sumsSinceReady = 0
+
+  /// Starts queued chunks after a BatchNorm sum (its interface cannot throw: an error is kept
+  /// and rethrown by `finish()`).
+  public func afterBatchNormSum() {
+    guard schedule == .priority, failure == nil, communicator.size > 1 else { return }
+    sumsSinceReady += 1
+    do { try pump() } catch { failure = error }
   }
 
   private func start(_ index: Int) throws {
@@ -132,12 +154,12 @@ public final class GradientReducer {
   }
 
   /// Priority: drops the completed chunks and starts queued ones up to the in-flight limit.
-  private func pump() throws {
+  private func pump(startingNew: Bool = true) throws {
     var index = 0
     while index < inFlight.count {
       if try inFlight[index].test() { inFlight.remove(at: index) } else { index += 1 }
     }
-    while inFlight.count < chunksInFlight && nextQueued < queued.count {
+    while startingNew && inFlight.count < chunksInFlight && nextQueued < queued.count {
       let range = queued[nextQueued]
       nextQueued += 1
       inFlight.append(try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count))
@@ -154,6 +176,7 @@ public final class GradientReducer {
     case .fifo:
       for p in pending { try p?.wait() }
     case .priority:
+      if let failure { throw failure }
       try pump()
       while !inFlight.isEmpty {
         try inFlight.removeFirst().wait()
@@ -176,6 +199,9 @@ public final class SynchronizedStatistics: StatisticsReducer {
     self.communicator = communicator
   }
 
+  /// Called after every sum (the priority schedule starts gradient chunks then).
+  public var afterSum: (() -> Void)?
+
   public func sumAcrossReplicas(_ values: UnsafeMutablePointer<Double>, count: Int) {
     guard failure == nil else { return }
     let begin = Clock.now()
@@ -186,6 +212,7 @@ public final class SynchronizedStatistics: StatisticsReducer {
     }
     calls += 1
     seconds += Clock.now() - begin
+    afterSum?()
   }
 
   public func resetFigures() {

@@ -61,6 +61,10 @@ public final class TrainingStep {
     let reducer = GradientReducer(
       communicator: route("gradient"), registry: model.registry, bucketBytes: settings.bucketBytes, schedule: settings.collectives,
       chunkBytes: settings.chunkBytes)
+    if settings.collectives == .priority, let statistics, tracing == nil {
+      reducer.pacedByBatchNorm = true
+      statistics.afterSum = { [unowned reducer] in reducer.afterBatchNormSum() }
+    }
     return TrainingStep(
       model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
   }
