@@ -1,4 +1,5 @@
 // The Communicator protocol: what data-parallel training needs from MPI, and its errors.
+import Tensors
 
 public enum CommunicatorError: Error, CustomStringConvertible {
   /// An MPI call failed; `message` is MPI_Error_string's text.
@@ -45,6 +46,9 @@ public protocol Communicator: AnyObject {
     _ send: UnsafePointer<Float>, count: Int, into receive: UnsafeMutablePointer<Float>, counts: [Int]) throws
   /// Starts an in-place sum; the buffer must stay untouched until the reduction completes.
   func startAllReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction
+  /// The same sum with bfloat16 on the wire (half the bytes): every rank's values rounded to
+  /// bfloat16, each hop's sum done in fp32 and rounded to bfloat16, the result back in fp32.
+  func startAllReduceSumBFloat16(_ values: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction
   /// Splits into groups by `color` (ranks ordered by `key`); nil for a negative color.
   func split(color: Int, key: Int) throws -> Communicator?
   /// Sends a message to one rank (returns once the bytes are handed to MPI).
@@ -56,6 +60,15 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
   public var isRoot: Bool { rank == 0 }
+
+  /// For communicators without a wire (one process, threads, a trace): the same numbers as the
+  /// bfloat16 wire on 2 ranks, whose one hop adds the two rounded values in fp32 and rounds the
+  /// sum. With more ranks MPI's order of hops decides which partial sums are rounded.
+  public func startAllReduceSumBFloat16(_ values: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
+    BFloat16.round(values, count: count)
+    let inner = try startAllReduceSum(values, count: count)
+    return CompletedAfter(inner) { BFloat16.round(values, count: count) }
+  }
 
   /// Broadcasts a value's bytes from the root.
   public func broadcast<T>(_ value: inout T, root: Int = 0) throws {
@@ -93,4 +106,31 @@ public func digest(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0xCBF2_9CE4_8
 public func digest(_ text: String) -> UInt64 {
   var copy = text
   return copy.withUTF8 { digest(UnsafeRawBufferPointer($0)) }
+}
+
+/// A reduction followed by `then` once it completes (exactly once).
+public final class CompletedAfter: PendingReduction {
+  private let inner: PendingReduction
+  private var then: (() -> Void)?
+
+  public init(_ inner: PendingReduction, then: @escaping () -> Void) {
+    self.inner = inner
+    self.then = then
+  }
+
+  public func test() throws -> Bool {
+    guard try inner.test() else { return false }
+    finish()
+    return true
+  }
+
+  public func wait() throws {
+    try inner.wait()
+    finish()
+  }
+
+  private func finish() {
+    then?()
+    then = nil
+  }
 }

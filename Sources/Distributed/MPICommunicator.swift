@@ -163,6 +163,28 @@ public final class MPICommunicator: Communicator {
     }
   }
 
+  /// bfloat16 on the wire: the values rounded into a 16-bit staging buffer, summed by a
+  /// user-defined operation that adds in fp32 at every hop and rounds the sum to bfloat16, and
+  /// widened back into `values` when the reduction completes.
+  public func startAllReduceSumBFloat16(_ values: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
+    precondition(count < Int(Int32.max), "all-reduce of \(count) values: split it into buckets")
+    let staging = UnsafeMutablePointer<UInt16>.allocate(capacity: max(count, 1))
+    for i in 0..<count { staging[i] = UInt16(truncatingIfNeeded: BFloat16.rounded(values[i]).bitPattern >> 16) }
+    let request: Request
+    do {
+      request = try start("MPI_Iallreduce") {
+        MPI_Iallreduce(fairtune_mpi_in_place(), staging, Int32(count), fairtune_mpi_uint16(), fairtune_mpi_bf16_sum(), comm, $0)
+      }
+    } catch {
+      staging.deallocate()
+      throw error
+    }
+    return CompletedAfter(request) {
+      for i in 0..<count { values[i] = Float(bitPattern: UInt32(staging[i]) << 16) }
+      staging.deallocate()
+    }
+  }
+
   public func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer) throws {
     precondition(receive.count == send.count * size, "allGather: receive must hold size * send bytes")
     try start("MPI_Iallgather") {

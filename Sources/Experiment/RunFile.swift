@@ -77,6 +77,8 @@ public struct RunFile: Codable, Equatable, Sendable {
   public var head: String?
   /// The order of the collectives on the link (`--collectives`), for a run on several ranks.
   public var collectives: String?
+  /// The gradients' format on the link (`--gradient-wire`), for a run on several ranks.
+  public var gradientWire: String?
 
   enum CodingKeys: String, CodingKey {
     case strategy
@@ -91,14 +93,16 @@ public struct RunFile: Codable, Equatable, Sendable {
     case data
     case head
     case collectives
+    case gradientWire = "gradient_wire"
   }
 
   public init(
     strategy: Strategy, updatedParameters: Int, updatedBuffers: Int, trainingSeconds: Double, validationMeanF1: Double? = nil,
     featureTable: FeatureTable? = nil, recalibration: Pass? = nil, bnBalance: String? = nil, precision: String? = nil,
-    data: DataFiles? = nil, head: String? = nil, collectives: String? = nil
+    data: DataFiles? = nil, head: String? = nil, collectives: String? = nil, gradientWire: String? = nil
   ) {
     self.collectives = collectives
+    self.gradientWire = gradientWire
     self.strategy = strategy
     self.updatedParameters = updatedParameters
     self.updatedBuffers = updatedBuffers

@@ -46,6 +46,15 @@ public enum CollectiveSchedule: String, CaseIterable, Sendable {
   case fifo
 }
 
+/// `--gradient-wire`: the number format of the gradients on the link.
+public enum GradientWire: String, CaseIterable, Sendable {
+  /// fp32: exact (the default).
+  case fp32
+  /// bfloat16: half the bytes; each hop adds in fp32 and rounds the sum to bfloat16, and the
+  /// result comes back as fp32 (8 bits of mantissa: a relative error of at most 2^-9 a rounding).
+  case bf16
+}
+
 /// How a fine-tuning run's head is fit.
 public enum HeadFit: String, CaseIterable, Sendable {
   /// By the run's optimizer, step by step, as every other parameter (the paper's protocol: the

@@ -16,6 +16,7 @@ public final class GradientReducer {
   public let registry: ParameterRegistry
   public let bucketBytes: Int
   public let schedule: CollectiveSchedule
+  public let wire: GradientWire
   /// Under the priority schedule: the largest all-reduce, and how many may be in flight.
   public let chunkBytes: Int
   public let chunksInFlight: Int
@@ -39,8 +40,9 @@ public final class GradientReducer {
   /// communicator finds at most that many bytes of gradient ahead of it on the link.
   public init(
     communicator: Communicator, registry: ParameterRegistry, bucketBytes: Int = 25 << 20, schedule: CollectiveSchedule = .fifo,
-    chunkBytes: Int = 1 << 20, chunksInFlight: Int = 2
+    chunkBytes: Int = 1 << 20, chunksInFlight: Int = 2, wire: GradientWire = .fp32
   ) {
+    self.wire = wire
     precondition(bucketBytes > 0 && chunkBytes > 0 && chunksInFlight > 0)
     self.communicator = communicator
     self.registry = registry
@@ -138,7 +140,7 @@ public final class GradientReducer {
     let range = buckets[index].range
     switch schedule {
     case .fifo:
-      pending[index] = try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count)
+      pending[index] = try reduce(range)
     case .priority:
       // A bucket's chunks from its top down, as backward completes it.
       let chunk = max(1, chunkBytes / MemoryLayout<Float>.stride)
@@ -153,6 +155,15 @@ public final class GradientReducer {
     started += 1
   }
 
+  /// Starts the sum of one range of the gradient buffer, in the wire's format.
+  private func reduce(_ range: Range<Int>) throws -> PendingReduction {
+    let values = registry.gradients.data + range.lowerBound
+    switch wire {
+    case .fp32: return try communicator.startAllReduceSum(values, count: range.count)
+    case .bf16: return try communicator.startAllReduceSumBFloat16(values, count: range.count)
+    }
+  }
+
   /// Priority: drops the completed chunks and starts queued ones up to the in-flight limit.
   private func pump(startingNew: Bool = true) throws {
     var index = 0
@@ -162,7 +173,7 @@ public final class GradientReducer {
     while startingNew && inFlight.count < chunksInFlight && nextQueued < queued.count {
       let range = queued[nextQueued]
       nextQueued += 1
-      inFlight.append(try communicator.startAllReduceSum(registry.gradients.data + range.lowerBound, count: range.count))
+      inFlight.append(try reduce(range))
     }
   }
 

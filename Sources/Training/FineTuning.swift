@@ -111,7 +111,8 @@ public enum FineTuning {
         validationMeanF1: f1.isFinite ? f1 : 0, featureTable: cache.map { .init(images: $0.count, seconds: tableSeconds) },
         recalibration: recalibration.map { .init(images: $0.images, seconds: $0.seconds) }, bnBalance: balance,
         precision: BLAS.matmulPrecision.rawValue, head: head == .converged ? head.rawValue : nil,
-        collectives: session.communicator.size > 1 ? session.parallel.collectives.rawValue : nil)
+        collectives: session.communicator.size > 1 ? session.parallel.collectives.rawValue : nil,
+        gradientWire: session.communicator.size > 1 ? session.parallel.wire.rawValue : nil)
       try run.writeAtomically(try record.encoded(), to: run.path + "/run.json")
     }
     return (f1, seconds)

@@ -31,8 +31,9 @@ public struct RunSettings: Sendable {
   public var synchronizedBatchNorm: Bool
   /// The gradient all-reduce's bucket size.
   public var bucketBytes: Int
-  /// The order of the step's collectives on the link.
+  /// The order of the step's collectives on the link, and the gradients' format on it.
   public var collectives: CollectiveSchedule
+  public var wire: GradientWire
   /// Tests: a rank whose replica is altered after the broadcast (the check must catch it).
   public var perturbRank: Int?
   /// Tests: the first step's summed gradients, written here.
@@ -41,9 +42,11 @@ public struct RunSettings: Sendable {
   public init(
     batch: Int, epochs: Int, steps: Int? = nil, seed: UInt64, optimizer: OptimizerSettings, schedule: ScheduleKind,
     warmupEpochs: Double = 0, checkpointEvery: Int? = nil, keep: Int = 3, loaderThreads: Int, synchronizedBatchNorm: Bool = true,
-    bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, gradientDump: String? = nil, collectives: CollectiveSchedule = .priority
+    bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, gradientDump: String? = nil, collectives: CollectiveSchedule = .priority,
+    wire: GradientWire = .fp32
   ) {
     self.collectives = collectives
+    self.wire = wire
     self.batch = batch
     self.epochs = epochs
     self.steps = steps
@@ -101,7 +104,8 @@ public enum TrainingRun {
     let step = try TrainingStep.dataParallel(
       model, objective: objective, optimizer: optimizer, communicator: communicator,
       settings: DataParallelSettings(
-        synchronizedBatchNorm: settings.synchronizedBatchNorm, bucketBytes: settings.bucketBytes, collectives: settings.collectives))
+        synchronizedBatchNorm: settings.synchronizedBatchNorm, bucketBytes: settings.bucketBytes, collectives: settings.collectives,
+        wire: settings.wire))
     let point = try Trainer.resumePoint(run, communicator: communicator) { logger.warning("\($0)") }
     let source = LoaderSource(
       dataset: dataset, split: split, globalBatch: settings.batch, communicator: communicator, epochs: settings.epochs,

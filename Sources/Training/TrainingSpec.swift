@@ -65,12 +65,15 @@ public struct DataParallelSettings: Sendable {
   public var collectives: CollectiveSchedule
   /// The priority schedule's chunk (tests make it small, so that a tiny model's buckets split).
   public var chunkBytes: Int
+  /// The gradients' number format on the link.
+  public var wire: GradientWire
 
   public init(
     synchronizedBatchNorm: Bool = true, bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, collectives: CollectiveSchedule = .priority,
-    chunkBytes: Int = 1 << 20
+    chunkBytes: Int = 1 << 20, wire: GradientWire = .fp32
   ) {
     self.chunkBytes = chunkBytes
+    self.wire = wire
     self.synchronizedBatchNorm = synchronizedBatchNorm
     self.bucketBytes = bucketBytes
     self.perturbRank = perturbRank
@@ -146,7 +149,7 @@ public struct TrainingSpec: Sendable {
       optimizer: optimizerSettings(learningRate: learningRate, pretraining: pretraining),
       schedule: schedule, warmupEpochs: warmupEpochs, checkpointEvery: checkpointEvery, keep: keep,
       loaderThreads: loaderThreads, synchronizedBatchNorm: parallel.synchronizedBatchNorm, bucketBytes: parallel.bucketBytes,
-      perturbRank: parallel.perturbRank, gradientDump: gradientDump, collectives: parallel.collectives)
+      perturbRank: parallel.perturbRank, gradientDump: gradientDump, collectives: parallel.collectives, wire: parallel.wire)
   }
 
   /// The options that define a run (a re-run with different ones is refused). The precision

@@ -60,7 +60,7 @@ public final class TrainingStep {
     }
     let reducer = GradientReducer(
       communicator: route("gradient"), registry: model.registry, bucketBytes: settings.bucketBytes, schedule: settings.collectives,
-      chunkBytes: settings.chunkBytes)
+      chunkBytes: settings.chunkBytes, wire: settings.wire)
     if settings.collectives == .priority, let statistics, tracing == nil {
       reducer.pacedByBatchNorm = true
       statistics.afterSum = { [unowned reducer] in reducer.afterBatchNormSum() }

@@ -8,6 +8,7 @@ extension Strategy: ExpressibleByArgument {}
 extension PrecisionRequest: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}
 extension CollectiveSchedule: ExpressibleByArgument {}
+extension GradientWire: ExpressibleByArgument {}
 extension ObjectiveKind: ExpressibleByArgument {}
 extension ConvolutionMethod: ExpressibleByArgument {}
 extension OptimizerChoice: ExpressibleByArgument {}

@@ -203,7 +203,7 @@ struct Bench: ParsableCommand {
     if let m = r.communication {
       let hidden = m.plainAllReduceSeconds > 0 ? max(0, 1 - m.exposedSeconds / m.plainAllReduceSeconds) : 1
       lines += [
-        "MPI: \(ranks) ranks, bn \(distributed.bn.rawValue), \(m.buckets) gradient buckets (\(distributed.bucketMb) MB), collectives \(distributed.collectives.rawValue)",
+        "MPI: \(ranks) ranks, bn \(distributed.bn.rawValue), \(m.buckets) gradient buckets (\(distributed.bucketMb) MB), collectives \(distributed.collectives.rawValue), gradient wire \(distributed.gradientWire.rawValue)",
         String(format: "  compute %.1f ms, exposed all-reduce %.1f ms, sync BN %.1f ms (%d all-reduces), per step",
           r.computeSeconds * 1000, m.exposedSeconds * 1000, m.batchNormSeconds * 1000, m.batchNormCalls),
         String(format: "  gradient all-reduce: %.1f MB, plain MPI_Allreduce %.1f ms (%.2f GB/s), %.0f%% hidden behind backward",
@@ -227,7 +227,7 @@ struct Bench: ParsableCommand {
     ]
     if let m = r.communication {
       object["mpi"] = [
-        "ranks": ranks, "bn": distributed.bn.rawValue, "collectives": distributed.collectives.rawValue, "buckets": m.buckets, "exposed_allreduce_seconds": m.exposedSeconds,
+        "ranks": ranks, "bn": distributed.bn.rawValue, "collectives": distributed.collectives.rawValue, "gradient_wire": distributed.gradientWire.rawValue, "buckets": m.buckets, "exposed_allreduce_seconds": m.exposedSeconds,
         "sync_bn_seconds": m.batchNormSeconds, "compute_seconds": r.computeSeconds, "plain_allreduce_seconds": m.plainAllReduceSeconds,
         "allreduce_gb_per_second": m.gradientBytes / m.plainAllReduceSeconds / 1e9,
         "hidden_fraction": m.plainAllReduceSeconds > 0 ? max(0, 1 - m.exposedSeconds / m.plainAllReduceSeconds) : 1,

@@ -25,6 +25,16 @@ struct DistributedOptions: ParsableArguments {
   var collectives: CollectiveSchedule = .priority
 
   @Option(help: ArgumentHelp(
+    "The gradients' format on the link: fp32 (exact, the default) or bf16 (half the bytes).",
+    discussion: paragraphs("""
+      bf16: each rank's gradients are rounded to bfloat16, every hop of the all-reduce adds in \
+      fp32 and rounds the sum to bfloat16, and the result comes back as fp32; weights, \
+      optimizer state and BatchNorm's sums stay fp32. For links too slow for the gradients' \
+      bytes (docs/scaling.md); recorded in run.json and bench --json.
+      """)))
+  var gradientWire: GradientWire = .fp32
+
+  @Option(help: ArgumentHelp(
     "Seconds a collective may wait for the other ranks before this rank stops the job (also FAIRTUNE_COMM_TIMEOUT).",
     discussion: "When a rank dies or hangs, the others give up after this long, say so, and exit non-zero."))
   var commTimeout: Double?
@@ -71,7 +81,7 @@ struct DistributedOptions: ParsableArguments {
   var parallel: DataParallelSettings {
     DataParallelSettings(
       synchronizedBatchNorm: bn == .sync, bucketBytes: bucketBytes, perturbRank: debugPerturbRank, collectives: collectives,
-      chunkBytes: max(4, debugChunkBytes ?? 1 << 20))
+      chunkBytes: max(4, debugChunkBytes ?? 1 << 20), wire: gradientWire)
   }
 
   /// The threads each rank uses: the node's cores shared among the node's ranks.
