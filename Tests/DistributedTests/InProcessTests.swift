@@ -359,6 +359,27 @@ final class InProcessDataParallelTests: XCTestCase {
   /// Each rank's gradients are known integers: after backward's bucket starts and `finish`, every
   /// rank holds their exact sum in every trainable parameter, and its own values in the frozen
   /// ones (never communicated).
+  /// The bfloat16 wire on 2 ranks: each rank's value rounded to bfloat16, the two added in fp32
+  /// and the sum rounded once more, on every rank.
+  func testTheBFloat16WireRoundsEachShareAndTheSum() throws {
+    let values: [[Float]] = [[1.5, -3.1415927, 1e-3, 65504.5, 1.0039063], [1.5078125, 3.1415927, -2e-3, 1.5, 2.0078125]]
+    let seen = try InProcessGroup.run(ranks: 2) { c -> [Float] in
+      var mine = values[c.rank]
+      try mine.withUnsafeMutableBufferPointer { try c.startAllReduceSumBFloat16($0.baseAddress!, count: $0.count).wait() }
+      return mine
+    }
+    let expected = (0..<5).map { BFloat16.rounded(BFloat16.rounded(values[0][$0]) + BFloat16.rounded(values[1][$0])) }
+    XCTAssertEqual(seen[0], expected)
+    XCTAssertEqual(seen[1], expected)
+    XCTAssertEqual(seen[0][1], 0, "x - x is exactly 0 on the wire too")
+    // 1.5 and 1.5078125 are bfloat16 values; their fp32 sum 3.0078125 is a tie between the
+    // bfloat16 neighbours 3.0 and 3.015625 and goes to the even one.
+    XCTAssertEqual(values[0][0] + values[1][0], 3.0078125)
+    XCTAssertEqual(seen[0][0], 3.0)
+    // 1 + 2^-8 and 2 + 2^-7 are ties themselves: each share rounds to even first.
+    XCTAssertEqual(seen[0][4], 3.0)
+  }
+
   func testReducerLeavesTheExactSumOnEveryRank() throws {
     // Both schedules: fifo (a bucket one all-reduce) and priority (a bucket in chunks of 100
     // bytes, at most two in flight: chunks that do not divide the bucket, and a queue).

@@ -167,6 +167,21 @@ final class MPIRunTests: XCTestCase {
     XCTAssertLessThan(apart, 0.053 * rounding)
   }
 
+  /// The bfloat16 wire through MPI's user-defined operation, on 2 ranks and both schedules: every
+  /// summed gradient is a bfloat16 value widened to fp32 (its low 16 bits are 0), and the sums
+  /// differ from the fp32 wire's (the rounding happened).
+  func testTheBFloat16WireCarriesBFloat16Sums() throws {
+    let exact = try gradients(ranks: 2, precision: "fp32")
+    for schedule in ["fifo", "priority"] {
+      let wire = try gradients(ranks: 2, precision: "fp32", extra: ["--gradient-wire", "bf16", "--collectives", schedule, "--debug-chunk-bytes", "64"])
+      XCTAssertEqual(wire.count, exact.count)
+      XCTAssertTrue(wire.allSatisfy { $0.bitPattern & 0xFFFF == 0 }, "\(schedule): a summed gradient that is not a bfloat16 value")
+      let apart = relativeNormDifference(wire, exact, relativeTo: exact)
+      print(String(format: "2 ranks, %@, bf16 wire against fp32 wire: one step's gradients %.2e (relative L2)", schedule, apart))
+      XCTAssertGreaterThan(apart, 0)
+    }
+  }
+
   func testLocalBatchNormDiffersFromSynchronized() throws {
     let one = try dump(ranks: 1, batch: 12)
     let local = try dump(ranks: 2, batch: 12, bn: "local")
