@@ -20,6 +20,10 @@ public struct ClusterPlan {
   /// Threads the measurements run on here.
   public var threadsHere = 1
   public var links: CollectiveProfile
+  /// The order of the collectives and the gradients' format on the link (`--collectives`,
+  /// `--gradient-wire`), as the runs would use them.
+  public var collectives: CollectiveSchedule = .priority
+  public var wire: GradientWire = .fp32
 
   public init(preset: Preset, links: CollectiveProfile) {
     self.preset = preset
@@ -111,7 +115,7 @@ public struct ClusterPlan {
     let used = min(ranks, batch)
     let perRank = Double(batch) / Double(used)
     let scaled = traced.trace.scalingCompute(by: Double(threadsHere) / threadsPerRank * perRank / Double(traced.batch))
-    let prediction = StepSimulation.predict(scaled, ranks: used, profile: links)
+    let prediction = StepSimulation.predict(scaled, ranks: used, profile: links, schedule: collectives, wire: wire)
     return (scaled.seconds / prediction.seconds * Double(used) / Double(ranks), prediction)
   }
 

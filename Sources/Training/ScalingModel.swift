@@ -257,7 +257,15 @@ public enum StepSimulation {
   /// the order they were issued (a started bucket's bytes are ahead of a later BatchNorm sum's,
   /// as on a real queue); a blocking call waits for its own turn and completion; a wait for a
   /// bucket waits until its all-reduce is through.
-  public static func predict(_ trace: StepTrace, ranks: Int, profile: CollectiveProfile) -> StepPrediction {
+  ///
+  /// The trace holds whole buckets in fp32, as fifo issues them. `wire` .bf16 halves the
+  /// gradients' bytes. `schedule` .priority lets a blocking collective (BatchNorm's sums, the
+  /// loss's) go ahead of the gradient bytes on the link: it starts when issued, and every
+  /// gradient all-reduce not yet through moves back by its duration (chunks in flight ahead of it,
+  /// at most two of 1 MB, are neglected).
+  public static func predict(
+    _ trace: StepTrace, ranks: Int, profile: CollectiveProfile, schedule: CollectiveSchedule = .fifo, wire: GradientWire = .fp32
+  ) -> StepPrediction {
     var now = 0.0
     var linkFree = 0.0
     var last = 0.0
@@ -279,7 +287,8 @@ public enum StepSimulation {
       switch event.kind {
       case .startAllReduce:
         let begin = max(now, linkFree)
-        linkFree = begin + profile.seconds(.allReduce, bytes: event.bytes, ranks: ranks)
+        let bytes = event.source == "gradient" && wire == .bf16 ? event.bytes / 2 : event.bytes
+        linkFree = begin + profile.seconds(.allReduce, bytes: bytes, ranks: ranks)
         if let id = event.id { finished[id] = linkFree }
       case .wait:
         let end = max(now, event.id.flatMap { finished[$0] } ?? now)
@@ -287,11 +296,21 @@ public enum StepSimulation {
         now = end
       case .allReduce, .allGather, .broadcast, .barrier:
         let collective: Collective = event.kind == .allGather ? .allGather : event.kind == .broadcast ? .broadcast : .allReduce
-        let begin = max(now, linkFree)
-        let end = begin + profile.seconds(collective, bytes: event.bytes, ranks: ranks)
-        linkFree = end
-        charge(event, end - now)
-        now = end
+        let cost = profile.seconds(collective, bytes: event.bytes, ranks: ranks)
+        if schedule == .priority {
+          // Ahead of the queued gradient bytes, which wait for it.
+          let end = now + cost
+          if linkFree > now { linkFree += cost }
+          for (id, done) in finished where done > now { finished[id] = done + cost }
+          charge(event, cost)
+          now = end
+        } else {
+          let begin = max(now, linkFree)
+          let end = begin + cost
+          linkFree = end
+          charge(event, end - now)
+          now = end
+        }
       }
     }
     now += max(0, trace.seconds - last)

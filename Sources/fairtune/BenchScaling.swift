@@ -71,11 +71,11 @@ extension Bench {
     let (chosen, notice) = precision.resolved
     Launch.precision = chosen
     if let notice { print(notice) }
-    print("\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem), \(modelOptions.imageSize)x\(modelOptions.imageSize), \(job.description), global batch \(batch), bn \(distributed.bn.rawValue), \(threads) thread(s) a rank")
+    print("\(modelOptions.model) width \(modelOptions.width) stem \(modelOptions.stem), \(modelOptions.imageSize)x\(modelOptions.imageSize), \(job.description), global batch \(batch), bn \(distributed.bn.rawValue), collectives \(distributed.collectives.rawValue), gradient wire \(distributed.gradientWire.rawValue), \(threads) thread(s) a rank")
     print("links: \(profile.source)")
     let trace = try job.traceStep(ranks: n)
     let single = n == 1 ? trace : try job.traceStep(ranks: 1)
-    let prediction = StepSimulation.predict(trace, ranks: n, profile: profile)
+    let prediction = StepSimulation.predict(trace, ranks: n, profile: profile, schedule: distributed.collectives, wire: distributed.gradientWire)
     let efficiency = single.seconds / (Double(n) * prediction.seconds)
     let imagesPerSecond = Double(batch) / prediction.seconds
     let counts = Dictionary(grouping: trace.events.filter { $0.kind != .wait }, by: \.source).mapValues(\.count)
@@ -89,6 +89,7 @@ extension Bench {
       let object: [String: Any] = [
         "model": modelOptions.model, "width": modelOptions.width, "image_size": modelOptions.imageSize, "batch": batch, "objective": objective.rawValue,
         "strategy": strategy?.rawValue ?? "full", "ranks": n, "threads": threads, "links": profile.source,
+        "collectives": distributed.collectives.rawValue, "gradient_wire": distributed.gradientWire.rawValue,
         "predicted_step_seconds": prediction.seconds, "predicted_images_per_second": imagesPerSecond, "efficiency": efficiency,
         "single_rank_step_seconds": single.seconds, "compute_seconds": prediction.compute, "exposed_allreduce_seconds": prediction.gradient,
         "batchnorm_sync_seconds": prediction.batchNorm, "allgather_seconds": prediction.negatives, "other_seconds": prediction.other,

@@ -78,6 +78,12 @@ struct PlanCommand: ParsableCommand {
   @Option(help: "Threads used for the measurements here (default: all cores).")
   var threads: Int?
 
+  @Option(help: "The order of the collectives, as the runs' --collectives: priority (the default) or fifo.")
+  var collectives: CollectiveSchedule = .priority
+
+  @Option(help: "The gradients' format on the link, as the runs' --gradient-wire: fp32 (the default) or bf16. The plan also gives pretraining's efficiency with the other one.")
+  var gradientWire: GradientWire = .fp32
+
   @Flag(help: "End with one line of JSON.")
   var json = false
 
@@ -111,14 +117,25 @@ struct PlanCommand: ParsableCommand {
       (nodes, coresPerNode, ranksPerNode, groupSize, steps, here)
     let s = preset.settings
     print("plan for reproduce --preset \(preset.rawValue) on \(nodes) node(s) x \(coresPerNode) cores (\(nodes * ranksPerNode) rank(s)); measuring \(s.model) width \(s.width) at \(s.imageSize) px on \(here) thread(s) here")
-    print("links: \(plan.links.source)")
+    (plan.collectives, plan.wire) = (collectives, gradientWire)
+    print("links: \(plan.links.source); collectives \(collectives.rawValue), gradient wire \(gradientWire.rawValue)")
     let measured = try plan.measure { print($0) }
     let rows = try printStages(plan, measured)
+    // Compression's worth: pretraining's efficiency with the other wire at the same nodes.
+    var other = plan
+    other.wire = gradientWire == .fp32 ? .bf16 : .fp32
+    let mine = try plan.stages(nodes: nodes, links: plan.links, measured).first { $0.stage == .pretrain }
+    let theirs = try other.stages(nodes: nodes, links: plan.links, measured).first { $0.stage == .pretrain }
+    let theirsEfficiency: Any = theirs.map { $0.efficiency } ?? NSNull()
+    if let mine, let theirs {
+      print(String(format: "pretraining efficiency: %.2f with the %@ gradient wire, %.2f with the %@ wire", mine.efficiency, gradientWire.rawValue, theirs.efficiency, other.wire.rawValue))
+    }
     let limits = try printScaling(plan, measured)
     if json {
       let object: [String: Any] = [
         "preset": preset.rawValue, "nodes": nodes, "cores_per_node": coresPerNode, "ranks": nodes * ranksPerNode, "threads_here": here,
-        "links": plan.links.source, "stages": rows, "total_wall_seconds": rows.reduce(0.0) { $0 + ($1["wall_seconds"] as! Double) },
+        "links": plan.links.source, "collectives": collectives.rawValue, "gradient_wire": gradientWire.rawValue, "stages": rows,
+        "pretrain_efficiency_other_wire": theirsEfficiency, "total_wall_seconds": rows.reduce(0.0) { $0 + ($1["wall_seconds"] as! Double) },
         "peak_resident_bytes": measured.peakResidentBytes, "scaling_limits": limits,
         "seconds_per_image": [
           "pretrain": measured.pretrainSeconds, "evaluation": measured.evaluationSeconds,

@@ -68,6 +68,34 @@ final class ScalingModelTests: XCTestCase {
     XCTAssertGreaterThan(cost.alpha + cost.beta, 0)
   }
 
+  /// The priority schedule and the bfloat16 wire in the replay, on the trace below.
+  func testTheReplayFollowsTheScheduleAndTheWire() {
+    typealias E = TracingCommunicator.Event
+    let trace = StepTrace(
+      events: [
+        E(kind: .startAllReduce, bytes: 1_000_000, at: 0.004, source: "gradient", id: 0),
+        E(kind: .allReduce, bytes: 1000, at: 0.006, source: "batchnorm"),
+        E(kind: .wait, bytes: 0, at: 0.009, source: "gradient", id: 0),
+      ],
+      seconds: 0.010, ranks: 2)
+    let profile = CollectiveProfile.nominal(latency: 0, bandwidth: 1e8)
+    // Priority: the sum goes at 6 ms (0.01 ms) and pushes the bucket back to 14.01 ms; compute
+    // to 9.01 ms, the wait for the bucket 5 ms, then 1 ms: 15.01 ms.
+    let priority = StepSimulation.predict(trace, ranks: 2, profile: profile, schedule: .priority)
+    XCTAssertEqual(priority.seconds, 0.01501, accuracy: 1e-9)
+    XCTAssertEqual(priority.batchNorm, 0.00001, accuracy: 1e-9)
+    XCTAssertEqual(priority.gradient, 0.005, accuracy: 1e-9)
+    // The bfloat16 wire, fifo: the bucket's half a megabyte holds the link 4..9 ms; the sum waits
+    // to 9.01 ms, 3 ms of compute to 12.01 ms, the bucket is through, 1 ms more.
+    let halved = StepSimulation.predict(trace, ranks: 2, profile: profile, wire: .bf16)
+    XCTAssertEqual(halved.seconds, 0.01301, accuracy: 1e-9)
+    XCTAssertEqual(halved.batchNorm, 0.00301, accuracy: 1e-9)
+    // Both: the sum at once, the bucket 4..9.01 ms, done before the wait at 9.01 ms: 10.01 ms.
+    let both = StepSimulation.predict(trace, ranks: 2, profile: profile, schedule: .priority, wire: .bf16)
+    XCTAssertEqual(both.seconds, 0.01001, accuracy: 1e-9)
+    XCTAssertEqual(both.gradient, 0, accuracy: 1e-12)
+  }
+
   func testTheReplayQueuesCollectivesOnTheLink() {
     typealias E = TracingCommunicator.Event
     // 10 ms of compute; a 1 MB bucket starts at 4 ms, a BatchNorm sum is issued at 6 ms, the
