@@ -262,7 +262,7 @@ public enum StepSimulation {
   /// gradients' bytes. `schedule` .priority lets a blocking collective (BatchNorm's sums, the
   /// loss's) go ahead of the gradient bytes on the link: it starts when issued, and every
   /// gradient all-reduce not yet through moves back by its duration (chunks in flight ahead of it,
-  /// at most two of 1 MB, are neglected).
+  /// at most two of 512 KB, are neglected).
   public static func predict(
     _ trace: StepTrace, ranks: Int, profile: CollectiveProfile, schedule: CollectiveSchedule = .fifo, wire: GradientWire = .fp32
   ) -> StepPrediction {

@@ -70,7 +70,7 @@ public struct DataParallelSettings: Sendable {
 
   public init(
     synchronizedBatchNorm: Bool = true, bucketBytes: Int = 25 << 20, perturbRank: Int? = nil, collectives: CollectiveSchedule = .priority,
-    chunkBytes: Int = 1 << 20, wire: GradientWire = .fp32
+    chunkBytes: Int = GradientReducer.defaultChunkBytes, wire: GradientWire = .fp32
   ) {
     self.chunkBytes = chunkBytes
     self.wire = wire

@@ -17,8 +17,8 @@ struct DistributedOptions: ParsableArguments {
     "The order of a step's collectives on the link: priority (the default) or fifo.",
     discussion: paragraphs("""
       priority: BatchNorm's sums go on a communicator of their own and the gradient buckets in \
-      chunks of 1 MB, two at a time, so that a sum never waits behind more than two chunks of \
-      gradient bytes. fifo: one communicator, each bucket one all-reduce started when it fills \
+      chunks of 512 KB of fp32 values, two at a time, started after each sum, so that a sum \
+      never waits behind more than two chunks of gradient bytes. fifo: one communicator, each bucket one all-reduce started when it fills \
       (PyTorch DDP's order), and a sum waits behind every bucket already on the link. The \
       trained weights are the same bits on 2 ranks; recorded in run.json and bench --json.
       """)))
@@ -81,7 +81,7 @@ struct DistributedOptions: ParsableArguments {
   var parallel: DataParallelSettings {
     DataParallelSettings(
       synchronizedBatchNorm: bn == .sync, bucketBytes: bucketBytes, perturbRank: debugPerturbRank, collectives: collectives,
-      chunkBytes: max(4, debugChunkBytes ?? 1 << 20), wire: gradientWire)
+      chunkBytes: max(4, debugChunkBytes ?? GradientReducer.defaultChunkBytes), wire: gradientWire)
   }
 
   /// The threads each rank uses: the node's cores shared among the node's ranks.
