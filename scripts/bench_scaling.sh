@@ -11,6 +11,7 @@
 # Usage (root): scripts/bench_scaling.sh [OUT]   (default OUT: bench-scaling/)
 #   LINKS="unshaped 1 0.3 0.1"   link rates in Gb/s ("unshaped": the plain veth)
 #   HOSTS="2 3 4"   OBJECTIVES="attributes simclr"   STEPS=5
+#   COLLECTIVES="priority fifo"   WIRES="fp32 bf16"   the schedules and gradient wires measured
 #   MODEL="--model resnet18 --width 0.5 --image-size 32 --stem small"   BATCH=32
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ out=${1:-bench-scaling}
 links=${LINKS:-unshaped 1 0.3 0.1}
 host_counts=${HOSTS:-2 3 4}
 objectives=${OBJECTIVES:-attributes simclr}
+schedules=${COLLECTIVES:-priority fifo}
+wires=${WIRES:-fp32 bf16}
 steps=${STEPS:-5}
 batch=${BATCH:-32}
 read -r -a model <<<"${MODEL:---model resnet18 --width 0.5 --image-size 32 --stem small}"
@@ -39,8 +42,8 @@ largest() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; ${model[*]}, global batch $batch, one thread a rank"
 rows=$out/predicted-vs-measured.md
 {
-  echo "| link | hosts | step | measured ms | predicted ms | error | the step waits most on |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| link | hosts | step | collectives, wire | measured ms | predicted ms | error | the step waits most on |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 } >"$rows"
 cat "$rows"
 for link in $links; do
@@ -53,27 +56,33 @@ for link in $links; do
       cluster/netns.sh run 2 -- "$binary" bench "${model[@]}" --batch "$batch" --threads 1 --comm --out "$profile" >"$out/profile-$link.txt" 2>&1
     fi
     for objective in $objectives; do
-      measured=$(cluster/netns.sh run "$hosts" -- "$binary" bench "${model[@]}" --objective "$objective" --batch "$batch" --threads 1 \
-        --steps "$steps" --json 2>/dev/null | field step_seconds)
-      pids=()
-      for ((i = 0; i < hosts; i++)); do
-        "$binary" bench "${model[@]}" --objective "$objective" --batch "$batch" --threads 1 --steps "$steps" \
-          --predict-ranks "$hosts" --comm-profile "$profile" --json >"$out/predict-$link-$hosts-$objective-$i.txt" 2>&1 &
-        pids+=($!)
-      done
-      wait "${pids[@]}"
-      predictions=()
-      for ((i = 0; i < hosts; i++)); do predictions+=("$(field predicted_step_seconds <"$out/predict-$link-$hosts-$objective-$i.txt")"); done
-      predicted=$(largest "${predictions[@]}")
-      bottleneck=$(field bottleneck <"$out/predict-$link-$hosts-$objective-0.txt")
-      step=$([ "$objective" = simclr ] && echo "pretraining" || echo "full fine-tuning")
-      label=$([ "$link" = unshaped ] && echo "unshaped veth" || echo "$link Gb/s")
-      python3 - "$label" "$hosts" "$step" "$measured" "$predicted" "$bottleneck" <<'EOF' | tee -a "$rows"
+      for schedule in $schedules; do
+        for wire in $wires; do
+          options=(--collectives "$schedule" --gradient-wire "$wire")
+          measured=$(cluster/netns.sh run "$hosts" -- "$binary" bench "${model[@]}" --objective "$objective" --batch "$batch" --threads 1 \
+            --steps "$steps" "${options[@]}" --json 2>/dev/null | field step_seconds)
+          name=$link-$hosts-$objective-$schedule-$wire
+          pids=()
+          for ((i = 0; i < hosts; i++)); do
+            "$binary" bench "${model[@]}" --objective "$objective" --batch "$batch" --threads 1 --steps "$steps" "${options[@]}" \
+              --predict-ranks "$hosts" --comm-profile "$profile" --json >"$out/predict-$name-$i.txt" 2>&1 &
+            pids+=($!)
+          done
+          wait "${pids[@]}"
+          predictions=()
+          for ((i = 0; i < hosts; i++)); do predictions+=("$(field predicted_step_seconds <"$out/predict-$name-$i.txt")"); done
+          predicted=$(largest "${predictions[@]}")
+          bottleneck=$(field bottleneck <"$out/predict-$name-0.txt")
+          step=$([ "$objective" = simclr ] && echo "pretraining" || echo "full fine-tuning")
+          label=$([ "$link" = unshaped ] && echo "unshaped veth" || echo "$link Gb/s")
+          python3 - "$label" "$hosts" "$step" "$schedule, $wire" "$measured" "$predicted" "$bottleneck" <<'EOF' | tee -a "$rows"
 import sys
-label, hosts, step, measured, predicted, bottleneck = sys.argv[1:]
+label, hosts, step, options, measured, predicted, bottleneck = sys.argv[1:]
 m, p = float(measured), float(predicted)
-print(f"| {label} | {hosts} | {step} | {m * 1000:.0f} | {p * 1000:.0f} | {100 * (p - m) / m:+.0f}% | {bottleneck} |")
+print(f"| {label} | {hosts} | {step} | {options} | {m * 1000:.0f} | {p * 1000:.0f} | {100 * (p - m) / m:+.0f}% | {bottleneck} |")
 EOF
+        done
+      done
     done
   done
 done
