@@ -68,16 +68,9 @@ final class ScalingModelTests: XCTestCase {
     XCTAssertGreaterThan(cost.alpha + cost.beta, 0)
   }
 
-  /// The priority schedule and the bfloat16 wire in the replay, on the trace below.
+  /// The priority schedule and the bfloat16 wire in the replay, on `bucketThenSum`.
   func testTheReplayFollowsTheScheduleAndTheWire() {
-    typealias E = TracingCommunicator.Event
-    let trace = StepTrace(
-      events: [
-        E(kind: .startAllReduce, bytes: 1_000_000, at: 0.004, source: "gradient", id: 0),
-        E(kind: .allReduce, bytes: 1000, at: 0.006, source: "batchnorm"),
-        E(kind: .wait, bytes: 0, at: 0.009, source: "gradient", id: 0),
-      ],
-      seconds: 0.010, ranks: 2)
+    let trace = Self.bucketThenSum
     let profile = CollectiveProfile.nominal(latency: 0, bandwidth: 1e8)
     // Priority: the sum goes at 6 ms (0.01 ms) and pushes the bucket back to 14.01 ms; compute
     // to 9.01 ms, the wait for the bucket 5 ms, then 1 ms: 15.01 ms.
@@ -96,17 +89,21 @@ final class ScalingModelTests: XCTestCase {
     XCTAssertEqual(both.gradient, 0, accuracy: 1e-12)
   }
 
-  func testTheReplayQueuesCollectivesOnTheLink() {
+  /// 10 ms of compute; a 1 MB bucket starts at 4 ms, a BatchNorm sum is issued at 6 ms, the
+  /// bucket is waited for at 9 ms.
+  static let bucketThenSum: StepTrace = {
     typealias E = TracingCommunicator.Event
-    // 10 ms of compute; a 1 MB bucket starts at 4 ms, a BatchNorm sum is issued at 6 ms, the
-    // bucket is waited for at 9 ms.
-    let trace = StepTrace(
+    return StepTrace(
       events: [
         E(kind: .startAllReduce, bytes: 1_000_000, at: 0.004, source: "gradient", id: 0),
         E(kind: .allReduce, bytes: 1000, at: 0.006, source: "batchnorm"),
         E(kind: .wait, bytes: 0, at: 0.009, source: "gradient", id: 0),
       ],
       seconds: 0.010, ranks: 2)
+  }()
+
+  func testTheReplayQueuesCollectivesOnTheLink() {
+    let trace = Self.bucketThenSum
     // 100 MB/s, no latency: the bucket holds the link from 4 to 14 ms; the sum goes after it
     // (14.01 ms), 8.01 ms of waiting; 3 ms of compute later the bucket is long done; 1 ms more.
     let profile = CollectiveProfile.nominal(latency: 0, bandwidth: 1e8)
