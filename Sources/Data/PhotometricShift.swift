@@ -3,18 +3,22 @@
 // backbone whose BatchNorm statistics are known to be wrong for the unshifted faces of
 // fine-tuning, so that updating them must help.
 import Foundation
+import Support
 
 /// value' = 0.5 + contrast x (value - 0.5) + brightness + cast x (+1, 0, -1) for (red, green,
-/// blue), on values in [0, 1], clamped to [0, 1].
+/// blue) + noise x Z (Z standard normal, drawn per value from the image's seed), on values in
+/// [0, 1], clamped to [0, 1].
 public struct PhotometricShift: Sendable, Equatable, CustomStringConvertible {
   public var contrast: Double
   public var brightness: Double
   public var cast: Double
+  public var noise: Double
 
-  public init(contrast: Double = 1, brightness: Double = 0, cast: Double = 0) {
+  public init(contrast: Double = 1, brightness: Double = 0, cast: Double = 0, noise: Double = 0) {
     self.contrast = contrast
     self.brightness = brightness
     self.cast = cast
+    self.noise = noise
   }
 
   /// No change.
@@ -22,11 +26,12 @@ public struct PhotometricShift: Sendable, Equatable, CustomStringConvertible {
   /// The planted effect's shift: half the contrast, a fifth brighter, a warm cast.
   public static let strong = PhotometricShift(contrast: 0.5, brightness: 0.2, cast: 0.1)
 
-  public var isIdentity: Bool { contrast == 1 && brightness == 0 && cast == 0 }
+  public var isIdentity: Bool { contrast == 1 && brightness == 0 && cast == 0 && noise == 0 }
 
   public var description: String {
     if isIdentity { return "none" }
     return "contrast=\(Self.number(contrast)),brightness=\(Self.number(brightness)),cast=\(Self.number(cast))"
+      + (noise == 0 ? "" : ",noise=\(Self.number(noise))")
   }
 
   private static func number(_ value: Double) -> String {
@@ -56,15 +61,18 @@ public struct PhotometricShift: Sendable, Equatable, CustomStringConvertible {
         case "cast":
           guard abs(value) <= 1 else { throw ShiftSyntaxError(text: text, problem: "cast must be in [-1, 1] (0 leaves it unchanged)") }
           cast = value
+        case "noise":
+          guard value >= 0 && value <= 1 else { throw ShiftSyntaxError(text: text, problem: "noise must be in [0, 1] (0 adds none)") }
+          noise = value
         default:
-          throw ShiftSyntaxError(text: text, problem: "'\(parts[0])' is not contrast, brightness or cast")
+          throw ShiftSyntaxError(text: text, problem: "'\(parts[0])' is not contrast, brightness, cast or noise")
         }
       }
     }
   }
 
-  /// The shifted image (the same image when the shift is the identity).
-  public func apply(to image: RGBImage) -> RGBImage {
+  /// The shifted image (the same image when the shift is the identity); `seed` draws the noise.
+  public func apply(to image: RGBImage, seed: UInt64 = 0) -> RGBImage {
     if isIdentity { return image }
     // One lookup table per channel: the shift is a function of the value alone.
     var tables = [[UInt8]](repeating: [UInt8](repeating: 0, count: 256), count: 3)
@@ -76,8 +84,17 @@ public struct PhotometricShift: Sendable, Equatable, CustomStringConvertible {
       }
     }
     var out = image
+    if noise == 0 {
+      for index in out.pixels.indices {
+        out.pixels[index] = tables[index % 3][Int(out.pixels[index])]
+      }
+      return out
+    }
+    var rng = SplitMix64(seed: seed, stream: 0x6E6F_6973)
     for index in out.pixels.indices {
-      out.pixels[index] = tables[index % 3][Int(out.pixels[index])]
+      let offset = brightness + cast * Double(1 - index % 3)
+      let shifted = 0.5 + contrast * (Double(out.pixels[index]) / 255 - 0.5) + offset + noise * rng.normalDouble()
+      out.pixels[index] = UInt8((min(max(shifted, 0), 1) * 255).rounded())
     }
     return out
   }
@@ -87,6 +104,6 @@ public struct ShiftSyntaxError: Error, CustomStringConvertible {
   public let text: String
   public let problem: String
   public var description: String {
-    "'\(text)' is not a photometric shift: \(problem). Write none, strong, or contrast=C,brightness=B,cast=K (e.g. contrast=0.5,brightness=0.2,cast=0.1)."
+    "'\(text)' is not a photometric shift: \(problem). Write none, strong, or contrast=C,brightness=B,cast=K,noise=N (e.g. contrast=0.5,brightness=0.2,cast=0.1)."
   }
 }

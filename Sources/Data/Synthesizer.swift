@@ -67,7 +67,7 @@ public enum Synthesizer {
         labels: table.baseAddress! + image * CelebA.attributeCount, seed: imageSeed(plan.seed, image),
         size: plan.imageSize)
     }
-    return plan.shift.apply(to: drawn)
+    return plan.shift.apply(to: drawn, seed: imageSeed(plan.seed, image))
   }
 
   /// Writes the dataset into `output` (not committed here): img_align_celeba/NNNNNN.jpg,

@@ -44,9 +44,10 @@ struct SynthCommand: ParsableCommand {
   var contactSheet: String?
 
   @Option(help: ArgumentHelp(
-    "A global photometric shift of every face: none, strong, or contrast=C,brightness=B,cast=K.",
+    "A global photometric shift of every face: none, strong, or contrast=C,brightness=B,cast=K,noise=N.",
     discussion: paragraphs("""
       Each value v in [0, 1] becomes 0.5 + C (v - 0.5) + B, plus K on red and minus K on blue, \
+      plus N times a standard normal draw (per value, from the face's seed), \
       clamped. The same seed with and without a shift draws the same faces and labels, so a \
       shifted copy of a dataset can pretrain a backbone whose BatchNorm statistics are known to \
       be wrong for the unshifted copy: the planted effect of docs/mechanism.md. strong is \
