@@ -246,6 +246,11 @@ bad "bench: negative bandwidth" "--bandwidth-gbps" - -- "$bin" bench --predict-r
 bad "plan: missing profile" "$work/nothere.json" - -- "$bin" plan --preset tiny --comm-profile "$work/nothere.json"
 bad "plan: profile and a latency" "--comm-profile and --latency-us" - -- "$bin" plan --comm-profile "$work/profile-garbage.json" --latency-us 5
 bad "bench-data: zero images" "--images" - -- "$bin" bench-data --images 0
+bad "synth: a shift out of range" "contrast must be in (0, 4]" "$out/s1" -- "$bin" synth --out "$out/s1" --train 4 --shift contrast=9
+bad "synth: an unknown shift term" "'glow' is not contrast, brightness, cast or noise" "$out/s2" -- "$bin" synth --out "$out/s2" --train 4 --shift glow=1
+bad "inspect: --bn-data not a packed dataset" "$work/raw: has no labels.bin" - -- "$bin" inspect "$work/pre/final.ckpt" --bn-data "$work/raw"
+bad "bench: unknown collectives" "--collectives" - -- "$bin" bench --collectives lifo
+bad "bench: unknown gradient wire" "--gradient-wire" - -- "$bin" bench --gradient-wire fp8
 bad "unknown command" "frobnicate" - -- "$bin" frobnicate
 
 printf '%-44s %3s  %-4s %s\n' "case" "exit" "" "first line of the message"

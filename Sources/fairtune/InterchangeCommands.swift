@@ -123,7 +123,8 @@ struct InspectCommand: ParsableCommand {
 
   private func measureBatchNorm(_ data: String) throws {
     let backbone: PretrainedBackbone
-    do { backbone = try PretrainedBackbone.read(checkpoint) } catch { throw ValidationError("\(checkpoint): \(error)") }
+    // The error names the checkpoint.
+    do { backbone = try PretrainedBackbone.read(checkpoint) } catch { throw ValidationError("\(error)") }
     let model = try FineTuning.model(ModelSpec(model: "resnet18", width: 1, stem: "imagenet", imageSize: 64), pretrained: backbone, seed: 0)
     let dataset = try PackedDataset(path: URL(fileURLWithPath: data))
     let images = Array(dataset.train.prefix(bnImages))

@@ -180,7 +180,9 @@ final class BatchNormDistanceTests: XCTestCase {
     let running = LayerStatistics(name: "bn1", mean: [0, 1], variance: [4, 1])
     let data = LayerStatistics(name: "bn1", mean: [2, 1], variance: [4, 4])
     let d = BatchNormDrift.distance(running, data, reference: data)
-    // Channel 0: |0 - 2| / 2 = 1, log(4/4) = 0; channel 1: 0 / 2 = 0, |log(1/4)| = log 4.
+    // Channel 0: |0 - 2| / 2 = 1, log(4/4) = 0; channel 1: 0 / 2 = 0, |log(1/4)| = log 4. Every
+    // input is a small integer, exact in Float; the sums are in Double (1e-12), and log 4 / 2
+    // against log of Float values computed in Double (1e-6 leaves room for a Float rounding).
     XCTAssertEqual(d.mean, 0.5, accuracy: 1e-12)
     XCTAssertEqual(d.logVariance, log(4) / 2, accuracy: 1e-6)
     // The same layer with every activation scaled by 10 (a layer of another scale): the same
