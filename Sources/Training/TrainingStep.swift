@@ -63,7 +63,7 @@ public final class TrainingStep {
       chunkBytes: settings.chunkBytes, wire: settings.wire)
     if settings.collectives == .priority, let statistics, tracing == nil {
       reducer.pacedByBatchNorm = true
-      statistics.afterSum = { [unowned reducer] in reducer.afterBatchNormSum() }
+      statistics.afterSum = { [weak reducer] in reducer?.afterBatchNormSum() }
     }
     return TrainingStep(
       model: model, objective: objective, optimizer: optimizer, communicator: communicator, reducer: reducer, statistics: statistics)
